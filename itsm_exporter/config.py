@@ -1,0 +1,417 @@
+"""The YAML configuration: parsed, secrets resolved, and validated with errors that name their path."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+DEFAULT_PORT: Final = 9000 - 163
+"""8837: outside the 9100-9999 range that the Prometheus wiki allocates to registered exporters."""
+DEFAULT_LISTEN: Final = f"0.0.0.0:{DEFAULT_PORT}"
+DEFAULT_BUCKETS: Final = (
+    300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0, 172800.0, 259200.0,
+    432000.0, 604800.0, 1209600.0, 2592000.0,
+)  # fmt: skip
+DIMENSIONS: Final = ("reliability", "assurance", "tangibles", "empathy", "responsiveness")
+GROUP_LABELS: Final = ("group", "service", "priority", "channel")
+
+_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_DURATION_UNITS: Final = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; `problems` lists each as `path: message`."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Prometheus-style duration such as `5m`, `1h30m` or `7d`."""
+    if not isinstance(text, str) or not text:
+        raise ValueError("a duration is a string such as 30s, 5m, 1h or 7d")
+    position, seconds = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != position:
+            break
+        seconds += int(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        position = match.end()
+    if position != len(text):
+        raise ValueError(f"{text!r} is not a duration such as 30s, 5m, 1h or 7d")
+    if seconds <= 0:
+        raise ValueError(f"duration {text!r} must be positive")
+    return seconds
+
+
+class Duration(str):
+    """A duration kept as written (it becomes a label value) with its length in seconds."""
+
+    seconds: float
+
+    def __new__(cls, text: str) -> Duration:
+        instance = super().__new__(cls, text)
+        instance.seconds = parse_duration(text)
+        return instance
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, _source: Any, _handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_after_validator_function(
+            cls, core_schema.str_schema(), serialization=core_schema.to_string_ser_schema()
+        )
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+class StoreConfig(_Strict):
+    path: Path = Path("itsm-exporter.db")
+
+
+class Targets(_Strict):
+    sla: float = Field(0.90, ge=0, le=1)
+    satisfaction: float = Field(0.80, ge=0, le=1)
+
+
+class LogConfig(_Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["logfmt", "json"] = "logfmt"
+
+
+class SurveyMapping(_Strict):
+    """Which survey questions measure what; question names as the upstream spells them."""
+
+    overall: list[str] = Field(default_factory=list)
+    dimensions: dict[Literal["reliability", "assurance", "tangibles", "empathy", "responsiveness"], list[str]] = (
+        Field(default_factory=dict)
+    )
+    expectations: dict[Literal["reliability", "assurance", "tangibles", "empathy", "responsiveness"], list[str]] = (
+        Field(default_factory=dict)
+    )
+
+    @model_validator(mode="after")
+    def _questions_used_once(self) -> SurveyMapping:
+        seen: dict[str, str] = {}
+        places = [("overall", q) for q in self.overall]
+        places += [(f"dimensions.{d}", q) for d, qs in self.dimensions.items() for q in qs]
+        places += [(f"expectations.{d}", q) for d, qs in self.expectations.items() for q in qs]
+        for place, question in places:
+            if question in seen and seen[question] != place:
+                raise ValueError(f"question {question!r} is mapped twice: {seen[question]} and {place}")
+            seen[question] = place
+        return self
+
+    def question_roles(self) -> dict[str, tuple[str, str]]:
+        """Question -> (role, dimension) with role `perception` or `expectation`."""
+        roles = {q: ("perception", "overall") for q in self.overall}
+        roles.update({q: ("perception", d) for d, qs in self.dimensions.items() for q in qs})
+        roles.update({q: ("expectation", d) for d, qs in self.expectations.items() for q in qs})
+        return roles
+
+
+class TlsMixin(_Strict):
+    timeout: Duration = Duration("30s")
+    connect_timeout: Duration = Duration("10s")
+    verify_tls: bool = True
+    ca_bundle: Path | None = None
+    proxy: str | None = None
+    """Proxy URL for this source; unset means the HTTP(S)_PROXY environment is honoured."""
+    max_retries: int = Field(4, ge=0, le=10)
+
+
+class SourceBase(_Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+    enabled: bool = True
+    surveys: SurveyMapping = Field(default_factory=SurveyMapping)
+    complaints: dict[str, list[str]] = Field(default_factory=dict)
+    """Which tickets are complaints: upstream field -> values (category, contact_type, label, ...)."""
+
+
+class DemoSource(SourceBase):
+    kind: Literal["demo"]
+    seed: int = 42
+    days: int = Field(90, ge=1, le=3650)
+    tickets_per_day: int = Field(60, ge=1, le=100_000)
+
+
+class CsvSource(SourceBase):
+    kind: Literal["csv"]
+    path: Path
+    ticket_source: str | None = None
+    """Name of the source whose tickets the surveys are about; their labels and source follow it."""
+    ticket_column: str = "ticket"
+    submitted_column: str = "submitted_at"
+    id_column: str | None = None
+    timezone: str = "UTC"
+    """Zone of submitted times that carry no offset."""
+    scale_min: float = 1
+    scale_max: float = 5
+
+    @model_validator(mode="after")
+    def _scale(self) -> CsvSource:
+        if self.scale_max <= self.scale_min:
+            raise ValueError("scale_max must be greater than scale_min")
+        return self
+
+
+class ServiceNowSource(TlsMixin, SourceBase):
+    kind: Literal["servicenow"]
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")]
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    client_secret_file: Path | None = None
+    table: str = "incident"
+    filter: str = ""
+    """Extra encoded query ANDed to every incident request, e.g. `assignment_group.name=Service Desk`."""
+    page_size: int = Field(1000, ge=1, le=10000)
+    sla_source: Literal["made_sla", "task_sla"] = "made_sla"
+    surveys_enabled: bool = True
+
+    @model_validator(mode="after")
+    def _auth(self) -> ServiceNowSource:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("set password or password_file, not both")
+        if self.username is None:
+            raise ValueError("username is required")
+        if self.password is None and self.password_file is None:
+            raise ValueError("password or password_file is required")
+        if (self.client_id is None) != (self.client_secret is None and self.client_secret_file is None):
+            raise ValueError("OAuth needs both client_id and client_secret (or client_secret_file)")
+        return self
+
+
+class JiraSource(TlsMixin, SourceBase):
+    kind: Literal["jira"]
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")]
+    username: str | None = None
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    jql: str = ""
+    deployment: Literal["auto", "cloud", "datacenter"] = "auto"
+    group_field: str = "project"
+    """Where the group label comes from: project, components, a team/custom field name, or requesttype."""
+    service_field: str = "components"
+    priority_map: dict[str, Literal["p1", "p2", "p3", "p4", "p5"]] = Field(default_factory=dict)
+    sla_fields: dict[Literal["response", "resolution"], str] = Field(default_factory=dict)
+    """SLA field names or ids; default: found by schema type, `Time to first response` / `Time to resolution`."""
+    csat_feedback_endpoint: bool = False
+    page_size: int = Field(100, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _auth(self) -> JiraSource:
+        secrets = [n for n in ("token", "token_file", "password", "password_file") if getattr(self, n) is not None]
+        if not secrets:
+            raise ValueError("token, token_file, password or password_file is required")
+        if len(secrets) > 1:
+            raise ValueError(f"set only one of {', '.join(secrets)}")
+        if self.username is None and secrets[0] in ("password", "password_file"):
+            raise ValueError("password authentication needs a username")
+        return self
+
+
+Source = Annotated[DemoSource | CsvSource | ServiceNowSource | JiraSource, Field(discriminator="kind")]
+
+
+class Config(_Strict):
+    listen: str = DEFAULT_LISTEN
+    refresh_interval: Duration = Duration("5m")
+    max_staleness: Duration | None = None
+    """How long a failed source keeps its last values; default 3 x refresh_interval."""
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    windows: list[Duration] = Field(default_factory=lambda: [Duration("7d"), Duration("30d")], min_length=1)
+    group_by: list[Literal["group", "service", "priority", "channel"]] = Field(default_factory=lambda: ["group"])
+    max_label_values: int = Field(50, ge=1, le=10_000)
+    min_responses: int = Field(10, ge=1)
+    targets: Targets = Field(default_factory=Targets)
+    buckets: list[float] = Field(default_factory=lambda: list(DEFAULT_BUCKETS), min_length=1)
+    log: LogConfig = Field(default_factory=LogConfig)
+    sources: list[Source] = Field(min_length=1)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{value!r} is not HOST:PORT")
+        return value
+
+    @field_validator("windows", "group_by")
+    @classmethod
+    def _unique(cls, value: list[Any]) -> list[Any]:
+        if len(set(value)) != len(value):
+            raise ValueError("values must be unique")
+        return value
+
+    @field_validator("buckets")
+    @classmethod
+    def _buckets(cls, value: list[float]) -> list[float]:
+        if any(b <= 0 for b in value) or sorted(set(value)) != value:
+            raise ValueError("buckets must be positive and strictly increasing (+Inf is implied)")
+        return value
+
+    @model_validator(mode="after")
+    def _sources(self) -> Config:
+        names = [s.name for s in self.sources]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"source names must be unique: {', '.join(duplicates)}")
+        for source in self.sources:
+            if isinstance(source, CsvSource) and source.ticket_source is not None:
+                if source.ticket_source not in names or source.ticket_source == source.name:
+                    raise ValueError(
+                        f"source {source.name}: ticket_source {source.ticket_source!r} is not another configured source"
+                    )
+        return self
+
+    @property
+    def staleness_seconds(self) -> float:
+        return self.max_staleness.seconds if self.max_staleness else 3 * self.refresh_interval.seconds
+
+    @property
+    def enabled_sources(self) -> list[DemoSource | CsvSource | ServiceNowSource | JiraSource]:
+        return [s for s in self.sources if s.enabled]
+
+    def source(self, name: str) -> DemoSource | CsvSource | ServiceNowSource | JiraSource:
+        for candidate in self.sources:
+            if candidate.name == name:
+                return candidate
+        raise KeyError(name)
+
+
+def read_secret(value: SecretStr | None, path: Path | None) -> str | None:
+    """The secret from config or from its file (trailing newline stripped, as editors add one)."""
+    if value is not None:
+        return value.get_secret_value()
+    if path is not None:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    return None
+
+
+def _location(loc: tuple[int | str, ...], raw: Any) -> str:
+    """`sources[0].url` from pydantic's location, skipping union tags such as `servicenow`."""
+    parts: list[str] = []
+    node = raw
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+            continue
+        if isinstance(node, dict) and item not in node and item in ("demo", "csv", "servicenow", "jira"):
+            continue
+        parts.append(f".{item}" if parts else item)
+        node = node.get(item) if isinstance(node, dict) else None
+    return "".join(parts) or "(top level)"
+
+
+def _expand_env(node: Any, path: str, problems: list[str]) -> Any:
+    """Replace `${NAME}` in every string; an unset variable is an error at that path."""
+    if isinstance(node, dict):
+        return {k: _expand_env(v, f"{path}.{k}" if path else str(k), problems) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand_env(v, f"{path}[{i}]", problems) for i, v in enumerate(node)]
+    if isinstance(node, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                problems.append(f"{path}: environment variable {name} is not set")
+                return ""
+            return os.environ[name]
+
+        return _ENV_REFERENCE.sub(substitute, node)
+    return node
+
+
+def _check_secret_files(config: Config) -> list[str]:
+    problems = []
+    for index, source in enumerate(config.sources):
+        for name in ("password_file", "client_secret_file", "token_file"):
+            path = getattr(source, name, None)
+            if path is not None and not Path(path).is_file():
+                problems.append(f"sources[{index}].{name}: {path} is not a readable file")
+            elif path is not None and not os.access(path, os.R_OK):
+                problems.append(f"sources[{index}].{name}: {path} is not readable")
+        if isinstance(source, CsvSource) and not source.path.is_file():
+            problems.append(f"sources[{index}].path: {source.path} does not exist")
+    store_dir = config.store.path.expanduser().resolve().parent
+    if not store_dir.is_dir():
+        problems.append(f"store.path: directory {store_dir} does not exist")
+    elif not os.access(store_dir, os.W_OK):
+        problems.append(f"store.path: directory {store_dir} is not writable")
+    return problems
+
+
+def parse_config(raw: Any, *, check_files: bool = True) -> Config:
+    """Validate an already-loaded YAML document; raise ConfigError listing every problem."""
+    if not isinstance(raw, dict):
+        raise ConfigError(["(top level): the configuration must be a mapping of keys to values"])
+    problems: list[str] = []
+    expanded = _expand_env(raw, "", problems)
+    if problems:
+        raise ConfigError(problems)
+    try:
+        config = Config.model_validate(expanded)
+    except ValidationError as error:
+        for item in error.errors(include_input=False, include_url=False):
+            message = item["msg"].removeprefix("Value error, ")
+            problems.append(f"{_location(item['loc'], expanded)}: {message}")
+        raise ConfigError(problems) from None
+    if check_files:
+        problems = _check_secret_files(config)
+        if problems:
+            raise ConfigError(problems)
+    return config
+
+
+def load_config(path: str | Path, *, check_files: bool = True) -> Config:
+    """Read and validate a YAML config file; raise ConfigError naming each problem."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError([f"{file}: cannot read: {error.strerror or error}"]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError([f"{file}: invalid YAML at {where}: {problem}"]) from None
+    return parse_config(raw, check_files=check_files)
+
+
+def demo_config(store_path: Path) -> Config:
+    """The configuration of `itsm-exporter demo`: one demo source, everything else default."""
+    from itsm_exporter.connectors.demo import DEMO_SURVEYS, DEMO_COMPLAINTS
+
+    return parse_config(
+        {
+            "store": {"path": str(store_path)},
+            "refresh_interval": "1m",
+            "sources": [
+                {"name": "demo", "kind": "demo", "surveys": DEMO_SURVEYS, "complaints": DEMO_COMPLAINTS}
+            ],
+        }
+    )

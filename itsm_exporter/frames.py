@@ -1,0 +1,103 @@
+"""The frames the collectors compute on: what the store loads and what tests build inline."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from itsm_exporter.records import (
+    ANSWER_COLUMNS,
+    SURVEY_COLUMNS,
+    TICKET_COLUMNS,
+    TICKET_TIME_COLUMNS,
+    SurveyResponse,
+    Ticket,
+)
+
+TICKET_DTYPES: dict[str, str] = {
+    **{column: "object" for column in TICKET_COLUMNS},
+    **{column: "float64" for column in TICKET_TIME_COLUMNS},
+    "reassignments": "int64",
+    "reopens": "int64",
+    "complaint": "bool",
+}
+SURVEY_DTYPES: dict[str, str] = {**{column: "object" for column in SURVEY_COLUMNS}, "submitted_at": "float64"}
+ANSWER_DTYPES: dict[str, str] = {
+    **{column: "object" for column in ANSWER_COLUMNS},
+    "value": "float64",
+    "scale_min": "float64",
+    "scale_max": "float64",
+}
+
+
+@dataclass(frozen=True)
+class Frames:
+    """Tickets, survey responses and their answers; times are float UTC epoch seconds, NaN if unset.
+
+    tickets: one row per ticket, columns TICKET_COLUMNS; label columns hold None when unset.
+    surveys: one row per response, columns SURVEY_COLUMNS; `ticket_source` is always filled.
+    answers: one row per answered question, columns ANSWER_COLUMNS; `survey_id` joins surveys.id
+    within the same `source`.
+    """
+
+    tickets: pd.DataFrame
+    surveys: pd.DataFrame
+    answers: pd.DataFrame
+
+    @classmethod
+    def empty(cls) -> Frames:
+        return cls(
+            tickets=_typed(pd.DataFrame(columns=list(TICKET_COLUMNS)), TICKET_DTYPES),
+            surveys=_typed(pd.DataFrame(columns=list(SURVEY_COLUMNS)), SURVEY_DTYPES),
+            answers=_typed(pd.DataFrame(columns=list(ANSWER_COLUMNS)), ANSWER_DTYPES),
+        )
+
+    @classmethod
+    def from_records(cls, tickets: Iterable[Ticket], surveys: Iterable[SurveyResponse] = ()) -> Frames:
+        """Build frames from canonical records (tests, the demo, benchmarks)."""
+        ticket_rows = [
+            {
+                column: (_epoch(getattr(t, column)) if column in TICKET_TIME_COLUMNS else getattr(t, column))
+                for column in TICKET_COLUMNS
+            }
+            for t in tickets
+        ]
+        survey_rows, answer_rows = [], []
+        for s in surveys:
+            survey_rows.append(
+                {
+                    "source": s.source,
+                    "id": s.id,
+                    "ticket_source": s.ticket_source or s.source,
+                    "ticket_id": s.ticket_id,
+                    "ticket_key": s.ticket_key,
+                    "submitted_at": _epoch(s.submitted_at),
+                }
+            )
+            answer_rows.extend(
+                {
+                    "source": s.source,
+                    "survey_id": s.id,
+                    "question": a.question,
+                    "value": a.value,
+                    "scale_min": a.scale_min,
+                    "scale_max": a.scale_max,
+                }
+                for a in s.answers
+            )
+        return cls(
+            tickets=_typed(pd.DataFrame(ticket_rows, columns=list(TICKET_COLUMNS)), TICKET_DTYPES),
+            surveys=_typed(pd.DataFrame(survey_rows, columns=list(SURVEY_COLUMNS)), SURVEY_DTYPES),
+            answers=_typed(pd.DataFrame(answer_rows, columns=list(ANSWER_COLUMNS)), ANSWER_DTYPES),
+        )
+
+
+def _epoch(moment: object) -> float:
+    return float(moment.timestamp()) if moment is not None else np.nan  # type: ignore[attr-defined]
+
+
+def _typed(frame: pd.DataFrame, dtypes: dict[str, str]) -> pd.DataFrame:
+    return frame.astype(dtypes)
