@@ -326,8 +326,14 @@ def _location(loc: tuple[int | str, ...], raw: Any) -> str:
 
 
 def _expand_env(node: Any, path: str, problems: list[str]) -> Any:
-    """Replace `${NAME}` in every string; an unset variable is an error at that path."""
+    """Replace `${NAME}` in every string; an unset variable is an error at that path.
+
+    A source with `enabled: false` may name variables that are not set: a disabled source must
+    not need its credentials.
+    """
     if isinstance(node, dict):
+        if node.get("enabled") is False:
+            problems = []
         return {k: _expand_env(v, f"{path}.{k}" if path else str(k), problems) for k, v in node.items()}
     if isinstance(node, list):
         return [_expand_env(v, f"{path}[{i}]", problems) for i, v in enumerate(node)]
@@ -347,6 +353,8 @@ def _expand_env(node: Any, path: str, problems: list[str]) -> Any:
 def _check_secret_files(config: Config) -> list[str]:
     problems = []
     for index, source in enumerate(config.sources):
+        if not source.enabled:
+            continue
         for name in ("password_file", "client_secret_file", "token_file"):
             path = getattr(source, name, None)
             if path is not None and not Path(path).is_file():

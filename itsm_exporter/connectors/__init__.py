@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from itsm_exporter.config import Config, CsvSource, DemoSource, JiraSource, ServiceNowSource
 from itsm_exporter.connectors.base import (
     AuthError,
@@ -33,12 +36,16 @@ def build_connector(
     config: Config,
     *,
     observe_request: RequestObserver = ignore_request,
+    now: Callable[[], datetime] | None = None,
 ) -> Connector:
-    """The connector for one configured source (imports are lazy: each pulls its own client)."""
+    """The connector for one configured source (imports are lazy: each pulls its own client).
+
+    `now` pins the demo generator's clock (one-shot runs at --as-of); real upstreams ignore it.
+    """
     if isinstance(source, DemoSource):
         from itsm_exporter.connectors.demo import DemoConnector
 
-        return DemoConnector(source)
+        return DemoConnector(source, now=now)
     if isinstance(source, CsvSource):
         from itsm_exporter.connectors.csv_surveys import CsvSurveyConnector
 

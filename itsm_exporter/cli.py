@@ -1,0 +1,157 @@
+"""The `itsm-exporter` command: run, once, check-config, demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from itsm_exporter import __version__
+from itsm_exporter.config import Config, ConfigError, demo_config, load_config
+
+log = logging.getLogger("itsm_exporter")
+
+
+def _parse_as_of(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time such as 2026-11-24T12:00:00Z") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone: add Z or an offset such as +01:00")
+    return moment.astimezone(UTC)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="itsm-exporter",
+        description="Service-quality indicators (SLA, responsiveness, reliability, satisfaction) "
+        "from ServiceNow and Jira Service Management, for Prometheus.",
+    )
+    parser.add_argument("--version", action="version", version=f"itsm-exporter {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def logging_flags(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--log.level", dest="log_level", choices=["debug", "info", "warning", "error"])
+        sub.add_argument("--log.format", dest="log_format", choices=["logfmt", "json"])
+
+    run = commands.add_parser("run", help="run the daemon: sync on a schedule, serve /metrics")
+    run.add_argument("--config", required=True, type=Path, metavar="FILE")
+    run.add_argument("--web.listen-address", dest="listen", metavar="HOST:PORT", help="overrides `listen`")
+    logging_flags(run)
+
+    once = commands.add_parser("once", help="sync every source once and print the exposition to stdout")
+    once.add_argument("--config", required=True, type=Path, metavar="FILE")
+    once.add_argument("--as-of", dest="as_of", type=_parse_as_of, metavar="ISO8601", help="evaluation time")
+    logging_flags(once)
+
+    check = commands.add_parser("check-config", help="validate a config file and print every problem")
+    check.add_argument("--config", required=True, type=Path, metavar="FILE")
+
+    demo = commands.add_parser("demo", help="run the daemon on the built-in demo source, no config needed")
+    demo.add_argument("--web.listen-address", dest="listen", metavar="HOST:PORT")
+    demo.add_argument("--store", type=Path, default=Path("itsm-exporter-demo.db"), metavar="FILE")
+    logging_flags(demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    args = _parser().parse_args(argv)
+    if args.command == "check-config":
+        return _check_config(args.config)
+    try:
+        config = demo_config(args.store) if args.command == "demo" else load_config(args.config)
+    except ConfigError as error:
+        _print_problems(getattr(args, "config", "demo"), error)
+        return 1
+    _configure_logging(config, args)
+    if args.command == "once":
+        return _once(config, args.as_of)
+    from itsm_exporter.exporter import serve
+
+    return serve(config, config_path=getattr(args, "config", None), listen=args.listen)
+
+
+def _print_problems(path: object, error: ConfigError) -> None:
+    print(f"{path}: invalid configuration", file=sys.stderr)
+    for problem in error.problems:
+        print(f"  {problem}", file=sys.stderr)
+
+
+def _check_config(path: Path) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        _print_problems(path, error)
+        return 1
+    sources = ", ".join(f"{s.name} ({s.kind}{'' if s.enabled else ', disabled'})" for s in config.sources)
+    print(f"{path}: valid; sources: {sources}")
+    return 0
+
+
+def _configure_logging(config: Config, args: argparse.Namespace) -> None:
+    from itsm_exporter.logsetup import configure_logging
+
+    configure_logging(level=args.log_level or config.log.level, fmt=args.log_format or config.log.format)
+
+
+def _once(config: Config, as_of: datetime | None) -> int:
+    """Sync every enabled source once, then print the exposition computed at `as_of`."""
+    from prometheus_client.exposition import generate_latest
+
+    from itsm_exporter.collectors import compute_metrics
+    from itsm_exporter.connectors import ConnectorError, build_connector
+    from itsm_exporter.health import SourceHealth, health_metrics
+    from itsm_exporter.snapshot import snapshot_registry
+    from itsm_exporter.store import Store, StoreError
+    from itsm_exporter.sync import sync_source
+
+    evaluated_at = as_of or datetime.now(UTC)
+    try:
+        store = Store(config.store.path)
+    except StoreError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    failures: list[str] = []
+    health: dict[str, SourceHealth] = {}
+    try:
+        for source in config.sources:
+            state = health[source.name] = SourceHealth()
+            if not source.enabled:
+                continue
+
+            def observe(code: str, state: SourceHealth = state) -> None:
+                state.api_requests[code] += 1
+
+            connector = build_connector(
+                source, config, observe_request=observe, now=(lambda: evaluated_at) if as_of else None
+            )
+            try:
+                result = sync_source(connector, store)
+            except ConnectorError as error:
+                state.last_error = str(error)
+                failures.append(f"source {source.name}: {error}")
+                continue
+            finally:
+                connector.close()
+            state.up = True
+            state.last_success_timestamp = time.time()
+            state.last_sync_duration_seconds = result.duration_seconds
+            state.records_synced.update(result.records)
+            state.records_skipped.update(result.skipped)
+        frames = store.load_frames([s.name for s in config.enabled_sources])
+    finally:
+        store.close()
+    families = [
+        *compute_metrics(frames, evaluated_at, config),
+        *health_metrics(health, "One-shot run: data synced once, computed at the evaluation time."),
+    ]
+    sys.stdout.write(generate_latest(snapshot_registry(families)).decode())
+    for failure in failures:
+        print(f"error: {failure}", file=sys.stderr)
+    return 1 if failures else 0
