@@ -27,6 +27,7 @@ DEFAULT_BUCKETS: Final = (
 )  # fmt: skip
 DIMENSIONS: Final = ("reliability", "assurance", "tangibles", "empathy", "responsiveness")
 GROUP_LABELS: Final = ("group", "service", "priority", "channel")
+GroupLabel = Literal["group", "service", "priority", "channel"]
 
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
 _DURATION_UNITS: Final = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
@@ -99,8 +100,8 @@ class SurveyMapping(_Strict):
     """Which survey questions measure what; question names as the upstream spells them."""
 
     overall: list[str] = Field(default_factory=list)
-    dimensions: dict[Literal["reliability", "assurance", "tangibles", "empathy", "responsiveness"], list[str]] = (
-        Field(default_factory=dict)
+    dimensions: dict[Literal["reliability", "assurance", "tangibles", "empathy", "responsiveness"], list[str]] = Field(
+        default_factory=dict
     )
     expectations: dict[Literal["reliability", "assurance", "tangibles", "empathy", "responsiveness"], list[str]] = (
         Field(default_factory=dict)
@@ -241,10 +242,10 @@ class Config(_Strict):
     """How long a failed source keeps its last values; default 3 x refresh_interval."""
     store: StoreConfig = Field(default_factory=StoreConfig)
     windows: list[Duration] = Field(default_factory=lambda: [Duration("7d"), Duration("30d")], min_length=1)
-    group_by: list[Literal["group", "service", "priority", "channel"]] = Field(default_factory=lambda: ["group"])
+    group_by: list[GroupLabel] = Field(default_factory=lambda: list[GroupLabel](["group"]))
     max_label_values: int = Field(50, ge=1, le=10_000)
     min_responses: int = Field(10, ge=1)
-    targets: Targets = Field(default_factory=Targets)
+    targets: Targets = Field(default_factory=lambda: Targets.model_validate({}))
     buckets: list[float] = Field(default_factory=lambda: list(DEFAULT_BUCKETS), min_length=1)
     log: LogConfig = Field(default_factory=LogConfig)
     sources: list[Source] = Field(min_length=1)
@@ -252,7 +253,7 @@ class Config(_Strict):
     @field_validator("listen")
     @classmethod
     def _listen(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
+        _host, sep, port = value.rpartition(":")
         if not sep or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"{value!r} is not HOST:PORT")
         return value
@@ -278,11 +279,14 @@ class Config(_Strict):
         if duplicates:
             raise ValueError(f"source names must be unique: {', '.join(duplicates)}")
         for source in self.sources:
-            if isinstance(source, CsvSource) and source.ticket_source is not None:
-                if source.ticket_source not in names or source.ticket_source == source.name:
-                    raise ValueError(
-                        f"source {source.name}: ticket_source {source.ticket_source!r} is not another configured source"
-                    )
+            if (
+                isinstance(source, CsvSource)
+                and source.ticket_source is not None
+                and (source.ticket_source not in names or source.ticket_source == source.name)
+            ):
+                raise ValueError(
+                    f"source {source.name}: ticket_source {source.ticket_source!r} is not another configured source"
+                )
         return self
 
     @property
@@ -412,14 +416,12 @@ def load_config(path: str | Path, *, check_files: bool = True) -> Config:
 
 def demo_config(store_path: Path) -> Config:
     """The configuration of `itsm-exporter demo`: one demo source, everything else default."""
-    from itsm_exporter.connectors.demo import DEMO_SURVEYS, DEMO_COMPLAINTS
+    from itsm_exporter.connectors.demo import DEMO_COMPLAINTS, DEMO_SURVEYS
 
     return parse_config(
         {
             "store": {"path": str(store_path)},
             "refresh_interval": "1m",
-            "sources": [
-                {"name": "demo", "kind": "demo", "surveys": DEMO_SURVEYS, "complaints": DEMO_COMPLAINTS}
-            ],
+            "sources": [{"name": "demo", "kind": "demo", "surveys": DEMO_SURVEYS, "complaints": DEMO_COMPLAINTS}],
         }
     )

@@ -65,7 +65,8 @@ class Frames:
             }
             for t in tickets
         ]
-        survey_rows, answer_rows = [], []
+        survey_rows: list[dict[str, object]] = []
+        answer_rows: list[dict[str, object]] = []
         for s in surveys:
             survey_rows.append(
                 {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Final, Literal
 
 TicketState = Literal["open", "on_hold", "resolved", "closed", "canceled"]
@@ -53,7 +53,7 @@ def utc(moment: datetime) -> datetime:
     """Return `moment` in UTC; naive datetimes are refused because their zone is a guess."""
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"naive datetime {moment.isoformat()} has no time zone")
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +109,7 @@ class Answer:
             raise ValueError(f"question {self.question!r}: scale max must exceed min")
         if not self.scale_min <= self.value <= self.scale_max:
             raise ValueError(
-                f"question {self.question!r}: value {self.value} outside its scale "
-                f"{self.scale_min}..{self.scale_max}"
+                f"question {self.question!r}: value {self.value} outside its scale {self.scale_min}..{self.scale_max}"
             )
 
 

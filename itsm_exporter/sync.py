@@ -44,9 +44,7 @@ def sync_source(
     """
     started = monotonic()
     result = SyncResult(source=connector.name)
-    watermarks: dict[RecordKind, str | None] = {
-        kind: store.watermark(connector.name, kind) for kind in RECORD_KINDS
-    }
+    watermarks: dict[RecordKind, str | None] = {kind: store.watermark(connector.name, kind) for kind in RECORD_KINDS}
     for batch in connector.fetch(watermarks):
         if should_stop():
             log.info("sync interrupted source=%s batches_committed=%d", connector.name, result.batches)

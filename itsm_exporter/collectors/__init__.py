@@ -1,0 +1,304 @@
+"""Domain metrics of METRICS.md as pure functions of (frames, as_of, config): no I/O, no clock."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from itsm_exporter.collectors.arrays import BoolArray, ratio
+from itsm_exporter.collectors.families import FamilyBuilder, Part
+from itsm_exporter.collectors.labels import build_grouping, capped_label
+from itsm_exporter.collectors.surveys import (
+    PERCEPTION_DIMENSIONS,
+    SurveyWindowStats,
+    load_responses,
+    survey_window_stats,
+)
+from itsm_exporter.collectors.tickets import (
+    OUTCOMES,
+    SLAS,
+    TicketWindowStats,
+    backlog_stats,
+    ticket_facts,
+    ticket_window_stats,
+)
+from itsm_exporter.collectors.watermelon import watermelon
+from itsm_exporter.collectors.windows import configured_windows, longest
+from itsm_exporter.config import DIMENSIONS, Config
+from itsm_exporter.frames import Frames
+from itsm_exporter.records import utc
+
+__all__ = ["compute_metrics", "refresh_note"]
+
+TRUST_COST = 12
+"""One bad experience costs twelve good ones (itsm_trust_balance)."""
+
+
+def refresh_note(config: Config) -> str:
+    """The sentence every HELP text ends with: values are a cached snapshot, not a live upstream read."""
+    return (
+        f"Cached: recomputed every {config.refresh_interval} (refresh_interval) from the local store, "
+        "not fetched from the ITSM at scrape time."
+    )
+
+
+def compute_metrics(frames: Frames, as_of: datetime, config: Config) -> list[Metric]:
+    """Every domain metric of METRICS.md at `as_of` for the enabled sources (not the exporter-health ones)."""
+    now = utc(as_of).timestamp()
+    names = tuple(source.name for source in config.enabled_sources)
+    windows = configured_windows(config)
+    bounds = np.asarray(config.buckets, dtype=np.float64)
+    facts = ticket_facts(frames.tickets, names, now)
+    volume = longest(windows).contains(facts.opened, now)
+    labels = [
+        capped_label(facts.frame[name], facts.source, len(names), volume, config.max_label_values)
+        for name in config.group_by
+    ]
+    responses = load_responses(frames.surveys, frames.answers, facts, names, config)
+    grouping = build_grouping(names, labels, facts.source, responses.source, responses.ticket_rows)
+    size = grouping.size
+    tickets = [ticket_window_stats(facts, grouping.ticket_groups, size, w, now, bounds) for w in windows]
+    surveys = [survey_window_stats(responses, grouping.survey_groups, size, w, now) for w in windows]
+    backlog = backlog_stats(facts, grouping.ticket_groups, size, now, bounds)
+    widest = windows.index(longest(windows))
+    active = tickets[widest]
+    ticket_present = (active.opened + active.resolved + active.first_responded + backlog.tickets) > 0
+    survey_present = ticket_present | (surveys[widest].responses > 0)
+    sources_surveyed = np.bincount(responses.source[responses.submitted <= now], minlength=len(names)) > 0
+    build = FamilyBuilder(["source", *config.group_by], grouping.label_values, windows, refresh_note(config))
+    families: list[Metric] = [
+        *_ticket_families(build, tickets, ticket_present, bounds),
+        build.unwindowed_gauge(
+            "itsm_backlog_tickets",
+            "Tickets neither resolved, closed nor canceled at evaluation time (no window).",
+            backlog.tickets,
+            ticket_present,
+        ),
+        build.histogram(
+            "itsm_backlog_age_seconds",
+            "Age (evaluation time - opened) of the backlog tickets (no window).",
+            [backlog.age],
+            bounds,
+            windowed=False,
+        ),
+        *_reliability_families(build, tickets, ticket_present),
+        *_survey_families(build, tickets, surveys, survey_present, sources_surveyed[grouping.sources]),
+        *_complaint_families(build, tickets, ticket_present, bounds),
+        *_watermelon_families(build, tickets, surveys, config),
+        _targets(names, config, build.note),
+    ]
+    return families
+
+
+def _ticket_families(
+    build: FamilyBuilder, tickets: list[TicketWindowStats], present: BoolArray, bounds: np.ndarray
+) -> list[Metric]:
+    shown = [present] * len(tickets)
+    sla_parts = [
+        Part((sla, outcome), [t.sla[(sla, outcome)] for t in tickets], shown) for sla in SLAS for outcome in OUTCOMES
+    ]
+    ratio_parts = []
+    for sla in SLAS:
+        judged = [t.sla[(sla, "met")] + t.sla[(sla, "breached")] for t in tickets]
+        met = [ratio(t.sla[(sla, "met")], total) for t, total in zip(tickets, judged, strict=True)]
+        ratio_parts.append(Part((sla,), met, [total > 0 for total in judged]))
+    return [
+        build.gauge(
+            "itsm_tickets_opened",
+            "Tickets opened in the window (canceled ones included).",
+            [Part((), [t.opened for t in tickets], shown)],
+        ),
+        build.gauge(
+            "itsm_tickets_resolved",
+            "Tickets resolved (or closed without a resolution time) in the window.",
+            [Part((), [t.resolved for t in tickets], shown)],
+        ),
+        build.histogram(
+            "itsm_resolution_time_seconds",
+            "Resolved - opened of the tickets resolved in the window.",
+            [t.resolution for t in tickets],
+            bounds,
+        ),
+        build.histogram(
+            "itsm_first_response_time_seconds",
+            "First response - opened of the tickets first answered in the window.",
+            [t.first_response for t in tickets],
+            bounds,
+        ),
+        build.gauge(
+            "itsm_sla_tickets",
+            "Tickets resolved in the window with a known SLA result, by SLA and outcome.",
+            sla_parts,
+            ("sla", "outcome"),
+        ),
+        build.gauge(
+            "itsm_sla_met_ratio",
+            "Met / (met + breached) of the tickets resolved in the window, by SLA.",
+            ratio_parts,
+            ("sla",),
+        ),
+    ]
+
+
+def _reliability_families(build: FamilyBuilder, tickets: list[TicketWindowStats], present: BoolArray) -> list[Metric]:
+    shown = [present] * len(tickets)
+    any_resolved = [t.resolved > 0 for t in tickets]
+    return [
+        build.gauge(
+            "itsm_tickets_reopened",
+            "Tickets resolved in the window that were reopened at least once.",
+            [Part((), [t.reopened for t in tickets], shown)],
+        ),
+        build.gauge(
+            "itsm_tickets_first_contact_resolved",
+            "Tickets resolved in the window with no reassignment and no reopen.",
+            [Part((), [t.first_contact for t in tickets], shown)],
+        ),
+        build.gauge(
+            "itsm_reassignments",
+            "Sum of reassignments over the tickets resolved in the window.",
+            [Part((), [t.reassignments for t in tickets], shown)],
+        ),
+        build.gauge(
+            "itsm_reopened_ratio",
+            "Reopened / resolved tickets in the window.",
+            [Part((), [ratio(t.reopened, t.resolved) for t in tickets], any_resolved)],
+        ),
+        build.gauge(
+            "itsm_first_contact_resolution_ratio",
+            "First-contact resolved / resolved tickets in the window.",
+            [Part((), [ratio(t.first_contact, t.resolved) for t in tickets], any_resolved)],
+        ),
+    ]
+
+
+def _survey_families(
+    build: FamilyBuilder,
+    tickets: list[TicketWindowStats],
+    surveys: list[SurveyWindowStats],
+    present: BoolArray,
+    surveyed: BoolArray,
+) -> list[Metric]:
+    """Survey families; `surveyed` marks label sets whose source has any response, so that a source
+    without surveys gets no response ratio of 0."""
+    shown = [present] * len(surveys)
+    score_parts = [
+        Part(
+            (dimension,),
+            [ratio(s.perception_sums[:, d], s.perception_counts[:, d]) for s in surveys],
+            [s.perception_counts[:, d] > 0 for s in surveys],
+        )
+        for d, dimension in enumerate(PERCEPTION_DIMENSIONS)
+    ]
+    gap_parts = []
+    for e, dimension in enumerate(DIMENSIONS):
+        d = PERCEPTION_DIMENSIONS.index(dimension)
+        gaps = [
+            ratio(s.perception_sums[:, d], s.perception_counts[:, d])
+            - ratio(s.expectation_sums[:, e], s.expectation_counts[:, e])
+            for s in surveys
+        ]
+        both = [(s.perception_counts[:, d] > 0) & (s.expectation_counts[:, e] > 0) for s in surveys]
+        gap_parts.append(Part((dimension,), gaps, both))
+    return [
+        build.gauge(
+            "itsm_survey_responses",
+            "Survey responses submitted in the window.",
+            [Part((), [s.responses for s in surveys], shown)],
+        ),
+        build.gauge(
+            "itsm_survey_satisfied_responses",
+            "Responses of the window whose normalized overall score is >= 0.75.",
+            [Part((), [s.satisfied for s in surveys], shown)],
+        ),
+        build.gauge(
+            "itsm_survey_dissatisfied_responses",
+            "Responses of the window whose normalized overall score is <= 0.25.",
+            [Part((), [s.dissatisfied for s in surveys], shown)],
+        ),
+        build.gauge(
+            "itsm_survey_satisfied_ratio",
+            "Satisfied / responses with an overall answer, in the window.",
+            [Part((), [s.satisfied_ratio for s in surveys], [s.rated > 0 for s in surveys])],
+        ),
+        build.gauge(
+            "itsm_survey_score",
+            "Mean normalized (0..1) score of the responses of the window, by dimension.",
+            score_parts,
+            ("dimension",),
+        ),
+        build.gauge(
+            "itsm_servqual_gap",
+            "SERVQUAL gap: mean perception - mean expectation score in the window (negative = below).",
+            gap_parts,
+            ("dimension",),
+        ),
+        build.gauge(
+            "itsm_trust_balance",
+            f"Satisfied - {TRUST_COST} x dissatisfied responses in the window.",
+            [Part((), [s.satisfied - TRUST_COST * s.dissatisfied for s in surveys], shown)],
+        ),
+        build.gauge(
+            "itsm_survey_response_ratio",
+            "Survey responses / tickets resolved, same window and labels (sources with surveys only).",
+            [
+                Part(
+                    (),
+                    [ratio(s.responses, t.resolved) for s, t in zip(surveys, tickets, strict=True)],
+                    [(t.resolved > 0) & surveyed for t in tickets],
+                )
+            ],
+        ),
+    ]
+
+
+def _complaint_families(
+    build: FamilyBuilder, tickets: list[TicketWindowStats], present: BoolArray, bounds: np.ndarray
+) -> list[Metric]:
+    return [
+        build.gauge(
+            "itsm_complaints_opened",
+            "Complaints (tickets matching the source's complaints rule) opened in the window.",
+            [Part((), [t.complaints_opened for t in tickets], [present] * len(tickets))],
+        ),
+        build.histogram(
+            "itsm_complaint_resolution_time_seconds",
+            "Resolved - opened of the complaints resolved in the window.",
+            [t.complaint_resolution for t in tickets],
+            bounds,
+        ),
+    ]
+
+
+def _watermelon_families(
+    build: FamilyBuilder, tickets: list[TicketWindowStats], surveys: list[SurveyWindowStats], config: Config
+) -> list[Metric]:
+    melons = [watermelon(t, s, config.targets, config.min_responses) for t, s in zip(tickets, surveys, strict=True)]
+    enough = "where the resolution SLA has results and at least min_responses responses have an overall score."
+    return [
+        build.gauge(
+            "itsm_watermelon_gap_ratio",
+            f"Resolution SLA met ratio - satisfied ratio (positive = greener outside than inside), {enough}",
+            [Part((), [m.gap for m in melons], [m.present for m in melons])],
+        ),
+        build.gauge(
+            "itsm_watermelon",
+            f"1 when the resolution SLA ratio >= targets.sla and the satisfied ratio < targets.satisfaction, else 0, "
+            f"{enough}",
+            [Part((), [m.flag for m in melons], [m.present for m in melons])],
+        ),
+    ]
+
+
+def _targets(names: tuple[str, ...], config: Config, note: str) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(
+        "itsm_target_ratio",
+        f"Configured targets by objective (sla, satisfaction). {note}",
+        labels=["source", "objective"],
+    )
+    for name in names:
+        family.add_metric([name, "sla"], config.targets.sla)
+        family.add_metric([name, "satisfaction"], config.targets.satisfaction)
+    return family

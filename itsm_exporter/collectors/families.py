@@ -1,0 +1,78 @@
+"""Turn per-label-set arrays into fresh metric families; the only place that builds samples."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily
+from prometheus_client.utils import floatToGoString
+
+from itsm_exporter.collectors.arrays import BoolArray, FloatArray, IntArray
+from itsm_exporter.collectors.histograms import GroupHistograms
+from itsm_exporter.collectors.windows import Window
+
+
+@dataclass(frozen=True)
+class Part:
+    """Values of one combination of extra labels: one array per column (window), shown where the mask is set."""
+
+    extra: tuple[str, ...]
+    values: Sequence[FloatArray | IntArray]
+    shown: Sequence[BoolArray]
+
+
+class FamilyBuilder:
+    """Knows the label sets, the windows and the refresh note every HELP text ends with."""
+
+    def __init__(
+        self, label_names: Sequence[str], label_values: Sequence[tuple[str, ...]], windows: Sequence[Window], note: str
+    ) -> None:
+        self.label_names = list(label_names)
+        self.label_values = label_values
+        self.windows = windows
+        self.note = note
+
+    def gauge(self, name: str, doc: str, parts: Sequence[Part], extra_names: Sequence[str] = ()) -> GaugeMetricFamily:
+        """A windowed gauge; samples ordered by label set, then window, then part."""
+        return self._gauge(name, doc, parts, extra_names, [window.name for window in self.windows])
+
+    def unwindowed_gauge(
+        self, name: str, doc: str, values: FloatArray | IntArray, shown: BoolArray
+    ) -> GaugeMetricFamily:
+        """A gauge of the state at as_of, without a window label."""
+        return self._gauge(name, doc, [Part((), [values], [shown])], (), [])
+
+    def _gauge(
+        self, name: str, doc: str, parts: Sequence[Part], extra_names: Sequence[str], columns: list[str]
+    ) -> GaugeMetricFamily:
+        window_names = ["window"] if columns else []
+        family = GaugeMetricFamily(name, f"{doc} {self.note}", labels=[*self.label_names, *window_names, *extra_names])
+        shown = np.stack([np.stack(part.shown, axis=1) for part in parts], axis=2)
+        values = np.stack([np.stack(part.values, axis=1) for part in parts], axis=2).astype(np.float64)
+        for group, column, index in zip(*np.nonzero(shown), strict=True):
+            window_value = [columns[column]] if columns else []
+            family.add_metric(
+                [*self.label_values[group], *window_value, *parts[index].extra], float(values[group, column, index])
+            )
+        return family
+
+    def histogram(
+        self, name: str, doc: str, histograms: Sequence[GroupHistograms], bounds: FloatArray, windowed: bool = True
+    ) -> GaugeHistogramMetricFamily:
+        """A gauge histogram with a series for each label set (and window) holding at least one observation."""
+        window_names = ["window"] if windowed else []
+        family = GaugeHistogramMetricFamily(name, f"{doc} {self.note}", labels=[*self.label_names, *window_names])
+        bucket_names = [*(floatToGoString(bound) for bound in bounds), "+Inf"]
+        shown = np.stack([histogram.counts > 0 for histogram in histograms], axis=1)
+        for group, column in zip(*np.nonzero(shown), strict=True):
+            histogram = histograms[column]
+            window_value = [self.windows[column].name] if windowed else []
+            counts = histogram.cumulative[group].tolist()
+            family.add_metric(
+                [*self.label_values[group], *window_value],
+                list(zip(bucket_names, counts, strict=True)),
+                float(histogram.sums[group]),
+            )
+        return family

@@ -1,0 +1,168 @@
+"""Survey responses: joined to their tickets, scored per dimension, and counted per label set and window."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from itsm_exporter.collectors.arrays import FEW, BoolArray, FloatArray, IntArray, lookup, ratio, source_codes
+from itsm_exporter.collectors.tickets import TicketFacts
+from itsm_exporter.collectors.windows import Window
+from itsm_exporter.config import DIMENSIONS, Config
+
+PERCEPTION_DIMENSIONS = ("overall", *DIMENSIONS)
+"""Dimensions of itsm_survey_score; columns of Responses.perception in this order."""
+SATISFIED_AT_LEAST = 0.75
+DISSATISFIED_AT_MOST = 0.25
+
+
+@dataclass(frozen=True)
+class Responses:
+    """Per response: its reporting source (the ticket source), its ticket row or -1, and its scores."""
+
+    submitted: FloatArray
+    source: IntArray
+    ticket_rows: IntArray
+    perception: FloatArray
+    """(responses, PERCEPTION_DIMENSIONS) mean normalized answer, NaN where the response has none."""
+    expectation: FloatArray
+    """(responses, DIMENSIONS) mean normalized SERVQUAL expectation answer, NaN where none."""
+
+
+def load_responses(
+    frames_surveys: pd.DataFrame, answers: pd.DataFrame, tickets: TicketFacts, names: tuple[str, ...], config: Config
+) -> Responses:
+    """Responses of configured sources about tickets of configured sources, with their per-dimension scores."""
+    own_source = source_codes(frames_surveys["source"], names)
+    ticket_source = source_codes(frames_surveys["ticket_source"], names)
+    keep = (own_source >= 0) & (ticket_source >= 0)
+    surveys = frames_surveys.loc[keep] if not keep.all() else frames_surveys
+    own_source, ticket_source = own_source[keep], ticket_source[keep]
+    ticket_rows = _join_tickets(surveys, ticket_source, tickets)
+    answer_sources = source_codes(answers["source"], names)
+    answer_rows = lookup(
+        own_source,
+        surveys["id"].to_numpy(dtype=object),
+        answer_sources,
+        answers["survey_id"].to_numpy(dtype=object),
+    )
+    perception, expectation = _scores(answers, answer_rows, answer_sources, len(surveys), names, config)
+    return Responses(
+        submitted=surveys["submitted_at"].to_numpy(dtype=np.float64),
+        source=ticket_source,
+        ticket_rows=ticket_rows,
+        perception=perception,
+        expectation=expectation,
+    )
+
+
+def _join_tickets(surveys: pd.DataFrame, ticket_source: IntArray, tickets: TicketFacts) -> IntArray:
+    """Ticket row of each response: by ticket id first, then by ticket key; -1 when unknown."""
+    rows = lookup(
+        tickets.source,
+        tickets.frame["id"].to_numpy(dtype=object),
+        ticket_source,
+        surveys["ticket_id"].to_numpy(dtype=object),
+    )
+    unmatched = rows < 0
+    if unmatched.any():
+        by_key = lookup(
+            tickets.source,
+            tickets.frame["key"].to_numpy(dtype=object),
+            np.where(unmatched, ticket_source, -1),
+            surveys["ticket_key"].to_numpy(dtype=object),
+        )
+        rows = np.where(unmatched, by_key, rows)
+    return rows
+
+
+def _scores(
+    answers: pd.DataFrame,
+    answer_rows: IntArray,
+    answer_sources: IntArray,
+    n_responses: int,
+    names: tuple[str, ...],
+    config: Config,
+) -> tuple[FloatArray, FloatArray]:
+    """Mean normalized answer per response and (role, dimension), with each source's own question mapping."""
+    roles = (*(("perception", d) for d in PERCEPTION_DIMENSIONS), *(("expectation", d) for d in DIMENSIONS))
+    role_index = {role: index for index, role in enumerate(roles)}
+    question_codes, questions = pd.factorize(answers["question"].to_numpy(dtype=object), size_hint=FEW)
+    position = {str(question): index for index, question in enumerate(questions)}
+    # One extra column, never mapped, catches question code -1 (a missing question).
+    mapping = np.full((len(names), len(questions) + 1), -1, dtype=np.int64)
+    for source_index, name in enumerate(names):
+        for question, role in config.source(name).surveys.question_roles().items():
+            if question in position:
+                mapping[source_index, position[question]] = role_index[role]
+    rows = np.flatnonzero(answer_rows >= 0)
+    role_of = mapping[answer_sources[rows], question_codes[rows]]
+    rows, role_of = rows[role_of >= 0], role_of[role_of >= 0]
+    low = answers["scale_min"].to_numpy(dtype=np.float64)[rows]
+    span = answers["scale_max"].to_numpy(dtype=np.float64)[rows] - low
+    normalized = answers["value"].to_numpy(dtype=np.float64)[rows] - low
+    np.divide(normalized, span, out=normalized, where=span > 0)
+    normalized[~(span > 0)] = np.nan
+    np.clip(normalized, 0.0, 1.0, out=normalized)
+    valid = np.isfinite(normalized)
+    cells = answer_rows[rows[valid]] * len(roles) + role_of[valid]
+    size = n_responses * len(roles)
+    means = np.bincount(cells, weights=normalized[valid], minlength=size).astype(np.float64, copy=False)
+    means = means.reshape(n_responses, len(roles))
+    counts = np.bincount(cells, minlength=size).reshape(n_responses, len(roles))
+    np.divide(means, counts, out=means, where=counts > 0)
+    means[counts == 0] = np.nan
+    split = len(PERCEPTION_DIMENSIONS)
+    return means[:, :split], means[:, split:]
+
+
+@dataclass(frozen=True)
+class SurveyWindowStats:
+    """Per label set survey counts and score sums of one window."""
+
+    responses: IntArray
+    rated: IntArray
+    """Responses with an overall answer: the denominator of the satisfied ratio."""
+    satisfied: IntArray
+    dissatisfied: IntArray
+    perception_sums: FloatArray
+    perception_counts: IntArray
+    expectation_sums: FloatArray
+    expectation_counts: IntArray
+
+    @property
+    def satisfied_ratio(self) -> FloatArray:
+        return ratio(self.satisfied, self.rated)
+
+
+def survey_window_stats(
+    responses: Responses, groups: IntArray, n_groups: int, window: Window, as_of: float
+) -> SurveyWindowStats:
+    """Count responses submitted in the window per label set, and sum their per-dimension scores."""
+    in_window = window.contains(responses.submitted, as_of)
+    overall = responses.perception[:, 0]
+
+    def count(mask: BoolArray) -> IntArray:
+        return np.bincount(groups[mask], minlength=n_groups).astype(np.int64)
+
+    def per_dimension(scores: FloatArray) -> tuple[FloatArray, IntArray]:
+        has = in_window[:, np.newaxis] & ~np.isnan(scores)
+        columns = range(scores.shape[1])
+        sums = [np.bincount(groups[has[:, d]], weights=scores[has[:, d], d], minlength=n_groups) for d in columns]
+        counts = [np.bincount(groups[has[:, d]], minlength=n_groups) for d in columns]
+        return np.stack(sums, axis=1).astype(np.float64), np.stack(counts, axis=1).astype(np.int64)
+
+    perception_sums, perception_counts = per_dimension(responses.perception)
+    expectation_sums, expectation_counts = per_dimension(responses.expectation)
+    return SurveyWindowStats(
+        responses=count(in_window),
+        rated=count(in_window & ~np.isnan(overall)),
+        satisfied=count(in_window & (overall >= SATISFIED_AT_LEAST)),
+        dissatisfied=count(in_window & (overall <= DISSATISFIED_AT_MOST)),
+        perception_sums=perception_sums,
+        perception_counts=perception_counts,
+        expectation_sums=expectation_sums,
+        expectation_counts=expectation_counts,
+    )

@@ -1,0 +1,165 @@
+"""The exposition of the collectors: golden file, promtool's verdict, and every metric documented."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import Metric
+
+from itsm_exporter.collectors import compute_metrics
+from itsm_exporter.config import parse_config
+from itsm_exporter.frames import Frames
+from itsm_exporter.records import Answer, SurveyResponse, Ticket
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests" / "golden" / "collectors.prom"
+DOCS = ROOT / "docs" / "metrics.md"
+PROMTOOL = "/usr/bin/promtool"
+HEALTH_METRICS = (
+    "itsm_source_up",
+    "itsm_source_last_success_timestamp_seconds",
+    "itsm_source_sync_duration_seconds",
+    "itsm_source_records_synced_total",
+    "itsm_source_records_skipped_total",
+    "itsm_source_api_requests_total",
+    "itsm_build_info",
+)
+
+AS_OF = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
+
+
+def fixture_metrics() -> list[Metric]:
+    """A small fixture touching every metric: two ticket sources, a csv survey source, two windows."""
+    config = parse_config(
+        {
+            "windows": ["1d", "7d"],
+            "group_by": ["group", "priority"],
+            "buckets": [3600, 86400],
+            "min_responses": 2,
+            "sources": [
+                {
+                    "name": "sn",
+                    "kind": "demo",
+                    "surveys": {
+                        "overall": ["Overall"],
+                        "dimensions": {"empathy": ["Care"], "reliability": ["Fixed"]},
+                        "expectations": {"empathy": ["Expected care"]},
+                    },
+                },
+                {"name": "jsm", "kind": "demo"},
+                {
+                    "name": "csat",
+                    "kind": "csv",
+                    "path": "csat.csv",
+                    "ticket_source": "jsm",
+                    "surveys": {"overall": ["CSAT"]},
+                },
+            ],
+        },
+        check_files=False,
+    )
+
+    def ticket(source: str, ticket_id: str, opened: datetime, state: str = "open", **fields: Any) -> Ticket:
+        return Ticket(source, ticket_id, f"{source.upper()}-{ticket_id}", opened, state, opened, **fields)  # type: ignore[arg-type]
+
+    def survey(source: str, survey_id: str, answers: dict[str, float], **fields: Any) -> SurveyResponse:
+        answer_list = tuple(Answer(question, score) for question, score in answers.items())
+        return SurveyResponse(source, survey_id, AS_OF - 2 * HOUR, answer_list, **fields)
+
+    resolved: dict[str, Any] = {"state": "resolved", "resolved_at": AS_OF - 3 * HOUR}
+    tickets = [
+        ticket(
+            "sn",
+            "1",
+            AS_OF - 5 * HOUR,
+            group="desk",
+            priority="p2",
+            first_response_at=AS_OF - 4 * HOUR,
+            sla_response="met",
+            sla_resolution="met",
+            **resolved,
+        ),
+        ticket(
+            "sn",
+            "2",
+            AS_OF - 3 * DAY,
+            group="desk",
+            priority="p2",
+            reassignments=2,
+            reopens=1,
+            sla_resolution="breached",
+            complaint=True,
+            **resolved,
+        ),
+        ticket("sn", "3", AS_OF - 2 * DAY, "on_hold", group="network", priority="p1"),
+        ticket("sn", "4", AS_OF - HOUR, "canceled", group="network", priority="p1"),
+        ticket("jsm", "10", AS_OF - 2 * DAY, group="HELP", sla_resolution="met", **resolved),
+        ticket("jsm", "11", AS_OF - 30 * HOUR, "closed", group="HELP", closed_at=AS_OF - 20 * HOUR),
+    ]
+    surveys = [
+        survey("sn", "s1", {"Overall": 5, "Care": 4, "Fixed": 5, "Expected care": 5}, ticket_id="1"),
+        survey("sn", "s2", {"Overall": 2, "Care": 2}, ticket_id="2"),
+        survey("sn", "s3", {"Overall": 1}, ticket_id="404"),
+        survey("csat", "c1", {"CSAT": 4}, ticket_source="jsm", ticket_key="JSM-10"),
+    ]
+    return compute_metrics(Frames.from_records(tickets, surveys), AS_OF, config)
+
+
+class _Fixed:
+    """The tiny collector the exporter also uses: it returns families computed beforehand."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self.families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
+
+
+def exposition() -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Fixed(fixture_metrics()))
+    return generate_latest(registry)
+
+
+def test_exposition_matches_the_golden_file(request: pytest.FixtureRequest) -> None:
+    text = exposition().decode()
+    if request.config.getoption("--update-golden"):
+        GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+        GOLDEN.write_text(text, encoding="utf-8")
+    assert GOLDEN.is_file(), "golden file missing: run pytest --update-golden"
+    assert text == GOLDEN.read_text(encoding="utf-8"), "exposition changed: review, then pytest --update-golden"
+
+
+def test_fixture_covers_every_family() -> None:
+    empty = [family.name for family in fixture_metrics() if not family.samples]
+    assert empty == []
+
+
+@pytest.mark.integration
+def test_promtool_finds_the_exposition_clean() -> None:
+    if not shutil.which(PROMTOOL):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{PROMTOOL} is required in CI")
+        pytest.skip(f"{PROMTOOL} is not installed (Debian package prometheus)")
+    result = subprocess.run(
+        [PROMTOOL, "check", "metrics"], input=exposition(), capture_output=True, timeout=30, check=False
+    )
+    assert (result.returncode, result.stdout.decode() + result.stderr.decode()) == (0, "")
+
+
+def test_every_emitted_metric_is_documented() -> None:
+    documented = set(re.findall(r"`(itsm_[a-z_]+)", DOCS.read_text(encoding="utf-8")))
+    emitted = {family.name for family in fixture_metrics()}
+    assert emitted - documented == set()
+    assert set(HEALTH_METRICS) - documented == set()
