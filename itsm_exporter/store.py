@@ -1,0 +1,338 @@
+"""The local store: tickets, survey responses and sync watermarks in one SQLite file (WAL).
+
+A sync commits a batch of records and its watermark in one transaction, so a crash or a kill at
+any point resumes from the last committed watermark with nothing lost and nothing counted twice.
+Times are stored as integer microseconds since the epoch (UTC): exact to round-trip, cheap to load.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import pandas as pd
+
+from itsm_exporter.frames import ANSWER_DTYPES, SURVEY_DTYPES, TICKET_DTYPES, Frames
+from itsm_exporter.records import (
+    ANSWER_COLUMNS,
+    SURVEY_COLUMNS,
+    TICKET_COLUMNS,
+    TICKET_TIME_COLUMNS,
+    Answer,
+    Batch,
+    RecordKind,
+    SurveyResponse,
+    Ticket,
+)
+
+APPLICATION_ID: Final = 0x49544D58
+"""'ITMX' in SQLite's header: tells our store apart from any other SQLite file."""
+SCHEMA_VERSION: Final = 1
+"""Bumped with a migration in MIGRATIONS whenever the tables change."""
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_TERMINAL_STATES: Final = ("resolved", "closed", "canceled")
+
+# `group` is an SQL keyword: the column is named `grp` and renamed at the boundary.
+_TICKET_SQL_COLUMNS: Final = tuple("grp" if c == "group" else c for c in TICKET_COLUMNS)
+
+_SCHEMA: Final = """
+CREATE TABLE tickets (
+    source TEXT NOT NULL, id TEXT NOT NULL, key TEXT NOT NULL,
+    opened_at INTEGER NOT NULL, first_response_at INTEGER, resolved_at INTEGER, closed_at INTEGER,
+    updated_at INTEGER NOT NULL,
+    state TEXT NOT NULL, grp TEXT, service TEXT, priority TEXT, channel TEXT,
+    reassignments INTEGER NOT NULL, reopens INTEGER NOT NULL,
+    sla_response TEXT NOT NULL, sla_resolution TEXT NOT NULL, complaint INTEGER NOT NULL,
+    PRIMARY KEY (source, id)
+);
+CREATE INDEX tickets_updated ON tickets (source, updated_at);
+CREATE TABLE surveys (
+    source TEXT NOT NULL, id TEXT NOT NULL, ticket_source TEXT NOT NULL,
+    ticket_id TEXT, ticket_key TEXT, submitted_at INTEGER NOT NULL,
+    PRIMARY KEY (source, id)
+);
+CREATE INDEX surveys_submitted ON surveys (source, submitted_at);
+CREATE TABLE answers (
+    source TEXT NOT NULL, survey_id TEXT NOT NULL, question TEXT NOT NULL,
+    value REAL NOT NULL, scale_min REAL NOT NULL, scale_max REAL NOT NULL,
+    PRIMARY KEY (source, survey_id, question)
+);
+CREATE TABLE watermarks (
+    source TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (source, kind)
+);
+"""
+
+MIGRATIONS: Final[dict[int, str]] = {}
+"""SQL that upgrades a store from version N to N + 1; empty while there is only version 1."""
+
+
+class StoreError(Exception):
+    """The store file cannot be used; the message names the file and what is wrong with it."""
+
+
+def _micros(moment: datetime | None) -> int | None:
+    if moment is None:
+        return None
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def _moment(micros: int | None) -> datetime | None:
+    return None if micros is None else _EPOCH + timedelta(microseconds=micros)
+
+
+class Store:
+    """One SQLite file shared by the sync threads and the snapshot builder (one connection, one lock)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as error:
+            raise StoreError(f"store {self.path}: cannot open: {error}") from error
+        try:
+            self._prepare()
+        except sqlite3.DatabaseError as error:
+            self._db.close()
+            raise StoreError(f"store {self.path}: not a usable itsm-exporter store: {error}") from error
+        except StoreError:
+            self._db.close()
+            raise
+
+    def _prepare(self) -> None:
+        db = self._db
+        application_id = db.execute("PRAGMA application_id").fetchone()[0]
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if application_id == 0 and tables == 0:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(
+                f"BEGIN; {_SCHEMA} PRAGMA application_id={APPLICATION_ID}; "
+                f"PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
+            )
+        elif application_id != APPLICATION_ID:
+            raise StoreError(f"store {self.path}: a SQLite file of another application; refusing to touch it")
+        elif version > SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.path}: schema version {version} is newer than this release understands "
+                f"({SCHEMA_VERSION}); upgrade itsm-exporter or point store.path elsewhere"
+            )
+        else:
+            db.execute("PRAGMA journal_mode=WAL")
+            for step in range(version, SCHEMA_VERSION):
+                db.executescript(f"BEGIN; {MIGRATIONS[step]} PRAGMA user_version={step + 1}; COMMIT;")
+        # NORMAL is durable against a killed process in WAL mode; only a power cut can lose the last commit.
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=OFF")
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    def watermark(self, source: str, kind: RecordKind) -> str | None:
+        """Where the next sync of `source` for `kind` resumes; None before the first commit."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT value FROM watermarks WHERE source = ? AND kind = ?", (source, kind)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def commit_batch(self, source: str, batch: Batch) -> None:
+        """Upsert the batch's records and move its watermark, all or nothing."""
+        records: tuple[Ticket | SurveyResponse, ...] = (*batch.tickets, *batch.surveys)
+        for record in records:
+            if record.source != source:
+                raise ValueError(f"record {record.id} of source {record.source!r} committed under {source!r}")
+        try:
+            with self._lock, self._transaction():
+                self._upsert_tickets(batch.tickets)
+                self._upsert_surveys(batch.surveys)
+                if batch.watermark is not None:
+                    self._db.execute(
+                        "INSERT INTO watermarks (source, kind, value) VALUES (?, ?, ?) "
+                        "ON CONFLICT (source, kind) DO UPDATE SET value = excluded.value",
+                        (source, batch.kind, batch.watermark),
+                    )
+        except sqlite3.Error as error:
+            raise StoreError(f"store {self.path}: could not commit a batch of {source}: {error}") from error
+
+    def _upsert_tickets(self, tickets: Iterable[Ticket]) -> None:
+        columns = ", ".join(_TICKET_SQL_COLUMNS)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in _TICKET_SQL_COLUMNS[2:])
+        self._db.executemany(
+            f"INSERT INTO tickets ({columns}) VALUES ({', '.join('?' * len(_TICKET_SQL_COLUMNS))}) "
+            f"ON CONFLICT (source, id) DO UPDATE SET {updates}",
+            (_ticket_row(t) for t in tickets),
+        )
+
+    def _upsert_surveys(self, surveys: Sequence[SurveyResponse]) -> None:
+        if not surveys:
+            return
+        self._db.executemany(
+            "INSERT INTO surveys (source, id, ticket_source, ticket_id, ticket_key, submitted_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, id) DO UPDATE SET "
+            "ticket_source = excluded.ticket_source, ticket_id = excluded.ticket_id, "
+            "ticket_key = excluded.ticket_key, submitted_at = excluded.submitted_at",
+            (
+                (s.source, s.id, s.ticket_source or s.source, s.ticket_id, s.ticket_key, _micros(s.submitted_at))
+                for s in surveys
+            ),
+        )
+        # A re-read survey replaces its answers: an edited response must not keep a removed answer.
+        self._db.executemany(
+            "DELETE FROM answers WHERE source = ? AND survey_id = ?", ((s.source, s.id) for s in surveys)
+        )
+        self._db.executemany(
+            "INSERT INTO answers (source, survey_id, question, value, scale_min, scale_max) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, survey_id, question) DO UPDATE SET "
+            "value = excluded.value, scale_min = excluded.scale_min, scale_max = excluded.scale_max",
+            ((s.source, s.id, a.question, a.value, a.scale_min, a.scale_max) for s in surveys for a in s.answers),
+        )
+
+    def count(self, source: str, kind: RecordKind) -> int:
+        """Stored records of one source and kind."""
+        table = "tickets" if kind == "ticket" else "surveys"
+        with self._lock:
+            return int(self._db.execute(f"SELECT count(*) FROM {table} WHERE source = ?", (source,)).fetchone()[0])
+
+    def tickets(self, source: str) -> list[Ticket]:
+        """Every stored ticket of `source` as canonical records, sorted by id."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {', '.join(_TICKET_SQL_COLUMNS)} FROM tickets WHERE source = ? ORDER BY id", (source,)
+            ).fetchall()
+        return [_ticket(row) for row in rows]
+
+    def surveys(self, source: str) -> list[SurveyResponse]:
+        """Every stored survey response of `source` with its answers (sorted by question), sorted by id."""
+        with self._lock:
+            surveys = self._db.execute(
+                "SELECT source, id, ticket_source, ticket_id, ticket_key, submitted_at FROM surveys "
+                "WHERE source = ? ORDER BY id",
+                (source,),
+            ).fetchall()
+            answers = self._db.execute(
+                "SELECT survey_id, question, value, scale_min, scale_max FROM answers WHERE source = ? "
+                "ORDER BY survey_id, question",
+                (source,),
+            ).fetchall()
+        by_survey: dict[str, list[Answer]] = {}
+        for survey_id, question, value, scale_min, scale_max in answers:
+            by_survey.setdefault(survey_id, []).append(Answer(question, value, scale_min, scale_max))
+        return [
+            SurveyResponse(
+                source=src,
+                id=survey_id,
+                submitted_at=_moment(submitted) or _EPOCH,
+                answers=tuple(by_survey.get(survey_id, ())),
+                ticket_id=ticket_id,
+                ticket_key=ticket_key,
+                ticket_source=None if ticket_source == src else ticket_source,
+            )
+            for src, survey_id, ticket_source, ticket_id, ticket_key, submitted in surveys
+        ]
+
+    def load_frames(self, sources: Sequence[str] | None = None, since: datetime | None = None) -> Frames:
+        """The collectors' frames for `sources` (all when None).
+
+        With `since`, only what a computation at a later `as_of` over windows starting after `since`
+        can see: tickets with an event after it, the open backlog, tickets that a recent survey is
+        about, and surveys submitted after it. This keeps memory bounded by the window, not history.
+        """
+        where_source, params = _source_clause(sources)
+        cutoff = _micros(since)
+        ticket_sql = f"SELECT {', '.join(_TICKET_SQL_COLUMNS)} FROM tickets WHERE {where_source}"
+        survey_sql = f"SELECT {', '.join(SURVEY_COLUMNS)} FROM surveys WHERE {where_source}"
+        answer_sql = f"SELECT a.{', a.'.join(ANSWER_COLUMNS)} FROM answers a"
+        ticket_params: list[object] = list(params)
+        survey_params: list[object] = list(params)
+        answer_params: list[object] = []
+        if cutoff is not None:
+            terminal = ", ".join(f"'{s}'" for s in _TERMINAL_STATES)
+            ticket_sql += (
+                f" AND (updated_at > ? OR state NOT IN ({terminal})"
+                " OR EXISTS (SELECT 1 FROM surveys s WHERE s.ticket_source = tickets.source"
+                " AND (s.ticket_id = tickets.id OR s.ticket_key = tickets.key) AND s.submitted_at > ?))"
+            )
+            ticket_params += [cutoff, cutoff]
+            survey_sql += " AND submitted_at > ?"
+            survey_params.append(cutoff)
+            answer_sql += " JOIN surveys s ON s.source = a.source AND s.id = a.survey_id WHERE s.submitted_at > ?"
+            answer_params.append(cutoff)
+            if sources is not None:
+                answer_sql += f" AND {_source_clause(sources, 'a.source')[0]}"
+                answer_params += params
+        elif sources is not None:
+            answer_sql += f" WHERE {_source_clause(sources, 'a.source')[0]}"
+            answer_params += params
+        with self._lock:
+            ticket_rows = self._db.execute(ticket_sql, ticket_params).fetchall()
+            survey_rows = self._db.execute(survey_sql, survey_params).fetchall()
+            answer_rows = self._db.execute(answer_sql, answer_params).fetchall()
+        tickets = pd.DataFrame.from_records(ticket_rows, columns=list(TICKET_COLUMNS), nrows=len(ticket_rows))
+        for column in TICKET_TIME_COLUMNS:
+            tickets[column] = _seconds(tickets[column])
+        tickets["complaint"] = tickets["complaint"].astype(bool)
+        surveys = pd.DataFrame.from_records(survey_rows, columns=list(SURVEY_COLUMNS), nrows=len(survey_rows))
+        surveys["submitted_at"] = _seconds(surveys["submitted_at"])
+        answers = pd.DataFrame.from_records(answer_rows, columns=list(ANSWER_COLUMNS), nrows=len(answer_rows))
+        return Frames(
+            tickets=tickets.astype(TICKET_DTYPES),
+            surveys=surveys.astype(SURVEY_DTYPES),
+            answers=answers.astype(ANSWER_DTYPES),
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the block raises (the connection is in autocommit mode)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _source_clause(sources: Sequence[str] | None, column: str = "source") -> tuple[str, list[object]]:
+    if sources is None:
+        return "1 = 1", []
+    if not sources:
+        return "0 = 1", []
+    return f"{column} IN ({', '.join('?' * len(sources))})", list(sources)
+
+
+def _seconds(micros: pd.Series) -> np.ndarray:
+    """Integer microseconds (None when unset) to float epoch seconds (NaN when unset)."""
+    return pd.to_numeric(micros, errors="raise").astype("float64").to_numpy() / 1e6
+
+
+def _ticket_row(ticket: Ticket) -> tuple[object, ...]:
+    return tuple(
+        _micros(getattr(ticket, column))
+        if column in TICKET_TIME_COLUMNS
+        else int(ticket.complaint)
+        if column == "complaint"
+        else getattr(ticket, column)
+        for column in TICKET_COLUMNS
+    )
+
+
+def _ticket(row: tuple[object, ...]) -> Ticket:
+    values = dict(zip(TICKET_COLUMNS, row, strict=True))
+    for column in TICKET_TIME_COLUMNS:
+        values[column] = _moment(values[column])  # type: ignore[arg-type]
+    values["complaint"] = bool(values["complaint"])
+    return Ticket(**values)  # type: ignore[arg-type]

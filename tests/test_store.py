@@ -1,0 +1,191 @@
+"""The store: exact round-trips, upserts, atomic watermarks, and clear errors for unusable files."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from itsm_exporter.frames import Frames
+from itsm_exporter.records import Answer, Batch, SurveyResponse, Ticket
+from itsm_exporter.store import SCHEMA_VERSION, Store, StoreError
+
+T0 = datetime(2026, 11, 1, 9, 30, 15, 123457, tzinfo=UTC)
+
+
+def ticket(id: str, **changes: object) -> Ticket:
+    fields: dict[str, object] = {
+        "source": "sn",
+        "id": id,
+        "key": f"INC{id}",
+        "opened_at": T0,
+        "updated_at": T0 + timedelta(hours=2),
+        "state": "resolved",
+        "first_response_at": T0 + timedelta(minutes=7),
+        "resolved_at": T0 + timedelta(hours=2),
+        "priority": "p2",
+        "group": "Service Desk",
+        "channel": "email",
+        "reassignments": 1,
+        "reopens": 0,
+        "sla_response": "met",
+        "sla_resolution": "breached",
+        "complaint": True,
+    }
+    fields.update(changes)
+    return Ticket(**fields)  # type: ignore[arg-type]
+
+
+def survey(id: str, ticket_id: str, rating: float, **changes: object) -> SurveyResponse:
+    fields: dict[str, object] = {
+        "source": "sn",
+        "id": id,
+        "submitted_at": T0 + timedelta(days=1),
+        "answers": (Answer("Overall", rating), Answer("Speed", 3.0, 0.0, 10.0)),
+        "ticket_id": ticket_id,
+    }
+    fields.update(changes)
+    return SurveyResponse(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "store.db")
+
+
+def test_records_round_trip_exactly_including_microseconds_and_none(store: Store) -> None:
+    sparse = ticket("2", state="open", first_response_at=None, resolved_at=None, priority=None, group=None)
+    store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("1"), sparse), watermark="w1"))
+    store.commit_batch("sn", Batch(kind="survey", surveys=(survey("s1", "1", 4.0),), watermark="s1"))
+    assert store.tickets("sn") == [ticket("1"), sparse]
+    assert store.surveys("sn") == [survey("s1", "1", 4.0)]
+    assert (store.watermark("sn", "ticket"), store.watermark("sn", "survey")) == ("w1", "s1")
+    assert store.watermark("other", "ticket") is None
+
+
+def test_upsert_replaces_by_source_and_id_and_answers_of_a_reread_survey(store: Store) -> None:
+    store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("1"), ticket("2")), watermark="a"))
+    store.commit_batch("jsm", Batch(kind="ticket", tickets=(ticket("1", source="jsm"),), watermark="x"))
+    store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("1", state="closed", reopens=2),), watermark="b"))
+    edited = survey("s1", "1", 2.0, answers=(Answer("Overall", 2.0),))
+    store.commit_batch("sn", Batch(kind="survey", surveys=(survey("s1", "1", 5.0),)))
+    store.commit_batch("sn", Batch(kind="survey", surveys=(edited,)))
+    assert store.tickets("sn") == [ticket("1", state="closed", reopens=2), ticket("2")]
+    assert store.count("sn", "ticket") == 2
+    assert store.count("jsm", "ticket") == 1
+    assert store.surveys("sn") == [edited]
+    assert store.watermark("sn", "ticket") == "b"
+    assert store.watermark("sn", "survey") is None  # batches without a watermark leave it alone
+
+
+def test_a_failing_batch_stores_neither_its_records_nor_its_watermark(store: Store, tmp_path: Path) -> None:
+    store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("1"),), watermark="before"))
+    saboteur = sqlite3.connect(tmp_path / "store.db")
+    saboteur.execute("CREATE TRIGGER fail BEFORE INSERT ON surveys BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
+    saboteur.commit()
+    saboteur.close()
+    batch = Batch(kind="ticket", tickets=(ticket("2"),), surveys=(survey("s1", "2", 5.0),), watermark="after")
+    with pytest.raises(StoreError, match="could not commit a batch of sn: disk on fire"):
+        store.commit_batch("sn", batch)
+    assert store.tickets("sn") == [ticket("1")]
+    assert store.watermark("sn", "ticket") == "before"
+
+
+def test_a_record_of_another_source_is_refused(store: Store) -> None:
+    with pytest.raises(ValueError, match="committed under 'jsm'"):
+        store.commit_batch("jsm", Batch(kind="ticket", tickets=(ticket("1"),)))
+    assert store.count("jsm", "ticket") == 0
+
+
+def test_load_frames_equals_frames_built_from_the_same_records(store: Store) -> None:
+    tickets = [ticket("1"), ticket("2", state="open", resolved_at=None, group=None), ticket("3", source="jsm")]
+    surveys = [survey("s1", "1", 4.0), survey("s2", "9", 1.0, ticket_source="sn", source="csv", ticket_key="INC9")]
+    for source in ("sn", "jsm", "csv"):
+        store.commit_batch(
+            source,
+            Batch(
+                kind="ticket",
+                tickets=tuple(t for t in tickets if t.source == source),
+                surveys=tuple(s for s in surveys if s.source == source),
+            ),
+        )
+    expected = Frames.from_records(tickets, surveys)
+    loaded = store.load_frames()
+    for name in ("tickets", "surveys", "answers"):
+        got = getattr(loaded, name).sort_values(["source", *getattr(loaded, name).columns[1:2]]).reset_index(drop=True)
+        want = getattr(expected, name).sort_values(["source", *getattr(expected, name).columns[1:2]])
+        pd.testing.assert_frame_equal(got, want.reset_index(drop=True), check_exact=False, rtol=0, atol=1e-6)
+    only_sn = store.load_frames(["sn"])
+    assert sorted(only_sn.tickets["id"]) == ["1", "2"]
+    assert list(only_sn.answers["survey_id"]) == ["s1", "s1"]
+    assert store.load_frames([]).tickets.empty
+
+
+def test_load_frames_since_keeps_recent_events_backlog_and_tickets_of_recent_surveys(store: Store) -> None:
+    old = T0 - timedelta(days=200)
+    old_done = ticket("old", opened_at=old, updated_at=old, resolved_at=old, first_response_at=old)
+    old_open = ticket("backlog", opened_at=old, updated_at=old, state="on_hold", resolved_at=None)
+    old_surveyed = ticket("surveyed", opened_at=old, updated_at=old, resolved_at=old, first_response_at=old)
+    store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("new"), old_done, old_open, old_surveyed)))
+    store.commit_batch(
+        "sn",
+        Batch(
+            kind="survey",
+            surveys=(survey("recent", "surveyed", 5.0), survey("ancient", "old", 1.0, submitted_at=old)),
+        ),
+    )
+    frames = store.load_frames(["sn"], since=T0 - timedelta(days=30))
+    assert sorted(frames.tickets["id"]) == ["backlog", "new", "surveyed"]
+    assert list(frames.surveys["id"]) == ["recent"]
+    assert sorted(set(frames.answers["survey_id"])) == ["recent"]
+
+
+def test_reopening_keeps_data_and_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    first = Store(path)
+    first.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("1"),), watermark="w"))
+    first.close()
+    again = Store(path)
+    assert again.tickets("sn") == [ticket("1")]
+    assert again.watermark("sn", "ticket") == "w"
+    again.close()
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_file_that_is_not_sqlite_gives_a_clear_error_and_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"these are my notes, not a database" * 100)
+    with pytest.raises(StoreError, match=r"notes\.db: not a usable itsm-exporter store: file is not a database"):
+        Store(path)
+    assert path.read_bytes() == b"these are my notes, not a database" * 100
+
+
+def test_a_foreign_sqlite_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "grafana.db"
+    other = sqlite3.connect(path)
+    other.execute("CREATE TABLE dashboard (id INTEGER)")
+    other.commit()
+    other.close()
+    with pytest.raises(StoreError, match="a SQLite file of another application; refusing to touch it"):
+        Store(path)
+
+
+def test_a_store_from_a_newer_release_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    Store(path).close()
+    raw = sqlite3.connect(path)
+    raw.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    raw.commit()
+    raw.close()
+    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1} is newer than this release"):
+        Store(path)
+
+
+def test_an_unreachable_path_gives_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=r"missing/dir/store\.db: cannot open"):
+        Store(tmp_path / "missing" / "dir" / "store.db")
