@@ -6,6 +6,7 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
@@ -170,6 +171,15 @@ class CsvSource(SourceBase):
         if self.scale_max <= self.scale_min:
             raise ValueError("scale_max must be greater than scale_min")
         return self
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone such as Europe/Paris") from None
+        return value
 
 
 class ServiceNowSource(TlsMixin, SourceBase):

@@ -45,7 +45,7 @@ def build_connector(
     if isinstance(source, DemoSource):
         from itsm_exporter.connectors.demo import DemoConnector
 
-        return DemoConnector(source, now=now)
+        return DemoConnector(source, now=now, observe_request=observe_request)
     if isinstance(source, CsvSource):
         from itsm_exporter.connectors.csv_surveys import CsvSurveyConnector
 

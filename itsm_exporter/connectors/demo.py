@@ -1,0 +1,339 @@
+"""The built-in demo source: a seeded, realistic service desk with a planted watermelon.
+
+The data is a pure function of (seed, now): each calendar day's tickets come from a generator
+seeded by (seed, day), and a ticket shows only the events that happened by `now`. So a later sync
+sees the same tickets further along (resolved, closed, surveyed), like a real upstream, and a
+one-shot run at a fixed `--as-of` is reproducible.
+
+Group profiles (resolution SLA met share, satisfied share) are chosen so that the dashboards tell
+a story: "Network Operations" closes fast and meets its SLA while its customers are unhappy (the
+watermelon); "Identity & Access" is red on both sides; the others are healthy.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from itsm_exporter.config import DemoSource
+from itsm_exporter.connectors.base import RequestObserver, ignore_request
+from itsm_exporter.records import Answer, Batch, RecordKind, SlaOutcome, SurveyResponse, Ticket, TicketState
+
+OVERALL_QUESTION: Final = "Overall satisfaction"
+PERCEPTION_QUESTIONS: Final = {
+    "reliability": "The issue was fixed right the first time",
+    "assurance": "The agent knew how to solve my problem",
+    "tangibles": "The portal and updates were clear",
+    "empathy": "The agent understood my situation",
+    "responsiveness": "I got a quick first answer",
+}
+EXPECTATION_QUESTIONS: Final = {
+    "reliability": "I expect the issue to be fixed right the first time",
+    "assurance": "I expect the agent to know how to solve my problem",
+    "tangibles": "I expect clear portal pages and updates",
+    "empathy": "I expect the agent to understand my situation",
+    "responsiveness": "I expect a quick first answer",
+}
+DEMO_SURVEYS: Final[dict[str, Any]] = {
+    "overall": [OVERALL_QUESTION],
+    "dimensions": {dimension: [question] for dimension, question in PERCEPTION_QUESTIONS.items()},
+    "expectations": {dimension: [question] for dimension, question in EXPECTATION_QUESTIONS.items()},
+}
+DEMO_COMPLAINTS: Final[dict[str, list[str]]] = {"category": ["complaint"]}
+WATERMELON_GROUP: Final = "Network Operations"
+
+DAY: Final = 86400.0
+BATCH_SIZE: Final = 1000
+
+# Response and resolution targets by priority, seconds (a common ITIL-style matrix).
+RESPONSE_TARGET: Final = {"p1": 900.0, "p2": 1800.0, "p3": 4 * 3600.0, "p4": 8 * 3600.0, "p5": DAY}
+RESOLUTION_TARGET: Final = {"p1": 4 * 3600.0, "p2": 8 * 3600.0, "p3": 3 * DAY, "p4": 5 * DAY, "p5": 10 * DAY}
+PRIORITY_WEIGHTS: Final = {"p1": 2, "p2": 10, "p3": 50, "p4": 30, "p5": 8}
+CHANNEL_WEIGHTS: Final = {"portal": 45, "email": 30, "phone": 15, "chat": 8, "walk-in": 2}
+AUTO_CLOSE: Final = 3 * DAY
+
+
+@dataclass(frozen=True)
+class GroupProfile:
+    """How one support group behaves; factors are relative to the priority's SLA target."""
+
+    name: str
+    weight: float
+    services: tuple[str, ...]
+    resolution_factor: float
+    """Median resolution time as a share of the resolution target (lognormal, sigma 0.6)."""
+    response_factor: float
+    satisfied: float
+    """Probability that a respondent rates overall 4 or 5 of 5."""
+    reopen: float
+    reassign: float
+    complaint: float
+    dimension_bias: Mapping[str, float]
+    """Added to a respondent's dimension scores (points on the 1..5 scale)."""
+
+
+GROUPS: Final = (
+    GroupProfile("Service Desk", 30, ("Email", "Accounts", "Printing"), 0.30, 0.35, 0.93, 0.03, 0.10, 0.010, {}),
+    GroupProfile("Desktop Support", 20, ("Laptops", "Printing", "Software"), 0.35, 0.40, 0.92, 0.04, 0.15, 0.010, {}),
+    GroupProfile(
+        WATERMELON_GROUP,
+        18,
+        ("VPN", "Wi-Fi", "Telephony"),
+        0.30,
+        0.90,
+        0.42,
+        0.18,
+        0.45,
+        0.060,
+        {"reliability": -1.2, "empathy": -1.0, "responsiveness": -0.8, "tangibles": -0.3},
+    ),
+    GroupProfile("Applications", 15, ("ERP", "CRM", "Intranet"), 0.55, 0.45, 0.91, 0.05, 0.20, 0.015, {}),
+    GroupProfile(
+        "Identity & Access",
+        10,
+        ("Accounts", "SSO"),
+        0.95,
+        1.20,
+        0.60,
+        0.08,
+        0.35,
+        0.040,
+        {"responsiveness": -1.0, "assurance": -0.5},
+    ),
+    GroupProfile("Facilities", 7, ("Badges", "Rooms"), 0.25, 0.30, 0.95, 0.02, 0.05, 0.005, {"tangibles": 0.3}),
+)
+
+SURVEY_RATE: Final = 0.40
+EXPECTATION_RATE: Final = 0.5
+"""Share of respondents who also answer the SERVQUAL expectation items."""
+
+
+@dataclass(frozen=True)
+class _Life:
+    """Every event a demo ticket will ever have; `at(now)` shows the part that has happened."""
+
+    id: str
+    key: str
+    opened: float
+    first_response: float
+    resolved: float | None
+    closed: float
+    canceled: bool
+    on_hold: bool
+    priority: str
+    group: str
+    service: str
+    channel: str
+    reassignments: int
+    reopens: int
+    response_met: bool
+    resolution_met: bool
+    category: str
+    survey: tuple[float, tuple[Answer, ...]] | None
+
+    def last_event(self, now: float) -> float:
+        """Time of the latest event that has happened by `now`."""
+        events = [self.opened, self.first_response, self.closed, *([self.resolved] if self.resolved else [])]
+        return max(t for t in events if t <= now)
+
+
+def _moment(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _weighted(rng: random.Random, weights: Mapping[str, float]) -> str:
+    return rng.choices(list(weights), weights=list(weights.values()))[0]
+
+
+def _survey(rng: random.Random, group: GroupProfile) -> tuple[Answer, ...]:
+    satisfied = rng.random() < group.satisfied
+    overall = rng.choice((4, 5, 5)) if satisfied else rng.choice((1, 2, 2, 3))
+    answers = [Answer(OVERALL_QUESTION, float(overall))]
+    for dimension, question in PERCEPTION_QUESTIONS.items():
+        score = overall + group.dimension_bias.get(dimension, 0.0) + rng.gauss(0, 0.6)
+        answers.append(Answer(question, float(min(5, max(1, round(score))))))
+    if rng.random() < EXPECTATION_RATE:
+        for question in EXPECTATION_QUESTIONS.values():
+            answers.append(Answer(question, float(rng.choice((4, 5, 5, 5)))))
+    return tuple(answers)
+
+
+def _day_tickets(seed: int, day: int, tickets_per_day: int) -> list[_Life]:
+    """The tickets opened on epoch day `day`: fixed by (seed, day) alone."""
+    rng = random.Random(seed * 1_000_003 + day)
+    weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday
+    volume = tickets_per_day * (1.2 if weekday < 5 else 0.5)
+    count = max(0, round(rng.gauss(volume, math.sqrt(volume))))
+    group_weights = {g.name: g.weight for g in GROUPS}
+    profiles = {g.name: g for g in GROUPS}
+    lives = []
+    for n in range(count):
+        group = profiles[_weighted(rng, group_weights)]
+        priority = _weighted(rng, PRIORITY_WEIGHTS)
+        # Office hours are busier: most tickets open between 08:00 and 18:00 UTC.
+        hour = rng.uniform(8, 18) if rng.random() < 0.8 else rng.uniform(0, 24)
+        # Whole seconds, as upstreams report them, so a time and the state derived from it agree.
+        opened = float(round(day * DAY + hour * 3600))
+        response = float(round(RESPONSE_TARGET[priority] * group.response_factor * math.exp(rng.gauss(0, 0.7))))
+        resolution = max(
+            float(round(RESOLUTION_TARGET[priority] * group.resolution_factor * math.exp(rng.gauss(0, 0.6)))), response
+        )
+        canceled = rng.random() < 0.02
+        reopens = (1 + (rng.random() < 0.2)) if rng.random() < group.reopen else 0
+        reassignments = sum(rng.random() < group.reassign for _ in range(3))
+        resolved = None if canceled else opened + resolution
+        closed = opened + min(resolution, 2 * 3600) if canceled else opened + resolution + AUTO_CLOSE
+        survey = None
+        if resolved is not None and rng.random() < SURVEY_RATE:
+            survey = (resolved + round(rng.uniform(3600, 3 * DAY)), _survey(rng, group))
+        number = day * 1000 + n
+        lives.append(
+            _Life(
+                id=f"demo-{number:08d}",
+                key=f"INC{number:08d}",
+                opened=opened,
+                first_response=opened + response,
+                resolved=resolved,
+                closed=closed,
+                canceled=canceled,
+                on_hold=rng.random() < 0.15,
+                priority=priority,
+                group=group.name,
+                service=rng.choice(group.services),
+                channel=_weighted(rng, CHANNEL_WEIGHTS),
+                reassignments=reassignments,
+                reopens=reopens,
+                response_met=response <= RESPONSE_TARGET[priority],
+                resolution_met=resolution <= RESOLUTION_TARGET[priority],
+                category="complaint" if rng.random() < group.complaint else "request",
+                survey=survey,
+            )
+        )
+    return lives
+
+
+class DemoConnector:
+    """A simulated upstream; incremental like a real one: each sync returns what changed since the last."""
+
+    def __init__(
+        self,
+        source: DemoSource,
+        *,
+        now: Callable[[], datetime] | None = None,
+        observe_request: RequestObserver = ignore_request,
+    ) -> None:
+        self.name = source.name
+        self._source = source
+        self._now = now or (lambda: datetime.now(UTC))
+        self._observe_request = observe_request
+        complaint_values = {value.lower() for value in source.complaints.get("category", [])}
+        self._is_complaint: Callable[[str], bool] = lambda category: category.lower() in complaint_values
+
+    def fetch(self, watermarks: Mapping[RecordKind, str | None]) -> Iterator[Batch]:
+        now = self._now().timestamp()
+        start = now - self._source.days * DAY
+        lives = self._lives(start, now)
+        for batch in (
+            *self._ticket_batches(lives, _since(watermarks.get("ticket")), now),
+            *self._survey_batches(lives, _since(watermarks.get("survey")), now),
+        ):
+            # Each batch stands for one page of a real upstream: count it as one successful request,
+            # so the demo's request panels and alerts show what they would show in production.
+            self._observe_request("200")
+            yield batch
+
+    def _lives(self, start: float, now: float) -> list[_Life]:
+        first, last = math.floor(start / DAY), math.floor(now / DAY)
+        return [
+            life
+            for day in range(first, last + 1)
+            for life in _day_tickets(self._source.seed, day, self._source.tickets_per_day)
+            if start < life.opened <= now
+        ]
+
+    def _ticket_batches(self, lives: list[_Life], since: float, now: float) -> Iterator[Batch]:
+        changed = [self._ticket(life, now) for life in lives if life.last_event(now) > since]
+        yield from _batches("ticket", changed, now)
+
+    def _survey_batches(self, lives: list[_Life], since: float, now: float) -> Iterator[Batch]:
+        surveys = [
+            SurveyResponse(
+                source=self.name,
+                id=f"survey-{life.id}",
+                submitted_at=_moment(life.survey[0]),
+                answers=life.survey[1],
+                ticket_id=life.id,
+                ticket_key=life.key,
+            )
+            for life in lives
+            if life.survey is not None and since < life.survey[0] <= now
+        ]
+        yield from _batches("survey", surveys, now)
+
+    def _ticket(self, life: _Life, now: float) -> Ticket:
+        resolved = life.resolved if life.resolved is not None and life.resolved <= now else None
+        closed = life.closed if life.closed <= now else None
+        responded = life.first_response <= now
+        state: TicketState
+        if life.canceled and closed is not None:
+            state = "canceled"
+        elif closed is not None:
+            state = "closed"
+        elif resolved is not None:
+            state = "resolved"
+        else:
+            state = "on_hold" if life.on_hold else "open"
+        known = state in ("resolved", "closed")
+        response_sla: SlaOutcome = ("met" if life.response_met else "breached") if responded else "unknown"
+        resolution_sla: SlaOutcome = ("met" if life.resolution_met else "breached") if known else "unknown"
+        return Ticket(
+            source=self.name,
+            id=life.id,
+            key=life.key,
+            opened_at=_moment(life.opened),
+            state=state,
+            updated_at=_moment(life.last_event(now)),
+            first_response_at=_moment(life.first_response) if responded and state != "canceled" else None,
+            resolved_at=_moment(resolved) if resolved is not None else None,
+            closed_at=_moment(closed) if closed is not None else None,
+            priority=life.priority,
+            group=life.group,
+            service=life.service,
+            channel=life.channel,
+            reassignments=life.reassignments,
+            reopens=life.reopens if known else 0,
+            sla_response=response_sla if state != "canceled" else "unknown",
+            sla_resolution=resolution_sla,
+            complaint=self._is_complaint(life.category),
+        )
+
+    def close(self) -> None:
+        """Nothing to release: the demo holds no connection."""
+
+
+def _since(watermark: str | None) -> float:
+    """Events after this time are new to the store."""
+    return -math.inf if watermark is None else datetime.fromisoformat(watermark).timestamp()
+
+
+def _batches(kind: RecordKind, records: list[Any], now: float) -> Iterator[Batch]:
+    """Batches of BATCH_SIZE; only the last carries the watermark, so a crash mid-way re-reads all."""
+    watermark = _moment(now).isoformat()
+    if not records:
+        yield Batch(kind=kind, watermark=watermark, total_expected=0)
+        return
+    for offset in range(0, len(records), BATCH_SIZE):
+        chunk = tuple(records[offset : offset + BATCH_SIZE])
+        last = offset + BATCH_SIZE >= len(records)
+        yield Batch(
+            kind=kind,
+            tickets=chunk if kind == "ticket" else (),
+            surveys=chunk if kind == "survey" else (),
+            watermark=watermark if last else None,
+            fetched_so_far=offset + len(chunk),
+            total_expected=len(records),
+        )

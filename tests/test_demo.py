@@ -1,0 +1,70 @@
+"""The demo source: deterministic, incremental like a real upstream, and exercising the whole contract."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from itsm_exporter.config import demo_config
+from itsm_exporter.connectors.demo import WATERMELON_GROUP, DemoConnector
+from itsm_exporter.records import Batch, SurveyResponse, Ticket
+from itsm_exporter.store import Store
+from itsm_exporter.sync import sync_source
+
+AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def connector(tmp_path: Path, now: datetime) -> DemoConnector:
+    source = demo_config(tmp_path / "unused.db").sources[0]
+    return DemoConnector(source, now=lambda: now)  # type: ignore[arg-type]
+
+
+def everything(batches: list[Batch]) -> tuple[list[Ticket], list[SurveyResponse]]:
+    return [t for b in batches for t in b.tickets], [s for b in batches for s in b.surveys]
+
+
+def test_same_seed_and_time_give_the_same_service_desk(tmp_path: Path) -> None:
+    first = everything(list(connector(tmp_path, AS_OF).fetch({})))
+    again = everything(list(connector(tmp_path, AS_OF).fetch({})))
+    assert first == again
+    tickets, surveys = first
+    assert 4000 < len(tickets) < 8000
+    assert len(surveys) > 1000
+
+
+def test_a_later_sync_brings_only_changes_and_ends_equal_to_a_fresh_sync(tmp_path: Path) -> None:
+    later = AS_OF + timedelta(hours=6)
+    incremental = Store(tmp_path / "incremental.db")
+    sync_source(connector(tmp_path, AS_OF), incremental)
+    second = sync_source(connector(tmp_path, later), incremental)
+    fresh = Store(tmp_path / "fresh.db")
+    sync_source(connector(tmp_path, later), fresh)
+    assert 0 < second.records["ticket"] < fresh.count("demo", "ticket") / 10
+    assert 0 < second.records["survey"] < fresh.count("demo", "survey") / 10
+    # The fresh sync covers 90 days back from `later`; tickets that aged out of that range stay in
+    # the incremental store (the store keeps history), so compare on the fresh sync's tickets.
+    fresh_tickets = {t.id: t for t in fresh.tickets("demo")}
+    kept = [t for t in incremental.tickets("demo") if t.id in fresh_tickets]
+    assert kept == list(fresh_tickets.values())
+    fresh_surveys = {s.id: s for s in fresh.surveys("demo")}
+    assert [s for s in incremental.surveys("demo") if s.id in fresh_surveys] == list(fresh_surveys.values())
+
+
+def test_only_the_last_batch_carries_the_watermark(tmp_path: Path) -> None:
+    batches = [b for b in connector(tmp_path, AS_OF).fetch({}) if b.kind == "ticket"]
+    assert len(batches) > 1
+    assert [b.watermark for b in batches[:-1]] == [None] * (len(batches) - 1)
+    assert batches[-1].watermark == AS_OF.isoformat()
+    assert batches[-1].fetched_so_far == batches[-1].total_expected
+
+
+def test_the_planted_watermelon_group_exists_and_states_are_consistent_with_times(tmp_path: Path) -> None:
+    tickets, _ = everything(list(connector(tmp_path, AS_OF).fetch({})))
+    groups = {t.group for t in tickets}
+    assert WATERMELON_GROUP in groups
+    for t in tickets:
+        assert t.updated_at <= AS_OF
+        if t.state in ("resolved", "closed"):
+            assert t.resolved_at is not None and t.resolved_at <= AS_OF
+        if t.state in ("open", "on_hold"):
+            assert t.resolved_at is None and t.sla_resolution == "unknown"
