@@ -1,0 +1,71 @@
+"""Collectors: a full snapshot on a large store, against a per-ticket Python loop computing the same values.
+
+python -m bench.collectors                      # 1,000,000 tickets, 200,000 responses, 50 groups
+python -m bench.collectors --smoke              # tiny sizes, what CI runs
+/usr/bin/time -v python -m bench.collectors --vectorized-only   # peak RSS of the computation alone
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import time
+
+from bench.datagen import AS_OF, bench_config, frames
+from bench.reference import differences, reference_metrics, sample_map
+from itsm_exporter.collectors import compute_metrics
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tickets", type=int, default=1_000_000)
+    parser.add_argument("--surveys", type=int, default=200_000)
+    parser.add_argument("--groups", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=3, help="vectorized runs; the best is reported")
+    parser.add_argument("--vectorized-only", action="store_true", help="skip the loop (for memory measurement)")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes for CI: checks it runs and agrees")
+    args = parser.parse_args()
+    if args.smoke:
+        args.tickets, args.surveys, args.groups, args.repeat = 3_000, 600, 5, 1
+
+    config = bench_config(args.groups)
+    started = time.perf_counter()
+    data = frames(args.tickets, args.surveys, args.groups)
+    print(
+        f"data: {args.tickets} tickets, {args.surveys} responses, {len(data.answers)} answers, "
+        f"{args.groups} groups, generated in {time.perf_counter() - started:.1f} s"
+    )
+    gc.collect()
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    timings = []
+    for _ in range(args.repeat):
+        started = time.perf_counter()
+        families = compute_metrics(data, AS_OF, config)
+        timings.append(time.perf_counter() - started)
+    vectorized = min(timings)
+    series = sum(len(f.samples) for f in families)
+    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"vectorized snapshot: best {vectorized:.3f} s of {args.repeat} ({series} samples); "
+        f"peak RSS {rss_before:.0f} MB after data, {rss_after:.0f} MB after computing"
+    )
+    if args.vectorized_only:
+        return 0
+
+    started = time.perf_counter()
+    expected = reference_metrics(data, AS_OF, config)
+    loop = time.perf_counter() - started
+    names = {key[0].removesuffix("_bucket").removesuffix("_gcount").removesuffix("_gsum") for key in expected}
+    problems = differences(expected, sample_map(families, names))
+    print(
+        f"per-ticket loop: {loop:.3f} s; speed-up {loop / vectorized:.1f}x; "
+        f"{len(expected)} samples compared, {len(problems)} differ"
+    )
+    for problem in problems[:20]:
+        print(f"  {problem}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

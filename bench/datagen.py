@@ -1,0 +1,170 @@
+"""Seeded, vectorized generators of benchmark data: frames for the collectors, records for the store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from itsm_exporter.config import Config, parse_config
+from itsm_exporter.frames import ANSWER_DTYPES, SURVEY_DTYPES, TICKET_DTYPES, Frames
+from itsm_exporter.records import TICKET_COLUMNS, Ticket
+
+AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+DAY = 86400.0
+HISTORY_DAYS = 60
+SOURCE = "bench"
+QUESTIONS = {
+    "overall": "Overall",
+    "reliability": "Fixed first time",
+    "assurance": "Knew the answer",
+    "tangibles": "Clear updates",
+    "empathy": "Understood me",
+    "responsiveness": "Quick answer",
+}
+EXPECTATIONS = {"reliability": "Expect fixed first time", "responsiveness": "Expect quick answer"}
+
+
+def bench_config(groups: int = 50) -> Config:
+    """Windows 7d and 30d, group_by [group], a label cap that keeps every one of `groups` groups."""
+    return parse_config(
+        {
+            "windows": ["7d", "30d"],
+            "group_by": ["group"],
+            "max_label_values": groups,
+            "sources": [
+                {
+                    "name": SOURCE,
+                    "kind": "demo",
+                    "surveys": {
+                        "overall": [QUESTIONS["overall"]],
+                        "dimensions": {d: [q] for d, q in QUESTIONS.items() if d != "overall"},
+                        "expectations": {d: [q] for d, q in EXPECTATIONS.items()},
+                    },
+                }
+            ],
+        }
+    )
+
+
+def ticket_arrays(n: int, groups: int, seed: int) -> dict[str, np.ndarray]:
+    """Column arrays of `n` tickets opened over HISTORY_DAYS before AS_OF."""
+    rng = np.random.default_rng(seed)
+    now = AS_OF.timestamp()
+    opened = np.floor(now - rng.uniform(0, HISTORY_DAYS * DAY, n))
+    first_response = opened + np.floor(rng.lognormal(7.5, 1.2, n))
+    resolution = np.floor(rng.lognormal(11.0, 1.3, n))
+    resolved = opened + resolution
+    state = np.where(resolved <= now, np.where(rng.random(n) < 0.5, "closed", "resolved"), "open")
+    canceled = rng.random(n) < 0.02
+    state = np.where(canceled, "canceled", state)
+    state = np.where((state == "open") & (rng.random(n) < 0.2), "on_hold", state)
+    done = (state == "closed") | (state == "resolved")
+    resolved = np.where(done, resolved, np.nan)
+    # A few closed tickets have no resolved time: the collectors fall back to closed_at.
+    closed = np.where(state == "closed", resolved + 3 * DAY, np.where(canceled, opened + 600, np.nan))
+    closed = np.where(closed > now, now, closed)
+    no_resolved = (state == "closed") & (rng.random(n) < 0.05)
+    resolved = np.where(no_resolved, np.nan, resolved)
+    first_response = np.where(first_response <= now, first_response, np.nan)
+    updated = np.fmax(np.fmax(opened, first_response), np.fmax(resolved, closed))
+    priority = np.array(["p1", "p2", "p3", "p4", "p5"], dtype=object)[rng.choice(5, n, p=[0.02, 0.1, 0.5, 0.3, 0.08])]
+    outcomes = np.array(["met", "breached"], dtype=object)
+    sla_resolution = np.where(done, outcomes[(rng.random(n) < 0.12).astype(int)], "unknown")
+    sla_response = np.where(np.isnan(first_response), "unknown", outcomes[(rng.random(n) < 0.2).astype(int)])
+    return {
+        "id": np.array([f"t{i:08d}" for i in range(n)], dtype=object),
+        "opened_at": opened,
+        "first_response_at": first_response,
+        "resolved_at": resolved,
+        "closed_at": closed,
+        "updated_at": updated,
+        "state": state.astype(object),
+        "group": np.array([f"Group {g:02d}" for g in range(groups)], dtype=object)[rng.integers(0, groups, n)],
+        "service": np.array(["Email", "VPN", "ERP", "Laptops"], dtype=object)[rng.integers(0, 4, n)],
+        "priority": priority,
+        "channel": np.array(["portal", "email", "phone"], dtype=object)[rng.integers(0, 3, n)],
+        "reassignments": rng.poisson(0.4, n).astype(np.int64),
+        "reopens": (rng.random(n) < 0.06).astype(np.int64),
+        "sla_response": sla_response.astype(object),
+        "sla_resolution": sla_resolution.astype(object),
+        "complaint": rng.random(n) < 0.02,
+    }
+
+
+def frames(tickets: int, surveys: int, groups: int = 50, seed: int = 7) -> Frames:
+    """Frames with `tickets` tickets and `surveys` responses (each about a resolved ticket)."""
+    rng = np.random.default_rng(seed + 1)
+    columns = ticket_arrays(tickets, groups, seed)
+    columns["key"] = np.array([f"INC{i:08d}" for i in range(tickets)], dtype=object)
+    ticket_frame = pd.DataFrame(
+        {c: (SOURCE if c == "source" else columns[c]) for c in TICKET_COLUMNS}, columns=list(TICKET_COLUMNS)
+    ).astype(TICKET_DTYPES)
+    resolved_rows = np.flatnonzero(~np.isnan(columns["resolved_at"]))
+    about = rng.choice(resolved_rows, size=surveys, replace=False)
+    submitted = np.fmin(columns["resolved_at"][about] + rng.uniform(3600, 3 * DAY, surveys), AS_OF.timestamp())
+    survey_ids = np.array([f"s{i:08d}" for i in range(surveys)], dtype=object)
+    survey_frame = pd.DataFrame(
+        {
+            "source": SOURCE,
+            "id": survey_ids,
+            "ticket_source": SOURCE,
+            "ticket_id": columns["id"][about],
+            "ticket_key": None,
+            "submitted_at": np.floor(submitted),
+        }
+    ).astype(SURVEY_DTYPES)
+    # Every response answers the perception items; one in three also the expectation items.
+    parts = []
+    for question in QUESTIONS.values():
+        parts.append((survey_ids, question, rng.integers(1, 6, surveys).astype(np.float64)))
+    with_expectations = survey_ids[rng.random(surveys) < 1 / 3]
+    for question in EXPECTATIONS.values():
+        parts.append((with_expectations, question, rng.integers(3, 6, len(with_expectations)).astype(np.float64)))
+    answer_frame = pd.DataFrame(
+        {
+            "source": SOURCE,
+            "survey_id": np.concatenate([ids for ids, _, _ in parts]),
+            "question": np.concatenate([np.full(len(ids), q, dtype=object) for ids, q, _ in parts]),
+            "value": np.concatenate([values for _, _, values in parts]),
+            "scale_min": 1.0,
+            "scale_max": 5.0,
+        }
+    ).astype(ANSWER_DTYPES)
+    return Frames(tickets=ticket_frame, surveys=survey_frame, answers=answer_frame)
+
+
+def ticket_records(n: int, groups: int = 50, seed: int = 7, chunk: int = 10_000) -> Iterator[list[Ticket]]:
+    """The same tickets as canonical records, in chunks (a million records at once would dominate memory)."""
+    columns = ticket_arrays(n, groups, seed)
+    for start in range(0, n, chunk):
+        rows = range(start, min(n, start + chunk))
+        yield [
+            Ticket(
+                source=SOURCE,
+                id=str(columns["id"][i]),
+                key=f"INC{i:08d}",
+                opened_at=_moment(columns["opened_at"][i]),  # type: ignore[arg-type]
+                state=columns["state"][i],
+                updated_at=_moment(columns["updated_at"][i]),  # type: ignore[arg-type]
+                first_response_at=_moment(columns["first_response_at"][i]),
+                resolved_at=_moment(columns["resolved_at"][i]),
+                closed_at=_moment(columns["closed_at"][i]),
+                priority=columns["priority"][i],
+                group=columns["group"][i],
+                service=columns["service"][i],
+                channel=columns["channel"][i],
+                reassignments=int(columns["reassignments"][i]),
+                reopens=int(columns["reopens"][i]),
+                sla_response=columns["sla_response"][i],
+                sla_resolution=columns["sla_resolution"][i],
+                complaint=bool(columns["complaint"][i]),
+            )
+            for i in rows
+        ]
+
+
+def _moment(seconds: float) -> datetime | None:
+    return None if np.isnan(seconds) else datetime.fromtimestamp(float(seconds), UTC)

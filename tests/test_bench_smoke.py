@@ -1,0 +1,22 @@
+"""The benchmarks run in CI at tiny sizes so they cannot rot; no timing is asserted here (see BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("script", ["bench.collectors", "bench.store"])
+def test_benchmark_runs_at_smoke_size(script: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", script, "--smoke"], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    if script == "bench.collectors":
+        # The smoke run also checks the vectorized collectors against the per-ticket loop.
+        assert ", 0 differ" in result.stdout, result.stdout
