@@ -34,7 +34,13 @@ def lookup(
     for source in np.flatnonzero(np.bincount(probe_sources[probe_sources >= 0])):
         table_rows = np.flatnonzero(table_sources == source)
         probe_rows = np.flatnonzero(probe_sources == source)
-        # Hash only the distinct probe keys (few) and stream the table (maybe a million rows) through them.
+        index = pd.Index(table_keys[table_rows], dtype=object)
+        if index.is_unique:
+            # The common case (ids are unique per source): one hash table over the table, probed once.
+            matched = index.get_indexer(probe_keys[probe_rows])
+            found_rows[probe_rows] = np.where(matched >= 0, table_rows[matched], -1)
+            continue
+        # Duplicate keys (ticket keys can repeat): hash the distinct probe keys, stream the table through them.
         probe_codes, wanted = pd.factorize(probe_keys[probe_rows], size_hint=min(len(probe_rows), len(table_rows)) + 1)
         table_codes = pd.Index(wanted, dtype=object).get_indexer(table_keys[table_rows])
         hit = table_codes >= 0
