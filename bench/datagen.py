@@ -75,7 +75,8 @@ def ticket_arrays(n: int, groups: int, seed: int) -> dict[str, np.ndarray]:
     sla_resolution = np.where(done, outcomes[(rng.random(n) < 0.12).astype(int)], "unknown")
     sla_response = np.where(np.isnan(first_response), "unknown", outcomes[(rng.random(n) < 0.2).astype(int)])
     return {
-        "id": np.array([f"t{i:08d}" for i in range(n)], dtype=object),
+        # 32 hex digits in random order, like ServiceNow sys_ids: the store's key B-tree sees random inserts.
+        "id": np.array([f"{a:016x}{b:016x}" for a, b in rng.integers(0, 2**63, (n, 2))], dtype=object),
         "opened_at": opened,
         "first_response_at": first_response,
         "resolved_at": resolved,
