@@ -1,0 +1,375 @@
+"""ServiceNow: incidents, their SLA outcomes and satisfaction surveys, incrementally by keyset.
+
+Incidents are read in (sys_updated_on, sys_id) order from the watermark, one Table API page per
+batch; the batch's watermark is its last row's sys_updated_on. Every row updated before it has
+been read by then, and the next sync restarts at `>=` that second, so nothing is lost while the
+boundary second is read again (the store upserts). Surveys follow the same scheme on taken_on.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from itsm_exporter.config import ServiceNowSource
+from itsm_exporter.connectors.base import RequestObserver, SchemaError, SleepFn, ignore_request
+from itsm_exporter.connectors.servicenow_client import Page, TableClient
+from itsm_exporter.connectors.servicenow_wire import (
+    PRIORITIES,
+    and_terms,
+    chunks,
+    display,
+    keyset_query,
+    map_state,
+    parse_count,
+    parse_duration,
+    parse_time,
+    value,
+)
+from itsm_exporter.records import Answer, Batch, RecordKind, SkippedRecord, SlaOutcome, SurveyResponse, Ticket
+
+TICKET_FIELDS: Final = (
+    "sys_id", "number", "state", "incident_state", "opened_at", "resolved_at", "closed_at", "sys_updated_on",
+    "priority", "assignment_group", "business_service", "contact_type", "reassignment_count", "reopen_count",
+    "made_sla",
+)  # fmt: skip
+SLA_FIELDS: Final = ("sys_id", "task", "sla.target", "stage", "has_breached", "start_time", "end_time", "duration")
+SURVEY_FIELDS: Final = ("sys_id", "trigger_id", "taken_on", "state")
+RESULT_FIELDS: Final = ("sys_id", "instance", "metric", "actual_value")
+METRIC_FIELDS: Final = ("sys_id", "name", "question", "datatype", "min", "max")
+ID_CHUNK: Final = 100
+"""sys_ids per `IN` list: 100 x 33 characters keeps a URL near 3.5 KB, under common 8 KB proxy limits."""
+TEXT_DATATYPES: Final = frozenset({"string", "date", "datetime", "attachment", "reference"})
+"""Metric types whose answers are text (their actual_value is -1): not scores."""
+BINARY_DATATYPES: Final = frozenset({"boolean", "yesno"})
+"""Check box and Yes/No metrics answer 0 or 1."""
+DEFAULT_SCALE: Final = (1.0, 5.0)
+
+
+class _Skip(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class _Metric:
+    question: str
+    datatype: str
+    scale: tuple[float, float]
+
+
+@dataclass
+class _Sla:
+    """SLA results of one incident from its task_sla rows."""
+
+    response: SlaOutcome = "unknown"
+    resolution: SlaOutcome = "unknown"
+    first_response_at: datetime | None = None
+
+
+class ServiceNowConnector:
+    """Incidents of one table (plus its filter) and, optionally, the surveys they triggered."""
+
+    def __init__(
+        self,
+        source: ServiceNowSource,
+        observe_request: RequestObserver = ignore_request,
+        *,
+        sleep: SleepFn = time.sleep,
+        jitter: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = source.name
+        self._source = source
+        self._client = TableClient(source, observe_request, sleep=sleep, jitter=jitter, clock=clock)
+        self._complaints = {field: {v.casefold() for v in values} for field, values in source.complaints.items()}
+        self._fields = list(dict.fromkeys([*TICKET_FIELDS, *source.complaints]))
+        self._metrics: dict[str, _Metric | None] = {}
+
+    def fetch(self, watermarks: Mapping[RecordKind, str | None]) -> Iterator[Batch]:
+        yield from self._ticket_batches(watermarks.get("ticket"))
+        if self._source.surveys_enabled:
+            self._metrics.clear()  # questions and scales may have been edited since the last sync
+            yield from self._survey_batches(watermarks.get("survey"))
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _scan(self, table: str, base: str, field: str, fields: Sequence[str], since: str | None) -> Iterator[Page]:
+        """Pages of `table` in (field, sys_id) order from `since`, each after the previous page's last row."""
+        limit = self._source.page_size
+        after: tuple[str, str] | None = None
+        while True:
+            page = self._client.get(table, keyset_query(base, field, since, after), fields, limit, count=after is None)
+            # A server that ignored the cursor terms would send earlier rows again: never yield those twice.
+            fresh = [r for r in page.records if after is None or (value(r, field), value(r, "sys_id")) > after]
+            if fresh:
+                yield Page(fresh, page.total)
+            if len(page.records) < limit:
+                return
+            if not fresh:
+                raise SchemaError(f"source {self.name}: paging {table} did not advance past {after}")
+            after = (value(fresh[-1], field), value(fresh[-1], "sys_id"))
+
+    def _rows(self, table: str, ids_field: str, ids: Sequence[str], fields: Sequence[str]) -> list[dict[str, Any]]:
+        """Every row of `table` whose `ids_field` is one of `ids`, in chunked `IN` queries paged by sys_id."""
+        rows: list[dict[str, Any]] = []
+        for chunk in chunks(ids, ID_CHUNK):
+            base = f"{ids_field}IN{','.join(chunk)}"
+            after = ""
+            while True:
+                query = and_terms(base, f"sys_id>{after}" if after else "", "ORDERBYsys_id")
+                page = self._client.get(table, query, fields, self._source.page_size, count=False)
+                rows.extend(page.records)
+                if len(page.records) < self._source.page_size:
+                    break
+                cursor = value(page.records[-1], "sys_id")
+                if cursor <= after:
+                    raise SchemaError(f"source {self.name}: paging {table} by sys_id did not advance past {after!r}")
+                after = cursor
+        return rows
+
+    def _ticket_batches(self, since: str | None) -> Iterator[Batch]:
+        source = self._source
+        fetched, total, watermark = 0, None, since
+        for page in self._scan(source.table, source.filter, "sys_updated_on", self._fields, since):
+            total = page.total if page.total is not None else total
+            fetched += len(page.records)
+            watermark = _watermark(page.records, "sys_updated_on", watermark)
+            skipped: list[SkippedRecord] = []
+            slas: dict[str, _Sla] = {}
+            if source.sla_source == "task_sla":
+                ids = [value(r, "sys_id") for r in page.records if value(r, "sys_id")]
+                slas = self._task_slas(ids, skipped)
+            tickets = []
+            for record in page.records:
+                try:
+                    tickets.append(self._ticket(record, slas.get(value(record, "sys_id"))))
+                except _Skip as skip:
+                    record_id = value(record, "number") or value(record, "sys_id") or "(no sys_id)"
+                    skipped.append(SkippedRecord("ticket", record_id, skip.reason, str(skip)))
+            yield Batch(
+                kind="ticket",
+                tickets=tuple(tickets),
+                watermark=watermark,
+                skipped=tuple(skipped),
+                fetched_so_far=fetched,
+                total_expected=total,
+            )
+
+    def _ticket(self, record: Mapping[str, Any], sla: _Sla | None) -> Ticket:
+        sys_id = value(record, "sys_id")
+        if not sys_id:
+            raise _Skip("missing_sys_id", "the record has no sys_id")
+        state = map_state(value(record, "state"), value(record, "incident_state"))
+        if state is None:
+            raise _Skip(
+                "unknown_state",
+                f"state {value(record, 'state')!r} / incident_state {value(record, 'incident_state')!r} "
+                "is in neither state model",
+            )
+        opened_at = _time(record, "opened_at")
+        updated_at = _time(record, "sys_updated_on")
+        if opened_at is None or updated_at is None:
+            raise _Skip("missing_time", "opened_at and sys_updated_on are required")
+        try:
+            reassignments = parse_count(value(record, "reassignment_count"))
+            reopens = parse_count(value(record, "reopen_count"))
+        except ValueError as error:
+            raise _Skip("bad_count", f"reassignment_count/reopen_count: {error}") from None
+        if sla is None:
+            sla = _made_sla(value(record, "made_sla"), state)
+        return Ticket(
+            source=self.name,
+            id=sys_id,
+            key=value(record, "number") or sys_id,
+            opened_at=opened_at,
+            state=state,
+            updated_at=updated_at,
+            first_response_at=sla.first_response_at,
+            resolved_at=_time(record, "resolved_at"),
+            closed_at=_time(record, "closed_at"),
+            priority=PRIORITIES.get(value(record, "priority")),
+            group=display(record, "assignment_group") or None,
+            service=display(record, "business_service") or None,
+            channel=value(record, "contact_type") or None,
+            reassignments=reassignments,
+            reopens=reopens,
+            sla_response=sla.response,
+            sla_resolution=sla.resolution,
+            complaint=any(value(record, field).casefold() in wanted for field, wanted in self._complaints.items()),
+        )
+
+    def _task_slas(self, ids: Sequence[str], skipped: list[SkippedRecord]) -> dict[str, _Sla]:
+        """Response and resolution outcomes per incident: a breach anywhere wins, else a completed SLA is met.
+
+        Cancelled task_sla rows no longer apply; in-progress or paused ones that have not breached
+        are unknown. The first response is the earliest end of a completed response SLA.
+        """
+        slas = {sys_id: _Sla() for sys_id in ids}
+        for row in self._rows("task_sla", "task", ids, SLA_FIELDS):
+            sla = slas.get(value(row, "task"))
+            target, stage = value(row, "sla.target"), value(row, "stage")
+            if sla is None or target not in ("response", "resolution") or stage == "cancelled":
+                continue
+            outcome: SlaOutcome = "unknown"
+            if value(row, "has_breached") == "true":
+                outcome = "breached"
+            elif stage == "completed":
+                outcome = "met"
+            current = sla.response if target == "response" else sla.resolution
+            merged = _worst(current, outcome)
+            if target == "response":
+                sla.response = merged
+                if stage == "completed":
+                    try:
+                        ended = _sla_end(row)
+                    except ValueError as error:
+                        skipped.append(SkippedRecord("ticket", value(row, "sys_id"), "bad_sla_time", str(error)))
+                        continue
+                    if ended is not None and (sla.first_response_at is None or ended < sla.first_response_at):
+                        sla.first_response_at = ended
+            else:
+                sla.resolution = merged
+        return slas
+
+    def _survey_batches(self, since: str | None) -> Iterator[Batch]:
+        base = and_terms("state=complete", f"trigger_table={self._source.table}")
+        fetched, total, watermark = 0, None, since
+        for page in self._scan("asmt_assessment_instance", base, "taken_on", SURVEY_FIELDS, since):
+            total = page.total if page.total is not None else total
+            fetched += len(page.records)
+            watermark = _watermark(page.records, "taken_on", watermark)
+            skipped: list[SkippedRecord] = []
+            ids = [value(r, "sys_id") for r in page.records if value(r, "sys_id")]
+            results: dict[str, list[dict[str, Any]]] = {sys_id: [] for sys_id in ids}
+            for row in self._rows("asmt_metric_result", "instance", ids, RESULT_FIELDS):
+                results.setdefault(value(row, "instance"), []).append(row)
+            self._load_metrics({value(r, "metric") for rows in results.values() for r in rows})
+            surveys = []
+            for record in page.records:
+                sys_id = value(record, "sys_id")
+                try:
+                    surveys.append(self._survey(record, results.get(sys_id, []), skipped))
+                except _Skip as skip:
+                    skipped.append(SkippedRecord("survey", sys_id or "(no sys_id)", skip.reason, str(skip)))
+            yield Batch(
+                kind="survey",
+                surveys=tuple(surveys),
+                watermark=watermark,
+                skipped=tuple(skipped),
+                fetched_so_far=fetched,
+                total_expected=total,
+            )
+
+    def _load_metrics(self, ids: set[str]) -> None:
+        """Fetch the questions not seen yet in this sync; an unreadable one is remembered as None."""
+        missing = sorted(i for i in ids if i and i not in self._metrics)
+        found = {value(row, "sys_id"): row for row in self._rows("asmt_metric", "sys_id", missing, METRIC_FIELDS)}
+        for metric_id in missing:
+            row = found.get(metric_id)
+            self._metrics[metric_id] = _metric(row) if row is not None else None
+
+    def _survey(
+        self, record: Mapping[str, Any], results: Sequence[Mapping[str, Any]], skipped: list[SkippedRecord]
+    ) -> SurveyResponse:
+        sys_id = value(record, "sys_id")
+        if not sys_id:
+            raise _Skip("missing_sys_id", "the assessment instance has no sys_id")
+        submitted_at = _time(record, "taken_on")
+        if submitted_at is None:
+            raise _Skip("missing_time", "taken_on is empty")
+        answers: dict[str, Answer] = {}
+        for result in results:
+            metric = self._metrics.get(value(result, "metric"))
+            result_id = f"{sys_id}/{value(result, 'sys_id')}"
+            if metric is None:
+                skipped.append(SkippedRecord("survey", result_id, "unknown_metric", value(result, "metric")))
+                continue
+            if metric.datatype in TEXT_DATATYPES or metric.question in answers:
+                continue
+            try:
+                number = float(value(result, "actual_value"))
+            except ValueError:
+                continue  # a text answer
+            low, high = metric.scale
+            if not low <= number <= high:
+                detail = f"{metric.question!r}: {number:g} outside {low:g}..{high:g}"
+                skipped.append(SkippedRecord("survey", result_id, "answer_out_of_scale", detail))
+                continue
+            answers[metric.question] = Answer(metric.question, number, low, high)
+        if not answers:
+            raise _Skip("no_answers", "no numeric answer")
+        return SurveyResponse(
+            source=self.name,
+            id=sys_id,
+            submitted_at=submitted_at,
+            answers=tuple(sorted(answers.values(), key=lambda answer: answer.question)),
+            ticket_id=value(record, "trigger_id") or None,
+            ticket_key=display(record, "trigger_id") or None,
+        )
+
+
+def _time(record: Mapping[str, Any], field: str) -> datetime | None:
+    text = value(record, field)
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise _Skip("bad_time", f"{field} {text!r} is not YYYY-MM-DD HH:MM:SS") from None
+
+
+def _watermark(records: Sequence[Mapping[str, Any]], field: str, previous: str | None) -> str | None:
+    """The last well-formed `field` value of a page in keyset order (the page's maximum)."""
+    for record in reversed(records):
+        text = value(record, field)
+        try:
+            if parse_time(text) is not None:
+                return text
+        except ValueError:
+            continue
+    return previous
+
+
+def _made_sla(made_sla: str, state: str) -> _Sla:
+    """`made_sla` turns false on a breach; true only means met once the incident is resolved or closed."""
+    if made_sla == "false":
+        return _Sla(resolution="breached")
+    if made_sla == "true" and state in ("resolved", "closed"):
+        return _Sla(resolution="met")
+    return _Sla()
+
+
+def _worst(current: SlaOutcome, new: SlaOutcome) -> SlaOutcome:
+    """Combine two task_sla rows of one target: breached beats met beats unknown."""
+    order: dict[SlaOutcome, int] = {"unknown": 0, "met": 1, "breached": 2}
+    return current if order[current] >= order[new] else new
+
+
+def _sla_end(row: Mapping[str, Any]) -> datetime | None:
+    """When a completed task_sla stopped: end_time, else start_time plus the elapsed duration."""
+    ended = parse_time(value(row, "end_time"))
+    if ended is not None:
+        return ended
+    started, elapsed = parse_time(value(row, "start_time")), parse_duration(value(row, "duration"))
+    return started + elapsed if started is not None and elapsed is not None else None
+
+
+def _metric(row: Mapping[str, Any]) -> _Metric:
+    """A question's text (`question`, else `name`) and its scale (`min`/`max`, else by data type)."""
+    datatype = value(row, "datatype")
+    scale = (0.0, 1.0) if datatype in BINARY_DATATYPES else DEFAULT_SCALE
+    try:
+        low, high = float(value(row, "min")), float(value(row, "max"))
+    except ValueError:
+        pass
+    else:
+        if high > low:
+            scale = (low, high)
+    return _Metric(
+        question=value(row, "question") or value(row, "name") or value(row, "sys_id"), datatype=datatype, scale=scale
+    )

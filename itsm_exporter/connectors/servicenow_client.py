@@ -1,0 +1,244 @@
+"""One ServiceNow Table API page at a time through pysnow: auth, retries and error mapping.
+
+pysnow sends one request per `get()`, raises a bare HTTPError before reading the error body and
+knows nothing of 429, so this layer drives it: it reads ServiceNow's error envelope from the
+HTTPError's response, waits out 429/5xx/network failures, and refreshes OAuth tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import pysnow
+import pysnow.exceptions
+import requests
+
+from itsm_exporter.config import ServiceNowSource, read_secret
+from itsm_exporter.connectors.base import (
+    AuthError,
+    BadRequest,
+    RateLimited,
+    RequestObserver,
+    SchemaError,
+    SleepFn,
+    UpstreamUnavailable,
+    ignore_request,
+)
+from itsm_exporter.connectors.http import USER_AGENT, Backoff, build_session, parse_retry_after
+from itsm_exporter.connectors.servicenow_wire import error_message
+
+log = logging.getLogger(__name__)
+
+TOKEN_PATH: Final = "/oauth_token.do"
+TOKEN_MARGIN_SECONDS: Final = 60.0
+"""Renew an OAuth access token this long before it expires, so no request races its expiry."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """The records of one Table API response and its X-Total-Count (None when not counted)."""
+
+    records: list[dict[str, Any]]
+    total: int | None
+
+
+@dataclass
+class _Token:
+    access: str
+    refresh: str | None
+    expires_at: float
+
+
+class TableClient:
+    """Reads Table API pages with sysparm_display_value=all and exclude_reference_link, buffered."""
+
+    def __init__(
+        self,
+        source: ServiceNowSource,
+        observe: RequestObserver = ignore_request,
+        *,
+        sleep: SleepFn = time.sleep,
+        jitter: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._name = source.name
+        self._url = source.url.rstrip("/")
+        self._user = source.username or ""
+        self._password = read_secret(source.password, source.password_file) or ""
+        self._client_id = source.client_id
+        self._client_secret = read_secret(source.client_secret, source.client_secret_file)
+        self._timeout = (source.connect_timeout.seconds, source.timeout.seconds)
+        self._backoff = Backoff(max_retries=source.max_retries, sleep=sleep, jitter=jitter)
+        self._clock = clock
+        self._token: _Token | None = None
+        self._session = build_session(source, observe)
+        parts = urlsplit(self._url)
+        self._client = pysnow.Client(
+            host=parts.netloc + parts.path, session=self._session, use_ssl=parts.scheme == "https"
+        )
+        # pysnow stamps its own User-Agent on the session it is given.
+        self._session.headers["User-Agent"] = USER_AGENT
+        if self._client_id is None:
+            self._session.auth = (self._user, self._password)
+
+    def get(self, table: str, query: str, fields: Sequence[str], limit: int, *, count: bool = True) -> Page:
+        """One page of `table`; retries 429, 5xx and network failures, then raises a ConnectorError."""
+        attempt = 0
+        renewed = False
+        while True:
+            self._authorize()
+            resource = self._client.resource(api_path=f"/table/{table}", timeout=self._timeout)
+            if not count:
+                resource.parameters.add_custom({"sysparm_no_count": "true"})
+            reply: Any = None
+            try:
+                reply = resource.get(
+                    query=query, fields=list(fields), limit=limit, display_value="all", exclude_reference_link=True
+                )
+                records = reply.all()
+            except requests.HTTPError as error:
+                response = error.response
+                if response is None:
+                    raise UpstreamUnavailable(f"source {self._name}: {self._url}: {error}") from error
+                if response.status_code == 401 and self._token is not None and not renewed:
+                    # The access token was revoked or expired early: renew it (refresh grant first), once.
+                    self._token.expires_at, renewed = float("-inf"), True
+                    continue
+                wait = self._retry_wait(response, attempt, f"table {table}", error)
+            except requests.JSONDecodeError as error:
+                raise self._not_json(reply.headers if reply is not None else {}, table) from error
+            except requests.RequestException as error:
+                wait = self._network_wait(attempt, f"table {table}", error)
+            except pysnow.exceptions.MissingResult as error:
+                raise SchemaError(
+                    f"source {self._name}: {self._url} answered table {table} without a `result` key"
+                ) from error
+            else:
+                if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+                    raise SchemaError(f"source {self._name}: {self._url}: table {table}: `result` is not a list")
+                return Page(records, _total(reply.headers))
+            self._backoff.sleep(wait)
+            attempt += 1
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _retry_wait(self, response: requests.Response, attempt: int, what: str, error: Exception) -> float:
+        """Seconds to wait before retrying a failed response, or the typed error when it must not be retried."""
+        status = response.status_code
+        message = _envelope(response) or response.reason or ""
+        where = f"source {self._name}: {self._url}"
+        if status in (401, 403):
+            verb = "refused the credentials of" if status == 401 else "denies read access to"
+            raise AuthError(f"{where} {verb} user {self._user} (HTTP {status} on {what}: {message})") from error
+        if status == 429:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if attempt >= self._backoff.max_retries:
+                raise RateLimited(
+                    f"{where} kept rate-limiting {what} (HTTP 429) after {attempt} retries", retry_after
+                ) from error
+            return self._backoff.delay(attempt, retry_after)
+        if status >= 500:
+            if attempt >= self._backoff.max_retries:
+                raise UpstreamUnavailable(
+                    f"{where} failed {what} with HTTP {status} {message} after {attempt} retries".rstrip()
+                ) from error
+            return self._backoff.delay(attempt)
+        raise BadRequest(f"{where} rejected the query on {what} (HTTP {status}): {message}") from error
+
+    def _network_wait(self, attempt: int, what: str, error: requests.RequestException) -> float:
+        if attempt >= self._backoff.max_retries:
+            raise UpstreamUnavailable(
+                f"source {self._name}: {self._url} unreachable for {what} after {attempt} retries: "
+                f"{type(error).__name__}"
+            ) from error
+        return self._backoff.delay(attempt)
+
+    def _not_json(self, headers: Any, table: str) -> Exception:
+        content_type = str(headers.get("Content-Type", ""))
+        if "html" in content_type.lower():
+            return UpstreamUnavailable(
+                f"source {self._name}: {self._url} returned an HTML page (hibernating instance?) for table {table}"
+            )
+        return SchemaError(f"source {self._name}: {self._url} returned a page of table {table} that is not valid JSON")
+
+    def _authorize(self) -> None:
+        """Get or renew the OAuth access token (password grant, then refresh grant) when one is due."""
+        if self._client_id is None:
+            return
+        if self._token is None or self._clock() >= self._token.expires_at - TOKEN_MARGIN_SECONDS:
+            refresh = self._token.refresh if self._token is not None else None
+            token = self._grant({"grant_type": "refresh_token", "refresh_token": refresh}) if refresh else None
+            self._token = token or self._grant(
+                {"grant_type": "password", "username": self._user, "password": self._password}
+            )
+            if self._token is None:
+                raise AuthError(f"source {self._name}: {self._url} issued no OAuth token to user {self._user}")
+        self._session.headers["Authorization"] = f"Bearer {self._token.access}"
+
+    def _grant(self, form: dict[str, str | None]) -> _Token | None:
+        """POST /oauth_token.do form-encoded (JSON is refused); None when a refresh token is rejected."""
+        self._session.headers.pop("Authorization", None)
+        data = {"client_id": self._client_id, "client_secret": self._client_secret, **form}
+        # pysnow set `content-type: application/json` on the session: override it for this request.
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
+        attempt = 0
+        while True:
+            try:
+                response = self._session.post(self._url + TOKEN_PATH, data=data, headers=headers)
+            except requests.RequestException as error:
+                self._backoff.sleep(self._network_wait(attempt, "the OAuth token", error))
+                attempt += 1
+                continue
+            if response.status_code in (400, 401) and form["grant_type"] == "refresh_token":
+                log.info("oauth refresh token rejected source=%s status=%d", self._name, response.status_code)
+                return None
+            if response.status_code in (400, 401):
+                raise AuthError(
+                    f"source {self._name}: {self._url} refused the OAuth password grant for user {self._user} "
+                    f"and client {self._client_id} (HTTP {response.status_code} {_oauth_error(response)})".rstrip()
+                )
+            if response.status_code >= 300:
+                failure = requests.HTTPError(response=response)
+                self._backoff.sleep(self._retry_wait(response, attempt, "the OAuth token", failure))
+                attempt += 1
+                continue
+            try:
+                body = response.json()
+                return _Token(
+                    access=str(body["access_token"]),
+                    refresh=str(body["refresh_token"]) if body.get("refresh_token") else None,
+                    expires_at=self._clock() + float(body.get("expires_in") or 1800),
+                )
+            except (ValueError, KeyError, TypeError) as error:
+                raise SchemaError(
+                    f"source {self._name}: {self._url}{TOKEN_PATH} answered without an access token"
+                ) from error
+
+
+def _total(headers: Any) -> int | None:
+    text = headers.get("X-Total-Count")
+    return int(text) if text is not None and str(text).isdigit() else None
+
+
+def _envelope(response: requests.Response) -> str:
+    try:
+        return error_message(response.json())
+    except ValueError:
+        return ""
+
+
+def _oauth_error(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    return str(body.get("error_description") or body.get("error") or error_message(body))

@@ -1,0 +1,540 @@
+"""The ServiceNow connector against the fake instance: wire helpers, mapping, paging, SLAs, surveys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from itsm_exporter.config import ServiceNowSource, parse_config
+from itsm_exporter.connectors.servicenow import ServiceNowConnector
+from itsm_exporter.connectors.servicenow_wire import (
+    display,
+    error_message,
+    keyset_query,
+    map_state,
+    parse_count,
+    parse_duration,
+    parse_time,
+    value,
+)
+from itsm_exporter.records import Answer, Batch, SkippedRecord, SurveyResponse, Ticket
+from tests.fakes.servicenow import FakeServiceNow, source_settings
+
+
+def at(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+
+
+def source(fake: FakeServiceNow, **settings: Any) -> ServiceNowSource:
+    config = parse_config({"sources": [source_settings(fake, **settings)]}, check_files=False)
+    result = config.sources[0]
+    assert isinstance(result, ServiceNowSource)
+    return result
+
+
+def connector(fake: FakeServiceNow, **settings: Any) -> ServiceNowConnector:
+    return ServiceNowConnector(source(fake, **settings), sleep=lambda _s: None, jitter=lambda: 0.5)
+
+
+def fetch(fake: FakeServiceNow, ticket: str | None = None, survey: str | None = None, **settings: Any) -> list[Batch]:
+    sn = connector(fake, **settings)
+    try:
+        return list(sn.fetch({"ticket": ticket, "survey": survey}))
+    finally:
+        sn.close()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeServiceNow]:
+    with FakeServiceNow() as instance:
+        yield instance
+
+
+# ----- wire helpers -----
+
+
+def test_glide_times_and_durations() -> None:
+    assert parse_time("2026-03-01 08:15:00") == datetime(2026, 3, 1, 8, 15, tzinfo=UTC)
+    assert parse_time("") is None
+    with pytest.raises(ValueError):
+        parse_time("03/01/2026 08:15:00 AM")
+    assert parse_duration("1970-01-02 04:23:17") == timedelta(days=1, hours=4, minutes=23, seconds=17)
+    assert parse_duration("1970-01-01 00:00:45") == timedelta(seconds=45)
+    assert parse_duration("") is None
+
+
+def test_counts_states_and_field_shapes() -> None:
+    assert (parse_count(""), parse_count("3")) == (0, 3)
+    with pytest.raises(ValueError):
+        parse_count("-1")
+    assert [map_state(c) for c in ("1", "2", "3", "4", "5", "6", "7", "8", "9")] == [
+        "open",
+        "open",
+        "on_hold",
+        "on_hold",
+        "on_hold",
+        "resolved",
+        "closed",
+        "canceled",
+        None,
+    ]
+    assert map_state("", "4") == "on_hold"
+    assert map_state("99", "7") == "closed"
+    record = {"a": {"display_value": "Service Desk", "value": "abc"}, "b": "plain", "c": ""}
+    assert (value(record, "a"), display(record, "a")) == ("abc", "Service Desk")
+    assert (value(record, "b"), value(record, "c"), value(record, "missing")) == ("plain", "", "")
+    assert error_message({"error": {"message": "Invalid table x", "detail": None}, "status": "failure"}) == (
+        "Invalid table x"
+    )
+    assert error_message({"error": {"message": "User Not Authenticated", "detail": "Required"}}) == (
+        "User Not Authenticated (Required)"
+    )
+    assert error_message(["not", "an", "envelope"]) == ""
+
+
+def test_keyset_queries_repeat_the_filter_in_each_nq_subquery() -> None:
+    order = "^ORDERBYsys_updated_on^ORDERBYsys_id"
+    assert keyset_query("", "sys_updated_on", None, None) == order[1:]
+    assert keyset_query("active=true", "sys_updated_on", "2026-01-01 00:00:00", None) == (
+        "active=true^sys_updated_on>=2026-01-01 00:00:00" + order
+    )
+    assert keyset_query("priority=1^ORpriority=2", "sys_updated_on", "x", ("2026-01-02 03:04:05", "ab12")) == (
+        "priority=1^ORpriority=2^sys_updated_on>2026-01-02 03:04:05"
+        "^NQpriority=1^ORpriority=2^sys_updated_on=2026-01-02 03:04:05^sys_id>ab12" + order
+    )
+    # A filter with its own ^NQ is distributed: (A OR B) AND cursor.
+    assert keyset_query("a=1^NQb=2", "t", None, ("T", "I")) == (
+        "a=1^t>T^NQa=1^t=T^sys_id>I^NQb=2^t>T^NQb=2^t=T^sys_id>I^ORDERBYt^ORDERBYsys_id"
+    )
+
+
+def test_fake_query_engine_binds_or_to_one_term_and_ignores_invalid_terms(fake: FakeServiceNow) -> None:
+    a = fake.add("incident", number="A", priority="1", state="2")
+    b = fake.add("incident", number="B", priority="2", state="7")
+    c = fake.add("incident", number="C", priority="3", state="2")
+    numbers = lambda q: sorted(r["number"] for r in fake.query("incident", q))  # noqa: E731
+    assert numbers("priority=1^ORpriority=2^state=2") == ["A"]
+    assert numbers("priority=1^NQpriority=3") == ["A", "C"]
+    assert numbers("no_such_field=1") == ["A", "B", "C"]
+    assert numbers(f"sys_idIN{a},{c}") == ["A", "C"]
+    assert [r["sys_id"] for r in fake.query("incident", "ORDERBYDESCnumber")] == [c, b, a]
+
+
+# ----- incidents -----
+
+
+def seed_reference_data(fake: FakeServiceNow) -> dict[str, str]:
+    return {
+        "desk": fake.add("sys_user_group", name="Service Desk"),
+        "network": fake.add("sys_user_group", name="Network Operations"),
+        "email": fake.add("cmn_service", name="Email"),
+        "response": fake.add("contract_sla", name="P3 response 4h", target="response"),
+        "resolution": fake.add("contract_sla", name="P3 resolution 3d", target="resolution"),
+    }
+
+
+def test_an_incident_maps_to_a_ticket_from_values_and_display_names(fake: FakeServiceNow) -> None:
+    ref = seed_reference_data(fake)
+    sys_id = fake.add(
+        "incident",
+        number="INC0010001",
+        state="6",
+        incident_state="6",
+        opened_at="2026-03-01 08:00:00",
+        resolved_at="2026-03-01 10:30:00",
+        sys_updated_on="2026-03-01 10:30:05",
+        priority="2",
+        assignment_group=ref["network"],
+        business_service=ref["email"],
+        contact_type="phone",
+        category="Complaint",
+        reassignment_count="2",
+        reopen_count="",
+        made_sla="true",
+    )
+    (batch,) = fetch(fake, complaints={"category": ["complaint"]})
+    assert batch.tickets == (
+        Ticket(
+            source="sn",
+            id=sys_id,
+            key="INC0010001",
+            opened_at=at("2026-03-01 08:00:00"),
+            state="resolved",
+            updated_at=at("2026-03-01 10:30:05"),
+            resolved_at=at("2026-03-01 10:30:00"),
+            priority="p2",
+            group="Network Operations",
+            service="Email",
+            channel="phone",
+            reassignments=2,
+            reopens=0,
+            sla_response="unknown",
+            sla_resolution="met",
+            complaint=True,
+        ),
+    )
+    assert (batch.kind, batch.watermark, batch.fetched_so_far, batch.total_expected) == (
+        "ticket",
+        "2026-03-01 10:30:05",
+        1,
+        1,
+    )
+    params = fake.table_requests("incident")[0].params
+    assert params["sysparm_display_value"] == "all"
+    assert params["sysparm_exclude_reference_link"].lower() == "true"
+    assert params["sysparm_fields"].split(",")[:3] == ["sys_id", "number", "state"]
+    assert params["sysparm_fields"].endswith(",made_sla,category")
+
+
+def test_legacy_states_open_sla_and_empty_references(fake: FakeServiceNow) -> None:
+    fake.add(
+        "incident",
+        number="INC1",
+        state="",
+        incident_state="4",
+        opened_at="2026-03-01 08:00:00",
+        sys_updated_on="2026-03-01 09:00:00",
+        made_sla="true",
+        priority="",
+    )
+    fake.add(
+        "incident",
+        number="INC2",
+        state="2",
+        opened_at="2026-03-01 08:00:00",
+        sys_updated_on="2026-03-01 09:00:01",
+        made_sla="false",
+        contact_type="email",
+    )
+    (batch,) = fetch(fake, complaints={"contact_type": ["phone"]})
+    one, two = batch.tickets
+    assert (one.state, one.sla_resolution, one.priority, one.group, one.channel) == (
+        "on_hold",
+        "unknown",
+        None,
+        None,
+        None,
+    )
+    assert (two.state, two.sla_resolution, two.complaint) == ("open", "breached", False)
+
+
+def test_bad_records_are_skipped_with_a_reason_not_a_crash(fake: FakeServiceNow) -> None:
+    fake.add(
+        "incident", number="GOOD", state="1", opened_at="2026-03-01 08:00:00", sys_updated_on="2026-03-01 09:00:00"
+    )
+    fake.add(
+        "incident",
+        number="NOID",
+        sys_id="",
+        state="1",
+        opened_at="2026-03-01 08:00:00",
+        sys_updated_on="2026-03-01 09:00:01",
+    )
+    fake.add("incident", number="BADTIME", state="1", opened_at="yesterday", sys_updated_on="2026-03-01 09:00:02")
+    fake.add(
+        "incident", number="WEIRD", state="42", opened_at="2026-03-01 08:00:00", sys_updated_on="2026-03-01 09:00:03"
+    )
+    fake.add(
+        "incident",
+        number="COUNT",
+        state="1",
+        opened_at="2026-03-01 08:00:00",
+        sys_updated_on="2026-03-01 09:00:04",
+        reopen_count="many",
+    )
+    (batch,) = fetch(fake)
+    assert [t.key for t in batch.tickets] == ["GOOD"]
+    assert [(s.kind, s.record_id, s.reason) for s in batch.skipped] == [
+        ("ticket", "NOID", "missing_sys_id"),
+        ("ticket", "BADTIME", "bad_time"),
+        ("ticket", "WEIRD", "unknown_state"),
+        ("ticket", "COUNT", "bad_count"),
+    ]
+    assert batch.skipped[1].detail == "opened_at 'yesterday' is not YYYY-MM-DD HH:MM:SS"
+    assert batch.watermark == "2026-03-01 09:00:04"
+
+
+def add_incidents(fake: FakeServiceNow, count: int, day: str = "2026-03-01") -> list[str]:
+    return [
+        fake.add(
+            "incident",
+            number=f"INC{n:07d}",
+            state="2",
+            opened_at=f"{day} 08:00:00",
+            sys_updated_on=f"{day} 09:{n // 120:02d}:{n // 2 % 60:02d}",  # pairs share a second: sys_id breaks ties
+        )
+        for n in range(count)
+    ]
+
+
+def test_keyset_paging_with_the_filter_anded_and_one_batch_per_page(fake: FakeServiceNow) -> None:
+    add_incidents(fake, 7)
+    fake.add(
+        "incident",
+        number="INC-FILTERED",
+        state="7",
+        opened_at="2026-03-01 08:00:00",
+        sys_updated_on="2026-03-01 09:00:01",
+    )
+    batches = fetch(fake, page_size=3, filter="state=2^ORstate=1")
+    assert [len(b.tickets) for b in batches] == [3, 3, 1]
+    assert [(b.fetched_so_far, b.total_expected) for b in batches] == [(3, 7), (6, 7), (7, 7)]
+    assert sorted(t.key for b in batches for t in b.tickets) == [f"INC{n:07d}" for n in range(7)]
+    queries = [r.params["sysparm_query"] for r in fake.table_requests("incident")]
+    assert queries[0] == "state=2^ORstate=1^ORDERBYsys_updated_on^ORDERBYsys_id"
+    last = batches[0].tickets[-1]
+    assert queries[1] == (
+        f"state=2^ORstate=1^sys_updated_on>2026-03-01 09:00:01^NQstate=2^ORstate=1"
+        f"^sys_updated_on=2026-03-01 09:00:01^sys_id>{last.id}^ORDERBYsys_updated_on^ORDERBYsys_id"
+    )
+    # Only the first page is counted; the others ask for no count.
+    assert [r.params.get("sysparm_no_count") for r in fake.table_requests("incident")] == [None, "true", "true"]
+    assert [b.watermark for b in batches] == ["2026-03-01 09:00:01", "2026-03-01 09:00:02", "2026-03-01 09:00:03"]
+
+
+def test_rows_updated_or_inserted_between_pages_are_neither_lost_nor_repeated(fake: FakeServiceNow) -> None:
+    ids = add_incidents(fake, 9)
+    inserted: list[str] = []
+
+    def churn(request: Any) -> None:
+        if request.table == "incident" and len(fake.table_requests("incident")) == 2:
+            # Between page 1 and page 2: a row already read and a row not read yet both change,
+            # and a new one arrives. The changed rows move behind the cursor's end.
+            fake.update("incident", ids[0], sys_updated_on="2026-03-01 10:00:00", state="6")
+            fake.update("incident", ids[8], sys_updated_on="2026-03-01 10:00:01", state="3")
+            inserted.append(
+                fake.add(
+                    "incident",
+                    number="INC-NEW",
+                    state="1",
+                    opened_at="2026-03-01 09:30:00",
+                    sys_updated_on="2026-03-01 09:59:59",
+                )
+            )
+
+    fake.on_request = churn
+    batches = fetch(fake, page_size=3)
+    yielded = [(t.id, t.updated_at) for b in batches for t in b.tickets]
+    assert len(yielded) == len(set(yielded))
+    latest = {t.id: t for b in batches for t in b.tickets}
+    assert set(latest) == {*ids, *inserted}
+    assert {i: latest[i].state for i in (ids[0], ids[8], inserted[0])} == {
+        ids[0]: "resolved",
+        ids[8]: "on_hold",
+        inserted[0]: "open",
+    }
+    assert sum(1 for i, _ in yielded if i == ids[0]) == 2  # its new version is read again, later
+    assert batches[-1].watermark == "2026-03-01 10:00:01"
+
+
+def test_an_incremental_fetch_starts_at_the_watermark_second(fake: FakeServiceNow) -> None:
+    ids = add_incidents(fake, 4)
+    (first,) = fetch(fake)
+    assert first.watermark == "2026-03-01 09:00:01"
+    fake.update("incident", ids[1], sys_updated_on="2026-03-02 12:00:00", state="6", resolved_at="2026-03-02 12:00:00")
+    fake.requests.clear()
+    (second,) = fetch(fake, ticket=first.watermark)
+    # The boundary second (ids 2 and 3) is read again; the changed row comes with it.
+    assert [t.id for t in second.tickets] == [*sorted([ids[2], ids[3]]), ids[1]]
+    assert fake.table_requests("incident")[0].params["sysparm_query"] == (
+        "sys_updated_on>=2026-03-01 09:00:01^ORDERBYsys_updated_on^ORDERBYsys_id"
+    )
+    assert second.watermark == "2026-03-02 12:00:00"
+    assert fetch(fake, ticket="2026-03-02 12:00:01") == []
+
+
+# ----- task_sla -----
+
+
+def test_task_sla_outcomes_and_first_response(fake: FakeServiceNow) -> None:
+    ref = seed_reference_data(fake)
+
+    def incident(number: str) -> str:
+        return fake.add(
+            "incident",
+            number=number,
+            state="6",
+            opened_at="2026-03-01 08:00:00",
+            resolved_at="2026-03-01 12:00:00",
+            sys_updated_on="2026-03-01 12:00:00",
+            made_sla="true",
+        )
+
+    def sla(task: str, target: str, stage: str, breached: str, **times: str) -> None:
+        fake.add("task_sla", task=task, sla=ref[target], stage=stage, has_breached=breached, **times)
+
+    met = incident("MET")
+    sla(met, "response", "completed", "false", start_time="2026-03-01 08:00:00", end_time="2026-03-01 08:20:00")
+    sla(met, "response", "completed", "false", start_time="2026-03-01 08:00:00", end_time="2026-03-01 08:10:00")
+    sla(met, "resolution", "completed", "false")
+    breached = incident("BREACHED")
+    sla(breached, "response", "in_progress", "true")
+    sla(breached, "resolution", "completed", "false")
+    sla(breached, "resolution", "completed", "true")
+    open_ = incident("OPEN")
+    sla(open_, "response", "completed", "false", start_time="2026-03-01 08:00:00", duration="1970-01-01 00:45:30")
+    sla(open_, "resolution", "in_progress", "false")
+    sla(open_, "resolution", "cancelled", "true")
+    none = incident("NONE")
+    batches = fetch(fake, sla_source="task_sla")
+    got = {t.key: (t.sla_response, t.sla_resolution, t.first_response_at) for t in batches[0].tickets}
+    assert got == {
+        "MET": ("met", "met", at("2026-03-01 08:10:00")),
+        "BREACHED": ("breached", "breached", None),
+        "OPEN": ("met", "unknown", at("2026-03-01 08:45:30")),
+        "NONE": ("unknown", "unknown", None),
+    }
+    (request,) = fake.table_requests("task_sla")
+    assert request.params["sysparm_query"].startswith("taskIN")
+    assert set(request.params["sysparm_query"].split("^")[0][6:].split(",")) == {met, breached, open_, none}
+    assert "sla.target" in request.params["sysparm_fields"].split(",")
+
+
+def test_task_sla_lookups_are_chunked_to_keep_urls_short(fake: FakeServiceNow) -> None:
+    ids = add_incidents(fake, 230)
+    (batch,) = fetch(fake, sla_source="task_sla")
+    assert len(batch.tickets) == 230
+    in_lists = [r.params["sysparm_query"].split("^")[0][6:].split(",") for r in fake.table_requests("task_sla")]
+    assert [len(ids_) for ids_ in in_lists] == [100, 100, 30]
+    assert sorted(i for ids_ in in_lists for i in ids_) == sorted(ids)
+    assert max(len(r.path) + len(str(r.params)) for r in fake.table_requests("task_sla")) < 4000
+
+
+# ----- surveys -----
+
+
+def seed_survey(fake: FakeServiceNow, *, bounds: bool = True) -> dict[str, str]:
+    incident = fake.add(
+        "incident",
+        number="INC0020001",
+        state="7",
+        opened_at="2026-03-01 08:00:00",
+        closed_at="2026-03-02 08:00:00",
+        sys_updated_on="2026-03-02 08:00:00",
+    )
+    bounds_1_10 = {"min": "1", "max": "10"} if bounds else {}
+    metrics = {
+        "overall": fake.add("asmt_metric", name="overall", question="Overall satisfaction", datatype="scale"),
+        "ten": fake.add("asmt_metric", name="recommend", question="", datatype="numericscale", **bounds_1_10),
+        "text": fake.add("asmt_metric", name="comment", question="Anything else?", datatype="string"),
+        "fixed": fake.add("asmt_metric", name="fixed", question="Was it fixed?", datatype="boolean"),
+    }
+    done = fake.add(
+        "asmt_assessment_instance",
+        number="AINST001",
+        state="complete",
+        taken_on="2026-03-05 16:00:00",
+        trigger_table="incident",
+        trigger_id=incident,
+        metric_type="Customer Satisfaction",
+    )
+    fake.add(
+        "asmt_assessment_instance",
+        number="AINST002",
+        state="wip",
+        taken_on="2026-03-05 17:00:00",
+        trigger_table="incident",
+        trigger_id=incident,
+    )
+    fake.add(
+        "asmt_assessment_instance",
+        number="AINST003",
+        state="complete",
+        taken_on="2026-03-05 18:00:00",
+        trigger_table="change_request",
+        trigger_id="",
+    )
+    for metric, actual in (("overall", "4"), ("ten", "9"), ("text", "-1"), ("fixed", "1")):
+        fake.add("asmt_metric_result", instance=done, metric=metrics[metric], actual_value=actual)
+    return {"incident": incident, "done": done, **metrics}
+
+
+def test_completed_surveys_with_numeric_answers_linked_to_their_incident(fake: FakeServiceNow) -> None:
+    ids = seed_survey(fake)
+    surveys = [b for b in fetch(fake) if b.kind == "survey"]
+    assert [b.surveys for b in surveys] == [
+        (
+            SurveyResponse(
+                source="sn",
+                id=ids["done"],
+                submitted_at=at("2026-03-05 16:00:00"),
+                answers=(
+                    Answer("Overall satisfaction", 4.0, 1.0, 5.0),
+                    Answer("Was it fixed?", 1.0, 0.0, 1.0),
+                    Answer("recommend", 9.0, 1.0, 10.0),
+                ),
+                ticket_id=ids["incident"],
+                ticket_key="INC0020001",
+            ),
+        )
+    ]
+    assert surveys[0].watermark == "2026-03-05 16:00:00"
+    (request,) = fake.table_requests("asmt_assessment_instance")
+    assert request.params["sysparm_query"] == "state=complete^trigger_table=incident^ORDERBYtaken_on^ORDERBYsys_id"
+    assert fake.table_requests("asmt_metric_result")[0].params["sysparm_query"] == (
+        f"instanceIN{ids['done']}^ORDERBYsys_id"
+    )
+
+
+def test_without_scale_bounds_answers_default_to_one_to_five_and_outliers_are_skipped() -> None:
+    with FakeServiceNow(metric_bounds=False) as fake:
+        ids = seed_survey(fake, bounds=False)
+        (batch,) = [b for b in fetch(fake) if b.kind == "survey"]
+    (survey,) = batch.surveys
+    assert survey.answers == (Answer("Overall satisfaction", 4.0, 1.0, 5.0), Answer("Was it fixed?", 1.0, 0.0, 1.0))
+    results = fake.tables["asmt_metric_result"]
+    nine = next(k for k, r in results.items() if r["metric"] == ids["ten"])
+    assert batch.skipped == (
+        SkippedRecord("survey", f"{ids['done']}/{nine}", "answer_out_of_scale", "'recommend': 9 outside 1..5"),
+    )
+
+
+def test_a_survey_arriving_days_after_its_ticket_is_fetched_from_the_survey_watermark(fake: FakeServiceNow) -> None:
+    ids = seed_survey(fake)
+    first = fetch(fake)
+    ticket_mark = next(b.watermark for b in first if b.kind == "ticket")
+    survey_mark = next(b.watermark for b in first if b.kind == "survey")
+    late = fake.add(
+        "asmt_assessment_instance",
+        number="AINST009",
+        state="complete",
+        taken_on="2026-03-09 10:00:00",
+        trigger_table="incident",
+        trigger_id=ids["incident"],
+    )
+    fake.add("asmt_metric_result", instance=late, metric=ids["overall"], actual_value="2")
+    empty = fake.add(
+        "asmt_assessment_instance",
+        number="AINST010",
+        state="complete",
+        taken_on="2026-03-09 11:00:00",
+        trigger_table="incident",
+        trigger_id=ids["incident"],
+    )
+    fake.add("asmt_metric_result", instance=empty, metric=ids["text"], actual_value="-1", string_value="meh")
+    second = fetch(fake, ticket=ticket_mark, survey=survey_mark)
+    tickets = [t.key for b in second if b.kind == "ticket" for t in b.tickets]
+    assert tickets == ["INC0020001"]  # the boundary second only
+    (batch,) = [b for b in second if b.kind == "survey"]
+    assert [(s.id, s.answers) for s in batch.surveys] == [
+        (
+            ids["done"],
+            (
+                Answer("Overall satisfaction", 4.0),
+                Answer("Was it fixed?", 1.0, 0.0, 1.0),
+                Answer("recommend", 9.0, 1.0, 10.0),
+            ),
+        ),
+        (late, (Answer("Overall satisfaction", 2.0),)),
+    ]
+    assert [(s.record_id, s.reason) for s in batch.skipped] == [(empty, "no_answers")]
+    assert batch.watermark == "2026-03-09 11:00:00"
+
+
+def test_surveys_disabled_makes_no_assessment_requests(fake: FakeServiceNow) -> None:
+    seed_survey(fake)
+    assert [b.kind for b in fetch(fake, surveys_enabled=False)] == ["ticket"]
+    assert {r.table for r in fake.requests} == {"incident"}
