@@ -1,0 +1,531 @@
+"""The Jira Service Management connector, driven through the real `jira` client against a fake site.
+
+Both deployments: Cloud (enhanced search, token paging, truncated changelog, +0530) and Data
+Center (startAt/total, bearer PAT, -0700). Expected records are written out by hand from the fake's
+UTC instants, not derived by the connector's mapping code.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from itsm_exporter.cli import main
+from itsm_exporter.config import JiraSource
+from itsm_exporter.connectors.base import AuthError, BadRequest, RateLimited, SchemaError, UpstreamUnavailable
+from itsm_exporter.connectors.jira_sm import JiraConnector
+from itsm_exporter.records import Answer, Batch, SkippedRecord, SurveyResponse, Ticket
+from itsm_exporter.store import Store
+from itsm_exporter.sync import sync_source
+from tests.fakes.jira import (
+    EMAIL,
+    TOKEN,
+    FakeJira,
+    Fault,
+    Mode,
+    RecordedRequest,
+    at,
+    change_for_incremental,
+    fake_jira,
+    jira_time,
+)
+
+MODES: list[Mode] = ["cloud", "datacenter"]
+
+
+def source_settings(url: str, mode: Mode, **extra: Any) -> dict[str, Any]:
+    """The `sources[]` entry for the fake: Basic e-mail + API token on Cloud, a bearer PAT on Data Center."""
+    settings: dict[str, Any] = {
+        "name": "jsm",
+        "kind": "jira",
+        "url": url,
+        "token": TOKEN,
+        "group_field": "Team",
+        "service_field": "components",
+        "priority_map": {"Urgent": "p1"},
+        "complaints": {"labels": ["complaint"]},
+        "page_size": 2,
+        "max_retries": 2,
+    }
+    if mode == "cloud":
+        settings["username"] = EMAIL
+    return settings | extra
+
+
+def jira_source(url: str, mode: Mode, **extra: Any) -> JiraSource:
+    return JiraSource.model_validate(source_settings(url, mode, **extra))
+
+
+def ticket(id: str, key: str, opened: datetime, updated: datetime, **fields: Any) -> Ticket:
+    return Ticket(source="jsm", id=id, key=key, opened_at=opened, updated_at=updated, **fields)
+
+
+def expected_first_tickets() -> list[Ticket]:
+    return [
+        ticket(
+            "10001", "HELP-1", at(3, 8), at(4, 10), state="resolved", first_response_at=at(3, 8, 30),
+            resolved_at=at(3, 12), closed_at=at(3, 12), priority="p2", group="Network", service="Email",
+            sla_response="met", sla_resolution="met",
+        ),
+        ticket(
+            "10002", "HELP-2", at(4, 9), at(5, 11), state="open", first_response_at=at(4, 13), priority="p1",
+            group="Apps", reassignments=2, sla_response="breached", sla_resolution="unknown",
+        ),
+        ticket(
+            "10003", "HELP-3", at(5, 7), at(7, 18), state="closed", first_response_at=at(5, 7, 20),
+            resolved_at=at(7, 16), closed_at=at(7, 16), priority="p4", service="VPN", reopens=1,
+            sla_response="met", sla_resolution="breached",
+        ),
+        ticket("10004", "HELP-4", at(6, 10), at(6, 15), state="on_hold", priority="p5", complaint=True),
+        ticket("10005", "HELP-5", at(6, 11), at(6, 12, 30), state="canceled", closed_at=at(6, 12, 30), priority="p3"),
+        ticket("10007", "HELP-7", at(7, 8), at(7, 8, 30), state="open", priority="p1"),
+        ticket(
+            "10008", "HELP-8", at(1, 9), at(2, 9), state="resolved", resolved_at=at(1, 17), closed_at=at(1, 17),
+            priority="p3",
+        ),
+    ]  # fmt: skip
+
+
+def expected_second_tickets() -> list[Ticket]:
+    tickets = {t.id: t for t in expected_first_tickets()}
+    tickets["10002"] = ticket(
+        "10002", "HELP-2", at(4, 9), at(8, 10), state="resolved", first_response_at=at(4, 13), resolved_at=at(8, 10),
+        closed_at=at(8, 10), priority="p1", group="Apps", reassignments=2, sla_response="breached",
+        sla_resolution="breached",
+    )  # fmt: skip
+    tickets["10008"] = ticket(
+        "10008", "HELP-8", at(1, 9), at(8, 12), state="resolved", resolved_at=at(1, 17), closed_at=at(1, 17),
+        priority="p3",
+    )  # fmt: skip
+    tickets["10009"] = ticket("10009", "HELP-9", at(8, 13), at(8, 13), state="open", priority="p1", group="Network")
+    return sorted(tickets.values(), key=lambda t: t.id)
+
+
+def csat(issue_id: str, key: str, rating: float, submitted: datetime, question: str = "Satisfaction") -> SurveyResponse:
+    return SurveyResponse(
+        source="jsm",
+        id=f"{issue_id}:csat",
+        submitted_at=submitted,
+        answers=(Answer(question=question, value=rating, scale_min=1.0, scale_max=5.0),),
+        ticket_id=issue_id,
+        ticket_key=key,
+    )
+
+
+def expected_first_surveys() -> list[SurveyResponse]:
+    return [csat("10001", "HELP-1", 5.0, at(4, 10)), csat("10003", "HELP-3", 2.0, at(7, 18))]
+
+
+def expected_second_surveys() -> list[SurveyResponse]:
+    return [*expected_first_surveys(), csat("10008", "HELP-8", 1.0, at(8, 12))]
+
+
+class Waits:
+    """Records the back-off waits instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+
+
+def connector(fake: FakeJira, mode: Mode, waits: Waits | None = None, **extra: Any) -> JiraConnector:
+    return JiraConnector(jira_source(fake.url, mode, **extra), sleep=waits or Waits(), jitter=lambda: 0.5)
+
+
+def fetch_all(conn: JiraConnector) -> list[Batch]:
+    try:
+        return list(conn.fetch({"ticket": None, "survey": None}))
+    finally:
+        conn.close()
+
+
+def sync(fake: FakeJira, mode: Mode, store: Store, **extra: Any) -> list[Batch]:
+    batches: list[Batch] = []
+    conn = connector(fake, mode, **extra)
+    try:
+        sync_source(conn, store, on_batch=lambda _name, batch, _elapsed: batches.append(batch))
+    finally:
+        conn.close()
+    return batches
+
+
+# -- sync --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_first_sync_then_incremental_sync_store_equals_the_site(mode: Mode, tmp_path: Path) -> None:
+    store = Store(tmp_path / "store.db")
+    with fake_jira(mode) as fake:
+        first = sync(fake, mode, store)
+        assert store.tickets("jsm") == expected_first_tickets()
+        assert store.surveys("jsm") == expected_first_surveys()
+        assert store.watermark("jsm", "ticket") == "2025-03-07T18:00:00+00:00"
+        assert store.watermark("jsm", "survey") == "2025-03-07T18:00:00+00:00"
+        skipped = [s for b in first for s in b.skipped]
+        assert skipped == [
+            SkippedRecord("ticket", "HELP-6", "bad_timestamp", "not a Jira timestamp: 'yesterday'"),
+        ]
+
+        change_for_incremental(fake)
+        fake.requests.clear()
+        second = sync(fake, mode, store)
+        assert store.tickets("jsm") == expected_second_tickets()
+        assert store.surveys("jsm") == expected_second_surveys()
+        assert store.watermark("jsm", "ticket") == "2025-03-08T13:00:00+00:00"
+
+    # Watermark 18:00Z less the 5-minute overlap, as a minute in the API user's zone.
+    literal = {"cloud": "2025-03-07 23:25", "datacenter": "2025-03-07 10:55"}[mode]
+    jqls = {r.query["jql"][0] for r in fake.searches()}
+    assert jqls == {f'updated >= "{literal}" ORDER BY updated ASC, key ASC'}
+    # HELP-3 (updated inside the overlap), HELP-2, HELP-8 and HELP-9, once each.
+    keys = [t.key for b in second for t in b.tickets]
+    assert keys == ["HELP-3", "HELP-2", "HELP-8", "HELP-9"]
+    search_paths = {r.path for r in fake.searches()}
+    assert search_paths == ({"/rest/api/3/search/jql"} if mode == "cloud" else {"/rest/api/2/search"})
+    totals = [b.total_expected for b in second if b.kind == "ticket"]
+    assert totals == ([None, None] if mode == "cloud" else [4, 4])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_pages_are_ticket_and_survey_batches_with_a_running_watermark(mode: Mode) -> None:
+    with fake_jira(mode) as fake:
+        batches = fetch_all(connector(fake, mode))
+    # By updated: HELP-8, HELP-1 | HELP-2, HELP-5 | HELP-4, HELP-7 | HELP-6 (skipped), HELP-3.
+    summary = [(b.kind, len(b.tickets) + len(b.surveys), b.watermark, b.fetched_so_far) for b in batches]
+    assert summary == [
+        ("ticket", 2, "2025-03-04T10:00:00+00:00", 2),
+        ("survey", 1, "2025-03-04T10:00:00+00:00", 1),
+        ("ticket", 2, "2025-03-06T12:30:00+00:00", 4),
+        ("survey", 0, "2025-03-06T12:30:00+00:00", 1),
+        ("ticket", 2, "2025-03-07T08:30:00+00:00", 6),
+        ("survey", 0, "2025-03-07T08:30:00+00:00", 1),
+        ("ticket", 1, "2025-03-07T18:00:00+00:00", 8),
+        ("survey", 1, "2025-03-07T18:00:00+00:00", 2),
+    ]
+
+
+def test_dates_are_served_in_the_user_offset_and_stored_in_utc() -> None:
+    assert jira_time(at(3, 8), fake_jira("cloud").zone) == "2025-03-03T13:30:00.000+0530"
+    assert jira_time(at(3, 8), fake_jira("datacenter").zone) == "2025-03-03T01:00:00.000-0700"
+
+
+def test_truncated_cloud_changelog_is_paged_from_the_issue() -> None:
+    with fake_jira("cloud") as fake:
+        fetch_all(connector(fake, "cloud"))
+    pages = [(r.path, r.query["startAt"][0]) for r in fake.requests if r.path.endswith("/changelog")]
+    # HELP-2 (4 histories) and HELP-3 (5) exceed the 3 embedded; the endpoint serves 2 per page.
+    assert pages == [
+        ("/rest/api/3/issue/HELP-2/changelog", "0"),
+        ("/rest/api/3/issue/HELP-2/changelog", "2"),
+        ("/rest/api/3/issue/HELP-3/changelog", "0"),
+        ("/rest/api/3/issue/HELP-3/changelog", "2"),
+        ("/rest/api/3/issue/HELP-3/changelog", "4"),
+    ]
+
+
+def test_data_center_reads_a_truncated_changelog_from_the_issue() -> None:
+    with fake_jira("datacenter") as fake:
+        fake.embedded_changelog_limit = 3
+        batches = fetch_all(connector(fake, "datacenter"))
+    reads = [r.path for r in fake.requests if r.path.startswith("/rest/api/2/issue/")]
+    assert reads == ["/rest/api/2/issue/HELP-2", "/rest/api/2/issue/HELP-3"]
+    counts = {t.key: (t.reopens, t.reassignments) for b in batches for t in b.tickets}
+    assert counts["HELP-2"] == (0, 2) and counts["HELP-3"] == (1, 0)
+
+
+def test_base_jql_is_anded_in_parentheses() -> None:
+    with fake_jira("cloud") as fake:
+        batches = fetch_all(connector(fake, "cloud", jql="project = HELP"))
+    assert fake.searches()[0].query["jql"] == [
+        '(project = HELP) AND updated >= "1970-01-01 00:00" ORDER BY updated ASC, key ASC'
+    ]
+    assert len([t for b in batches for t in b.tickets]) == 7
+
+
+def test_cloud_search_asks_for_explicit_fields_and_the_changelog() -> None:
+    with fake_jira("cloud") as fake:
+        fetch_all(connector(fake, "cloud"))
+    query = fake.searches()[0].query
+    assert query["fields"] == [
+        "created", "updated", "resolutiondate", "status", "resolution", "priority", "project", "components",
+        "customfield_10020", "customfield_10021", "customfield_10030", "customfield_10031", "customfield_10040",
+        "labels",
+    ]  # fmt: skip
+    assert query["expand"] == ["changelog"]
+    assert query["maxResults"] == ["2"]
+
+
+def test_feedback_endpoint_when_the_satisfaction_field_is_not_visible() -> None:
+    with fake_jira("cloud", satisfaction_field=False) as fake:
+        fake.feedback = {"HELP-1": 4}
+        batches = fetch_all(connector(fake, "cloud", csat_feedback_endpoint=True))
+    surveys = [s for b in batches for s in b.surveys]
+    # No date on the endpoint: the resolution date stands in for the submission time.
+    assert surveys == [csat("10001", "HELP-1", 4.0, at(3, 12))]
+    asked = [r for r in fake.requests if r.path.startswith("/rest/servicedeskapi/")]
+    assert [r.path for r in asked] == [  # resolved or closed ones only, by updated
+        "/rest/servicedeskapi/request/HELP-8/feedback",
+        "/rest/servicedeskapi/request/HELP-1/feedback",
+        "/rest/servicedeskapi/request/HELP-3/feedback",
+    ]
+    assert {r.headers["x-experimentalapi"] for r in asked} == {"opt-in"}
+
+
+def test_overall_question_comes_from_the_survey_mapping() -> None:
+    with fake_jira("datacenter") as fake:
+        batches = fetch_all(connector(fake, "datacenter", surveys={"overall": ["How satisfied were you?"]}))
+    surveys = [s for b in batches for s in b.surveys]
+    assert [s.answers for s in surveys] == [
+        (csat("10001", "HELP-1", 5.0, at(4, 10), "How satisfied were you?").answers[0],),
+        (csat("10003", "HELP-3", 2.0, at(7, 18), "How satisfied were you?").answers[0],),
+    ]
+
+
+def test_bad_rating_is_skipped_as_a_survey_and_keeps_the_ticket() -> None:
+    with fake_jira("cloud") as fake:
+        fake.issues["10001"].rating = 9
+        batches = fetch_all(connector(fake, "cloud"))
+    assert [s for b in batches for s in b.skipped if s.kind == "survey"] == [
+        SkippedRecord("survey", "HELP-1", "bad_rating", "question 'Satisfaction': value 9.0 outside its scale 1.0..5.0")
+    ]
+    assert "HELP-1" in [t.key for b in batches for t in b.tickets]
+
+
+# -- auth, observer ----------------------------------------------------------------------------
+
+
+def test_cloud_sends_basic_email_and_api_token() -> None:
+    with fake_jira("cloud") as fake:
+        fetch_all(connector(fake, "cloud"))
+    expected = "Basic " + base64.b64encode(f"{EMAIL}:{TOKEN}".encode()).decode()
+    assert {r.headers["authorization"] for r in fake.requests} == {expected}
+    assert {r.headers["user-agent"].split("/")[0] for r in fake.requests} == {"itsm-exporter"}
+
+
+def test_data_center_sends_the_personal_access_token_as_bearer() -> None:
+    with fake_jira("datacenter") as fake:
+        fetch_all(connector(fake, "datacenter"))
+    assert {r.headers["authorization"] for r in fake.requests} == {f"Bearer {TOKEN}"}
+
+
+def test_token_file_is_read(tmp_path: Path) -> None:
+    secret = tmp_path / "token"
+    secret.write_text(TOKEN + "\n")
+    with fake_jira("datacenter") as fake:
+        settings = source_settings(fake.url, "datacenter")
+        del settings["token"]
+        source = JiraSource.model_validate(settings | {"token_file": str(secret)})
+        batches = fetch_all(JiraConnector(source, sleep=Waits()))
+    assert len([t for b in batches for t in b.tickets]) == 7
+
+
+def test_every_request_goes_through_the_observer() -> None:
+    codes: list[str] = []
+    with fake_jira("cloud") as fake:
+        fake.fail(503, "/search/jql", retry_after="0")
+        fetch_all(JiraConnector(jira_source(fake.url, "cloud"), codes.append, sleep=Waits()))
+    assert len(codes) == len(fake.requests)
+    assert codes.count("503") == 1 and set(codes) == {"200", "503"}
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+def test_401_is_an_auth_error_naming_url_and_user_but_not_the_token() -> None:
+    with fake_jira("cloud") as fake:
+        bad = connector(fake, "cloud", token="wrong-token")
+        with pytest.raises(AuthError) as raised:
+            fetch_all(bad)
+    message = str(raised.value)
+    assert message == (
+        f"source jsm: serverInfo at {fake.url}: HTTP 401 for user {EMAIL}: "
+        "Client must be authenticated to access this resource."
+    )
+    assert "wrong-token" not in message
+
+
+def test_403_on_data_center_names_the_token_kind() -> None:
+    with fake_jira("datacenter") as fake:
+        fake.fail(403, "/search", body={"errorMessages": ["You do not have permission to browse HELP."], "errors": {}})
+        with pytest.raises(AuthError) as raised:
+            fetch_all(connector(fake, "datacenter"))
+    assert str(raised.value) == (
+        f"source jsm: search at {fake.url}: HTTP 403 for user (personal access token): "
+        "You do not have permission to browse HELP."
+    )
+
+
+def test_400_joins_error_messages_and_field_errors() -> None:
+    with fake_jira("cloud") as fake:
+        with pytest.raises(BadRequest) as raised:
+            fetch_all(connector(fake, "cloud", jql="project = NOPE"))
+        fake.fail(400, "/search/jql", body={"errorMessages": ["Bad query."], "errors": {"jql": "not allowed"}})
+        with pytest.raises(BadRequest) as both:
+            fetch_all(connector(fake, "cloud"))
+    assert str(raised.value) == (
+        f"source jsm: search at {fake.url}: Jira rejected the request (HTTP 400): "
+        "The value 'NOPE' does not exist for the field 'project'."
+    )
+    assert str(both.value).endswith("(HTTP 400): Bad query.; jql: not allowed")
+
+
+def test_order_by_in_the_configured_jql_is_refused() -> None:
+    source = JiraSource.model_validate(
+        source_settings("http://127.0.0.1:9", "cloud", jql="project = HELP order by key")
+    )
+    with pytest.raises(BadRequest, match="jql must not contain ORDER BY"):
+        list(JiraConnector(source).fetch({"ticket": None, "survey": None}))
+
+
+def test_data_center_mode_against_cloud_explains_the_removed_search() -> None:
+    with fake_jira("cloud") as fake:
+        source = JiraSource.model_validate(source_settings(fake.url, "cloud", deployment="datacenter"))
+        with pytest.raises(BadRequest) as raised:
+            fetch_all(JiraConnector(source, sleep=Waits()))
+    message = str(raised.value)
+    assert message.startswith(f"source jsm: search at {fake.url}: HTTP 410, the API was removed: The requested API")
+    assert message.endswith("set deployment: cloud (or auto) so that the connector uses the enhanced search "
+                            "/rest/api/3/search/jql")  # fmt: skip
+    assert fake.searches()[0].path == "/rest/api/2/search"
+
+
+def test_429_waits_retry_after_then_succeeds() -> None:
+    waits = Waits()
+    with fake_jira("cloud") as fake:
+        fake.fail(429, "/search/jql", retry_after="7")
+        batches = fetch_all(connector(fake, "cloud", waits))
+    assert waits.seconds == [7.0]
+    assert len([t for b in batches for t in b.tickets]) == 7
+
+
+def test_429_after_the_allowed_retries_is_rate_limited() -> None:
+    waits = Waits()
+    with fake_jira("cloud") as fake:
+        fake.fail(429, "/search/jql", retry_after="3", times=3)
+        with pytest.raises(RateLimited) as raised:
+            fetch_all(connector(fake, "cloud", waits))
+    assert waits.seconds == [3.0, 3.0]
+    assert raised.value.retry_after == 3.0
+    assert str(raised.value) == f"source jsm: search at {fake.url}: still rate-limited (HTTP 429) after 2 retries"
+
+
+def test_503_without_retry_after_backs_off_with_jitter() -> None:
+    waits = Waits()
+    with fake_jira("datacenter") as fake:
+        fake.fail(503, "/rest/api/2/search", times=2)
+        fetch_all(connector(fake, "datacenter", waits))
+    # 5 s doubling, x (0.7 + 0.6 x 0.5).
+    assert waits.seconds == [5.0, 10.0]
+
+
+def test_503_after_the_allowed_retries_is_unavailable() -> None:
+    with fake_jira("datacenter") as fake:
+        fake.fail(503, "/serverInfo", times=3)
+        with pytest.raises(UpstreamUnavailable) as raised:
+            fetch_all(connector(fake, "datacenter"))
+    assert str(raised.value) == f"source jsm: serverInfo at {fake.url}: HTTP 503: Service Unavailable"
+
+
+def test_connection_refused_is_unavailable() -> None:
+    with fake_jira("cloud") as fake:
+        url = fake.url
+    with pytest.raises(UpstreamUnavailable) as raised:
+        fetch_all(JiraConnector(jira_source(url, "cloud"), sleep=Waits()))
+    assert str(raised.value) == f"source jsm: serverInfo at {url} failed: ConnectionError"
+
+
+def test_html_instead_of_json_is_a_schema_error() -> None:
+    with fake_jira("cloud") as fake:
+        fake.faults.append(Fault(200, "<html><body>Maintenance</body></html>", "/search/jql", content_type="text/html"))
+        with pytest.raises(SchemaError, match=r"^source jsm: search at http://127\.0\.0\.1:\d+ did not answer with"):
+            fetch_all(connector(fake, "cloud"))
+
+
+def test_search_page_without_issues_list_is_a_schema_error() -> None:
+    with fake_jira("datacenter") as fake:
+        fake.faults.append(Fault(200, {"startAt": 0, "total": 3}, "/rest/api/2/search"))
+        with pytest.raises(SchemaError, match="answered without an issues list"):
+            fetch_all(connector(fake, "datacenter"))
+
+
+def test_auto_detects_cloud_from_server_info_and_searches_v3() -> None:
+    with fake_jira("cloud") as fake:
+        fetch_all(connector(fake, "cloud"))
+    paths = [r.path for r in fake.requests[:3]]
+    assert paths == ["/rest/api/2/serverInfo", "/rest/api/3/serverInfo", "/rest/api/3/field"]
+
+
+# -- the command line --------------------------------------------------------------------------
+
+
+def test_once_against_the_fake_prints_hand_checked_metrics(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with fake_jira("datacenter") as fake:
+        config = tmp_path / "config.yaml"
+        config.write_text(
+            f"""
+store: {{path: {tmp_path / "store.db"}}}
+windows: [7d]
+group_by: [priority]
+sources:
+  - name: jsm
+    kind: jira
+    url: {fake.url}
+    token: {TOKEN}
+    priority_map: {{Urgent: p1}}
+    complaints: {{labels: [complaint]}}
+""",
+            encoding="utf-8",
+        )
+        code = main(["once", "--config", str(config), "--as-of", "2025-03-08T00:00:00Z"])
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = set(out.splitlines())
+    # Window (Mar 1 00:00, Mar 8 00:00]: opened HELP-1..8 except the skipped HELP-6.
+    for line in (
+        'itsm_tickets_opened{priority="p1",source="jsm",window="7d"} 2.0',  # HELP-2 Highest, HELP-7 Urgent
+        'itsm_tickets_opened{priority="p3",source="jsm",window="7d"} 2.0',  # HELP-5 (canceled), HELP-8
+        'itsm_tickets_resolved{priority="p4",source="jsm",window="7d"} 1.0',  # HELP-3, closed
+        'itsm_tickets_reopened{priority="p4",source="jsm",window="7d"} 1.0',
+        'itsm_sla_tickets{outcome="breached",priority="p4",sla="resolution",source="jsm",window="7d"} 1.0',
+        'itsm_sla_tickets{outcome="met",priority="p2",sla="resolution",source="jsm",window="7d"} 1.0',
+        'itsm_backlog_tickets{priority="p1",source="jsm"} 2.0',
+        'itsm_backlog_tickets{priority="p5",source="jsm"} 1.0',
+        'itsm_complaints_opened{priority="p5",source="jsm",window="7d"} 1.0',
+        'itsm_survey_responses{priority="p2",source="jsm",window="7d"} 1.0',
+        'itsm_source_up{source="jsm"} 1.0',
+        'itsm_source_records_synced_total{kind="ticket",source="jsm"} 7.0',
+        'itsm_source_records_synced_total{kind="survey",source="jsm"} 2.0',
+    ):
+        assert line in lines, line
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_issue_updated_between_pages_is_stored_in_its_newer_version(mode: Mode, tmp_path: Path) -> None:
+    def update_help5_after_first_page(fake: FakeJira, request: RecordedRequest) -> None:
+        if request.path in ("/rest/api/3/search/jql", "/rest/api/2/search") and len(fake.searches()) == 2:
+            fake.issues["10005"].priority, fake.issues["10005"].updated = "Blocker", at(8, 9)
+
+    store = Store(tmp_path / "store.db")
+    with fake_jira(mode) as fake:
+        fake.on_request = update_help5_after_first_page
+        sync(fake, mode, store)
+    help5 = ticket("10005", "HELP-5", at(6, 11), at(8, 9), state="canceled", closed_at=at(6, 12, 30), priority="p1")
+    expected = [help5 if t.id == "10005" else t for t in expected_first_tickets()]
+    assert store.tickets("jsm") == expected
+    assert store.watermark("jsm", "ticket") == "2025-03-08T09:00:00+00:00"
+
+
+def test_an_overlap_repeat_is_read_once_per_version() -> None:
+    with fake_jira("cloud") as fake:
+        conn = connector(fake, "cloud")
+        try:
+            batches = list(conn.fetch({"ticket": "2025-03-07T18:00:00+00:00", "survey": "2025-03-07T18:00:00+00:00"}))
+        finally:
+            conn.close()
+    assert [t.key for b in batches for t in b.tickets] == ["HELP-3"]
