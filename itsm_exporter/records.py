@@ -82,7 +82,8 @@ class Ticket:
     def __post_init__(self) -> None:
         for name in TICKET_TIME_COLUMNS:
             value = getattr(self, name)
-            if value is not None:
+            # Connectors already hand over UTC: skip the conversion then (this runs per record per sync).
+            if value is not None and value.tzinfo is not UTC:
                 object.__setattr__(self, name, utc(value))
         if self.state not in TICKET_STATES:
             raise ValueError(f"ticket {self.key}: unknown state {self.state!r}")

@@ -29,24 +29,29 @@ PRIORITIES: Final = {"1": "p1", "2": "p2", "3": "p3", "4": "p4", "5": "p5"}
 def value(record: Mapping[str, Any], field: str) -> str:
     """The raw value of a field in any display mode: `{"value": ..}` objects, plain strings, or ""."""
     item = record.get(field, "")
-    if isinstance(item, Mapping):
+    # `type(..) is` first: these run for every field of every record, and ABC checks are slow.
+    if type(item) is dict or isinstance(item, Mapping):
         item = item.get("value", "")
-    return item if isinstance(item, str) else "" if item is None else str(item)
+    return item if type(item) is str else "" if item is None else str(item)
 
 
 def display(record: Mapping[str, Any], field: str) -> str:
     """The display value of a field read with `sysparm_display_value=all` (names, labels)."""
     item = record.get(field, "")
-    if isinstance(item, Mapping):
+    if type(item) is dict or isinstance(item, Mapping):
         item = item.get("display_value", "")
-    return item if isinstance(item, str) else "" if item is None else str(item)
+    return item if type(item) is str else "" if item is None else str(item)
 
 
 def parse_time(text: str) -> datetime | None:
     """A Glide date-time value (UTC) as an aware datetime; "" is None; anything else raises ValueError."""
     if not text:
         return None
-    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+    # fromisoformat is ~10x faster than strptime (it dominated a full sync's profile); the shape
+    # check keeps the strictness of TIME_FORMAT, since fromisoformat also accepts dates, offsets, "T".
+    if len(text) != 19 or text[10] != " " or not text[:4].isdigit():
+        raise ValueError(f"time data {text!r} does not match format {TIME_FORMAT!r}")
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def parse_duration(text: str) -> timedelta | None:

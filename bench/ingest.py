@@ -1,0 +1,206 @@
+"""Ingestion: a full ServiceNow sync against a bare loop that only GETs and decodes the same pages.
+
+    python -m bench.ingest                  # 200,000 incidents in pages of 1000
+    python -m bench.ingest --smoke          # tiny sizes, what CI runs
+
+The server is a fast stand-in for tests/fakes/servicenow.py: records are rendered once, in the
+real wire format (display_value=all, by the test fake's own renderer), and pages are answered by
+bisecting the (sys_updated_on, sys_id) order for exactly the keyset queries the connector sends.
+So the server costs both sides the same, and the ratio measures the exporter's own overhead:
+pysnow, normalizing records, and committing them with their watermark to the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import re
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import numpy as np
+import requests
+
+from itsm_exporter.config import parse_config
+from itsm_exporter.connectors.servicenow import TICKET_FIELDS, ServiceNowConnector
+from itsm_exporter.store import Store
+from itsm_exporter.sync import sync_source
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from fakes.servicenow import FakeServiceNow
+
+_CURSOR = re.compile(
+    r"^(?:sys_updated_on>=(?P<since>[^^]+)\^)?"
+    r"(?:sys_updated_on>(?P<after>[^^]+)\^NQsys_updated_on=(?P=after)\^sys_id>(?P<id>[0-9a-f]+)\^)?"
+    r"ORDERBYsys_updated_on\^ORDERBYsys_id$"
+)
+
+
+class FastServiceNow:
+    """Pre-rendered incidents behind a keep-alive HTTP server; other tables are empty."""
+
+    def __init__(self, incidents: int, seed: int = 11) -> None:
+        renderer = FakeServiceNow()
+        groups = [renderer.add("sys_user_group", name=f"Group {g:02d}") for g in range(50)]
+        rng = np.random.default_rng(seed)
+        start = datetime(2026, 8, 1, tzinfo=UTC)
+        updated = sorted(start + timedelta(seconds=int(s)) for s in rng.integers(0, 90 * 86400, incidents))
+        self.keys: list[tuple[str, str]] = []
+        self.fragments: list[bytes] = []
+        for i, moment in enumerate(updated):
+            stamp = moment.strftime("%Y-%m-%d %H:%M:%S")
+            opened = (moment - timedelta(hours=int(rng.integers(1, 200)))).strftime("%Y-%m-%d %H:%M:%S")
+            record = {name: "" for name in (renderer.tables["incident"] and ()) or ()}
+            record = {
+                "sys_id": f"{rng.integers(0, 2**63):016x}{i:016x}",
+                "number": f"INC{i:07d}",
+                "state": "6",
+                "incident_state": "6",
+                "opened_at": opened,
+                "resolved_at": stamp,
+                "closed_at": "",
+                "sys_updated_on": stamp,
+                "priority": str(rng.integers(1, 6)),
+                "assignment_group": groups[int(rng.integers(0, len(groups)))],
+                "business_service": "",
+                "contact_type": "email",
+                "reassignment_count": str(rng.integers(0, 3)),
+                "reopen_count": "",
+                "made_sla": "true" if rng.random() < 0.9 else "false",
+            }
+            rendered = renderer.render("incident", record, TICKET_FIELDS, "all", links=False)
+            self.keys.append((stamp, record["sys_id"]))
+            self.fragments.append(json.dumps(rendered, separators=(",", ":")).encode())
+        order = sorted(range(incidents), key=lambda k: self.keys[k])
+        self.keys = [self.keys[k] for k in order]
+        self.fragments = [self.fragments[k] for k in order]
+        self.requests: Counter[str] = Counter()
+        self.urls: list[str] = []
+        self._server: ThreadingHTTPServer | None = None
+        self.url = ""
+
+    def page(self, table: str, params: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+        limit = int(params.get("sysparm_limit", "10000"))
+        if table != "incident":
+            return b'{"result":[]}', {}
+        match = _CURSOR.match(params.get("sysparm_query", ""))
+        if match is None:
+            raise ValueError(f"unexpected query {params.get('sysparm_query')!r}")
+        if match["after"]:
+            start = bisect.bisect_right(self.keys, (match["after"], match["id"]))
+        elif match["since"]:
+            start = bisect.bisect_left(self.keys, (match["since"], ""))
+        else:
+            start = 0
+        body = b'{"result":[' + b",".join(self.fragments[start : start + limit]) + b"]}"
+        headers = {} if params.get("sysparm_no_count") == "true" else {"X-Total-Count": str(len(self.keys) - start)}
+        return body, headers
+
+    def __enter__(self) -> FastServiceNow:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                table = parts.path.rsplit("/", 1)[-1]
+                owner.requests[table] += 1
+                owner.urls.append(self.path)
+                body, headers = owner.page(table, dict(parse_qsl(parts.query, keep_blank_values=True)))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json;charset=UTF-8")
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--incidents", type=int, default=200_000)
+    parser.add_argument("--page-size", type=int, default=1000)
+    parser.add_argument("--smoke", action="store_true")
+    args = parser.parse_args()
+    if args.smoke:
+        args.incidents, args.page_size = 2_500, 500
+
+    started = time.perf_counter()
+    with FastServiceNow(args.incidents) as fake, tempfile.TemporaryDirectory() as tmp:
+        print(f"{args.incidents} incidents rendered in {time.perf_counter() - started:.1f} s")
+        config = parse_config(
+            {
+                "store": {"path": str(Path(tmp) / "store.db")},
+                "sources": [
+                    {
+                        "name": "sn",
+                        "kind": "servicenow",
+                        "url": fake.url,
+                        "username": "bench",
+                        "password": "bench",
+                        "page_size": args.page_size,
+                    }
+                ],
+            }
+        )
+        source = config.sources[0]
+        store = Store(config.store.path)
+        started = time.perf_counter()
+        result = sync_source(ServiceNowConnector(source), store)  # type: ignore[arg-type]
+        exporter = time.perf_counter() - started
+        stored = store.count("sn", "ticket")
+        full_sync_urls = [url for url in fake.urls if "/incident" in url]
+
+        session = requests.Session()
+        session.auth = ("bench", "bench")
+        started = time.perf_counter()
+        decoded = 0
+        for url in full_sync_urls:
+            decoded += len(session.get(fake.url + url, timeout=60).json()["result"])
+        bare = time.perf_counter() - started
+
+        fake.requests.clear()
+        incremental = sync_source(ServiceNowConnector(source), store)  # type: ignore[arg-type]
+        per_table = dict(fake.requests)
+
+    print(
+        f"full sync: {stored} incidents stored in {exporter:.2f} s = {stored / exporter:,.0f} records/s "
+        f"({len(full_sync_urls)} incident pages)"
+    )
+    print(f"bare GET + json decode of the same pages: {bare:.2f} s = {decoded / bare:,.0f} records/s")
+    print(f"exporter throughput / bare throughput = {bare / exporter:.2f} (target >= 0.5)")
+    print(
+        f"incremental sync with no change: requests per table {per_table}; "
+        f"{incremental.records['ticket']} boundary-second records re-read"
+    )
+    ok = stored == args.incidents == decoded and result.records["ticket"] == args.incidents
+    ok = ok and all(count == 1 for count in per_table.values())
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
