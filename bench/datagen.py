@@ -82,17 +82,23 @@ def ticket_arrays(n: int, groups: int, seed: int) -> dict[str, np.ndarray]:
         "resolved_at": resolved,
         "closed_at": closed,
         "updated_at": updated,
-        "state": state.astype(object),
+        "state": _shared(state),
         "group": np.array([f"Group {g:02d}" for g in range(groups)], dtype=object)[rng.integers(0, groups, n)],
         "service": np.array(["Email", "VPN", "ERP", "Laptops"], dtype=object)[rng.integers(0, 4, n)],
         "priority": priority,
         "channel": np.array(["portal", "email", "phone"], dtype=object)[rng.integers(0, 3, n)],
         "reassignments": rng.poisson(0.4, n).astype(np.int64),
         "reopens": (rng.random(n) < 0.06).astype(np.int64),
-        "sla_response": sla_response.astype(object),
-        "sla_resolution": sla_resolution.astype(object),
+        "sla_response": _shared(sla_response),
+        "sla_resolution": _shared(sla_resolution),
         "complaint": rng.random(n) < 0.02,
     }
+
+
+def _shared(values: np.ndarray) -> np.ndarray:
+    """Object array referencing one str per distinct value, as the store loads label columns."""
+    uniques, codes = np.unique(values, return_inverse=True)
+    return np.array([str(u) for u in uniques], dtype=object)[codes]
 
 
 def frames(tickets: int, surveys: int, groups: int = 50, seed: int = 7) -> Frames:
