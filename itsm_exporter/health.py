@@ -78,3 +78,29 @@ def health_metrics(health: Mapping[str, SourceHealth], refresh_note: str) -> Ite
     build = GaugeMetricFamily("itsm_build_info", "Build of itsm-exporter; always 1.", labels=["version"])
     build.add_metric([__version__], 1.0)
     return [up, last_success, duration, synced, skipped, requests, build]
+
+
+@dataclass(frozen=True)
+class ConfigReloads:
+    """Outcomes of configuration reloads (SIGHUP, POST /-/reload) since start."""
+
+    success: int = 0
+    failure: int = 0
+    last_successful: bool = True
+
+
+def reload_metrics(reloads: ConfigReloads) -> list[Metric]:
+    """The daemon's reload families, so a config that no longer applies can be alerted on."""
+    total = CounterMetricFamily(
+        "itsm_config_reloads",
+        "Configuration reloads (SIGHUP or POST /-/reload) by result, since start.",
+        labels=["result"],
+    )
+    total.add_metric(["success"], float(reloads.success))
+    total.add_metric(["failure"], float(reloads.failure))
+    last = GaugeMetricFamily(
+        "itsm_config_last_reload_successful",
+        "1 if the last configuration reload succeeded or none was tried; 0 while a rejected file is ignored.",
+    )
+    last.add_metric([], 1.0 if reloads.last_successful else 0.0)
+    return [total, last]

@@ -18,6 +18,13 @@ class FrozenCollector(Collector):
         return iter(self._families)
 
 
+class SnapshotCollector(FrozenCollector):
+    """The daemon's collector: a swap replaces one tuple reference, so a scrape sees one whole snapshot."""
+
+    def swap(self, families: Iterable[Metric]) -> None:
+        self._families = tuple(families)
+
+
 def snapshot_registry(families: Iterable[Metric]) -> CollectorRegistry:
     """A private registry (no process or platform metrics) holding exactly these families."""
     registry = CollectorRegistry(auto_describe=False)
