@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -19,10 +19,30 @@ class FrozenCollector(Collector):
 
 
 class SnapshotCollector(FrozenCollector):
-    """The daemon's collector: a swap replaces one tuple reference, so a scrape sees one whole snapshot."""
+    """The daemon's collector: a swap replaces one tuple reference, so a scrape sees one whole snapshot.
+
+    It also keeps each snapshot's rendered exposition: a snapshot never changes, so encoding twenty
+    thousand series once per refresh instead of once per scrape keeps scrapes in the milliseconds.
+    """
+
+    def __init__(self, families: Sequence[Metric]) -> None:
+        super().__init__(families)
+        self._rendered: tuple[tuple[Metric, ...], dict[str, bytes]] = (self._families, {})
 
     def swap(self, families: Iterable[Metric]) -> None:
-        self._families = tuple(families)
+        snapshot = tuple(families)
+        # One assignment each: a concurrent scrape sees the old snapshot or the new one, never a mix.
+        self._rendered = (snapshot, {})
+        self._families = snapshot
+
+    def exposition(self, variant: str, render: Callable[[CollectorRegistry], bytes]) -> bytes:
+        """The current snapshot rendered by `render` (one format and encoding, named by `variant`), cached."""
+        families, cache = self._rendered
+        body = cache.get(variant)
+        if body is None:
+            # Rendered from the captured tuple, so the cache entry always belongs to its own snapshot.
+            body = cache[variant] = render(snapshot_registry(families))
+        return body
 
 
 def snapshot_registry(families: Iterable[Metric]) -> CollectorRegistry:

@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("script", ["bench.collectors", "bench.store", "bench.ingest"])
+@pytest.mark.parametrize("script", ["bench.collectors", "bench.store", "bench.ingest", "bench.scrape"])
 def test_benchmark_runs_at_smoke_size(script: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", script, "--smoke"], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
