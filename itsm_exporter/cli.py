@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from itsm_exporter import __version__
-from itsm_exporter.config import Config, ConfigError, demo_config, load_config
+from itsm_exporter.config import Config, ConfigError, demo_config, load_config, warn_insecure_sources
 
 log = logging.getLogger("itsm_exporter")
 
@@ -70,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_problems(getattr(args, "config", "demo"), error)
         return 1
     _configure_logging(config, args)
+    warn_insecure_sources(config, log)
     if args.command == "once":
         return _once(config, args.as_of)
     from itsm_exporter.exporter import serve
@@ -134,7 +135,7 @@ def _once(config: Config, as_of: datetime | None) -> int:
                 result = sync_source(connector, store)
             except ConnectorError as error:
                 state.last_error = str(error)
-                failures.append(f"source {source.name}: {error}")
+                failures.append(str(error))
                 continue
             finally:
                 connector.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -312,6 +313,20 @@ class Config(_Strict):
             if candidate.name == name:
                 return candidate
         raise KeyError(name)
+
+
+def warn_insecure_sources(config: Config, logger: logging.Logger) -> list[str]:
+    """Log a WARNING per enabled source that does not verify TLS; return their names.
+
+    Turning verification off is sometimes needed against a lab instance, but it must never go unnoticed.
+    """
+    insecure = [s.name for s in config.enabled_sources if isinstance(s, TlsMixin) and not s.verify_tls]
+    for name in insecure:
+        logger.warning(
+            "TLS certificate verification is off for this source: its credentials can be intercepted",
+            extra={"source": name},
+        )
+    return insecure
 
 
 def read_secret(value: SecretStr | None, path: Path | None) -> str | None:

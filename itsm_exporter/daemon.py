@@ -16,7 +16,16 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import CollectorRegistry
 
 from itsm_exporter.collectors import compute_metrics, refresh_note
-from itsm_exporter.config import Config, ConfigError, CsvSource, DemoSource, JiraSource, ServiceNowSource, load_config
+from itsm_exporter.config import (
+    Config,
+    ConfigError,
+    CsvSource,
+    DemoSource,
+    JiraSource,
+    ServiceNowSource,
+    load_config,
+    warn_insecure_sources,
+)
 from itsm_exporter.connectors import ConnectorError, build_connector
 from itsm_exporter.connectors.base import Connector, RequestObserver
 from itsm_exporter.health import ConfigReloads, SourceHealth, health_metrics, reload_metrics
@@ -258,6 +267,7 @@ class Daemon:
                 self._publish()
                 return error.problems
             added = self._apply(new)
+        warn_insecure_sources(new, log)
         log.info("configuration reloaded", extra={"path": str(self._config_path), "sources": len(self._health)})
         for name in added:
             self._trigger(name)

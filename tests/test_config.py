@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from itsm_exporter.config import (
     load_config,
     parse_config,
     parse_duration,
+    warn_insecure_sources,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -263,3 +265,27 @@ def test_missing_file() -> None:
     with pytest.raises(ConfigError) as caught:
         load_config("/nonexistent/itsm.yaml")
     assert caught.value.problems == ["/nonexistent/itsm.yaml: cannot read: No such file or directory"]
+
+
+def test_tls_verification_is_on_by_default_and_turning_it_off_warns(caplog: pytest.LogCaptureFixture) -> None:
+    secure = parse_config(config_with(servicenow()), check_files=False)
+    insecure = parse_config(
+        config_with(
+            servicenow(),
+            servicenow(name="lab", verify_tls=False),
+            servicenow(name="off", verify_tls=False, enabled=False),
+        ),
+        check_files=False,
+    )
+    logger = logging.getLogger("test-tls")
+    with caplog.at_level(logging.WARNING, logger="test-tls"):
+        assert warn_insecure_sources(secure, logger) == []
+        assert caplog.records == []
+        assert warn_insecure_sources(insecure, logger) == ["lab"]
+    assert [(r.levelno, r.getMessage(), getattr(r, "source", None)) for r in caplog.records] == [
+        (
+            logging.WARNING,
+            "TLS certificate verification is off for this source: its credentials can be intercepted",
+            "lab",
+        )
+    ]
