@@ -11,7 +11,7 @@ import pytest
 
 from itsm_exporter.frames import Frames
 from itsm_exporter.records import Answer, Batch, SurveyResponse, Ticket
-from itsm_exporter.store import SCHEMA_VERSION, Store, StoreError
+from itsm_exporter.store import APPLICATION_ID, SCHEMA_VERSION, Store, StoreError
 
 T0 = datetime(2026, 11, 1, 9, 30, 15, 123457, tzinfo=UTC)
 
@@ -189,3 +189,72 @@ def test_a_store_from_a_newer_release_is_refused(tmp_path: Path) -> None:
 def test_an_unreachable_path_gives_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match=r"missing/dir/store\.db: cannot open"):
         Store(tmp_path / "missing" / "dir" / "store.db")
+
+
+# The schema of version 1 exactly as release files held it, to prove the migration keeps every record.
+SCHEMA_V1 = """
+CREATE TABLE tickets (
+    source TEXT NOT NULL, id TEXT NOT NULL, key TEXT NOT NULL,
+    opened_at INTEGER NOT NULL, first_response_at INTEGER, resolved_at INTEGER, closed_at INTEGER,
+    updated_at INTEGER NOT NULL,
+    state TEXT NOT NULL, grp TEXT, service TEXT, priority TEXT, channel TEXT,
+    reassignments INTEGER NOT NULL, reopens INTEGER NOT NULL,
+    sla_response TEXT NOT NULL, sla_resolution TEXT NOT NULL, complaint INTEGER NOT NULL,
+    PRIMARY KEY (source, id)
+) WITHOUT ROWID;
+CREATE TABLE surveys (
+    source TEXT NOT NULL, id TEXT NOT NULL, ticket_source TEXT NOT NULL,
+    ticket_id TEXT, ticket_key TEXT, submitted_at INTEGER NOT NULL,
+    PRIMARY KEY (source, id)
+) WITHOUT ROWID;
+CREATE INDEX surveys_submitted ON surveys (submitted_at);
+CREATE TABLE answers (
+    source TEXT NOT NULL, survey_id TEXT NOT NULL, question TEXT NOT NULL,
+    value REAL NOT NULL, scale_min REAL NOT NULL, scale_max REAL NOT NULL,
+    PRIMARY KEY (source, survey_id, question)
+) WITHOUT ROWID;
+CREATE TABLE watermarks (
+    source TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (source, kind)
+);
+"""
+
+
+def test_a_version_1_store_is_migrated_with_every_record_kept(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.executescript(f"BEGIN; {SCHEMA_V1} PRAGMA application_id={APPLICATION_ID}; PRAGMA user_version=1; COMMIT;")
+    micros = int((T0 - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() * 1_000_000)
+    raw.execute(
+        "INSERT INTO tickets VALUES ('sn', 'a1', 'INC1', ?, NULL, NULL, NULL, ?, 'open', 'Desk', NULL, 'p3', "
+        "'phone', 2, 1, 'met', 'unknown', 0)",
+        (micros, micros + 5),
+    )
+    raw.execute("INSERT INTO surveys VALUES ('sn', 's1', 'sn', 'a1', 'INC1', ?)", (micros + 7,))
+    raw.execute("INSERT INTO answers VALUES ('sn', 's1', 'overall', 4, 1, 5)")
+    raw.execute("INSERT INTO watermarks VALUES ('sn', 'ticket', 'w1')")
+    raw.close()
+
+    store = Store(path)
+    expected_ticket = Ticket(
+        source="sn", id="a1", key="INC1", opened_at=T0, updated_at=T0 + timedelta(microseconds=5), state="open",
+        group="Desk", priority="p3", channel="phone", reassignments=2, reopens=1, sla_response="met",
+    )  # fmt: skip
+    assert store.tickets("sn") == [expected_ticket]
+    assert store.surveys("sn") == [
+        SurveyResponse(
+            source="sn", id="s1", submitted_at=T0 + timedelta(microseconds=7),
+            answers=(Answer("overall", 4.0, 1.0, 5.0),), ticket_id="a1", ticket_key="INC1",
+        )
+    ]  # fmt: skip
+    assert store.watermark("sn", "ticket") == "w1"
+    # The upsert needs the new unique key: an update replaces, a new id adds.
+    store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("a1"), ticket("b2")), watermark="w2"))
+    assert [t.id for t in store.tickets("sn")] == ["a1", "b2"]
+    assert store.tickets("sn")[0] == ticket("a1")
+    store.close()
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert raw.execute("SELECT name FROM sqlite_master WHERE name LIKE '%_v1'").fetchall() == []
+    indexes = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"tickets_key", "surveys_key", "surveys_submitted"} <= indexes
