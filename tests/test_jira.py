@@ -179,32 +179,44 @@ def test_first_sync_then_incremental_sync_store_equals_the_site(mode: Mode, tmp_
         assert store.surveys("jsm") == expected_second_surveys()
         assert store.watermark("jsm", "ticket") == "2025-03-08T13:00:00+00:00"
 
-    # Watermark 18:00Z less the 5-minute overlap, as a minute in the API user's zone.
-    literal = {"cloud": "2025-03-07 23:25", "datacenter": "2025-03-07 10:55"}[mode]
-    jqls = {r.query["jql"][0] for r in fake.searches()}
-    assert jqls == {f'updated >= "{literal}" ORDER BY updated ASC, key ASC'}
+    # Watermark 18:00Z less the 5-minute overlap, as a minute in the API user's zone; each later page
+    # searches from the minute of the last issue read (HELP-2 at 10:00Z, HELP-8 at 12:00Z).
+    literals = {
+        "cloud": ["2025-03-07 23:25", "2025-03-08 15:30", "2025-03-08 17:30"],
+        "datacenter": ["2025-03-07 10:55", "2025-03-08 03:00", "2025-03-08 05:00"],
+    }[mode]
+    jqls = [r.query["jql"][0] for r in fake.searches()]
+    assert jqls == [f'updated >= "{literal}" ORDER BY updated ASC, key ASC' for literal in literals]
     # HELP-3 (updated inside the overlap), HELP-2, HELP-8 and HELP-9, once each.
     keys = [t.key for b in second for t in b.tickets]
     assert keys == ["HELP-3", "HELP-2", "HELP-8", "HELP-9"]
     search_paths = {r.path for r in fake.searches()}
     assert search_paths == ({"/rest/api/3/search/jql"} if mode == "cloud" else {"/rest/api/2/search"})
     totals = [b.total_expected for b in second if b.kind == "ticket"]
-    assert totals == ([None, None] if mode == "cloud" else [4, 4])
+    assert totals == ([None, None, None] if mode == "cloud" else [4, 4, 4])
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_pages_are_ticket_and_survey_batches_with_a_running_watermark(mode: Mode) -> None:
     with fake_jira(mode) as fake:
         batches = fetch_all(connector(fake, mode))
-    # By updated: HELP-8, HELP-1 | HELP-2, HELP-5 | HELP-4, HELP-7 | HELP-6 (skipped), HELP-3.
+    # By updated: HELP-8, HELP-1 | HELP-1, HELP-2 | HELP-2, HELP-5 | HELP-5, HELP-4 | HELP-4, HELP-7 |
+    # HELP-7, HELP-6 (skipped) | HELP-6, HELP-3: each page starts at the minute of the last issue read,
+    # which comes again and is dropped.
     summary = [(b.kind, len(b.tickets) + len(b.surveys), b.watermark, b.fetched_so_far) for b in batches]
     assert summary == [
         ("ticket", 2, "2025-03-04T10:00:00+00:00", 2),
         ("survey", 1, "2025-03-04T10:00:00+00:00", 1),
-        ("ticket", 2, "2025-03-06T12:30:00+00:00", 4),
+        ("ticket", 1, "2025-03-05T11:00:00+00:00", 3),
+        ("survey", 0, "2025-03-05T11:00:00+00:00", 1),
+        ("ticket", 1, "2025-03-06T12:30:00+00:00", 4),
         ("survey", 0, "2025-03-06T12:30:00+00:00", 1),
-        ("ticket", 2, "2025-03-07T08:30:00+00:00", 6),
+        ("ticket", 1, "2025-03-06T15:00:00+00:00", 5),
+        ("survey", 0, "2025-03-06T15:00:00+00:00", 1),
+        ("ticket", 1, "2025-03-07T08:30:00+00:00", 6),
         ("survey", 0, "2025-03-07T08:30:00+00:00", 1),
+        ("ticket", 0, "2025-03-07T09:00:00+00:00", 7),
+        ("survey", 0, "2025-03-07T09:00:00+00:00", 1),
         ("ticket", 1, "2025-03-07T18:00:00+00:00", 8),
         ("survey", 1, "2025-03-07T18:00:00+00:00", 2),
     ]

@@ -1,17 +1,20 @@
 """Jira Service Management (Cloud and Data Center): issues become tickets, CSAT ratings surveys.
 
 Search goes through the `jira` library: Cloud's enhanced search (`/rest/api/3/search/jql`, paged
-by `nextPageToken`), Data Center's `/rest/api/2/search` (paged by `startAt`). The library runs on
+by `nextPageToken`), Data Center's `/rest/api/2/search` (paged by `startAt`); both page positions,
+so each page starts a new search from the minute of the last issue read (see `_scan`). The library runs on
 our own session, so timeouts, TLS, proxy and the request observer apply to every request; its own
 retries are off (`max_retries=0`) and 429/503 are retried here with an injectable wait.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Final, TypeVar
@@ -47,6 +50,8 @@ from itsm_exporter.records import Batch, RecordKind, SkippedRecord, SurveyRespon
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 OVERLAP: Final = timedelta(minutes=5)
 """Re-read window behind the watermark: Cloud search is eventually consistent (index lag)."""
 UNKNOWN_ZONE_MARGIN: Final = timedelta(hours=14)
@@ -54,6 +59,8 @@ UNKNOWN_ZONE_MARGIN: Final = timedelta(hours=14)
 FULL_SCAN_SINCE: Final = "1970-01-01 00:00"
 """Lower bound of the first sync: Cloud rejects unbounded JQL, and every query keeps one shape."""
 CHANGELOG_PAGE: Final = 100
+REREAD_ROUNDS: Final = 3
+"""Re-reads of minutes whose offset pages an update may have shifted, before giving up with a warning."""
 RETRIED_STATUSES: Final = (429, 503)
 _ORDER_BY = re.compile(r"\border\s+by\b", re.IGNORECASE)
 
@@ -70,18 +77,30 @@ class _SessionJira(JIRA):
         self._session = self._given_session  # type: ignore[assignment]
 
 
+def _readings(wall: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The instants a wall-clock minute may mean: two when clocks go back, and Jira may take either."""
+    first, second = (wall.replace(tzinfo=zone, fold=fold).astimezone(UTC) for fold in (0, 1))
+    return min(first, second), max(first, second)
+
+
 def jql_since(since: datetime, zone: ZoneInfo | None) -> str:
     """The JQL minute literal for `updated >= ...`, read by Jira in the API user's zone, not after `since`."""
     if zone is None:
         return (since.astimezone(UTC) - UNKNOWN_ZONE_MARGIN).strftime("%Y-%m-%d %H:%M")
     local = since.astimezone(zone).replace(second=0, microsecond=0, tzinfo=None)
-
-    def latest_reading(wall: datetime) -> datetime:
-        # A wall time repeated when clocks go back has two readings; Jira may take either.
-        return max(wall.replace(tzinfo=zone, fold=fold).astimezone(UTC) for fold in (0, 1))
-
-    while latest_reading(local) > since:
+    while _readings(local, zone)[1] > since:
         local -= timedelta(hours=1)
+    return local.strftime("%Y-%m-%d %H:%M")
+
+
+def jql_until(until: datetime, zone: ZoneInfo | None) -> str:
+    """The JQL minute literal for `updated < ...`, read by Jira in the API user's zone, after `until`."""
+    if zone is None:
+        later = until.astimezone(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1) + UNKNOWN_ZONE_MARGIN
+        return later.strftime("%Y-%m-%d %H:%M")
+    local = until.astimezone(zone).replace(second=0, microsecond=0, tzinfo=None) + timedelta(minutes=1)
+    while _readings(local, zone)[0] <= until:
+        local += timedelta(hours=1)
     return local.strftime("%Y-%m-%d %H:%M")
 
 
@@ -94,11 +113,79 @@ def _watermark(value: str | None) -> datetime | None:
     return moment if moment is not None and moment.tzinfo is not None else None
 
 
-def search_jql(base: str, since_literal: str) -> str:
-    """The incremental query: the configured filter, an updated bound, a total order for paging."""
+def search_jql(base: str, since_literal: str, until_literal: str | None = None) -> str:
+    """The incremental query: the configured filter, updated bounds, a total order for paging."""
     bound = f'updated >= "{since_literal}"'
+    if until_literal is not None:
+        bound += f' AND updated < "{until_literal}"'
     where = f"({base}) AND {bound}" if base.strip() else bound
     return f"{where} ORDER BY updated ASC, key ASC"
+
+
+@dataclass(frozen=True)
+class _Span:
+    """What one scan searches, as JQL minute literals: `updated >= since`, and `< until` for a re-read."""
+
+    since: str
+    until: str | None = None
+
+
+@dataclass(frozen=True)
+class _Page:
+    """One search answer, with the first and last `updated` on it that could be read."""
+
+    issues: list[dict[str, Any]]
+    total: int | None
+    last: bool
+    token: str | None
+    oldest: datetime | None
+    newest: datetime | None
+
+
+def _updated_times(issues: Sequence[Mapping[str, Any]]) -> list[datetime]:
+    """The readable `updated` of the issues; an unreadable one is skipped later, when it is mapped."""
+    times: list[datetime] = []
+    for issue in issues:
+        try:
+            times.append(parse_jira_time((issue.get("fields") or {}).get("updated")))
+        except MappingError:
+            continue
+    return times
+
+
+class _Reads:
+    """What one sync has read: each issue version once, and which spans offset paging may have shifted."""
+
+    def __init__(self) -> None:
+        self.versions: dict[str, object] = {}
+        self.guarded: dict[str, _Span] = {}
+        """Issues that came before an offset page of their search: if one moved, that page skipped one."""
+        self.shifted: dict[_Span, None] = {}
+        """Spans to read again, in the order found (a dict as an ordered set)."""
+        self.newest: datetime | None = None
+
+    def guard(self, issue_ids: Sequence[str], span: _Span) -> None:
+        for issue_id in issue_ids:
+            self.guarded[issue_id] = span
+
+    def fresh(self, page: _Page) -> list[dict[str, Any]]:
+        """The issue versions of the page not read before; a guarded issue seen again newer marks its span shifted."""
+        if page.newest is not None and (self.newest is None or page.newest > self.newest):
+            self.newest = page.newest
+        fresh: list[dict[str, Any]] = []
+        for issue in page.issues:
+            issue_id = str(issue.get("id"))
+            # The raw `updated` names the version: unreadable ones are then also skipped only once.
+            version = (issue.get("fields") or {}).get("updated")
+            if issue_id in self.versions:
+                if self.versions[issue_id] == version:
+                    continue
+                span = self.guarded.pop(issue_id, None)
+                if span is not None:
+                    self.shifted[span] = None
+            self.versions[issue_id] = version
+            fresh.append(issue)
+        return fresh
 
 
 def _error_text(error: JIRAError) -> str:
@@ -283,39 +370,90 @@ class JiraConnector:
 
     # -- search ----------------------------------------------------------------------------------
 
-    def _pages(
-        self, client: JIRA, jql: str, fields: Sequence[str]
-    ) -> Iterator[tuple[list[dict[str, Any]], int | None]]:
-        """Search pages as (issues, total); total is known on Data Center only."""
-        size = self._source.page_size
-        token: str | None = None
-        start = 0
+    def _search(self, client: JIRA, jql: str, fields: Sequence[str], start: int, token: str | None) -> _Page:
+        """One search page: Cloud's enhanced search by token, Data Center's search by startAt."""
+        search: Callable[[], Any] = (
+            partial(
+                client.enhanced_search_issues, jql, nextPageToken=token, maxResults=self._source.page_size,
+                fields=list(fields), expand="changelog", json_result=True,
+            )
+            if self._cloud
+            else partial(
+                client.search_issues, jql, startAt=start, maxResults=self._source.page_size, fields=list(fields),
+                expand="changelog", json_result=True,
+            )
+        )  # fmt: skip
+        page = self._call("search", search)
+        if not isinstance(page, dict) or not isinstance(page.get("issues"), list):
+            raise SchemaError(f"source {self.name}: search at {self._url} answered without an issues list")
+        issues: list[dict[str, Any]] = page["issues"]
+        times = _updated_times(issues)
+        oldest, newest = (min(times), max(times)) if times else (None, None)
+        if self._cloud:
+            token = page.get("nextPageToken")
+            last = page.get("isLast") is True or not token or not issues
+            return _Page(issues, None, last, token, oldest, newest)
+        total = page.get("total") if isinstance(page.get("total"), int) else None
+        last = not issues or (total is not None and start + len(issues) >= total)
+        return _Page(issues, total, last, None, oldest, newest)
+
+    def _scan(self, client: JIRA, span: _Span, fields: Sequence[str], reads: _Reads) -> Iterator[_Page]:
+        """The pages of one span, each page from a new search at the last issue's minute: a keyset, not a position."""
+        # startAt and Cloud's page tokens are positions: an issue read on one page and updated (or deleted)
+        # before the next leaves its place, every later issue moves one place up, and the next page skips
+        # one, whose `updated` is then below the watermark for good. A search from the minute of the last
+        # issue read starts after whatever moved; that minute's issues come again and are dropped as read.
+        # Only when a whole page lies in the search's first minute (more than a page of issues updated in
+        # one minute, or no known zone, whose literals carry a 14 h margin) does paging go on by position;
+        # the issues before such a page are guarded: if one comes back newer, it moved, and the span from
+        # that minute up to the page's first issue is read again at the end.
+        since, start, token = span.since, 0, None
+        before: list[str] = []
         while True:
-            search: Callable[[], Any] = (
-                partial(
-                    client.enhanced_search_issues, jql, nextPageToken=token, maxResults=size, fields=list(fields),
-                    expand="changelog", json_result=True,
-                )
-                if self._cloud
-                else partial(
-                    client.search_issues, jql, startAt=start, maxResults=size, fields=list(fields), expand="changelog",
-                    json_result=True,
-                )
-            )  # fmt: skip
-            page = self._call("search", search)
-            if not isinstance(page, dict) or not isinstance(page.get("issues"), list):
-                raise SchemaError(f"source {self.name}: search at {self._url} answered without an issues list")
-            issues: list[dict[str, Any]] = page["issues"]
-            total = page.get("total") if isinstance(page.get("total"), int) else None
-            yield issues, None if self._cloud else total
-            if self._cloud:
-                token = page.get("nextPageToken")
-                if page.get("isLast") is True or not token or not issues:
-                    return
+            page = self._search(client, search_jql(self._source.jql, since, span.until), fields, start, token)
+            if before:
+                # A skipped issue lies between the pages: up to this page's first issue (unbounded without one).
+                until = jql_until(page.oldest, self._zone) if page.oldest else span.until
+                reads.guard(before, _Span(since, until))
+            yield page
+            if page.last:
+                return
+            after = jql_since(page.newest, self._zone) if self._zone and page.newest else None
+            if after is not None and after > since:  # literals are "YYYY-MM-DD HH:MM": string order is time order
+                since, start, token, before = after, 0, None, []
             else:
-                start += len(issues)
-                if not issues or (total is not None and start >= total):
-                    return
+                before += [str(issue.get("id")) for issue in page.issues]
+                start, token = start + len(page.issues), page.token
+
+    def _pages(
+        self, client: JIRA, since: str, fields: Sequence[str]
+    ) -> Iterator[tuple[list[dict[str, Any]], int | None]]:
+        """Issue versions not read before in this sync, page by page, with the first search's total (Data Center)."""
+        reads = _Reads()
+        total: int | None = None
+        for number, page in enumerate(self._scan(client, _Span(since), fields, reads)):
+            if number == 0:
+                total = page.total  # progress counts fresh versions against everything the sync matched at first
+            yield reads.fresh(page), total
+        for _ in range(REREAD_ROUNDS):
+            if not reads.shifted or reads.newest is None:
+                return
+            spans, tail = list(reads.shifted), _Span(jql_since(reads.newest, self._zone))
+            reads.shifted.clear()
+            reads.guarded.clear()
+            for span in spans:
+                for page in self._scan(client, span, fields, reads):
+                    yield reads.fresh(page), total
+            if reads.guarded:
+                # The re-reads paged by position too: an issue of theirs updated meanwhile shows at the newest end.
+                for page in self._scan(client, tail, fields, reads):
+                    yield reads.fresh(page), total
+        if reads.shifted:
+            log.warning(
+                "jira paging gave up source=%s minutes=%s rereads=%d: issues updated during the sync kept shifting "
+                "the pages of these minutes; an issue of them may be missing until it next changes",
+                self.name, ",".join(dict.fromkeys(span.since for span in reads.shifted)), REREAD_ROUNDS,
+            )  # fmt: skip
 
     def _histories(self, issue: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The whole changelog: the embedded one when complete, else paged from the issue."""
@@ -370,23 +508,16 @@ class JiraConnector:
         since = None if None in marks else min(m for m in marks if m is not None)
         client, mapper = self._connect()
         literal = FULL_SCAN_SINCE if since is None else jql_since(since - OVERLAP, self._zone)
-        jql = search_jql(self._source.jql, literal)
         fields = mapper.requested_fields()
-        seen: dict[str, datetime] = {}
         newest = since
         fetched = surveyed = 0
-        for issues, total in self._pages(client, jql, fields):
+        for issues, total in self._pages(client, literal, fields):
             tickets: list[Ticket] = []
             surveys: list[SurveyResponse] = []
             skips: dict[RecordKind, list[SkippedRecord]] = {"ticket": [], "survey": []}
             for issue in issues:
-                issue_id = str(issue.get("id"))
                 try:
                     updated = parse_jira_time((issue.get("fields") or {}).get("updated"))
-                    # Read once per version: the overlap repeats issues, an update mid-sync brings a newer one.
-                    if seen.get(issue_id) == updated:
-                        continue
-                    seen[issue_id] = updated
                     newest = updated if newest is None else max(newest, updated)
                     ticket = mapper.ticket(issue, self._histories(issue))
                 except MappingError as error:

@@ -4,7 +4,9 @@ It serves what the connector and the `jira` library call: serverInfo, field, mys
 Cloud enhanced search (`/rest/api/3/search/jql`, token paging, no total, `id`-only default fields,
 truncated embedded changelog), the Data Center search (`/rest/api/2/search`, startAt/total; 410 on
 Cloud), changelog paging, JSM feedback, and Jira's error envelope. Dates are rendered in the API
-user's zone. Tests mutate issues between requests through `on_request` and read `requests`.
+user's zone. Tests mutate issues between requests through `on_request` or, numbered by search
+request, `on_search`, and read `requests`. Search pages are positional over the data as it is when
+each page is asked for (Data Center `startAt`, Cloud's opaque `nextPageToken` alike), as on real Jira.
 """
 
 from __future__ import annotations
@@ -53,8 +55,10 @@ REMOVED_SEARCH = (
     "A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046"
 )
 UNBOUNDED = "Unbounded JQL queries are not allowed here. Please add a search restriction to your query."
+_MINUTE = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}"
 _JQL = re.compile(
-    r'^(?:\((?P<base>.*)\) AND )?updated >= "(?P<since>\d{4}-\d{2}-\d{2} \d{2}:\d{2})" ORDER BY updated ASC, key ASC$'
+    rf'^(?:\((?P<base>.*)\) AND )?updated >= "(?P<since>{_MINUTE})"(?: AND updated < "(?P<until>{_MINUTE})")?'
+    r" ORDER BY updated ASC, key ASC$"
 )
 _PROJECT_CLAUSE = re.compile(r"^project = (?P<key>[A-Z][A-Z0-9]*)$")
 
@@ -191,6 +195,7 @@ class FakeJira:
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
         self.on_request: Callable[[FakeJira, RecordedRequest], None] | None = None
+        self._search_callbacks: list[Callable[[int], None]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -225,6 +230,7 @@ class FakeJira:
     def url(self) -> str:
         assert self._server is not None
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)
         return f"http://{host}:{port}"
 
     def add(self, *issues: FakeIssue) -> None:
@@ -250,6 +256,10 @@ class FakeJira:
     def searches(self) -> list[RecordedRequest]:
         return [r for r in self.requests if "/search" in r.path]
 
+    def on_search(self, callback: Callable[[int], None]) -> None:
+        """Call `callback` with the 0-based number of each search request, before it is answered."""
+        self._search_callbacks.append(callback)
+
     # -- dispatch -------------------------------------------------------------------------------
 
     def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
@@ -262,6 +272,10 @@ class FakeJira:
             self.requests.append(request)
             if self.on_request is not None:
                 self.on_request(self, request)
+            if "/search" in request.path:
+                number = len(self.searches()) - 1
+                for callback in self._search_callbacks:
+                    callback(number)
             status, payload, headers, content_type = self._answer(request)
         data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
         handler.send_response(status)
@@ -562,8 +576,12 @@ class FakeJira:
         match = _JQL.match(jql)
         if match is None:
             return 400, errors(f"Error in the JQL Query: the fake does not understand {jql!r}")
+        # Jira reads JQL minute literals in the API user's zone.
         since = datetime.strptime(match["since"], "%Y-%m-%d %H:%M").replace(tzinfo=self.zone)
         issues = [i for i in self.issues.values() if i.updated >= since]
+        if match["until"] is not None:
+            until = datetime.strptime(match["until"], "%Y-%m-%d %H:%M").replace(tzinfo=self.zone)
+            issues = [i for i in issues if i.updated < until]
         base = match["base"]
         if base is not None:
             clause = _PROJECT_CLAUSE.match(base.strip())
