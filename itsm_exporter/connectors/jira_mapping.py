@@ -47,6 +47,14 @@ BASE_FIELDS: Final = (
 )
 
 
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _text(text: str) -> str:
+    """`text` without lone surrogates (a UTF-16 field cut mid-emoji), which no UTF-8 store can hold."""
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
+
+
 class MappingError(ValueError):
     """An issue that cannot be normalized; `reason` is the snake_case SkippedRecord reason."""
 
@@ -60,7 +68,7 @@ def parse_jira_time(value: object) -> datetime:
     if not isinstance(value, str):
         raise MappingError("bad_timestamp", f"not a timestamp: {value!r}")
     try:
-        return datetime.strptime(value, JIRA_TIME_FORMAT).astimezone(UTC)
+        moment = datetime.strptime(value, JIRA_TIME_FORMAT)
     except ValueError:
         try:
             moment = datetime.fromisoformat(value)
@@ -68,7 +76,10 @@ def parse_jira_time(value: object) -> datetime:
             raise MappingError("bad_timestamp", f"not a Jira timestamp: {value!r}") from None
         if moment.tzinfo is None:
             raise MappingError("bad_timestamp", f"timestamp without offset: {value!r}") from None
+    try:
         return moment.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 pushed past the calendar by its offset
+        raise MappingError("bad_timestamp", f"timestamp out of range: {value!r}") from None
 
 
 def _schema(entry: Mapping[str, Any]) -> tuple[str, str]:
@@ -166,9 +177,9 @@ def render(value: object) -> list[str]:
             return render(value["requestType"])
         for key in ("name", "value", "title", "displayName", "key"):
             if isinstance(value.get(key), str) and value[key]:
-                return [value[key]]
+                return [_text(value[key])]
         return []
-    text = str(value).strip()
+    text = _text(str(value).strip())
     return [text] if text else []
 
 
@@ -196,7 +207,10 @@ def sla_stop_time(value: object) -> datetime | None:
     millis = stop.get("epochMillis") if isinstance(stop, dict) else None
     if not isinstance(millis, int | float) or isinstance(millis, bool):
         raise MappingError("bad_sla", f"completed SLA cycle without stopTime.epochMillis in {value.get('name')!r}")
-    return datetime.fromtimestamp(millis / 1000, UTC)
+    try:
+        return datetime.fromtimestamp(millis / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise MappingError("bad_sla", f"stopTime.epochMillis {millis!r} is not a time") from None
 
 
 def count_changes(histories: Sequence[Mapping[str, Any]], statuses: StatusCatalog) -> tuple[int, int]:
@@ -208,8 +222,13 @@ def count_changes(histories: Sequence[Mapping[str, Any]], statuses: StatusCatalo
     """
     reopens = reassignments = 0
     had_assignee = False
-    for history in sorted(histories, key=lambda h: (str(h.get("created", "")), str(h.get("id", "")))):
-        for item in history.get("items") or []:
+    # An entry that is not an object cannot be a status or assignee change: it changes no count.
+    readable = [h for h in histories if isinstance(h, dict)]
+    for history in sorted(readable, key=lambda h: (str(h.get("created", "")), str(h.get("id", "")))):
+        items = history.get("items")
+        for item in items if isinstance(items, list) else []:
+            if not isinstance(item, dict):
+                continue
             name = item.get("fieldId") or item.get("field")
             if name == "status":
                 if statuses.is_done(item.get("from"), item.get("fromString")) and not statuses.is_done(
@@ -275,7 +294,8 @@ class IssueMapper:
         status = issue_fields.get("status")
         if not isinstance(status, dict):
             raise MappingError("missing_status", "issue has no status")
-        category = (status.get("statusCategory") or {}).get("key")
+        category = status.get("statusCategory")
+        category = category.get("key") if isinstance(category, dict) else None
         name = str(status.get("name") or "")
         if category == "done":
             resolution = (_first(issue_fields.get("resolution")) or "").casefold()
@@ -286,6 +306,7 @@ class IssueMapper:
 
     def ticket(self, issue: Mapping[str, Any], histories: Sequence[Mapping[str, Any]]) -> Ticket:
         """The canonical ticket; raises MappingError when a required part is missing or malformed."""
+        issue_id, key = _ids(issue)
         issue_fields = issue.get("fields")
         if not isinstance(issue_fields, dict):
             raise MappingError("missing_fields", "issue has no fields object")
@@ -303,8 +324,8 @@ class IssueMapper:
         try:
             return Ticket(
                 source=self.source.name,
-                id=str(issue["id"]),
-                key=str(issue.get("key", issue["id"])),
+                id=issue_id,
+                key=key,
                 opened_at=opened,
                 state=state,
                 updated_at=updated,
@@ -340,16 +361,26 @@ class IssueMapper:
         question = self.source.surveys.overall[0] if self.source.surveys.overall else DEFAULT_SURVEY_QUESTION
         try:
             answer = Answer(question=question, value=float(rating), scale_min=CSAT_SCALE[0], scale_max=CSAT_SCALE[1])
-        except ValueError as error:
+        except (ValueError, OverflowError) as error:  # OverflowError: an integer beyond any float
             raise MappingError("bad_rating", str(error)) from error
+        issue_id, key = _ids(issue)
         return SurveyResponse(
             source=self.source.name,
-            id=f"{issue['id']}:csat",
+            id=f"{issue_id}:csat",
             submitted_at=parse_jira_time(submitted),
             answers=(answer,),
-            ticket_id=str(issue["id"]),
-            ticket_key=str(issue.get("key", issue["id"])),
+            ticket_id=issue_id,
+            ticket_key=key,
         )
+
+
+def _ids(issue: Mapping[str, Any]) -> tuple[str, str]:
+    """The issue's id and key (the id when the key is missing): an issue without an id cannot be stored."""
+    raw_id = issue.get("id")
+    if isinstance(raw_id, bool) or not isinstance(raw_id, str | int) or raw_id == "":
+        raise MappingError("invalid_ticket", f"issue has no id: {raw_id!r}")
+    issue_id, key = _text(str(raw_id)), issue.get("key")
+    return issue_id, _text(key) if isinstance(key, str) and key else issue_id
 
 
 def skipped(kind: RecordKind, issue: Mapping[str, Any], error: MappingError) -> SkippedRecord:

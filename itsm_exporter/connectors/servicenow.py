@@ -8,9 +8,10 @@ boundary second is read again (the store upserts). Surveys follow the same schem
 
 from __future__ import annotations
 
+import math
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -206,37 +207,8 @@ class ServiceNowConnector:
         )
 
     def _task_slas(self, ids: Sequence[str], skipped: list[SkippedRecord]) -> dict[str, _Sla]:
-        """Response and resolution outcomes per incident: a breach anywhere wins, else a completed SLA is met.
-
-        Cancelled task_sla rows no longer apply; in-progress or paused ones that have not breached
-        are unknown. The first response is the earliest end of a completed response SLA.
-        """
-        slas = {sys_id: _Sla() for sys_id in ids}
-        for row in self._rows("task_sla", "task", ids, SLA_FIELDS):
-            sla = slas.get(value(row, "task"))
-            target, stage = value(row, "sla.target"), value(row, "stage")
-            if sla is None or target not in ("response", "resolution") or stage == "cancelled":
-                continue
-            outcome: SlaOutcome = "unknown"
-            if value(row, "has_breached") == "true":
-                outcome = "breached"
-            elif stage == "completed":
-                outcome = "met"
-            current = sla.response if target == "response" else sla.resolution
-            merged = _worst(current, outcome)
-            if target == "response":
-                sla.response = merged
-                if stage == "completed":
-                    try:
-                        ended = _sla_end(row)
-                    except ValueError as error:
-                        skipped.append(SkippedRecord("ticket", value(row, "sys_id"), "bad_sla_time", str(error)))
-                        continue
-                    if ended is not None and (sla.first_response_at is None or ended < sla.first_response_at):
-                        sla.first_response_at = ended
-            else:
-                sla.resolution = merged
-        return slas
+        """The SLA outcomes of a page's incidents from their task_sla rows."""
+        return _fold_task_slas(ids, self._rows("task_sla", "task", ids, SLA_FIELDS), skipped)
 
     def _survey_batches(self, since: str | None) -> Iterator[Batch]:
         base = and_terms("state=complete", f"trigger_table={self._source.table}")
@@ -255,7 +227,7 @@ class ServiceNowConnector:
             for record in page.records:
                 sys_id = value(record, "sys_id")
                 try:
-                    surveys.append(self._survey(record, results.get(sys_id, []), skipped))
+                    surveys.append(self._survey(record, results.get(sys_id, []), self._metrics, skipped))
                 except _Skip as skip:
                     skipped.append(SkippedRecord("survey", sys_id or "(no sys_id)", skip.reason, str(skip)))
             yield Batch(
@@ -276,7 +248,11 @@ class ServiceNowConnector:
             self._metrics[metric_id] = _metric(row) if row is not None else None
 
     def _survey(
-        self, record: Mapping[str, Any], results: Sequence[Mapping[str, Any]], skipped: list[SkippedRecord]
+        self,
+        record: Mapping[str, Any],
+        results: Sequence[Mapping[str, Any]],
+        metrics: Mapping[str, _Metric | None],
+        skipped: list[SkippedRecord],
     ) -> SurveyResponse:
         sys_id = value(record, "sys_id")
         if not sys_id:
@@ -286,7 +262,7 @@ class ServiceNowConnector:
             raise _Skip("missing_time", "taken_on is empty")
         answers: dict[str, Answer] = {}
         for result in results:
-            metric = self._metrics.get(value(result, "metric"))
+            metric = metrics.get(value(result, "metric"))
             result_id = f"{sys_id}/{value(result, 'sys_id')}"
             if metric is None:
                 skipped.append(SkippedRecord("survey", result_id, "unknown_metric", value(result, "metric")))
@@ -344,6 +320,42 @@ def _made_sla(made_sla: str, state: str) -> _Sla:
     return _Sla()
 
 
+def _fold_task_slas(
+    ids: Sequence[str], rows: Iterable[Mapping[str, Any]], skipped: list[SkippedRecord]
+) -> dict[str, _Sla]:
+    """Response and resolution outcomes per incident: a breach anywhere wins, else a completed SLA is met.
+
+    Cancelled task_sla rows no longer apply; in-progress or paused ones that have not breached
+    are unknown. The first response is the earliest end of a completed response SLA.
+    """
+    slas = {sys_id: _Sla() for sys_id in ids}
+    for row in rows:
+        sla = slas.get(value(row, "task"))
+        target, stage = value(row, "sla.target"), value(row, "stage")
+        if sla is None or target not in ("response", "resolution") or stage == "cancelled":
+            continue
+        outcome: SlaOutcome = "unknown"
+        if value(row, "has_breached") == "true":
+            outcome = "breached"
+        elif stage == "completed":
+            outcome = "met"
+        current = sla.response if target == "response" else sla.resolution
+        merged = _worst(current, outcome)
+        if target == "response":
+            sla.response = merged
+            if stage == "completed":
+                try:
+                    ended = _sla_end(row)
+                except ValueError as error:
+                    skipped.append(SkippedRecord("ticket", value(row, "sys_id"), "bad_sla_time", str(error)))
+                    continue
+                if ended is not None and (sla.first_response_at is None or ended < sla.first_response_at):
+                    sla.first_response_at = ended
+        else:
+            sla.resolution = merged
+    return slas
+
+
 def _worst(current: SlaOutcome, new: SlaOutcome) -> SlaOutcome:
     """Combine two task_sla rows of one target: breached beats met beats unknown."""
     order: dict[SlaOutcome, int] = {"unknown": 0, "met": 1, "breached": 2}
@@ -356,7 +368,12 @@ def _sla_end(row: Mapping[str, Any]) -> datetime | None:
     if ended is not None:
         return ended
     started, elapsed = parse_time(value(row, "start_time")), parse_duration(value(row, "duration"))
-    return started + elapsed if started is not None and elapsed is not None else None
+    if started is None or elapsed is None:
+        return None
+    try:
+        return started + elapsed
+    except OverflowError:
+        raise ValueError(f"start_time {started:%Y-%m-%d %H:%M:%S} plus duration {elapsed} is past year 9999") from None
 
 
 def _metric(row: Mapping[str, Any]) -> _Metric:
@@ -368,7 +385,7 @@ def _metric(row: Mapping[str, Any]) -> _Metric:
     except ValueError:
         pass
     else:
-        if high > low:
+        if high > low and math.isfinite(low) and math.isfinite(high):
             scale = (low, high)
     return _Metric(
         question=value(row, "question") or value(row, "name") or value(row, "sys_id"), datatype=datatype, scale=scale

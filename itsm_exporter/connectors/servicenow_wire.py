@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -24,6 +25,14 @@ STATES: Final[dict[str, TicketState]] = {
 """Both state models: `state` (1,2,3,6,7,8) and the legacy `incident_state` (adds 4 and 5)."""
 
 PRIORITIES: Final = {"1": "p1", "2": "p2", "3": "p3", "4": "p4", "5": "p5"}
+MAX_COUNT: Final = 2**31 - 1
+"""ServiceNow integer fields are 32-bit; anything larger is corrupt (and would overflow SQLite)."""
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _text(item: str) -> str:
+    """`item` without lone surrogates (a UTF-16 field cut mid-emoji), which no UTF-8 store can hold."""
+    return _SURROGATE.sub("\ufffd", item)
 
 
 def value(record: Mapping[str, Any], field: str) -> str:
@@ -32,7 +41,10 @@ def value(record: Mapping[str, Any], field: str) -> str:
     # `type(..) is` first: these run for every field of every record, and ABC checks are slow.
     if type(item) is dict or isinstance(item, Mapping):
         item = item.get("value", "")
-    return item if type(item) is str else "" if item is None else str(item)
+    # isascii() is O(1) in CPython: only non-ASCII text pays for the surrogate scan.
+    if type(item) is str:
+        return item if item.isascii() else _text(item)
+    return "" if item is None else _text(str(item))
 
 
 def display(record: Mapping[str, Any], field: str) -> str:
@@ -40,7 +52,9 @@ def display(record: Mapping[str, Any], field: str) -> str:
     item = record.get(field, "")
     if type(item) is dict or isinstance(item, Mapping):
         item = item.get("display_value", "")
-    return item if type(item) is str else "" if item is None else str(item)
+    if type(item) is str:
+        return item if item.isascii() else _text(item)
+    return "" if item is None else _text(str(item))
 
 
 def parse_time(text: str) -> datetime | None:
@@ -65,8 +79,8 @@ def parse_duration(text: str) -> timedelta | None:
 def parse_count(text: str) -> int:
     """A counter such as `reopen_count`, which ServiceNow leaves "" until it first changes."""
     count = int(text) if text else 0
-    if count < 0:
-        raise ValueError(f"negative count {text!r}")
+    if not 0 <= count <= MAX_COUNT:
+        raise ValueError(f"count {count} outside 0..{MAX_COUNT}")
     return count
 
 
