@@ -190,7 +190,9 @@ class Store:
                         "ON CONFLICT (source, kind) DO UPDATE SET value = excluded.value",
                         (source, batch.kind, batch.watermark),
                     )
-        except sqlite3.Error as error:
+        except (sqlite3.Error, OverflowError, UnicodeEncodeError) as error:
+            # Overflow and encoding errors come from values SQLite cannot hold (the parsers should have
+            # refused them): the batch is rolled back like any other failed commit.
             raise StoreError(f"store {self.path}: could not commit a batch of {source}: {error}") from error
 
     def _upsert_tickets(self, tickets: Iterable[Ticket]) -> None:

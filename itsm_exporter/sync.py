@@ -7,12 +7,22 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 from itsm_exporter.connectors.base import Connector
 from itsm_exporter.records import RECORD_KINDS, Batch, RecordKind
 from itsm_exporter.store import Store
 
 log = logging.getLogger(__name__)
+
+
+LOGGED_VALUE_LIMIT: Final = 200
+"""Characters of an upstream value quoted in a log line: a 100k-character field must not become a 100k line."""
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= LOGGED_VALUE_LIMIT else f"{text[:LOGGED_VALUE_LIMIT]}... ({len(text)} characters)"
+
 
 ProgressFn = Callable[[str, Batch, float], None]
 """Called after each committed batch with the source name, the batch and seconds since start."""
@@ -56,7 +66,7 @@ def sync_source(
             result.skipped[(skipped.kind, skipped.reason)] += 1
             log.warning(
                 "skipped record source=%s kind=%s id=%s reason=%s detail=%s",
-                connector.name, skipped.kind, skipped.record_id, skipped.reason, skipped.detail,
+                connector.name, skipped.kind, _clip(skipped.record_id), skipped.reason, _clip(skipped.detail),
             )  # fmt: skip
         if on_batch is not None:
             on_batch(connector.name, batch, monotonic() - started)

@@ -258,3 +258,16 @@ def test_a_version_1_store_is_migrated_with_every_record_kept(tmp_path: Path) ->
     assert raw.execute("SELECT name FROM sqlite_master WHERE name LIKE '%_v1'").fetchall() == []
     indexes = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"tickets_key", "surveys_key", "surveys_submitted"} <= indexes
+
+
+def test_a_value_sqlite_cannot_hold_fails_the_whole_batch_and_keeps_the_watermark(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store.db")
+    store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("1"),), watermark="w1"))
+    huge = ticket("2", reassignments=2**70)
+    surrogate = ticket("3", group="Desk \ud83d")
+    for bad in (huge, surrogate):
+        with pytest.raises(StoreError, match="could not commit a batch of sn"):
+            store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("4"), bad), watermark="w2"))
+    assert [t.id for t in store.tickets("sn")] == ["1"]
+    assert store.watermark("sn", "ticket") == "w1"
+    store.close()
