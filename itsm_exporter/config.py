@@ -198,6 +198,9 @@ class ServiceNowSource(TlsMixin, SourceBase):
     page_size: int = Field(1000, ge=1, le=10000)
     sla_source: Literal["made_sla", "task_sla"] = "made_sla"
     surveys_enabled: bool = True
+    overlap: Duration = Duration("5m")
+    """Re-read window behind the watermark: a row committed late, or stamped by an app node whose clock
+    lags, can carry a sys_updated_on a little before rows already read; without it, it is never fetched."""
 
     @model_validator(mode="after")
     def _auth(self) -> ServiceNowSource:

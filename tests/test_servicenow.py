@@ -330,19 +330,30 @@ def test_rows_updated_or_inserted_between_pages_are_neither_lost_nor_repeated(fa
     assert batches[-1].watermark == "2026-03-01 10:00:01"
 
 
-def test_an_incremental_fetch_starts_at_the_watermark_second(fake: FakeServiceNow) -> None:
-    ids = add_incidents(fake, 4)
-    (first,) = fetch(fake)
+@pytest.mark.parametrize(("overlap", "start"), [("1s", "2026-03-01 09:00:00"), ("5m", "2026-03-01 08:55:01")])
+def test_an_incremental_fetch_starts_the_overlap_before_the_watermark(
+    fake: FakeServiceNow, overlap: str, start: str
+) -> None:
+    ids = add_incidents(fake, 4)  # 09:00:00 twice, 09:00:01 twice
+    add_incidents(fake, 2, day="2026-02-28")  # a day before: outside any overlap
+    (first,) = fetch(fake, overlap=overlap)
     assert first.watermark == "2026-03-01 09:00:01"
     fake.update("incident", ids[1], sys_updated_on="2026-03-02 12:00:00", state="6", resolved_at="2026-03-02 12:00:00")
     fake.requests.clear()
-    (second,) = fetch(fake, ticket=first.watermark)
-    # The boundary second (ids 2 and 3) is read again; the changed row comes with it.
-    assert [t.id for t in second.tickets] == [*sorted([ids[2], ids[3]]), ids[1]]
+    (second,) = fetch(fake, ticket=first.watermark, overlap=overlap)
+    # Rows of the overlap are read again in keyset order; the changed row comes last.
+    assert [t.id for t in second.tickets] == [ids[0], *sorted([ids[2], ids[3]]), ids[1]]
     assert fake.table_requests("incident")[0].params["sysparm_query"] == (
-        "sys_updated_on>=2026-03-01 09:00:01^ORDERBYsys_updated_on^ORDERBYsys_id"
+        f"sys_updated_on>={start}^ORDERBYsys_updated_on^ORDERBYsys_id"
     )
     assert second.watermark == "2026-03-02 12:00:00"
+
+
+def test_a_page_read_inside_the_overlap_never_moves_the_watermark_back(fake: FakeServiceNow) -> None:
+    add_incidents(fake, 2)  # both at 09:00:00
+    (batch,) = fetch(fake, ticket="2026-03-01 09:03:00")
+    assert len(batch.tickets) == 2
+    assert batch.watermark == "2026-03-01 09:03:00"
     assert fetch(fake, ticket="2026-03-02 12:00:01") == []
 
 

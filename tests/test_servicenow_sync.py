@@ -105,7 +105,8 @@ def test_full_then_incremental_sync_leaves_the_store_equal_to_the_instance(
     ids = seed(fake, 11)  # sys_updated_on pairs share a second; the last row is alone in its second
     store = Store(tmp_path / "sn.db")
     try:
-        first = sync_source(connector(fake, page_size=3, complaints={"category": ["Complaint"]}), store)
+        settings: dict[str, Any] = {"page_size": 3, "complaints": {"category": ["Complaint"]}, "overlap": "1s"}
+        first = sync_source(connector(fake, **settings), store)
         assert (first.batches, first.records["ticket"]) == (4, 11)
         assert store.watermark("sn", "ticket") == "2026-03-06 10:05:00"
         assert store.tickets("sn") == expected_tickets(fake)
@@ -124,12 +125,12 @@ def test_full_then_incremental_sync_leaves_the_store_equal_to_the_instance(
             category="Complaint",
         )
         fake.requests.clear()
-        second = sync_source(connector(fake, page_size=3, complaints={"category": ["Complaint"]}), store)
+        second = sync_source(connector(fake, **settings), store)
 
-        # Only the boundary row (ids[10]) and the three changed rows were read again.
+        # Only the overlap (1 s here: the boundary row ids[10]) and the three changed rows were read again.
         assert (second.batches, second.records["ticket"]) == (2, 4)
         first_query = fake.table_requests("incident")[0].params["sysparm_query"]
-        assert first_query == "sys_updated_on>=2026-03-06 10:05:00^ORDERBYsys_updated_on^ORDERBYsys_id"
+        assert first_query == "sys_updated_on>=2026-03-06 10:04:59^ORDERBYsys_updated_on^ORDERBYsys_id"
         assert store.count("sn", "ticket") == 12
         assert store.tickets("sn") == expected_tickets(fake)
         assert store.watermark("sn", "ticket") == "2026-03-07 10:00:00"

@@ -2,8 +2,9 @@
 
 Incidents are read in (sys_updated_on, sys_id) order from the watermark, one Table API page per
 batch; the batch's watermark is its last row's sys_updated_on. Every row updated before it has
-been read by then, and the next sync restarts at `>=` that second, so nothing is lost while the
-boundary second is read again (the store upserts). Surveys follow the same scheme on taken_on.
+been read by then, and the next sync restarts at `>=` that second minus `overlap`, so nothing is
+lost while the boundary is read again (the store upserts): the overlap catches rows committed late
+or stamped by an app node whose clock lags. Surveys follow the same scheme on taken_on.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from itsm_exporter.config import ServiceNowSource
@@ -24,6 +25,7 @@ from itsm_exporter.connectors.servicenow_wire import (
     and_terms,
     chunks,
     display,
+    format_time,
     keyset_query,
     map_state,
     parse_count,
@@ -138,7 +140,8 @@ class ServiceNowConnector:
     def _ticket_batches(self, since: str | None) -> Iterator[Batch]:
         source = self._source
         fetched, total, watermark = 0, None, since
-        for page in self._scan(source.table, source.filter, "sys_updated_on", self._fields, since):
+        scan_from = rewind(since, source.overlap.seconds)
+        for page in self._scan(source.table, source.filter, "sys_updated_on", self._fields, scan_from):
             total = page.total if page.total is not None else total
             fetched += len(page.records)
             watermark = _watermark(page.records, "sys_updated_on", watermark)
@@ -213,7 +216,8 @@ class ServiceNowConnector:
     def _survey_batches(self, since: str | None) -> Iterator[Batch]:
         base = and_terms("state=complete", f"trigger_table={self._source.table}")
         fetched, total, watermark = 0, None, since
-        for page in self._scan("asmt_assessment_instance", base, "taken_on", SURVEY_FIELDS, since):
+        scan_from = rewind(since, self._source.overlap.seconds)
+        for page in self._scan("asmt_assessment_instance", base, "taken_on", SURVEY_FIELDS, scan_from):
             total = page.total if page.total is not None else total
             fetched += len(page.records)
             watermark = _watermark(page.records, "taken_on", watermark)
@@ -299,13 +303,28 @@ def _time(record: Mapping[str, Any], field: str) -> datetime | None:
         raise _Skip("bad_time", f"{field} {text!r} is not YYYY-MM-DD HH:MM:SS") from None
 
 
+def rewind(watermark: str | None, seconds: float) -> str | None:
+    """The Glide time `seconds` before a stored watermark, where an incremental scan starts; None stays None."""
+    try:
+        moment = parse_time(watermark) if watermark else None
+    except ValueError:
+        return None  # not a watermark of ours: read everything again
+    if moment is None:
+        return None
+    return format_time(moment - timedelta(seconds=seconds))
+
+
 def _watermark(records: Sequence[Mapping[str, Any]], field: str, previous: str | None) -> str | None:
-    """The last well-formed `field` value of a page in keyset order (the page's maximum)."""
+    """The last well-formed `field` value of a page in keyset order (the page's maximum), never behind `previous`.
+
+    A page read inside the overlap lies before the stored watermark; the watermark must not go back.
+    """
     for record in reversed(records):
         text = value(record, field)
         try:
             if parse_time(text) is not None:
-                return text
+                # Glide times have one fixed width, so text order is time order.
+                return text if previous is None else max(text, previous)
         except ValueError:
             continue
     return previous

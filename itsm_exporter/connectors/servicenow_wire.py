@@ -68,6 +68,11 @@ def parse_time(text: str) -> datetime | None:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
+def format_time(moment: datetime) -> str:
+    """A Glide date-time value (UTC) for a query term."""
+    return moment.astimezone(UTC).strftime(TIME_FORMAT)
+
+
 def parse_duration(text: str) -> timedelta | None:
     """A Glide duration, stored as an offset from the epoch: "1970-01-02 04:23:17" is 1 d 4 h 23 m 17 s."""
     moment = parse_time(text)
