@@ -18,13 +18,20 @@ import pytest
 import requests
 
 from itsm_exporter.config import Config, JiraSource, parse_config
-from itsm_exporter.connectors.base import Connector, RateLimited, RequestObserver, SchemaError, UpstreamUnavailable
+from itsm_exporter.connectors.base import (
+    BadRequest,
+    Connector,
+    RateLimited,
+    RequestObserver,
+    SchemaError,
+    UpstreamUnavailable,
+)
 from itsm_exporter.connectors.jira_sm import JiraConnector
 from itsm_exporter.records import Batch, SurveyResponse, Ticket
 from itsm_exporter.store import Store
 from itsm_exporter.sync import sync_source
 from tests.fakes.faults import (
-    GATEWAY_PAGES,
+    HTML_TYPE,
     WAIT_SECONDS,
     FakeClock,
     Fault,
@@ -154,6 +161,20 @@ def fetch(url: str, mode: Mode, waits: Waits, codes: list[str]) -> list[Batch]:
         conn.close()
 
 
+GATEWAY_TIMEOUT_PAGE = (
+    b"<html><head><title>504 Gateway Time-out</title></head><body><h1>504 Gateway Time-out</h1></body></html>"
+)
+
+
+def html_504(*, path: str = "", times: int = 1) -> Fault:
+    """A 504 as a load balancer sends it when the site behind it does not answer in time."""
+    return Fault("status", path, 1, times, 504, GATEWAY_TIMEOUT_PAGE, (), HTML_TYPE)
+
+
+BACKOFF = [5.0, 10.0]
+"""Two retries (max_retries: 2) without Retry-After: 5 s doubling, x (0.7 + 0.6 x 0.5)."""
+FAILED = "source jsm: search at {url} failed after 2 retries: "
+
 PERSISTENT: list[tuple[Fault, type[Exception], str, list[float]]] = [
     (
         status(429, RATE_LIMITED, retry_after="3", path=SEARCH, times=3),
@@ -164,29 +185,49 @@ PERSISTENT: list[tuple[Fault, type[Exception], str, list[float]]] = [
     (
         status(503, UNAVAILABLE, path=SEARCH, times=3),
         UpstreamUnavailable,
-        "source jsm: search at {url}: HTTP 503: Service Unavailable",
-        [5.0, 10.0],
+        FAILED + "HTTP 503: Service Unavailable",
+        BACKOFF,
+    ),
+    (
+        status(503, UNAVAILABLE, retry_after="2", path=SEARCH, times=3),
+        UpstreamUnavailable,
+        FAILED + "HTTP 503: Service Unavailable",
+        [2.0, 2.0],
     ),
     (
         html_status(503, path=SEARCH, times=3),
         UpstreamUnavailable,
-        "source jsm: search at {url}: HTTP 503: " + GATEWAY_PAGES[503].decode(),
-        [5.0, 10.0],
+        FAILED + "HTTP 503 (non-JSON body, text/html)",
+        BACKOFF,
     ),
     (
-        status(500, INTERNAL, path=SEARCH),
+        status(500, INTERNAL, path=SEARCH, times=3),
         UpstreamUnavailable,
-        "source jsm: search at {url}: HTTP 500: Internal server error",
-        [],
+        FAILED + "HTTP 500: Internal server error",
+        BACKOFF,
     ),
+    (  # Retry-After means something on 429 and 503 only
+        status(500, INTERNAL, retry_after="60", path=SEARCH, times=3),
+        UpstreamUnavailable,
+        FAILED + "HTTP 500: Internal server error",
+        BACKOFF,
+    ),
+    (status(500, path=SEARCH, times=3), UpstreamUnavailable, FAILED + "HTTP 500 (empty body)", BACKOFF),
     (
-        html_status(502, path=SEARCH),
+        html_status(502, path=SEARCH, times=3),
         UpstreamUnavailable,
-        "source jsm: search at {url}: HTTP 502: " + GATEWAY_PAGES[502].decode(),
+        FAILED + "HTTP 502 (non-JSON body, text/html)",
+        BACKOFF,
+    ),
+    (html_504(path=SEARCH, times=3), UpstreamUnavailable, FAILED + "HTTP 504 (non-JSON body, text/html)", BACKOFF),
+    (reset(path=SEARCH, times=3), UpstreamUnavailable, FAILED + "ConnectionError", BACKOFF),
+    (slow(path=SEARCH, times=3), UpstreamUnavailable, FAILED + "ReadTimeout", BACKOFF),
+    (
+        status(404, jira_envelope("Not found."), path=SEARCH),
+        BadRequest,
+        "source jsm: search at {url}: HTTP 404: Not found.",
         [],
     ),
-    (reset(path=SEARCH), UpstreamUnavailable, "source jsm: search at {url} failed: ConnectionError", []),
-    (slow(path=SEARCH), UpstreamUnavailable, "source jsm: search at {url} timed out", []),
     (
         truncated(path=SEARCH),
         SchemaError,
@@ -195,8 +236,9 @@ PERSISTENT: list[tuple[Fault, type[Exception], str, list[float]]] = [
     ),
     (
         hibernating(path=SEARCH),
-        SchemaError,
-        "source jsm: search at {url} did not answer with Jira's JSON: Expecting value: line 1 column 1 (char 0)",
+        UpstreamUnavailable,
+        "source jsm: search at {url} answered with an HTML page, not Jira's JSON "
+        "(maintenance, hibernation or a login page?)",
         [],
     ),
 ]
@@ -205,8 +247,11 @@ PERSISTENT: list[tuple[Fault, type[Exception], str, list[float]]] = [
 @pytest.mark.parametrize(
     ("fault", "error", "message", "waited"),
     PERSISTENT,
-    ids=["429", "503-envelope", "503-html", "500-envelope", "502-html", "reset", "slow", "truncated", "html-200"],
-)
+    ids=[
+        "429", "503-envelope", "503-retry-after", "503-html", "500-envelope", "500-retry-after", "500-empty",
+        "502-html", "504-html", "reset", "slow", "404", "truncated", "html-200",
+    ],
+)  # fmt: skip
 def test_a_persistent_fault_is_a_typed_error_naming_the_source(
     mode: Mode, fault: Fault, error: type[Exception], message: str, waited: list[float]
 ) -> None:
@@ -219,41 +264,101 @@ def test_a_persistent_fault_is_a_typed_error_naming_the_source(
     expected = message.format(url=proxy.url)
     # A JSON decoder's position in a cut page depends on the page: only the start is fixed.
     assert text.startswith(expected) if fault.action == "truncate" else text == expected
-    assert fake.token not in text
+    assert fake.token not in text and "<" not in text
     assert waits.seconds == waited
     assert codes == [e.code for e in proxy.exchanges]
     assert proxy.actions(SEARCH) == [fault.action] * fault.times
 
 
+def sync_through(proxy: FaultProxy, mode: Mode, store: Store, waits: Waits, codes: list[str]) -> None:
+    conn = connector(proxy.url, mode, waits, codes)
+    try:
+        sync_source(conn, store)
+    finally:
+        conn.close()
+
+
+RECOVERING: list[tuple[Fault, list[float], list[str]]] = [
+    (status(429, RATE_LIMITED, retry_after="7", path=SEARCH), [7.0], ["429", "200"]),
+    (status(503, UNAVAILABLE, retry_after="2", path=SEARCH), [2.0], ["503", "200"]),
+    (status(503, UNAVAILABLE, path=SEARCH, times=2), BACKOFF, ["503", "503", "200"]),
+    (html_status(503, path=SEARCH, times=2), BACKOFF, ["503", "503", "200"]),
+    (status(500, INTERNAL, path=SEARCH, times=2), BACKOFF, ["500", "500", "200"]),
+    (html_status(502, path=SEARCH), [5.0], ["502", "200"]),
+    (html_504(path=SEARCH, times=2), BACKOFF, ["504", "504", "200"]),
+    (reset(path=SEARCH, times=2), BACKOFF, ["error", "error", "200"]),
+    (slow(path=SEARCH), [5.0], ["error", "200"]),
+]
+
+
 @pytest.mark.parametrize(
     ("fault", "waited", "seen"),
-    [
-        (status(429, RATE_LIMITED, retry_after="7", path=SEARCH), [7.0], ["429", "200"]),
-        (status(503, UNAVAILABLE, retry_after="2", path=SEARCH), [2.0], ["503", "200"]),
-        (html_status(503, path=SEARCH, times=2), [5.0, 10.0], ["503", "503", "200"]),
-    ],
-    ids=["429", "503-retry-after", "503-html"],
+    RECOVERING,
+    ids=["429", "503-retry-after", "503-envelope", "503-html", "500-envelope", "502-html", "504-html", "reset", "slow"],
 )
-def test_a_retried_fault_costs_only_its_waits(mode: Mode, fault: Fault, waited: list[float], seen: list[str]) -> None:
+def test_a_fault_that_stops_within_the_retries_costs_only_its_waits(
+    mode: Mode, fault: Fault, waited: list[float], seen: list[str], tmp_path: Path
+) -> None:
     waits, codes = Waits(), list[str]()
-    with fake_jira(mode) as fake, FaultProxy(fake.url) as proxy:
+    with closing(Store(tmp_path / "store.db")) as store, fake_jira(mode) as fake, FaultProxy(fake.url) as proxy:
         proxy.plan(fault)
-        batches = fetch(proxy.url, mode, waits, codes)
-    assert len([t for b in batches for t in b.tickets]) == 7
+        sync_through(proxy, mode, store, waits, codes)
+        assert proxy.unfired() == []
+        assert_store_equals_site(store, fake, mode, tmp_path)
     assert waits.seconds == waited
     assert [e.code for e in proxy.exchanges if SEARCH in e.path][: len(seen)] == seen
+    assert codes == [e.code for e in proxy.exchanges]
+
+
+@pytest.mark.parametrize("path", ["/serverInfo", "/field", "/status", "/myself", "/issue/"])
+def test_every_request_of_a_sync_is_retried(mode: Mode, path: str, tmp_path: Path) -> None:
+    """Discovery, search and changelog requests are all GETs: each is retried, wherever the fault hits."""
+    waits = Waits()
+    with closing(Store(tmp_path / "store.db")) as store, fake_jira(mode) as fake, FaultProxy(fake.url) as proxy:
+        fake.embedded_changelog_limit = 3  # HELP-2's and HELP-3's changelogs are then read from the issue
+        proxy.plan(reset(path=path), html_status(503, path=path, nth=2))
+        sync_through(proxy, mode, store, waits, [])
+        assert proxy.unfired() == []
+        assert_store_equals_site(store, fake, mode, tmp_path)
+    assert waits.seconds == BACKOFF
+    assert [(e.action, e.code) for e in proxy.exchanges if path in e.path][:3] == [
+        ("reset", "error"),
+        ("status", "503"),
+        ("forward", "200"),
+    ]
+    assert {e.method for e in proxy.exchanges} == {"GET"}
+
+
+def test_the_feedback_endpoint_is_retried(tmp_path: Path) -> None:
+    waits = Waits()
+    with fake_jira("cloud", satisfaction_field=False) as fake, FaultProxy(fake.url) as proxy:
+        fake.feedback = {"HELP-1": 4}
+        proxy.plan(status(503, UNAVAILABLE, path="/feedback", nth=2, times=2))
+        source = JiraSource.model_validate(jira_settings(proxy.url, "cloud") | {"csat_feedback_endpoint": True})
+        conn = JiraConnector(source, sleep=waits, jitter=lambda: 0.5)
+        try:
+            batches = list(conn.fetch({"ticket": None, "survey": None}))
+        finally:
+            conn.close()
+        assert proxy.unfired() == []
+    assert [(s.ticket_key, s.answers[0].value) for b in batches for s in b.surveys] == [("HELP-1", 4.0)]
+    assert waits.seconds == BACKOFF
+    # HELP-8, then HELP-1 twice refused and once answered, then HELP-3 (not rated: 404).
+    assert [e.code for e in proxy.exchanges if "/feedback" in e.path] == ["404", "503", "503", "200", "404"]
 
 
 def test_a_failed_changelog_page_fails_the_sync_after_the_pages_before_it(tmp_path: Path) -> None:
     with closing(Store(tmp_path / "store.db")) as store, fake_jira("cloud") as fake, FaultProxy(fake.url) as proxy:
-        proxy.plan(reset(path="/changelog"))  # HELP-2's changelog, on the second page, is truncated: paged
-        conn = connector(proxy.url, "cloud", Waits())
+        proxy.plan(reset(path="/changelog", times=3))  # HELP-2's changelog, on the second page, is truncated: paged
+        waits = Waits()
+        conn = connector(proxy.url, "cloud", waits)
         try:
             with pytest.raises(UpstreamUnavailable) as caught:
                 sync_source(conn, store)
         finally:
             conn.close()
-        assert str(caught.value) == f"source jsm: changelog at {proxy.url} failed: ConnectionError"
+        assert str(caught.value) == f"source jsm: changelog at {proxy.url} failed after 2 retries: ConnectionError"
+        assert waits.seconds == BACKOFF
         assert [t.key for t in store.tickets("jsm")] == ["HELP-1", "HELP-8"]
         assert store.watermark("jsm", "ticket") == "2025-03-04T10:00:00+00:00"
 
@@ -324,39 +429,53 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
             assert_store_equals_site(store, fake, mode, tmp_path)
             assert store.watermark("jsm", "ticket") == "2025-03-08T09:30:00+00:00"
 
-            # 2. A reset on the second page: the first page is stored with its watermark, nothing after it.
+            # 2. Resets on the second page beyond the retries: the first page is stored with its watermark,
+            #    nothing after it.
             change_for_incremental(fake)
-            proxy.plan(reset(path=SEARCH, nth=2))
+            proxy.plan(reset(path=SEARCH, nth=2, times=3))
             running.sync()
-            assert running.last_error("jsm") == f"source jsm: search at {proxy.url} failed: ConnectionError"
+            assert proxy.unfired() == []
+            assert running.last_error("jsm") == (
+                f"source jsm: search at {proxy.url} failed after 2 retries: ConnectionError"
+            )
+            assert waits[3:] == [5.0, 10.0]
             assert_metrics(running, proxy, up=0.0)
             assert store.watermark("jsm", "ticket") == "2025-03-08T10:00:00+00:00"
             assert "10009" not in {t.id for t in store.tickets("jsm")}
             assert_watermark_covers_only_what_is_stored(store, fake, mode, tmp_path)
 
-            # 3. A search slower than the read timeout; /metrics answers while the sync waits on it.
-            proxy.plan(slow(path=SEARCH))
+            # 3. A search slower than the read timeout, three times; /metrics answers while the sync waits on it.
+            proxy.plan(slow(path=SEARCH, times=3))
             running.start_sync()
             assert proxy.stalled.wait(WAIT_SECONDS)
             during = running.scrape()
             assert sample(during, "itsm_source_up", source="jsm") == 0.0
             running.finish_sync()
-            assert running.last_error("jsm") == f"source jsm: search at {proxy.url} timed out"
+            assert proxy.unfired() == []
+            assert running.last_error("jsm") == f"source jsm: search at {proxy.url} failed after 2 retries: ReadTimeout"
             assert_metrics(running, proxy, up=0.0)
 
-            # 4. A cut search page, then a maintenance page instead of serverInfo, then a 500 on the fields.
-            for fault in (
-                truncated(path=SEARCH),
-                hibernating(path="/serverInfo"),
-                status(500, INTERNAL, path="/field"),
-            ):
+            # 4. A cut search page, then a maintenance page instead of serverInfo (neither is retried), then
+            #    500s on the fields beyond the retries.
+            for fault, error in (
+                (truncated(path=SEARCH), "search at {url} did not answer with Jira's JSON: "),
+                (
+                    hibernating(path="/serverInfo"),
+                    "serverInfo at {url} answered with an HTML page, not Jira's JSON "
+                    "(maintenance, hibernation or a login page?)",
+                ),
+                (status(500, INTERNAL, path="/field", times=3), "field at {url} failed after 2 retries: HTTP 500: "
+                 "Internal server error"),
+            ):  # fmt: skip
                 proxy.plan(fault)
                 running.sync()
                 assert proxy.unfired() == []
                 assert_metrics(running, proxy, up=0.0)
+                expected, last_error = "source jsm: " + error.format(url=proxy.url), running.last_error("jsm") or ""
+                # A JSON decoder's position in a cut page depends on the page: only the start is fixed.
+                assert last_error.startswith(expected) if fault.action == "truncate" else last_error == expected
             assert store.watermark("jsm", "ticket") == "2025-03-08T10:00:00+00:00"
-            assert running.last_error("jsm") == f"source jsm: field at {proxy.url}: HTTP 500: Internal server error"
-            assert waits == [7.0, 5.0, 10.0]
+            assert waits == [7.0, 5.0, 10.0] + 3 * [5.0, 10.0]
 
             # 5. The site's clock runs 4 minutes ahead of the exporter's: the watermark lies in the future.
             proxy.plan()
@@ -381,7 +500,8 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
             assert_store_equals_site(store, fake, mode, tmp_path)
             assert datetime.fromisoformat(store.watermark("jsm", "ticket") or "") == exporter_now + timedelta(minutes=7)
             assert sum("via" in r.headers for r in fake.requests) == proxy.forwarded()  # the clean syncs go direct
-            assert proxy.codes()["429"] == 1 and proxy.codes()["503"] == 2 and proxy.codes()["error"] == 2
+            codes = proxy.codes()
+            assert (codes["429"], codes["503"], codes["500"], codes["error"]) == (1, 2, 3, 6)
 
 
 def test_an_issue_updated_after_its_page_was_read_does_not_hide_another(mode: Mode, tmp_path: Path) -> None:

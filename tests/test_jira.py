@@ -437,26 +437,86 @@ def test_503_without_retry_after_backs_off_with_jitter() -> None:
 
 
 def test_503_after_the_allowed_retries_is_unavailable() -> None:
+    waits = Waits()
     with fake_jira("datacenter") as fake:
         fake.fail(503, "/serverInfo", times=3)
         with pytest.raises(UpstreamUnavailable) as raised:
-            fetch_all(connector(fake, "datacenter"))
-    assert str(raised.value) == f"source jsm: serverInfo at {fake.url}: HTTP 503: Service Unavailable"
+            fetch_all(connector(fake, "datacenter", waits))
+    assert str(raised.value) == (
+        f"source jsm: serverInfo at {fake.url} failed after 2 retries: HTTP 503: Service Unavailable"
+    )
+    assert waits.seconds == [5.0, 10.0]
+    assert [r.path for r in fake.requests] == ["/rest/api/2/serverInfo"] * 3
 
 
-def test_connection_refused_is_unavailable() -> None:
+def test_500_is_retried_with_the_same_back_off() -> None:
+    waits = Waits()
+    with fake_jira("cloud") as fake:
+        fake.fail(500, "/field", times=2)
+        batches = fetch_all(connector(fake, "cloud", waits))
+    assert waits.seconds == [5.0, 10.0]
+    assert len([t for b in batches for t in b.tickets]) == 7
+    assert [r.path for r in fake.requests[1:6]] == [
+        "/rest/api/3/serverInfo", *["/rest/api/3/field"] * 3, "/rest/api/3/status",
+    ]  # fmt: skip
+
+
+def test_no_retries_when_max_retries_is_zero() -> None:
+    waits = Waits()
+    with fake_jira("cloud") as fake:
+        fake.fail(502, "/search/jql", body="<html><body>Bad Gateway</body></html>")
+        fake.faults[-1].content_type = "text/html"
+        with pytest.raises(UpstreamUnavailable) as raised:
+            fetch_all(connector(fake, "cloud", waits, max_retries=0))
+    assert str(raised.value) == (
+        f"source jsm: search at {fake.url} failed after 0 retries: HTTP 502 (non-JSON body, text/html)"
+    )
+    assert waits.seconds == []
+
+
+def test_connection_refused_is_unavailable_after_the_retries() -> None:
+    waits = Waits()
     with fake_jira("cloud") as fake:
         url = fake.url
     with pytest.raises(UpstreamUnavailable) as raised:
-        fetch_all(JiraConnector(jira_source(url, "cloud"), sleep=Waits()))
-    assert str(raised.value) == f"source jsm: serverInfo at {url} failed: ConnectionError"
+        fetch_all(JiraConnector(jira_source(url, "cloud"), sleep=waits, jitter=lambda: 0.5))
+    assert str(raised.value) == f"source jsm: serverInfo at {url} failed after 2 retries: ConnectionError"
+    assert waits.seconds == [5.0, 10.0]
 
 
-def test_html_instead_of_json_is_a_schema_error() -> None:
+def test_an_html_page_instead_of_json_is_unavailable_and_not_retried() -> None:
+    waits = Waits()
     with fake_jira("cloud") as fake:
-        fake.faults.append(Fault(200, "<html><body>Maintenance</body></html>", "/search/jql", content_type="text/html"))
-        with pytest.raises(SchemaError, match=r"^source jsm: search at http://127\.0\.0\.1:\d+ did not answer with"):
+        page = "<html><body>Maintenance</body></html>"
+        fake.faults.append(Fault(200, page, "/search/jql", content_type="text/html; charset=utf-8"))
+        with pytest.raises(UpstreamUnavailable) as raised:
+            fetch_all(connector(fake, "cloud", waits))
+    assert str(raised.value) == (
+        f"source jsm: search at {fake.url} answered with an HTML page, not Jira's JSON "
+        "(maintenance, hibernation or a login page?)"
+    )
+    assert waits.seconds == [] and len(fake.searches()) == 1
+
+
+def test_a_body_that_is_neither_json_nor_html_is_a_schema_error() -> None:
+    with fake_jira("cloud") as fake:
+        fake.faults.append(Fault(200, "issues: none", "/search/jql", content_type="text/plain"))
+        with pytest.raises(SchemaError) as raised:
             fetch_all(connector(fake, "cloud"))
+    assert str(raised.value) == (
+        f"source jsm: search at {fake.url} did not answer with Jira's JSON: Expecting value: line 1 column 1 (char 0)"
+    )
+
+
+def test_a_401_html_login_page_names_its_type_not_its_text() -> None:
+    with fake_jira("datacenter") as fake:
+        fake.fail(401, "/serverInfo", body="<html><title>Sign in</title><p>secret-ish banner</p></html>")
+        fake.faults[-1].content_type = "text/html"
+        with pytest.raises(AuthError) as raised:
+            fetch_all(connector(fake, "datacenter"))
+    assert str(raised.value) == (
+        f"source jsm: serverInfo at {fake.url}: HTTP 401 for user (personal access token) (non-JSON body, text/html)"
+    )
 
 
 def test_search_page_without_issues_list_is_a_schema_error() -> None:

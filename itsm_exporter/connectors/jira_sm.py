@@ -4,7 +4,8 @@ Search goes through the `jira` library: Cloud's enhanced search (`/rest/api/3/se
 by `nextPageToken`), Data Center's `/rest/api/2/search` (paged by `startAt`); both page positions,
 so each page starts a new search from the minute of the last issue read (see `_scan`). The library runs on
 our own session, so timeouts, TLS, proxy and the request observer apply to every request; its own
-retries are off (`max_retries=0`) and 429/503 are retried here with an injectable wait.
+retries are off (`max_retries=0`). Every request is a GET (the library's search too: we never ask it
+for `use_post`), so 429, 5xx, connection failures and timeouts are retried here, with an injectable wait.
 """
 
 from __future__ import annotations
@@ -61,7 +62,10 @@ FULL_SCAN_SINCE: Final = "1970-01-01 00:00"
 CHANGELOG_PAGE: Final = 100
 REREAD_ROUNDS: Final = 3
 """Re-reads of minutes whose offset pages an update may have shifted, before giving up with a warning."""
-RETRIED_STATUSES: Final = (429, 503)
+RETRY_AFTER_STATUSES: Final = (429, 503)
+"""Statuses whose Retry-After is honoured (RFC 6585, RFC 9110); other 5xx back off on their own schedule."""
+TRANSIENT_ERRORS: Final = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+"""Network failures worth retrying; other request errors (a bad URL, too many redirects) would fail again."""
 _ORDER_BY = re.compile(r"\border\s+by\b", re.IGNORECASE)
 
 
@@ -188,15 +192,17 @@ class _Reads:
         return fresh
 
 
-def _error_text(error: JIRAError) -> str:
-    """Jira's errorMessages and errors joined, or the start of a non-JSON body."""
+def _error_detail(error: JIRAError) -> str:
+    """Jira's errorMessages and errors after ": ", or what a non-JSON body is: never the page itself, for logs."""
     response = error.response
     if response is None:
-        return str(error.text or "")
+        return f": {error.text}" if error.text else ""
     try:
         body = response.json()
     except ValueError:
-        return " ".join(response.text.split())[:200]
+        if not response.content:
+            return " (empty body)"
+        return f" (non-JSON body, {_media_type(response.headers.get('Content-Type')) or 'no Content-Type'})"
     if not isinstance(body, dict):
         return ""
     parts = [str(m) for m in body.get("errorMessages") or []]
@@ -206,7 +212,12 @@ def _error_text(error: JIRAError) -> str:
     for key in ("message", "errorMessage"):
         if isinstance(body.get(key), str):
             parts.append(body[key])
-    return "; ".join(parts)
+    return f": {'; '.join(parts)}" if parts else ""
+
+
+def _media_type(content_type: str | None) -> str:
+    """`text/html` of `text/html;charset=UTF-8`."""
+    return (content_type or "").split(";")[0].strip().lower()
 
 
 class JiraConnector:
@@ -234,6 +245,8 @@ class JiraConnector:
         self._cloud = False
         self._zone: ZoneInfo | None = None
         self._mapper: IssueMapper | None = None
+        self._content_type = ""
+        """Content-Type of the last response: the library's JSON errors do not carry the response."""
 
     @property
     def _user(self) -> str:
@@ -249,53 +262,72 @@ class JiraConnector:
     # -- requests and errors ---------------------------------------------------------------------
 
     def _call(self, what: str, request: Callable[[], T]) -> T:
-        """Run one request, retrying 429/503 (Retry-After honoured), and map failures to typed errors."""
+        """Run one GET, retrying 429, 5xx and network failures with back-off, and map failures to typed errors."""
+        where = f"source {self.name}: {what} at {self._url}"
         attempt = 0
         while True:
+            self._content_type = ""
             try:
                 return request()
             except JIRAError as error:
-                status = error.status_code
-                if status in RETRIED_STATUSES and attempt < self._source.max_retries:
-                    self._backoff.wait(attempt, self._retry_after(error))
-                    attempt += 1
-                    continue
-                raise self._mapped(what, error, attempt) from error
-            except (ValueError, KeyError) as error:  # requests' JSONDecodeError is a ValueError too
-                raise SchemaError(
-                    f"source {self.name}: {what} at {self._url} did not answer with Jira's JSON: {error}"
-                ) from error
-            except requests.Timeout as error:
-                raise UpstreamUnavailable(f"source {self.name}: {what} at {self._url} timed out") from error
+                wait = self._retry_wait(where, error, attempt)
+            except (ValueError, KeyError) as error:  # before RequestException: requests' JSONDecodeError is both
+                raise self._not_json(where, error) from error
+            except TRANSIENT_ERRORS as error:
+                if attempt >= self._backoff.max_retries:
+                    raise UpstreamUnavailable(
+                        f"{where} failed after {attempt} retries: {type(error).__name__}"
+                    ) from error
+                wait = self._backoff.delay(attempt)
             except requests.RequestException as error:
-                raise UpstreamUnavailable(
-                    f"source {self.name}: {what} at {self._url} failed: {type(error).__name__}"
-                ) from error
+                raise UpstreamUnavailable(f"{where} failed: {type(error).__name__}") from error
+            self._backoff.sleep(wait)
+            attempt += 1
+
+    def _retry_wait(self, where: str, error: JIRAError, attempt: int) -> float:
+        """Seconds to wait before retrying a failed response, or the typed error when it must not be retried."""
+        status = error.status_code
+        retried = status is not None and (status == 429 or status >= 500)
+        if not retried or attempt >= self._backoff.max_retries:
+            raise self._mapped(where, error, attempt) from error
+        return self._backoff.delay(attempt, self._retry_after(error) if status in RETRY_AFTER_STATUSES else None)
+
+    def _not_json(self, where: str, error: Exception) -> ConnectorError:
+        # A maintenance, hibernation or SSO login page lasts longer than a sync's retries: not retried.
+        if "html" in _media_type(self._content_type):
+            return UpstreamUnavailable(
+                f"{where} answered with an HTML page, not Jira's JSON (maintenance, hibernation or a login page?)"
+            )
+        return SchemaError(f"{where} did not answer with Jira's JSON: {error}")
+
+    def _remember_content_type(self, response: requests.Response, **_: Any) -> None:
+        self._content_type = response.headers.get("Content-Type", "")
 
     def _retry_after(self, error: JIRAError) -> float | None:
         headers = error.response.headers if error.response is not None else {}
         return parse_retry_after(headers.get("Retry-After"), self._now)
 
-    def _mapped(self, what: str, error: JIRAError, retries: int) -> ConnectorError:
+    def _mapped(self, where: str, error: JIRAError, retries: int) -> ConnectorError:
         status = error.status_code
-        text = _error_text(error)
-        where = f"source {self.name}: {what} at {self._url}"
+        detail = _error_detail(error)
         if status in (401, 403):
-            return AuthError(f"{where}: HTTP {status} for user {self._user}: {text or 'credentials refused'}")
+            return AuthError(f"{where}: HTTP {status} for user {self._user}{detail or ': credentials refused'}")
         if status == 410:
             return BadRequest(
-                f"{where}: HTTP 410, the API was removed: {text}. On Jira Cloud set deployment: cloud (or auto) "
+                f"{where}: HTTP 410, the API was removed{detail}. On Jira Cloud set deployment: cloud (or auto) "
                 "so that the connector uses the enhanced search /rest/api/3/search/jql"
             )
         if status == 400:
-            return BadRequest(f"{where}: Jira rejected the request (HTTP 400): {text}")
+            return BadRequest(f"{where}: Jira rejected the request (HTTP 400){detail}")
         if status == 429:
             return RateLimited(
                 f"{where}: still rate-limited (HTTP 429) after {retries} retries", self._retry_after(error)
             )
-        if status is None or status >= 500:
-            return UpstreamUnavailable(f"{where}: HTTP {status or 'error'}: {text}")
-        return BadRequest(f"{where}: HTTP {status}: {text}")
+        if status is None:
+            return UpstreamUnavailable(f"{where}: no response{detail}")
+        if status >= 500:
+            return UpstreamUnavailable(f"{where} failed after {retries} retries: HTTP {status}{detail}")
+        return BadRequest(f"{where}: HTTP {status}{detail}")
 
     def _get(self, path: str, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None) -> Any:
         """A GET the jira library has no method for (changelog pages, JSM feedback), on the same session."""
@@ -316,6 +348,7 @@ class JiraConnector:
             {"basic_auth": (self._source.username, secret)} if self._source.username else {"token_auth": secret}
         )
         session = build_session(self._source, self._observe)
+        session.hooks["response"].append(self._remember_content_type)
         try:
             client = _SessionJira(
                 session,
