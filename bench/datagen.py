@@ -134,13 +134,20 @@ def frames(tickets: int, surveys: int, groups: int = 50, seed: int = 7) -> Frame
         {
             "source": SOURCE,
             "survey_id": np.concatenate([ids for ids, _, _ in parts]),
-            "question": np.concatenate([np.full(len(ids), q, dtype=object) for ids, q, _ in parts]),
+            "question": np.concatenate([_repeated(q, len(ids)) for ids, q, _ in parts]),
             "value": np.concatenate([values for _, _, values in parts]),
             "scale_min": 1.0,
             "scale_max": 5.0,
         }
     ).astype(ANSWER_DTYPES)
     return Frames(tickets=ticket_frame, surveys=survey_frame, answers=answer_frame)
+
+
+def _repeated(value: str, n: int) -> np.ndarray:
+    """`n` references to one string, as the store loads a low-cardinality column (np.full copies it n times)."""
+    array = np.empty(n, dtype=object)
+    array.fill(value)
+    return array
 
 
 def ticket_records(n: int, groups: int = 50, seed: int = 7, chunk: int = 10_000) -> Iterator[list[Ticket]]:
