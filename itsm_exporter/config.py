@@ -55,9 +55,10 @@ def parse_duration(text: str) -> float:
         seconds += int(match.group(1)) * _DURATION_UNITS[match.group(2)]
         position = match.end()
     if position != len(text):
-        raise ValueError(f"{text!r} is not a duration such as 30s, 5m, 1h or 7d")
+        # Config errors never quote the value: a secret pasted into the wrong key must not reach a log.
+        raise ValueError("not a duration such as 30s, 5m, 1h or 7d")
     if seconds <= 0:
-        raise ValueError(f"duration {text!r} must be positive")
+        raise ValueError("a duration must be positive")
     return seconds
 
 
@@ -179,7 +180,7 @@ class CsvSource(SourceBase):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not an IANA time zone such as Europe/Paris") from None
+            raise ValueError("not an IANA time zone such as Europe/Paris") from None
         return value
 
 
@@ -269,7 +270,7 @@ class Config(_Strict):
     def _listen(cls, value: str) -> str:
         _host, sep, port = value.rpartition(":")
         if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"{value!r} is not HOST:PORT")
+            raise ValueError("not HOST:PORT, e.g. 0.0.0.0:8837")
         return value
 
     @field_validator("windows", "group_by")
@@ -416,7 +417,11 @@ def parse_config(raw: Any, *, check_files: bool = True) -> Config:
     except ValidationError as error:
         for item in error.errors(include_input=False, include_url=False):
             message = item["msg"].removeprefix("Value error, ")
-            problems.append(f"{_location(item['loc'], expanded)}: {message}")
+            location = _location(item["loc"], expanded)
+            if item["type"] == "union_tag_invalid":  # pydantic quotes the given tag; name the choices only
+                location += ".kind"
+                message = f"not a known source kind: one of {item.get('ctx', {}).get('expected_tags', '')}"
+            problems.append(f"{location}: {message}")
         raise ConfigError(problems) from None
     if check_files:
         problems = _check_secret_files(config)

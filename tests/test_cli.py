@@ -46,7 +46,7 @@ def test_check_config_lists_every_problem_with_its_path(tmp_path: Path) -> None:
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
         f"{bad}: invalid configuration",
-        "  refresh_interval: 'often' is not a duration such as 30s, 5m, 1h or 7d",
+        "  refresh_interval: not a duration such as 30s, 5m, 1h or 7d",
         "  sources[0].page_size: Input should be a valid integer, unable to parse string as an integer",
     ]
     assert "hunter2" not in result.stderr

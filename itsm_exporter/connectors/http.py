@@ -38,6 +38,10 @@ class ObservedSession(requests.Session):
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.default_timeout
+        if kwargs.get("verify") is None:
+            # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace a session's verify unless the
+            # request names it: the source's verify_tls: false or ca_bundle must win over the environment.
+            kwargs["verify"] = self.verify
         try:
             response = super().request(method, url, *args, **kwargs)
         except requests.RequestException:
