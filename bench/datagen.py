@@ -118,7 +118,8 @@ def frames(tickets: int, surveys: int, groups: int = 50, seed: int = 7) -> Frame
             "source": SOURCE,
             "id": survey_ids,
             "ticket_source": SOURCE,
-            "ticket_id": columns["id"][about],
+            # Copies: the store loads a survey's ticket id as its own string, not the ticket's.
+            "ticket_id": np.array([ticket_id.encode().decode() for ticket_id in columns["id"][about]], dtype=object),
             "ticket_key": None,
             "submitted_at": np.floor(submitted),
         }
@@ -140,6 +141,8 @@ def frames(tickets: int, surveys: int, groups: int = 50, seed: int = 7) -> Frame
             "scale_max": 5.0,
         }
     ).astype(ANSWER_DTYPES)
+    # In the store's order (its primary key): the answers of one survey together.
+    answer_frame = answer_frame.sort_values(["survey_id", "question"], kind="stable", ignore_index=True)
     return Frames(tickets=ticket_frame, surveys=survey_frame, answers=answer_frame)
 
 

@@ -124,6 +124,21 @@ def test_load_frames_equals_frames_built_from_the_same_records(store: Store) -> 
     assert store.load_frames([]).tickets.empty
 
 
+
+def test_load_frames_holds_one_string_per_label_value_and_per_survey_id(store: Store) -> None:
+    """sqlite3 returns a new str per cell; the frames must reference one object per distinct value instead."""
+    tickets = tuple(ticket(str(n), group="Service Desk") for n in range(3))
+    surveys = tuple(survey(f"s{n}", str(n), 4.0) for n in range(3))
+    store.commit_batch("sn", Batch(kind="ticket", tickets=tickets, surveys=surveys))
+    frames = store.load_frames()
+    groups = frames.tickets["group"].to_numpy(dtype=object)
+    assert len({id(value) for value in groups}) == 1
+    survey_ids = {value: id(value) for value in frames.surveys["id"].to_numpy(dtype=object)}
+    answer_ids = frames.answers["survey_id"].to_numpy(dtype=object)
+    assert len(answer_ids) == 2 * len(survey_ids)  # two answers per survey
+    assert all(id(value) == survey_ids[value] for value in answer_ids)
+
+
 def test_load_frames_since_keeps_recent_events_backlog_and_tickets_of_recent_surveys(store: Store) -> None:
     old = T0 - timedelta(days=200)
     old_done = ticket("old", opened_at=old, updated_at=old, resolved_at=old, first_response_at=old)

@@ -10,6 +10,7 @@ import pandas as pd
 
 FloatArray: TypeAlias = npt.NDArray[np.float64]
 IntArray: TypeAlias = npt.NDArray[np.int64]
+SmallIntArray: TypeAlias = npt.NDArray[np.int8]
 BoolArray: TypeAlias = npt.NDArray[np.bool_]
 ObjectArray: TypeAlias = npt.NDArray[np.object_]
 
@@ -29,26 +30,75 @@ def source_codes(values: pd.Series, names: tuple[str, ...]) -> IntArray:
 def lookup(
     table_sources: IntArray, table_keys: ObjectArray, probe_sources: IntArray, probe_keys: ObjectArray
 ) -> IntArray:
-    """Row of the table matching each probe's (source, key), -1 when none; the first row wins on duplicates."""
+    """Row of the table matching each probe's (source, key), -1 when none; the first row wins on duplicates.
+
+    The smaller side is hashed: a pandas object hash table costs about 40 bytes per entry, so hashing a
+    million tickets to place two hundred thousand surveys would hold 40 MB that hashing the surveys does not.
+    """
+    if len(probe_keys) >= len(table_keys):
+        return KeyIndex(table_sources, table_keys).find(probe_sources, probe_keys)
     found_rows = np.full(len(probe_keys), -1, dtype=np.int64)
-    for source in np.flatnonzero(np.bincount(probe_sources[probe_sources >= 0])):
-        table_rows = np.flatnonzero(table_sources == source)
-        probe_rows = np.flatnonzero(probe_sources == source)
-        index = pd.Index(table_keys[table_rows], dtype=object)
-        if index.is_unique:
-            # The common case (ids are unique per source): one hash table over the table, probed once.
-            matched = index.get_indexer(probe_keys[probe_rows])
-            found_rows[probe_rows] = np.where(matched >= 0, table_rows[matched], -1)
-            continue
-        # Duplicate keys (ticket keys can repeat): hash the distinct probe keys, stream the table through them.
-        probe_codes, wanted = pd.factorize(probe_keys[probe_rows], size_hint=min(len(probe_rows), len(table_rows)) + 1)
-        table_codes = pd.Index(wanted, dtype=object).get_indexer(table_keys[table_rows])
-        hit = table_codes >= 0
-        codes, first = np.unique(table_codes[hit], return_index=True)
-        row_of_code = np.full(len(wanted) + 1, -1, dtype=np.int64)  # the extra slot answers code -1 (no key)
-        row_of_code[codes] = table_rows[hit][first]
-        found_rows[probe_rows] = row_of_code[probe_codes]
+    for source in _sources_of(probe_sources):
+        table_rows, keys = _rows_of(source, table_sources, table_keys)
+        probe_rows, wanted_keys = _rows_of(source, probe_sources, probe_keys)
+        probe_codes, wanted = pd.factorize(wanted_keys, size_hint=len(wanted_keys) + 1)
+        table_codes = pd.Index(wanted, dtype=object).get_indexer(_as_index(keys))
+        first_row = _first_row_per_code(table_codes, table_rows, len(wanted))
+        found_rows[probe_rows] = first_row[probe_codes]
     return found_rows
+
+
+class KeyIndex:
+    """A table's (source, key) -> first row, hashed once and then probed as often as needed (e.g. by chunks)."""
+
+    def __init__(self, table_sources: IntArray, table_keys: ObjectArray) -> None:
+        self._by_source: dict[int, tuple[pd.Index, IntArray]] = {}
+        for source in _sources_of(table_sources):
+            rows, keys = _rows_of(source, table_sources, table_keys)
+            codes, distinct = pd.factorize(keys, size_hint=len(keys) + 1)
+            self._by_source[source] = (
+                pd.Index(distinct, dtype=object),
+                _first_row_per_code(codes, rows, len(distinct)),
+            )
+
+    def find(self, probe_sources: IntArray, probe_keys: ObjectArray) -> IntArray:
+        """Row of each probe's (source, key), -1 when none."""
+        found_rows = np.full(len(probe_keys), -1, dtype=np.int64)
+        for source, (index, first_row) in self._by_source.items():
+            probe_rows, keys = _rows_of(source, probe_sources, probe_keys)
+            if len(keys):
+                found_rows[probe_rows] = first_row[index.get_indexer(_as_index(keys))]
+        return found_rows
+
+
+def _as_index(keys: ObjectArray) -> pd.Index:
+    """Keys as an object Index without a copy: given a bare array, get_indexer infers a string dtype and
+    converts every key first (30 MB for a million ids)."""
+    return pd.Index(keys, dtype=object, copy=False)
+
+
+def _sources_of(sources: IntArray) -> list[int]:
+    """The configured sources (codes >= 0) present in `sources`."""
+    return [int(source) for source in np.flatnonzero(np.bincount(sources[sources >= 0]))]
+
+
+def _rows_of(source: int, sources: IntArray, keys: ObjectArray) -> tuple[IntArray | slice, ObjectArray]:
+    """Rows of one source and their keys; the whole array as a slice (no copy) in the one-source case."""
+    mask = sources == source
+    if mask.all():
+        return slice(None), keys
+    rows = np.flatnonzero(mask)
+    return rows, keys[rows]
+
+
+def _first_row_per_code(codes: IntArray, rows: IntArray | slice, n_codes: int) -> IntArray:
+    """For codes 0..n_codes-1 the first of `rows` carrying it, -1 when none; the extra last slot answers code -1."""
+    positions = np.flatnonzero(codes >= 0)
+    distinct, first = np.unique(codes[positions], return_index=True)  # return_index: first occurrences
+    positions = positions[first]
+    first_row = np.full(n_codes + 1, -1, dtype=np.int64)
+    first_row[distinct] = positions if isinstance(rows, slice) else rows[positions]
+    return first_row
 
 
 def ratio(numerator: FloatArray | IntArray, denominator: FloatArray | IntArray) -> FloatArray:

@@ -32,9 +32,13 @@ def capped_label(
     names = [str(value) for value in uniques]
     if UNASSIGNED not in names:
         names.append(UNASSIGNED)
-    codes = np.where(raw_codes < 0, names.index(UNASSIGNED), raw_codes).astype(np.int64)
+    # In place, here and below: each temporary is one int64 per ticket (8 MB a million).
+    codes = raw_codes.astype(np.int64, copy=False)
+    codes[codes < 0] = names.index(UNASSIGNED)
     n_values = len(names)
-    pairs = sources * n_values + codes
+    pairs = sources * n_values
+    pairs += codes
+    del raw_codes, codes
     present = np.bincount(pairs, minlength=n_sources * n_values).reshape(n_sources, n_values) > 0
     volumes = np.bincount(pairs[volume], minlength=n_sources * n_values).reshape(n_sources, n_values)
     name_rank = np.argsort(np.argsort(np.array(names, dtype=object)))
@@ -76,15 +80,17 @@ def build_grouping(
     """Number every (source, label values) combination; a survey takes its ticket's labels or `unknown`."""
     matched = survey_ticket_rows >= 0
     safe_rows = np.where(matched, survey_ticket_rows, 0)
-    ticket_keys = ticket_sources.copy()
-    survey_keys = survey_sources.copy()
+    # Tickets then surveys in one array, keys built in place (radix encoding of source and label codes).
+    all_keys = np.concatenate([ticket_sources, survey_sources]).astype(np.int64, copy=False)
+    ticket_keys, survey_keys = all_keys[: len(ticket_sources)], all_keys[len(ticket_sources) :]
     for label in labels:
         radix = len(label.vocabulary)
         survey_codes = label.codes[safe_rows] if len(label.codes) else np.zeros(len(safe_rows), dtype=np.int64)
-        ticket_keys = ticket_keys * radix + label.codes
-        survey_keys = survey_keys * radix + np.where(matched, survey_codes, label.unknown)
-    all_keys = np.concatenate([ticket_keys, survey_keys])
+        all_keys *= radix
+        ticket_keys += label.codes
+        survey_keys += np.where(matched, survey_codes, label.unknown)
     inverse, distinct = pd.factorize(all_keys, size_hint=FEW)
+    del all_keys, ticket_keys, survey_keys
     decoded = [_decode(int(key), source_names, labels) for key in distinct]
     order = sorted(range(len(decoded)), key=decoded.__getitem__)
     renumber = np.empty(len(order), dtype=np.int64)
@@ -94,8 +100,8 @@ def build_grouping(
     return Grouping(
         label_values=label_values,
         sources=np.array([source_names.index(values[0]) for values in label_values], dtype=np.int64),
-        ticket_groups=groups[: len(ticket_keys)],
-        survey_groups=groups[len(ticket_keys) :],
+        ticket_groups=groups[: len(ticket_sources)],
+        survey_groups=groups[len(ticket_sources) :],
     )
 
 

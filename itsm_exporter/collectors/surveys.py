@@ -7,7 +7,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from itsm_exporter.collectors.arrays import FEW, BoolArray, FloatArray, IntArray, lookup, ratio, source_codes
+from itsm_exporter.collectors.arrays import (
+    FEW,
+    BoolArray,
+    FloatArray,
+    IntArray,
+    KeyIndex,
+    lookup,
+    ratio,
+    source_codes,
+)
 from itsm_exporter.collectors.tickets import TicketFacts
 from itsm_exporter.collectors.windows import Window
 from itsm_exporter.config import DIMENSIONS, Config
@@ -16,6 +25,10 @@ PERCEPTION_DIMENSIONS = ("overall", *DIMENSIONS)
 """Dimensions of itsm_survey_score; columns of Responses.perception in this order."""
 SATISFIED_AT_LEAST = 0.75
 DISSATISFIED_AT_MOST = 0.25
+ANSWER_CHUNK = 65_536
+"""Answers scored per step: the dozen temporaries of a step stay a few MB however long the survey history."""
+ROLES = (*(("perception", d) for d in PERCEPTION_DIMENSIONS), *(("expectation", d) for d in DIMENSIONS))
+"""Columns of the per-response score table: the perception dimensions, then the expectation ones."""
 
 
 @dataclass(frozen=True)
@@ -41,14 +54,8 @@ def load_responses(
     surveys = frames_surveys.loc[keep] if not keep.all() else frames_surveys
     own_source, ticket_source = own_source[keep], ticket_source[keep]
     ticket_rows = _join_tickets(surveys, ticket_source, tickets)
-    answer_sources = source_codes(answers["source"], names)
-    answer_rows = lookup(
-        own_source,
-        surveys["id"].to_numpy(dtype=object),
-        answer_sources,
-        answers["survey_id"].to_numpy(dtype=object),
-    )
-    perception, expectation = _scores(answers, answer_rows, answer_sources, len(surveys), names, config)
+    surveys_by_id = KeyIndex(own_source, surveys["id"].to_numpy(dtype=object))
+    perception, expectation = _scores(answers, surveys_by_id, len(surveys), names, config)
     return Responses(
         submitted=surveys["submitted_at"].to_numpy(dtype=np.float64),
         source=ticket_source,
@@ -79,43 +86,62 @@ def _join_tickets(surveys: pd.DataFrame, ticket_source: IntArray, tickets: Ticke
 
 
 def _scores(
-    answers: pd.DataFrame,
-    answer_rows: IntArray,
-    answer_sources: IntArray,
-    n_responses: int,
-    names: tuple[str, ...],
-    config: Config,
+    answers: pd.DataFrame, surveys_by_id: KeyIndex, n_responses: int, names: tuple[str, ...], config: Config
 ) -> tuple[FloatArray, FloatArray]:
-    """Mean normalized answer per response and (role, dimension), with each source's own question mapping."""
-    roles = (*(("perception", d) for d in PERCEPTION_DIMENSIONS), *(("expectation", d) for d in DIMENSIONS))
-    role_index = {role: index for index, role in enumerate(roles)}
-    question_codes, questions = pd.factorize(answers["question"].to_numpy(dtype=object), size_hint=FEW)
-    position = {str(question): index for index, question in enumerate(questions)}
-    # One extra column, never mapped, catches question code -1 (a missing question).
-    mapping = np.full((len(names), len(questions) + 1), -1, dtype=np.int64)
-    for source_index, name in enumerate(names):
-        for question, role in config.source(name).surveys.question_roles().items():
-            if question in position:
-                mapping[source_index, position[question]] = role_index[role]
-    rows = np.flatnonzero(answer_rows >= 0)
-    role_of = mapping[answer_sources[rows], question_codes[rows]]
-    rows, role_of = rows[role_of >= 0], role_of[role_of >= 0]
-    low = answers["scale_min"].to_numpy(dtype=np.float64)[rows]
-    span = answers["scale_max"].to_numpy(dtype=np.float64)[rows] - low
-    normalized = answers["value"].to_numpy(dtype=np.float64)[rows] - low
-    np.divide(normalized, span, out=normalized, where=span > 0)
-    normalized[~(span > 0)] = np.nan
-    np.clip(normalized, 0.0, 1.0, out=normalized)
-    valid = np.isfinite(normalized)
-    cells = answer_rows[rows[valid]] * len(roles) + role_of[valid]
-    size = n_responses * len(roles)
-    means = np.bincount(cells, weights=normalized[valid], minlength=size).astype(np.float64, copy=False)
-    means = means.reshape(n_responses, len(roles))
-    counts = np.bincount(cells, minlength=size).reshape(n_responses, len(roles))
-    np.divide(means, counts, out=means, where=counts > 0)
-    means[counts == 0] = np.nan
+    """Mean normalized answer per response and role (see ROLES), with each source's own question mapping.
+
+    Answers outnumber responses several times over; they are scored ANSWER_CHUNK at a time into running
+    sums, so the temporaries do not grow with the history.
+    """
+    roles_by_source = [config.source(name).surveys.question_roles() for name in names]
+    size = n_responses * len(ROLES)
+    sums = np.zeros(size, dtype=np.float64)
+    counts = np.zeros(size, dtype=np.int32)  # answers per response and role: a handful
+    for start in range(0, len(answers), ANSWER_CHUNK):
+        chunk = answers.iloc[start : start + ANSWER_CHUNK]
+        answer_sources = source_codes(chunk["source"], names)
+        answer_rows = surveys_by_id.find(answer_sources, chunk["survey_id"].to_numpy(dtype=object))
+        role_of_answer = _roles(chunk["question"], answer_sources, roles_by_source)
+        rows = np.flatnonzero((answer_rows >= 0) & (role_of_answer >= 0))
+        low = chunk["scale_min"].to_numpy(dtype=np.float64)[rows]
+        span = chunk["scale_max"].to_numpy(dtype=np.float64)[rows] - low
+        normalized = chunk["value"].to_numpy(dtype=np.float64)[rows] - low
+        np.divide(normalized, span, out=normalized, where=span > 0)
+        normalized[~(span > 0)] = np.nan
+        np.clip(normalized, 0.0, 1.0, out=normalized)
+        valid = np.isfinite(normalized)
+        cells = answer_rows[rows[valid]] * len(ROLES) + role_of_answer[rows[valid]]
+        if not len(cells):
+            continue
+        # Counted over the chunk's own range of cells: answers come grouped by survey, so the range is
+        # narrow and bincount does not allocate the whole table per chunk.
+        first = int(cells.min())
+        cells -= first
+        chunk_sums = np.bincount(cells, weights=normalized[valid])
+        sums[first : first + len(chunk_sums)] += chunk_sums
+        counts[first : first + len(chunk_sums)] += np.bincount(cells, minlength=len(chunk_sums))
+    means = sums.reshape(n_responses, len(ROLES))
+    answered = counts.reshape(n_responses, len(ROLES))
+    np.divide(means, answered, out=means, where=answered > 0)
+    means[answered == 0] = np.nan
     split = len(PERCEPTION_DIMENSIONS)
     return means[:, :split], means[:, split:]
+
+
+def _roles(
+    questions: pd.Series, answer_sources: IntArray, roles_by_source: list[dict[str, tuple[str, str]]]
+) -> IntArray:
+    """Index into ROLES of each answer's question under its source's mapping, -1 when unmapped."""
+    role_index = {role: index for index, role in enumerate(ROLES)}
+    codes, distinct = pd.factorize(questions.to_numpy(dtype=object), size_hint=FEW)
+    # One extra row answers source -1, one extra column question code -1: neither is ever mapped.
+    mapping = np.full((len(roles_by_source) + 1, len(distinct) + 1), -1, dtype=np.int64)
+    for source_index, question_roles in enumerate(roles_by_source):
+        for column, question in enumerate(distinct):
+            role = question_roles.get(str(question))
+            if role is not None:
+                mapping[source_index, column] = role_index[role]
+    return mapping[answer_sources, codes]
 
 
 @dataclass(frozen=True)

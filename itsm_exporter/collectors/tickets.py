@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from itsm_exporter.collectors.arrays import BoolArray, FloatArray, IntArray, source_codes
+from itsm_exporter.collectors.arrays import BoolArray, FloatArray, IntArray, SmallIntArray, source_codes
 from itsm_exporter.collectors.histograms import GroupHistograms, histogram_by_group
 from itsm_exporter.collectors.windows import Window
 
@@ -28,9 +28,9 @@ class TicketFacts:
     complaint: BoolArray
     reopened: BoolArray
     first_contact: BoolArray
-    reassignments: FloatArray
-    sla: dict[str, IntArray]
-    """SLA name -> index into OUTCOMES per ticket, -1 when unknown."""
+    reassignments: IntArray
+    sla: dict[str, SmallIntArray]
+    """SLA name -> index into OUTCOMES per ticket, -1 when unknown (int8: a million tickets, two SLAs)."""
 
 
 def ticket_facts(tickets: pd.DataFrame, names: tuple[str, ...], as_of: float) -> TicketFacts:
@@ -63,14 +63,17 @@ def ticket_facts(tickets: pd.DataFrame, names: tuple[str, ...], as_of: float) ->
         complaint=tickets["complaint"].to_numpy(dtype=bool),
         reopened=reopens > 0,
         first_contact=(reopens == 0) & (reassignments == 0),
-        reassignments=reassignments.astype(np.float64),
+        reassignments=reassignments,
         sla={sla: _outcome_codes(tickets[f"sla_{sla}"]) for sla in SLAS},
     )
 
 
-def _outcome_codes(column: pd.Series) -> IntArray:
+def _outcome_codes(column: pd.Series) -> SmallIntArray:
     values = column.to_numpy(dtype=object)
-    return np.where(values == "met", 0, np.where(values == "breached", 1, -1)).astype(np.int64)
+    codes = np.full(len(values), -1, dtype=np.int8)
+    for index, outcome in enumerate(OUTCOMES):
+        codes[values == outcome] = index
+    return codes
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,6 @@ def ticket_window_stats(
     def count(mask: BoolArray) -> IntArray:
         return np.bincount(groups[mask], minlength=n_groups).astype(np.int64)
 
-    resolution_time = facts.resolved - facts.opened
     return TicketWindowStats(
         opened=count(opened_in),
         resolved=count(resolved_in),
@@ -117,10 +119,10 @@ def ticket_window_stats(
             for sla in SLAS
             for index, outcome in enumerate(OUTCOMES)
         },
-        resolution=histogram_by_group(groups, resolution_time, resolved_in, n_groups, bounds),
-        first_response=histogram_by_group(groups, facts.first_response - facts.opened, answered_in, n_groups, bounds),
+        resolution=histogram_by_group(groups, facts.opened, facts.resolved, resolved_in, n_groups, bounds),
+        first_response=histogram_by_group(groups, facts.opened, facts.first_response, answered_in, n_groups, bounds),
         complaint_resolution=histogram_by_group(
-            groups, resolution_time, resolved_in & facts.complaint, n_groups, bounds
+            groups, facts.opened, facts.resolved, resolved_in & facts.complaint, n_groups, bounds
         ),
     )
 
@@ -137,5 +139,5 @@ def backlog_stats(
     facts: TicketFacts, groups: IntArray, n_groups: int, as_of: float, bounds: FloatArray
 ) -> BacklogStats:
     """The backlog has no window: it is the state at as_of."""
-    age = histogram_by_group(groups, as_of - facts.opened, facts.backlog, n_groups, bounds)
+    age = histogram_by_group(groups, facts.opened, as_of, facts.backlog, n_groups, bounds)
     return BacklogStats(tickets=age.counts, age=age)
