@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+from prometheus_client.core import Metric
+
+from itsm_exporter.collectors import compute_metrics, surveys
 from itsm_exporter.config import demo_config
 from itsm_exporter.connectors.demo import WATERMELON_GROUP, DemoConnector
 from itsm_exporter.records import Batch, SurveyResponse, Ticket
@@ -68,3 +73,23 @@ def test_the_planted_watermelon_group_exists_and_states_are_consistent_with_time
             assert t.resolved_at is not None and t.resolved_at <= AS_OF
         if t.state in ("open", "on_hold"):
             assert t.resolved_at is None and t.sla_resolution == "unknown"
+
+
+def test_answers_scored_in_small_chunks_give_the_same_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The collectors score answers chunk by chunk; chunk edges (a survey split across two) change nothing."""
+    store = Store(tmp_path / "store.db")
+    sync_source(connector(tmp_path, AS_OF), store)
+    frames = store.load_frames()
+    config = demo_config(tmp_path / "unused.db")
+    whole = sample_values(compute_metrics(frames, AS_OF, config))
+    assert len(frames.answers) > 1000 * 7  # over a thousand chunks of 7
+    monkeypatch.setattr(surveys, "ANSWER_CHUNK", 7)  # 7 does not divide any survey's answer count
+    chunked = sample_values(compute_metrics(frames, AS_OF, config))
+    assert chunked.keys() == whole.keys()
+    assert any(name == "itsm_servqual_gap" for name, _ in whole)
+    differing = [key for key, value in whole.items() if not math.isclose(chunked[key], value, rel_tol=1e-12)]
+    assert not differing, differing[:5]
+
+
+def sample_values(families: list[Metric]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families for s in f.samples}
