@@ -60,3 +60,13 @@ def test_lookup_and_key_index_agree_with_a_dictionary(
     probe_keys = objects(*(k for _, k in probes))
     assert lookup(table_sources, table_keys, probe_sources, probe_keys).tolist() == expected
     assert KeyIndex(table_sources, table_keys).find(probe_sources, probe_keys).tolist() == expected
+
+
+def test_a_missing_key_matches_no_row_missing_it_too() -> None:
+    """A survey without a ticket key must not be joined to a ticket without a key (found by the property test)."""
+    table_sources = np.array([0, 0])
+    table_keys = objects(None, "k1")
+    probe_sources = np.array([0, 0, 0])
+    probe_keys = objects(None, "k1", None)
+    assert lookup(table_sources, table_keys, probe_sources, probe_keys).tolist() == [-1, 1, -1]
+    assert KeyIndex(table_sources, table_keys).find(probe_sources, probe_keys).tolist() == [-1, 1, -1]

