@@ -49,11 +49,13 @@ def bench_config(groups: int = 50) -> Config:
     )
 
 
-def ticket_arrays(n: int, groups: int, seed: int) -> dict[str, np.ndarray]:
-    """Column arrays of `n` tickets opened over HISTORY_DAYS before AS_OF."""
+def ticket_arrays(
+    n: int, groups: int, seed: int, history_days: float = HISTORY_DAYS, complaint_share: float = 0.02
+) -> dict[str, np.ndarray]:
+    """Column arrays of `n` tickets opened over `history_days` before AS_OF."""
     rng = np.random.default_rng(seed)
     now = AS_OF.timestamp()
-    opened = np.floor(now - rng.uniform(0, HISTORY_DAYS * DAY, n))
+    opened = np.floor(now - rng.uniform(0, history_days * DAY, n))
     first_response = opened + np.floor(rng.lognormal(7.5, 1.2, n))
     resolution = np.floor(rng.lognormal(11.0, 1.3, n))
     resolved = opened + resolution
@@ -91,7 +93,7 @@ def ticket_arrays(n: int, groups: int, seed: int) -> dict[str, np.ndarray]:
         "reopens": (rng.random(n) < 0.06).astype(np.int64),
         "sla_response": _shared(sla_response),
         "sla_resolution": _shared(sla_resolution),
-        "complaint": rng.random(n) < 0.02,
+        "complaint": rng.random(n) < complaint_share,
     }
 
 
@@ -153,9 +155,16 @@ def _repeated(value: str, n: int) -> np.ndarray:
     return array
 
 
-def ticket_records(n: int, groups: int = 50, seed: int = 7, chunk: int = 10_000) -> Iterator[list[Ticket]]:
+def ticket_records(
+    n: int,
+    groups: int = 50,
+    seed: int = 7,
+    chunk: int = 10_000,
+    history_days: float = HISTORY_DAYS,
+    complaint_share: float = 0.02,
+) -> Iterator[list[Ticket]]:
     """The same tickets as canonical records, in chunks (a million records at once would dominate memory)."""
-    columns = ticket_arrays(n, groups, seed)
+    columns = ticket_arrays(n, groups, seed, history_days, complaint_share)
     for start in range(0, n, chunk):
         rows = range(start, min(n, start + chunk))
         yield [

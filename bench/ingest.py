@@ -59,7 +59,6 @@ class FastServiceNow:
         for i, moment in enumerate(updated):
             stamp = moment.strftime("%Y-%m-%d %H:%M:%S")
             opened = (moment - timedelta(hours=int(rng.integers(1, 200)))).strftime("%Y-%m-%d %H:%M:%S")
-            record = {name: "" for name in (renderer.tables["incident"] and ()) or ()}
             record = {
                 "sys_id": f"{rng.integers(0, 2**63):016x}{i:016x}",
                 "number": f"INC{i:07d}",

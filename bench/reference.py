@@ -174,7 +174,7 @@ def reference_metrics(frames: Frames, as_of: datetime, config: Config) -> dict[K
     return out
 
 
-def sample_map(families: list, names: set[str]) -> dict[Key, float]:  # type: ignore[type-arg]
+def sample_map(families: list, names: set[str]) -> dict[Key, float]:
     """The vectorized output in the reference's shape, restricted to the metric families in `names`."""
     out: dict[Key, float] = {}
     for family in families:
