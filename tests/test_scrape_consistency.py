@@ -34,6 +34,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from itsm_exporter.config import demo_config
 from itsm_exporter.daemon import Daemon
 from itsm_exporter.web import ExporterServer
+from tests.fakes.faults import FakeClock
 
 AS_OF: Final = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 STEP_SECONDS: Final = 6 * 3600.0
@@ -49,16 +50,6 @@ LAST_SUCCESS: Final = "itsm_source_last_success_timestamp_seconds"
 
 Labels = tuple[tuple[str, str], ...]
 Samples = dict[tuple[str, Labels], float]
-
-
-@dataclass
-class FakeClock:
-    wall: float = AS_OF.timestamp()
-    mono: float = 1000.0
-
-    def advance(self, seconds: float) -> None:
-        self.wall += seconds
-        self.mono += seconds
 
 
 @dataclass
@@ -191,7 +182,7 @@ class Running:
 
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[Running]:
-    clock = FakeClock()
+    clock = FakeClock(AS_OF.timestamp())
     daemon = Daemon(demo_config(tmp_path / "store.db"), clock=lambda: clock.wall, monotonic=lambda: clock.mono)
     server = ExporterServer(("127.0.0.1", 0), daemon)
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
