@@ -24,22 +24,11 @@ from itsm_exporter.records import Batch, RecordKind, Ticket
 from itsm_exporter.snapshot import snapshot_registry
 from itsm_exporter.store import Store
 from itsm_exporter.web import ExporterServer
+from tests.fakes.faults import FakeClock
 
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 TIMEOUT = 10.0
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-@dataclass
-class FakeClock:
-    """Wall and monotonic time that move only when a test or a fake upstream says so."""
-
-    wall: float = AS_OF.timestamp()
-    mono: float = 1000.0
-
-    def advance(self, seconds: float) -> None:
-        self.wall += seconds
-        self.mono += seconds
 
 
 @dataclass
@@ -182,7 +171,7 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Running]]:
 
 
 def two_sources(tmp_path: Path, start: Callable[..., Running], **kwargs: Any) -> Running:
-    clock = FakeClock()
+    clock = FakeClock(AS_OF.timestamp())
     upstreams = Upstreams(
         alpha=FakeUpstream("alpha", clock), beta=FakeUpstream("beta", clock, tickets=2, seconds_per_batch=0.0)
     )
@@ -303,7 +292,7 @@ def test_a_down_source_keeps_its_values_for_max_staleness_then_only_its_health(
 
 
 def test_max_staleness_from_config_overrides_the_default(tmp_path: Path, start: Callable[..., Running]) -> None:
-    clock = FakeClock()
+    clock = FakeClock(AS_OF.timestamp())
     upstreams = Upstreams(alpha=FakeUpstream("alpha", clock))
     running = start(config_for(tmp_path, "alpha", max_staleness="90s"), upstreams, clock)
     running.cycle()
@@ -318,7 +307,7 @@ def test_a_long_backfill_logs_progress_and_is_not_ready_until_it_ends(
     tmp_path: Path, start: Callable[..., Running], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="itsm_exporter")
-    clock = FakeClock()
+    clock = FakeClock(AS_OF.timestamp())
     statuses: list[int] = []
     upstream = FakeUpstream("big", clock, tickets=10, batches=5, seconds_per_batch=20, total_expected=50)
     running = start(config_for(tmp_path, "big"), Upstreams(big=upstream), clock, progress_interval=30)
@@ -332,7 +321,7 @@ def test_a_long_backfill_logs_progress_and_is_not_ready_until_it_ends(
 
 
 def test_stop_interrupts_a_running_sync_between_batches(tmp_path: Path, start: Callable[..., Running]) -> None:
-    clock = FakeClock()
+    clock = FakeClock(AS_OF.timestamp())
     upstream = FakeUpstream("big", clock, batches=4)
     running = start(config_for(tmp_path, "big"), Upstreams(big=upstream), clock)
     upstream.during = lambda index: running.daemon.stop() if index == 2 else None
@@ -399,7 +388,7 @@ def test_reload_applies_a_good_file_and_keeps_the_old_config_on_a_bad_one(
 ) -> None:
     store, file = tmp_path / "store.db", tmp_path / "config.yaml"
     write_config(file, store, "alpha")
-    clock = FakeClock()
+    clock = FakeClock(AS_OF.timestamp())
     upstreams = Upstreams(alpha=FakeUpstream("alpha", clock), gamma=FakeUpstream("gamma", clock))
     config = config_for(tmp_path, "alpha")
     running = start(config, upstreams, clock, config_path=file)
@@ -503,7 +492,7 @@ def test_secrets_stay_out_of_the_landing_page_metrics_and_logs(
             ],
         }
     )
-    clock = FakeClock()
+    clock = FakeClock(AS_OF.timestamp())
     upstreams = Upstreams(sn=FakeUpstream("sn", clock, error=UpstreamUnavailable("source sn: connection refused")))
     running = start(config, upstreams, clock)
     running.cycle()

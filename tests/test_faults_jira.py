@@ -37,6 +37,7 @@ from tests.fakes.faults import (
     Fault,
     FaultProxy,
     RunningExporter,
+    Waits,
     hibernating,
     hook,
     html_status,
@@ -61,16 +62,6 @@ UNMAPPABLE = "10006"
 RATE_LIMITED = jira_envelope("Rate limit exceeded.")
 UNAVAILABLE = jira_envelope("Service Unavailable")
 INTERNAL = jira_envelope("Internal server error")
-
-
-class Waits:
-    """The connector's back-off waits, recorded instead of slept."""
-
-    def __init__(self) -> None:
-        self.seconds: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.seconds.append(seconds)
 
 
 def jira_settings(url: str, mode: Mode, timeout: str = READ_TIMEOUT) -> dict[str, Any]:

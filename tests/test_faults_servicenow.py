@@ -27,6 +27,7 @@ from tests.fakes.faults import (
     Fault,
     FaultProxy,
     RunningExporter,
+    Waits,
     hibernating,
     hook,
     html_status,
@@ -52,16 +53,6 @@ SCENARIO_READ_TIMEOUT = "1s"
 AS_OF = datetime(2026, 3, 6, 12, 0, tzinfo=UTC)
 RATE_LIMITED = servicenow_envelope("Rate limit exceeded")
 CANCELLED = servicenow_envelope("Transaction cancelled: maximum execution time exceeded")
-
-
-class Waits:
-    """The connector's back-off waits, recorded instead of slept."""
-
-    def __init__(self) -> None:
-        self.seconds: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.seconds.append(seconds)
 
 
 def sn_source(fake: FakeServiceNow, proxy: FaultProxy, **settings: Any) -> ServiceNowSource:

@@ -350,6 +350,16 @@ WAIT_SECONDS = 10.0
 """Upper bound on any wait of a scenario (a sync, a scrape): reached only when something hangs."""
 
 
+class Waits:
+    """The connector's back-off waits, recorded instead of slept."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+
+
 @dataclass
 class FakeClock:
     """The daemon's wall and monotonic time: they move only when the scenario says so."""
