@@ -23,7 +23,7 @@ import sys
 import threading
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from itsm_exporter.config import JiraSource, ServiceNowSource, load_config, pars
 from itsm_exporter.connectors.http import build_session
 from itsm_exporter.connectors.servicenow import ServiceNowConnector
 from tests.fakes.jira import FakeJira
+from tests.fakes.loopback import LoopbackServer
 from tests.fakes.servicenow import FakeServiceNow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,15 +141,9 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     cert, key = self_signed_certificate(tmp_path_factory.mktemp("tls"))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _EmptyTable)
-    server.daemon_threads = True
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield f"https://127.0.0.1:{server.server_address[1]}", cert
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    server = LoopbackServer(_EmptyTable, tls=context)
+    yield server.url("https"), cert
+    server.stop()
 
 
 def closed_port() -> int:

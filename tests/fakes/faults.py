@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -31,6 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from itsm_exporter.config import Config
 from itsm_exporter.daemon import ConnectorFactory, Daemon
 from itsm_exporter.web import ExporterServer
+from tests.fakes.loopback import LoopbackServer
 
 Action = Literal["forward", "status", "reset", "slow", "truncate", "html"]
 
@@ -168,8 +169,7 @@ class FaultProxy:
         """Set when a `slow` fault starts holding a request: a test can look at the exporter mid-stall."""
         self.released = threading.Event()
         """Set when the client of a stalled request gave up and closed its connection."""
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LoopbackServer | None = None
         self.url = ""
 
     def __enter__(self) -> FaultProxy:
@@ -193,18 +193,13 @@ class FaultProxy:
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: tests read `exchanges` instead."""
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
+        self._server = LoopbackServer(Handler)
+        self.url = self._server.url()
         return self
 
     def __exit__(self, *_: object) -> None:
-        assert self._server is not None and self._thread is not None
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        assert self._server is not None
+        self._server.stop()
 
     # -- script and record ----------------------------------------------------------------------
 

@@ -18,10 +18,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
+
+from tests.fakes.loopback import LoopbackServer
 
 Mode = Literal["cloud", "datacenter"]
 
@@ -197,8 +199,7 @@ class FakeJira:
         self.on_request: Callable[[FakeJira, RecordedRequest], None] | None = None
         self._search_callbacks: list[Callable[[int], None]] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LoopbackServer | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -215,23 +216,17 @@ class FakeJira:
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: tests read `requests` instead."""
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
+        self._server = LoopbackServer(Handler)
         return self
 
     def __exit__(self, *_: object) -> None:
-        assert self._server is not None and self._thread is not None
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        assert self._server is not None
+        self._server.stop()
 
     @property
     def url(self) -> str:
         assert self._server is not None
-        host, port = self._server.server_address[:2]
-        assert isinstance(host, str)
-        return f"http://{host}:{port}"
+        return self._server.url()
 
     def add(self, *issues: FakeIssue) -> None:
         for issue in issues:

@@ -22,9 +22,11 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from tests.fakes.loopback import LoopbackServer
 
 DATETIME = "datetime"
 DURATION = "duration"
@@ -144,8 +146,7 @@ class FakeServiceNow:
         self.refresh_tokens: set[str] = set()
         self.lock = threading.RLock()
         self._counter = 0
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LoopbackServer | None = None
         self.url = ""
 
     def __enter__(self) -> FakeServiceNow:
@@ -154,18 +155,13 @@ class FakeServiceNow:
         class Handler(_Handler):
             owner = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
+        self._server = LoopbackServer(Handler)
+        self.url = self._server.url()
         return self
 
     def __exit__(self, *_: object) -> None:
-        assert self._server is not None and self._thread is not None
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        assert self._server is not None
+        self._server.stop()
 
     # ----- data -----
     def new_id(self, table: str) -> str:
