@@ -29,6 +29,7 @@ ANSWER_CHUNK = 65_536
 """Answers scored per step: the dozen temporaries of a step stay a few MB however long the survey history."""
 ROLES = (*(("perception", d) for d in PERCEPTION_DIMENSIONS), *(("expectation", d) for d in DIMENSIONS))
 """Columns of the per-response score table: the perception dimensions, then the expectation ones."""
+ROLE_INDEX = {role: index for index, role in enumerate(ROLES)}
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,6 @@ def _roles(
     questions: pd.Series, answer_sources: IntArray, roles_by_source: list[dict[str, tuple[str, str]]]
 ) -> IntArray:
     """Index into ROLES of each answer's question under its source's mapping, -1 when unmapped."""
-    role_index = {role: index for index, role in enumerate(ROLES)}
     codes, distinct = pd.factorize(questions.to_numpy(dtype=object), size_hint=FEW)
     # One extra row answers source -1, one extra column question code -1: neither is ever mapped.
     mapping = np.full((len(roles_by_source) + 1, len(distinct) + 1), -1, dtype=np.int64)
@@ -140,7 +140,7 @@ def _roles(
         for column, question in enumerate(distinct):
             role = question_roles.get(str(question))
             if role is not None:
-                mapping[source_index, column] = role_index[role]
+                mapping[source_index, column] = ROLE_INDEX[role]
     return mapping[answer_sources, codes]
 
 
