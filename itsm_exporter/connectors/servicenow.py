@@ -32,6 +32,7 @@ from itsm_exporter.connectors.servicenow_wire import (
     parse_duration,
     parse_time,
     value,
+    values,
 )
 from itsm_exporter.records import Answer, Batch, RecordKind, SkippedRecord, SlaOutcome, SurveyResponse, Ticket
 
@@ -167,46 +168,47 @@ class ServiceNowConnector:
             )
 
     def _ticket(self, record: Mapping[str, Any], sla: _Sla | None) -> Ticket:
-        sys_id = value(record, "sys_id")
+        raw = values(record)  # every field read once: this runs per incident of every sync
+        sys_id = raw.get("sys_id", "")
         if not sys_id:
             raise _Skip("missing_sys_id", "the record has no sys_id")
-        state = map_state(value(record, "state"), value(record, "incident_state"))
+        state = map_state(raw.get("state", ""), raw.get("incident_state", ""))
         if state is None:
             raise _Skip(
                 "unknown_state",
-                f"state {value(record, 'state')!r} / incident_state {value(record, 'incident_state')!r} "
+                f"state {raw.get('state', '')!r} / incident_state {raw.get('incident_state', '')!r} "
                 "is in neither state model",
             )
-        opened_at = _time(record, "opened_at")
-        updated_at = _time(record, "sys_updated_on")
+        opened_at = _time(raw, "opened_at")
+        updated_at = _time(raw, "sys_updated_on")
         if opened_at is None or updated_at is None:
             raise _Skip("missing_time", "opened_at and sys_updated_on are required")
         try:
-            reassignments = parse_count(value(record, "reassignment_count"))
-            reopens = parse_count(value(record, "reopen_count"))
+            reassignments = parse_count(raw.get("reassignment_count", ""))
+            reopens = parse_count(raw.get("reopen_count", ""))
         except ValueError as error:
             raise _Skip("bad_count", f"reassignment_count/reopen_count: {error}") from None
         if sla is None:
-            sla = _made_sla(value(record, "made_sla"), state)
+            sla = _made_sla(raw.get("made_sla", ""), state)
         return Ticket(
             source=self.name,
             id=sys_id,
-            key=value(record, "number") or sys_id,
+            key=raw.get("number") or sys_id,
             opened_at=opened_at,
             state=state,
             updated_at=updated_at,
             first_response_at=sla.first_response_at,
-            resolved_at=_time(record, "resolved_at"),
-            closed_at=_time(record, "closed_at"),
-            priority=PRIORITIES.get(value(record, "priority")),
+            resolved_at=_time(raw, "resolved_at"),
+            closed_at=_time(raw, "closed_at"),
+            priority=PRIORITIES.get(raw.get("priority", "")),
             group=display(record, "assignment_group") or None,
             service=display(record, "business_service") or None,
-            channel=value(record, "contact_type") or None,
+            channel=raw.get("contact_type") or None,
             reassignments=reassignments,
             reopens=reopens,
             sla_response=sla.response,
             sla_resolution=sla.resolution,
-            complaint=any(value(record, field).casefold() in wanted for field, wanted in self._complaints.items()),
+            complaint=any(raw.get(field, "").casefold() in wanted for field, wanted in self._complaints.items()),
         )
 
     def _task_slas(self, ids: Sequence[str], skipped: list[SkippedRecord]) -> dict[str, _Sla]:
@@ -261,7 +263,7 @@ class ServiceNowConnector:
         sys_id = value(record, "sys_id")
         if not sys_id:
             raise _Skip("missing_sys_id", "the assessment instance has no sys_id")
-        submitted_at = _time(record, "taken_on")
+        submitted_at = _time(values(record), "taken_on")
         if submitted_at is None:
             raise _Skip("missing_time", "taken_on is empty")
         answers: dict[str, Answer] = {}
@@ -295,8 +297,8 @@ class ServiceNowConnector:
         )
 
 
-def _time(record: Mapping[str, Any], field: str) -> datetime | None:
-    text = value(record, field)
+def _time(raw: Mapping[str, str], field: str) -> datetime | None:
+    text = raw.get(field, "")
     try:
         return parse_time(text)
     except ValueError:

@@ -47,6 +47,16 @@ def value(record: Mapping[str, Any], field: str) -> str:
     return "" if item is None else _text(str(item))
 
 
+def values(record: Mapping[str, Any]) -> dict[str, str]:
+    """`value` of every field of a record, in one pass (a record's fields are each read at least once)."""
+    flat: dict[str, str] = {}
+    for field, item in record.items():
+        raw = item.get("value", "") if type(item) is dict else item
+        # The common shape (an ASCII string) inline; every other shape through `value` itself.
+        flat[field] = raw if type(raw) is str and raw.isascii() else value(record, field)
+    return flat
+
+
 def display(record: Mapping[str, Any], field: str) -> str:
     """The display value of a field read with `sysparm_display_value=all` (names, labels)."""
     item = record.get(field, "")
@@ -63,9 +73,13 @@ def parse_time(text: str) -> datetime | None:
         return None
     # fromisoformat is ~10x faster than strptime (it dominated a full sync's profile); the shape
     # check keeps the strictness of TIME_FORMAT, since fromisoformat also accepts dates, offsets, "T".
-    if len(text) != 19 or text[10] != " " or not text[:4].isdigit():
-        raise ValueError(f"time data {text!r} does not match format {TIME_FORMAT!r}")
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+    if len(text) == 19 and text[10] == " " and text[:4].isdigit():
+        try:
+            # The "+00:00" suffix makes an aware UTC datetime in one call: replace(tzinfo=UTC) cost 5x the parse.
+            return datetime.fromisoformat(text + "+00:00")
+        except ValueError:
+            pass
+    raise ValueError(f"time data {text!r} does not match format {TIME_FORMAT!r}")
 
 
 def format_time(moment: datetime) -> str:
