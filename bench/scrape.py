@@ -6,8 +6,9 @@
 Each daemon runs in a child process (its own GIL, as in production) on a pre-filled store; its
 only source yields nothing new, so every scrape reads the same snapshot. Both daemons run at once
 and the parent scrapes them in turn over loopback (measured one after the other, the second was
-slower whatever its size), in gzip as Prometheus asks and in identity, and reports p50/p99. Scrapes should cost the same with a thousand or
-a million tickets, because they read the snapshot and never the data.
+slower whatever its size), in gzip as Prometheus asks and in identity, and reports p50/p99.
+Scrapes should cost the same with a thousand or a million tickets, because they read the snapshot
+and never the data.
 
 A scrape's cost follows the size of the exposition, so both stores must expose the same series: the
 small store packs its tickets into the last 3 days with complaints on most of them, so that nearly

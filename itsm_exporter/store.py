@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
@@ -32,7 +32,7 @@ from itsm_exporter.records import (
 
 APPLICATION_ID: Final = 0x49544D58
 """'ITMX' in SQLite's header: tells our store apart from any other SQLite file."""
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """Bumped with a migration in MIGRATIONS whenever the tables change."""
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -40,8 +40,35 @@ _TERMINAL_STATES: Final = ("resolved", "closed", "canceled")
 
 # `group` is an SQL keyword: the column is named `grp` and renamed at the boundary.
 _TICKET_SQL_COLUMNS: Final = tuple("grp" if c == "group" else c for c in TICKET_COLUMNS)
+_TICKET_LABEL_COLUMNS: Final = frozenset(
+    {"source", "state", "group", "service", "priority", "channel", "sla_response", "sla_resolution"}
+)
+"""Ticket columns stored as a code of the `labels` table (schema 3).
+
+A window load reads half a million tickets; sqlite3 makes a new str object for every text cell, and
+these eight columns were most of them. Small integers cost nothing to make, and each code is turned
+back into one shared string per value: bench/store.py loaded the 30-day window in 3.3-3.6 s with
+text labels and in about two thirds of that with codes.
+"""
 
 _TICKETS_TABLE: Final = """
+CREATE TABLE tickets (
+    source INTEGER NOT NULL, id TEXT NOT NULL, key TEXT NOT NULL,
+    opened_at INTEGER NOT NULL, first_response_at INTEGER, resolved_at INTEGER, closed_at INTEGER,
+    updated_at INTEGER NOT NULL,
+    state INTEGER NOT NULL, grp INTEGER, service INTEGER, priority INTEGER, channel INTEGER,
+    reassignments INTEGER NOT NULL, reopens INTEGER NOT NULL,
+    sla_response INTEGER NOT NULL, sla_resolution INTEGER NOT NULL, complaint INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX tickets_key ON tickets (source, id);
+"""
+_LABELS_TABLE: Final = """
+CREATE TABLE labels (code INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);
+"""
+"""One row per distinct label text ever stored; a code is never reused or changed once committed."""
+
+# Version 2 of the tickets table, frozen: migration 1 -> 2 creates it and migration 2 -> 3 reads it.
+_TICKETS_TABLE_V2: Final = """
 CREATE TABLE tickets (
     source TEXT NOT NULL, id TEXT NOT NULL, key TEXT NOT NULL,
     opened_at INTEGER NOT NULL, first_response_at INTEGER, resolved_at INTEGER, closed_at INTEGER,
@@ -52,6 +79,9 @@ CREATE TABLE tickets (
 );
 CREATE UNIQUE INDEX tickets_key ON tickets (source, id);
 """
+_CODED_SQL_COLUMNS: Final = tuple(
+    c for c, name in zip(_TICKET_SQL_COLUMNS, TICKET_COLUMNS, strict=True) if name in _TICKET_LABEL_COLUMNS
+)
 _SURVEYS_TABLE: Final = """
 CREATE TABLE surveys (
     source TEXT NOT NULL, id TEXT NOT NULL, ticket_source TEXT NOT NULL,
@@ -65,6 +95,7 @@ CREATE INDEX surveys_submitted ON surveys (submitted_at);
 # In a WITHOUT ROWID table that page holds ~25 whole rows; in the index it holds ~80 keys, while
 # the rows themselves are appended. Measured in bench/store.py: about twice the upsert rate.
 _SCHEMA: Final = f"""
+{_LABELS_TABLE}
 {_TICKETS_TABLE}
 {_SURVEYS_TABLE}
 CREATE TABLE answers (
@@ -84,32 +115,57 @@ MIGRATIONS: Final[dict[int, str]] = {
 ALTER TABLE tickets RENAME TO tickets_v1;
 DROP INDEX surveys_submitted;
 ALTER TABLE surveys RENAME TO surveys_v1;
-{_TICKETS_TABLE}
+{_TICKETS_TABLE_V2}
 {_SURVEYS_TABLE}
 INSERT INTO tickets SELECT * FROM tickets_v1;
 INSERT INTO surveys SELECT * FROM surveys_v1;
 DROP TABLE tickets_v1;
 DROP TABLE surveys_v1;
 """,
+    # 2 -> 3: ticket label columns become codes of the new labels table.
+    2: f"""
+{_LABELS_TABLE}
+INSERT INTO labels (text) {
+        " UNION ".join(f"SELECT {c} FROM tickets WHERE {c} IS NOT NULL" for c in _CODED_SQL_COLUMNS)
+    };
+DROP INDEX tickets_key;
+ALTER TABLE tickets RENAME TO tickets_v2;
+{_TICKETS_TABLE}
+INSERT INTO tickets SELECT {
+        ", ".join(
+            f"(SELECT code FROM labels WHERE text = t.{c})" if c in _CODED_SQL_COLUMNS else f"t.{c}"
+            for c in _TICKET_SQL_COLUMNS
+        )
+    } FROM tickets_v2 t ORDER BY t.rowid;
+DROP TABLE tickets_v2;
+""",
 }
 """SQL that upgrades a store from version N to N + 1, run in one transaction per step."""
 
-WAL_AUTOCHECKPOINT_PAGES: Final = 16384
-"""Checkpoint when the WAL reaches 64 MiB instead of SQLite's 4 MiB.
+WAL_AUTOCHECKPOINT_PAGES: Final = 32768
+"""Checkpoint when the WAL reaches 128 MiB instead of SQLite's 4 MiB.
 
 Each checkpoint copies the WAL into the database and fsyncs it; with random keys a batch of 1000
-records dirties about 1000 pages, so the default checkpointed after nearly every batch.
+records dirties about 1000 pages, so the default checkpointed after nearly every batch. A longer
+WAL also holds more rewrites of the same key-index page, each copied back once per checkpoint.
+Upserting 1M prebuilt rows in batches of 1000: 59,000 rows/s at 64 MiB, 71,000 at 128 MiB, no
+better beyond (and worse with no checkpoint at all: the WAL index itself slows down).
 """
+WAL_SIZE_LIMIT_BYTES: Final = 64 * 1024 * 1024
+"""After a checkpoint the WAL file is cut back to this size: a backfill's WAL does not stay on disk."""
 
 
 class StoreError(Exception):
     """The store file cannot be used; the message names the file and what is wrong with it."""
 
 
+_MICROSECOND: Final = timedelta(microseconds=1)
+
+
 def _micros(moment: datetime | None) -> int | None:
     if moment is None:
         return None
-    return (moment - _EPOCH) // timedelta(microseconds=1)
+    return (moment - _EPOCH) // _MICROSECOND  # a constant divisor: building the timedelta per call was 2/3 of it
 
 
 def _moment(micros: int | None) -> datetime | None:
@@ -162,9 +218,11 @@ class Store:
         # 64 MiB of page cache: a million-ticket upsert otherwise re-reads B-tree pages from the OS.
         db.execute("PRAGMA cache_size=-65536")
         db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+        db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
+        self._labels = _LabelCodes(db)
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+        return _Transaction(self._db, self._labels)
 
     def watermark(self, source: str, kind: RecordKind) -> str | None:
         """Where the next sync of `source` for `kind` resumes; None before the first commit."""
@@ -196,13 +254,8 @@ class Store:
             raise StoreError(f"store {self.path}: could not commit a batch of {source}: {error}") from error
 
     def _upsert_tickets(self, tickets: Iterable[Ticket]) -> None:
-        columns = ", ".join(_TICKET_SQL_COLUMNS)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in _TICKET_SQL_COLUMNS[2:])
-        self._db.executemany(
-            f"INSERT INTO tickets ({columns}) VALUES ({', '.join('?' * len(_TICKET_SQL_COLUMNS))}) "
-            f"ON CONFLICT (source, id) DO UPDATE SET {updates}",
-            (_ticket_row(t) for t in tickets),
-        )
+        labels = self._labels
+        self._db.executemany(_UPSERT_TICKET, (_ticket_row(t, labels) for t in tickets))
 
     def _upsert_surveys(self, surveys: Sequence[SurveyResponse]) -> None:
         if not surveys:
@@ -230,17 +283,21 @@ class Store:
 
     def count(self, source: str, kind: RecordKind) -> int:
         """Stored records of one source and kind."""
+        where = "source = (SELECT code FROM labels WHERE text = ?)" if kind == "ticket" else "source = ?"
         table = "tickets" if kind == "ticket" else "surveys"
         with self._lock:
-            return int(self._db.execute(f"SELECT count(*) FROM {table} WHERE source = ?", (source,)).fetchone()[0])
+            return int(self._db.execute(f"SELECT count(*) FROM {table} WHERE {where}", (source,)).fetchone()[0])
 
     def tickets(self, source: str) -> list[Ticket]:
         """Every stored ticket of `source` as canonical records, sorted by id."""
         with self._lock:
+            texts = dict(self._db.execute("SELECT code, text FROM labels").fetchall())
             rows = self._db.execute(
-                f"SELECT {', '.join(_TICKET_SQL_COLUMNS)} FROM tickets WHERE source = ? ORDER BY id", (source,)
+                f"SELECT {', '.join(_TICKET_SQL_COLUMNS)} FROM tickets "
+                "WHERE source = (SELECT code FROM labels WHERE text = ?) ORDER BY id",
+                (source,),
             ).fetchall()
-        return [_ticket(row) for row in rows]
+        return [_ticket(row, texts) for row in rows]
 
     def surveys(self, source: str) -> list[SurveyResponse]:
         """Every stored survey response of `source` with its answers (sorted by question), sorted by id."""
@@ -278,10 +335,13 @@ class Store:
         can see: tickets with an event after it, the open backlog, tickets that a recent survey is
         about, and surveys submitted after it. This keeps memory bounded by the window, not history.
         """
+        where_source, params = _source_clause(sources)
         # `+source`: scan the table in storage order; through the key index each row would be a random seek.
-        where_source, params = _source_clause(sources, "+source")
+        where_ticket_source = _source_clause(sources, "+source", coded=True)[0]
         cutoff = _micros(since)
-        ticket_sql = f"SELECT {', '.join(_TICKET_SQL_COLUMNS)} FROM tickets WHERE {where_source}"
+        # Unset coded labels read as code 0, which no label has: the column stays an integer column.
+        ticket_columns = (f"ifnull({c}, 0)" if c in _CODED_SQL_COLUMNS else c for c in _TICKET_SQL_COLUMNS)
+        ticket_sql = f"SELECT {', '.join(ticket_columns)} FROM tickets WHERE {where_ticket_source}"
         survey_sql = f"SELECT {', '.join(SURVEY_COLUMNS)} FROM surveys WHERE {where_source}"
         answer_sql = f"SELECT a.{', a.'.join(ANSWER_COLUMNS)} FROM answers a"
         ticket_params: list[object] = list(params)
@@ -290,10 +350,11 @@ class Store:
         if cutoff is not None:
             terminal = ", ".join(f"'{s}'" for s in _TERMINAL_STATES)
             # Uncorrelated IN subqueries: SQLite builds each set once instead of scanning surveys per ticket.
+            surveyed = "FROM surveys s JOIN labels l ON l.text = s.ticket_source WHERE s.submitted_at > ?"
             ticket_sql += (
-                f" AND (updated_at > ? OR state NOT IN ({terminal})"
-                " OR (source, id) IN (SELECT ticket_source, ticket_id FROM surveys WHERE submitted_at > ?)"
-                " OR (source, key) IN (SELECT ticket_source, ticket_key FROM surveys WHERE submitted_at > ?))"
+                f" AND (updated_at > ? OR state NOT IN (SELECT code FROM labels WHERE text IN ({terminal}))"
+                f" OR (source, id) IN (SELECT l.code, s.ticket_id {surveyed})"
+                f" OR (source, key) IN (SELECT l.code, s.ticket_key {surveyed}))"
             )
             ticket_params += [cutoff, cutoff, cutoff]
             survey_sql += " AND submitted_at > ?"
@@ -308,8 +369,12 @@ class Store:
             answer_params += params
         canonical: dict[str, str] = {}
         with self._lock:
+            codes = self._db.execute("SELECT code, text FROM labels").fetchall()
+            texts = np.full(max((code for code, _ in codes), default=0) + 1, None, dtype=object)
+            for code, text in codes:
+                texts[code] = canonical.setdefault(text, text)
             tickets = _read_columns(
-                self._db.execute(ticket_sql, ticket_params), TICKET_COLUMNS, TICKET_DTYPES, canonical, _LABELS
+                self._db.execute(ticket_sql, ticket_params), TICKET_COLUMNS, TICKET_DTYPES, canonical, _LABELS, texts
             )
             surveys = _read_columns(
                 self._db.execute(survey_sql, survey_params), SURVEY_COLUMNS, SURVEY_DTYPES, canonical, _SURVEY_IDS
@@ -324,25 +389,70 @@ class Store:
             self._db.close()
 
 
+class _LabelCodes(dict[str | None, int | None]):
+    """Label text -> code, read from the `labels` table and extended as new texts are stored.
+
+    Looking a text up inside a write transaction adds it to the table when it is new. Codes of a
+    transaction that rolls back are forgotten: another connection may commit the same code for
+    another text. None maps to None (an unset label stays NULL).
+    """
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        super().__init__(db.execute("SELECT text, code FROM labels").fetchall())
+        self[None] = None
+        self._db = db
+        self._uncommitted: list[str] = []
+
+    def __missing__(self, text: str | None) -> int | None:
+        # Another connection may have added it since this one read the table.
+        row = self._db.execute(
+            "INSERT INTO labels (text) VALUES (?) ON CONFLICT (text) DO UPDATE SET text = text RETURNING code",
+            (text,),
+        ).fetchone()
+        code = int(row[0])
+        self[text] = code
+        self._uncommitted.append(str(text))
+        return code
+
+    def committed(self) -> None:
+        self._uncommitted.clear()
+
+    def rolled_back(self) -> None:
+        for text in self._uncommitted:
+            self.pop(text, None)
+        self._uncommitted.clear()
+
+
 class _Transaction:
     """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the block raises (the connection is in autocommit mode)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, labels: _LabelCodes) -> None:
         self._db = db
+        self._labels = labels
 
     def __enter__(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        if exc_type is None:
+            self._db.execute("COMMIT")
+            self._labels.committed()
+        else:
+            self._labels.rolled_back()
+            self._db.execute("ROLLBACK")
 
 
-def _source_clause(sources: Sequence[str] | None, column: str = "source") -> tuple[str, list[object]]:
+def _source_clause(
+    sources: Sequence[str] | None, column: str = "source", *, coded: bool = False
+) -> tuple[str, list[object]]:
     if sources is None:
         return "1 = 1", []
     if not sources:
         return "0 = 1", []
-    return f"{column} IN ({', '.join('?' * len(sources))})", list(sources)
+    placeholders = ", ".join("?" * len(sources))
+    if coded:
+        return f"{column} IN (SELECT code FROM labels WHERE text IN ({placeholders}))", list(sources)
+    return f"{column} IN ({placeholders})", list(sources)
 
 
 _LOAD_CHUNK: Final = 65536
@@ -363,17 +473,22 @@ def _read_columns(
     dtypes: dict[str, str],
     canonical: dict[str, str],
     shared_columns: frozenset[str],
+    label_texts: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """A frame from a query, built column-wise in chunks.
 
     sqlite3 makes a new str object for every cell; for a million tickets that is millions of copies
     of "resolved" or "Service Desk". Chunks keep the row tuples small, and the `shared_columns` are
     rebuilt from one object per distinct value (kept in `canonical` across the frames of one load),
-    so memory follows the data, not the cell count.
+    so memory follows the data, not the cell count. With `label_texts`, the ticket label columns
+    arrive as codes and are looked up in it (code 0 is None).
     """
     parts: dict[str, list[np.ndarray]] = {column: [] for column in columns}
     while rows := cursor.fetchmany(_LOAD_CHUNK):
         for column, values in zip(columns, zip(*rows, strict=True), strict=True):
+            if label_texts is not None and column in _TICKET_LABEL_COLUMNS:
+                parts[column].append(label_texts[np.array(values, dtype=np.intp)])
+                continue
             shared = column in shared_columns
             parts[column].append(_column_array(column, values, dtypes[column], canonical if shared else None))
     data = {
@@ -396,21 +511,29 @@ def _column_array(column: str, values: tuple[object, ...], dtype: str, canonical
     return shared[codes]  # code -1 (None) takes the trailing None
 
 
-def _ticket_row(ticket: Ticket) -> tuple[object, ...]:
-    """The row of `ticket` in TICKET_COLUMNS order (spelled out: this runs once per synced ticket)."""
+_UPSERT_TICKET: Final = (
+    f"INSERT INTO tickets ({', '.join(_TICKET_SQL_COLUMNS)}) VALUES ({', '.join('?' * len(_TICKET_SQL_COLUMNS))}) "
+    f"ON CONFLICT (source, id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _TICKET_SQL_COLUMNS[2:])}"
+)
+
+
+def _ticket_row(ticket: Ticket, code: Mapping[str | None, int | None]) -> tuple[object, ...]:
+    """The row of `ticket` in TICKET_COLUMNS order, labels as `code`s (spelled out: this runs per synced ticket)."""
     t = ticket
     return (
-        t.source, t.id, t.key,
+        code[t.source], t.id, t.key,
         _micros(t.opened_at), _micros(t.first_response_at), _micros(t.resolved_at), _micros(t.closed_at),
         _micros(t.updated_at),
-        t.state, t.group, t.service, t.priority, t.channel,
-        t.reassignments, t.reopens, t.sla_response, t.sla_resolution, int(t.complaint),
+        code[t.state], code[t.group], code[t.service], code[t.priority], code[t.channel],
+        t.reassignments, t.reopens, code[t.sla_response], code[t.sla_resolution], int(t.complaint),
     )  # fmt: skip
 
 
-def _ticket(row: tuple[object, ...]) -> Ticket:
+def _ticket(row: tuple[object, ...], texts: Mapping[object, str]) -> Ticket:
     values = dict(zip(TICKET_COLUMNS, row, strict=True))
     for column in TICKET_TIME_COLUMNS:
         values[column] = _moment(values[column])  # type: ignore[arg-type]
+    for column in _TICKET_LABEL_COLUMNS:
+        values[column] = texts.get(values[column])
     values["complaint"] = bool(values["complaint"])
     return Ticket(**values)  # type: ignore[arg-type]

@@ -268,10 +268,44 @@ def test_a_version_1_store_is_migrated_with_every_record_kept(tmp_path: Path) ->
     assert store.tickets("sn")[0] == ticket("a1")
     store.close()
     raw = sqlite3.connect(path)
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
-    assert raw.execute("SELECT name FROM sqlite_master WHERE name LIKE '%_v1'").fetchall() == []
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert raw.execute("SELECT name FROM sqlite_master WHERE name LIKE '%_v_'").fetchall() == []
     indexes = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"tickets_key", "surveys_key", "surveys_submitted"} <= indexes
+    # Schema 3 stores the ticket labels as codes of the labels table.
+    texts = dict(raw.execute("SELECT code, text FROM labels").fetchall())
+    row = raw.execute("SELECT source, state, grp, service, priority, channel FROM tickets WHERE id = 'a1'").fetchone()
+    assert all(isinstance(code, int) or code is None for code in row)
+    expected = ticket("a1")
+    assert [texts.get(code) for code in row] == [
+        expected.source,
+        expected.state,
+        expected.group,
+        expected.service,
+        expected.priority,
+        expected.channel,
+    ]
+
+
+def test_label_codes_of_a_rolled_back_batch_are_forgotten(tmp_path: Path) -> None:
+    # A rolled-back batch had coded a new group; another connection then commits that code for
+    # another text. Reusing the stale code would show the other group's name.
+    path = tmp_path / "store.db"
+    first, second = Store(path), Store(path)
+    with pytest.raises(StoreError):
+        first.commit_batch(
+            "sn", Batch(kind="ticket", tickets=(ticket("1", group="Rolled back"), ticket("2", reassignments=2**70)))
+        )
+    second.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("3", group="Network"),)))
+    first.commit_batch(
+        "sn", Batch(kind="ticket", tickets=(ticket("1", group="Rolled back"), ticket("4", group="Network")))
+    )
+    groups = {t.id: t.group for t in first.tickets("sn")}
+    assert groups == {"1": "Rolled back", "3": "Network", "4": "Network"}
+    frames = second.load_frames(["sn"])
+    assert dict(zip(frames.tickets["id"], frames.tickets["group"], strict=True)) == groups
+    first.close()
+    second.close()
 
 
 def test_a_value_sqlite_cannot_hold_fails_the_whole_batch_and_keeps_the_watermark(tmp_path: Path) -> None:
