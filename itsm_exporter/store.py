@@ -47,8 +47,8 @@ _TICKET_LABEL_COLUMNS: Final = frozenset(
 
 A window load reads half a million tickets; sqlite3 makes a new str object for every text cell, and
 these eight columns were most of them. Small integers cost nothing to make, and each code is turned
-back into one shared string per value: bench/store.py loaded the 30-day window in 3.3-3.6 s with
-text labels and in about two thirds of that with codes.
+back into one shared string per value: bench/store.py loaded the 30-day window (550k of 1M tickets)
+in 3.3-3.6 s with text labels and in 2.35 s with codes (BENCHMARKS.md, Store).
 """
 
 _TICKETS_TABLE: Final = """
