@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
@@ -290,7 +291,7 @@ class Store:
 
     def tickets(self, source: str) -> list[Ticket]:
         """Every stored ticket of `source` as canonical records, sorted by id."""
-        with self._lock:
+        with self._lock, self._read_snapshot():
             texts = dict(self._db.execute("SELECT code, text FROM labels").fetchall())
             rows = self._db.execute(
                 f"SELECT {', '.join(_TICKET_SQL_COLUMNS)} FROM tickets "
@@ -301,7 +302,7 @@ class Store:
 
     def surveys(self, source: str) -> list[SurveyResponse]:
         """Every stored survey response of `source` with its answers (sorted by question), sorted by id."""
-        with self._lock:
+        with self._lock, self._read_snapshot():
             surveys = self._db.execute(
                 "SELECT source, id, ticket_source, ticket_id, ticket_key, submitted_at FROM surveys "
                 "WHERE source = ? ORDER BY id",
@@ -368,7 +369,7 @@ class Store:
             answer_sql += f" WHERE {_source_clause(sources, 'a.source')[0]}"
             answer_params += params
         canonical: dict[str, str] = {}
-        with self._lock:
+        with self._lock, self._read_snapshot():
             codes = self._db.execute("SELECT code, text FROM labels").fetchall()
             texts = np.full(max((code for code, _ in codes), default=0) + 1, None, dtype=object)
             for code, text in codes:
@@ -383,6 +384,20 @@ class Store:
                 self._db.execute(answer_sql, answer_params), ANSWER_COLUMNS, ANSWER_DTYPES, canonical, _ANSWER_IDS
             )
         return Frames(tickets=tickets, surveys=surveys, answers=answers)
+
+    @contextmanager
+    def _read_snapshot(self) -> Iterator[None]:
+        """One read transaction: every query inside sees the same committed state.
+
+        Without it each query is its own snapshot, and a batch committed by another connection between
+        reading the label codes and reading the tickets would bring codes the load cannot name, or
+        surveys without the answers committed with them.
+        """
+        self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._db.execute("COMMIT")  # a read transaction has nothing to write: this only ends it
 
     def close(self) -> None:
         with self._lock:

@@ -308,6 +308,32 @@ def test_label_codes_of_a_rolled_back_batch_are_forgotten(tmp_path: Path) -> Non
     second.close()
 
 
+def test_a_load_reads_one_snapshot_while_another_connection_commits(tmp_path: Path) -> None:
+    # Another connection commits a ticket with a new group just as the load starts reading tickets,
+    # after it read the label codes (injected through the statement trace, which fires before each
+    # statement runs). Read as separate snapshots, that ticket's group code could not be named.
+    path = tmp_path / "store.db"
+    reader, writer = Store(path), Store(path)
+    reader.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("1", group="Network"),)))
+    interleaved: list[str] = []
+
+    def commit_as_tickets_are_read(statement: str) -> None:
+        if statement.startswith("SELECT") and "FROM tickets" in statement and not interleaved:
+            interleaved.append(statement)
+            writer.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("2", group="Brand new group"),)))
+
+    reader._db.set_trace_callback(commit_as_tickets_are_read)
+    frames = reader.load_frames(["sn"])
+    reader._db.set_trace_callback(None)
+    assert interleaved, "the other connection's commit was not interleaved with the load"
+    assert list(frames.tickets["id"]) == ["1"]  # the load's snapshot began before that commit
+    later = reader.load_frames(["sn"])
+    groups = dict(zip(later.tickets["id"], later.tickets["group"], strict=True))
+    assert groups == {"1": "Network", "2": "Brand new group"}
+    reader.close()
+    writer.close()
+
+
 def test_a_value_sqlite_cannot_hold_fails_the_whole_batch_and_keeps_the_watermark(tmp_path: Path) -> None:
     store = Store(tmp_path / "store.db")
     store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("1"),), watermark="w1"))
