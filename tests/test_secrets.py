@@ -518,6 +518,8 @@ def test_tls_is_verified_by_default(upstreams: Upstreams, tmp_path: Path, monkey
     assert build_session(insecure).verify is False
 
 
+# verify_tls: false is the setting under test: urllib3 warning about the unverified request is expected.
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 @pytest.mark.parametrize("setting", [{"verify_tls": False}, {"ca_bundle": "CA"}], ids=["verify_tls-false", "ca_bundle"])
 def test_an_environment_ca_bundle_does_not_override_the_source_tls_settings(
     tls_server: tuple[str, Path], setting: dict[str, Any], monkeypatch: pytest.MonkeyPatch
