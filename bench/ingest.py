@@ -162,9 +162,9 @@ def _normalize_only(connector: ServiceNowConnector) -> int:
     return sum(len(batch.tickets) for batch in connector.fetch({}))
 
 
-def _commit_all(store: Store, batches: list[Batch]) -> None:
+def _commit_all(store: Store, source: str, batches: list[Batch]) -> None:
     for batch in batches:
-        store.commit_batch("sn", batch)
+        store.commit_batch(source, batch)
 
 
 def main() -> int:
@@ -188,7 +188,6 @@ def main() -> int:
         gc.freeze()
         config = parse_config(
             {
-                "store": {"path": str(Path(tmp) / "store.db")},
                 "sources": [
                     {
                         "name": "sn",
@@ -226,7 +225,7 @@ def main() -> int:
         fetch_only, normalized = _timed(_normalize_only, ServiceNowConnector(source))  # type: ignore[arg-type]
         batches = list(ServiceNowConnector(source).fetch({}))  # type: ignore[arg-type]
         alone = Store(Path(tmp) / "alone.db")
-        store_only, _ = _timed(_commit_all, alone, batches)
+        store_only, _ = _timed(_commit_all, alone, source.name, batches)
 
     exporter, bare = min(syncs), min(bares)
     print(
