@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from itsm_exporter.config import Config, parse_config
-from itsm_exporter.frames import ANSWER_DTYPES, SURVEY_DTYPES, TICKET_DTYPES, Frames
+from itsm_exporter.frames import ANSWER_DTYPES, QUESTION_DTYPES, SURVEY_DTYPES, TICKET_DTYPES, Frames
 from itsm_exporter.records import TICKET_COLUMNS, Ticket
 
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -137,15 +137,20 @@ def frames(tickets: int, surveys: int, groups: int = 50, seed: int = 7) -> Frame
         {
             "source": SOURCE,
             "survey_id": np.concatenate([ids for ids, _, _ in parts]),
-            "question": np.concatenate([_repeated(q, len(ids)) for ids, q, _ in parts]),
+            "question_id": np.concatenate([_repeated(q, len(ids)) for ids, q, _ in parts]),
             "value": np.concatenate([values for _, _, values in parts]),
             "scale_min": 1.0,
             "scale_max": 5.0,
         }
     ).astype(ANSWER_DTYPES)
     # In the store's order (its primary key): the answers of one survey together.
-    answer_frame = answer_frame.sort_values(["survey_id", "question"], kind="stable", ignore_index=True)
-    return Frames(tickets=ticket_frame, surveys=survey_frame, answers=answer_frame)
+    answer_frame = answer_frame.sort_values(["survey_id", "question_id"], kind="stable", ignore_index=True)
+    # The questions table: each question's id is its text here (as a CSV export's column headers).
+    question_ids = [*QUESTIONS.values(), *EXPECTATIONS.values()]
+    question_frame = pd.DataFrame(
+        {"source": SOURCE, "question_id": question_ids, "name": None, "text": question_ids}
+    ).astype(QUESTION_DTYPES)
+    return Frames(tickets=ticket_frame, surveys=survey_frame, answers=answer_frame, questions=question_frame)
 
 
 def _repeated(value: str, n: int) -> np.ndarray:

@@ -100,9 +100,9 @@ def reference_metrics(frames: Frames, as_of: datetime, config: Config) -> dict[K
         per_response: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         for a in frames.answers.to_dict("records"):
             response = submitted.get((a["source"], a["survey_id"]))
-            if response is None or a["question"] not in roles:
+            if response is None or a["question_id"] not in roles:
                 continue
-            role, dimension = roles[a["question"]]
+            role, dimension = roles[a["question_id"]]
             span = a["scale_max"] - a["scale_min"]
             score = min(max((a["value"] - a["scale_min"]) / span, 0.0), 1.0)
             per_response[(a["source"], a["survey_id"])][f"{role}:{dimension}"].append(score)

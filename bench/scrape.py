@@ -23,7 +23,7 @@ import multiprocessing
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.connection import Connection
@@ -34,6 +34,7 @@ import requests
 
 from bench.datagen import SOURCE, ticket_records
 from itsm_exporter.config import Config, parse_config
+from itsm_exporter.connectors.base import ScanPage
 from itsm_exporter.records import Batch, RecordKind
 from itsm_exporter.store import Store
 
@@ -46,8 +47,10 @@ class NothingNew:
     def __init__(self, *_: Any, **__: Any) -> None:
         pass
 
-    def fetch(self, watermarks: Mapping[RecordKind, str | None]) -> Iterator[Batch]:
-        yield Batch(kind="ticket")
+    phases: tuple[RecordKind, ...] = ("ticket",)
+
+    def scan(self, phase: RecordKind, since: datetime | None, token: str | None) -> Iterator[ScanPage]:
+        yield ScanPage()
 
     def close(self) -> None:
         pass

@@ -17,8 +17,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from bench.datagen import AS_OF, ticket_records
-from itsm_exporter.records import TICKET_COLUMNS, Batch
-from itsm_exporter.store import Store, _ticket_row
+from itsm_exporter.records import TICKET_COLUMNS, Batch, PhaseState
+from itsm_exporter.store import Store
+from itsm_exporter.store.schema import TICKETS
 
 
 def main() -> int:
@@ -35,14 +36,25 @@ def main() -> int:
         store = Store(Path(tmp) / "store.db")
         started = time.perf_counter()
         for chunk in chunks:
-            store.commit_batch("bench", Batch(kind="ticket", tickets=tuple(chunk), watermark=chunk[-1].id))
+            store.commit_batch(
+                "bench",
+                Batch(
+                    kind="ticket", tickets=tuple(chunk), state=PhaseState("incremental", "ticket", token=chunk[-1].id)
+                ),
+            )
         insert = time.perf_counter() - started
         started = time.perf_counter()
         for chunk in chunks[: max(1, len(chunks) // 10)]:
-            store.commit_batch("bench", Batch(kind="ticket", tickets=tuple(chunk), watermark=chunk[-1].id))
+            store.commit_batch(
+                "bench",
+                Batch(
+                    kind="ticket", tickets=tuple(chunk), state=PhaseState("incremental", "ticket", token=chunk[-1].id)
+                ),
+            )
         update_rows = sum(len(c) for c in chunks[: max(1, len(chunks) // 10)])
         update = time.perf_counter() - started
 
+        ticket_row = TICKETS.row_builder()
         labels = store._labels  # the store's codes for the label columns: the bare loop writes the same rows
         bare = sqlite3.connect(Path(tmp) / "bare.db", isolation_level=None)
         bare.execute("PRAGMA journal_mode=WAL")
@@ -52,7 +64,7 @@ def main() -> int:
         started = time.perf_counter()
         for chunk in chunks:
             bare.execute("BEGIN")
-            bare.executemany(f"INSERT INTO t VALUES ({placeholders})", [_ticket_row(t, labels) for t in chunk])
+            bare.executemany(f"INSERT INTO t VALUES ({placeholders})", [ticket_row(t, labels) for t in chunk])
             bare.execute("COMMIT")
         floor = time.perf_counter() - started
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from itsm_exporter import __version__
@@ -106,11 +105,11 @@ def _once(config: Config, as_of: datetime | None) -> int:
     from prometheus_client.exposition import generate_latest
 
     from itsm_exporter.collectors import compute_metrics
-    from itsm_exporter.connectors import ConnectorError, build_connector
+    from itsm_exporter.connectors import build_connector
     from itsm_exporter.health import SourceHealth, health_metrics
     from itsm_exporter.snapshot import snapshot_registry
     from itsm_exporter.store import Store, StoreError
-    from itsm_exporter.sync import sync_source
+    from itsm_exporter.sync.runner import SourceRunner
 
     evaluated_at = as_of or datetime.now(UTC)
     try:
@@ -124,27 +123,20 @@ def _once(config: Config, as_of: datetime | None) -> int:
         # Disabled sources get no health series: an `up` of 0 for a source nobody polls would page someone.
         for source in config.enabled_sources:
             state = health[source.name] = SourceHealth()
-
-            def observe(code: str, state: SourceHealth = state) -> None:
-                state.api_requests[code] += 1
-
-            connector = build_connector(
-                source, config, observe_request=observe, now=(lambda: evaluated_at) if as_of else None
+            runner = SourceRunner(
+                source.name,
+                store,
+                state,
+                connector_factory=build_connector,
+                now=(lambda: evaluated_at) if as_of else None,
             )
-            try:
-                result = sync_source(connector, store)
-            except ConnectorError as error:
-                state.last_error = str(error)
-                failures.append(str(error))
-                continue
-            finally:
-                connector.close()
-            state.up = True
-            state.last_success_timestamp = time.time()
-            state.last_sync_duration_seconds = result.duration_seconds
-            state.records_synced.update(result.records)
-            state.records_skipped.update(result.skipped)
-        frames = store.load_frames([s.name for s in config.enabled_sources])
+            if not runner.run(source, config):
+                failures.append(state.last_error or f"source {source.name}: sync failed")
+        # What a computation at `as_of` can see, as the daemon loads it: memory follows the windows, not history.
+        longest = max(window.seconds for window in config.windows)
+        frames = store.load_frames(
+            [s.name for s in config.enabled_sources], since=evaluated_at - timedelta(seconds=longest)
+        )
     finally:
         store.close()
     families = [

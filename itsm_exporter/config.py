@@ -200,8 +200,8 @@ class ServiceNowSource(TlsMixin, SourceBase):
     sla_source: Literal["made_sla", "task_sla"] = "made_sla"
     surveys_enabled: bool = True
     overlap: Duration = Duration("5m")
-    """Re-read window behind the watermark: a row committed late, or stamped by an app node whose clock
-    lags, can carry a sys_updated_on a little before rows already read; without it, it is never fetched."""
+    """Re-read window behind the watermark (applied by sync/plans.py): a row committed late, or stamped by
+    an app node whose clock lags, can carry a sys_updated_on a little before rows already read."""
 
     @model_validator(mode="after")
     def _auth(self) -> ServiceNowSource:
@@ -234,6 +234,8 @@ class JiraSource(TlsMixin, SourceBase):
     """SLA field names or ids; default: found by schema type, `Time to first response` / `Time to resolution`."""
     csat_feedback_endpoint: bool = False
     page_size: int = Field(100, ge=1, le=1000)
+    overlap: Duration = Duration("5m")
+    """Re-read window behind the watermark: Cloud search is eventually consistent (index lag)."""
 
     @model_validator(mode="after")
     def _auth(self) -> JiraSource:

@@ -1,4 +1,4 @@
-"""The refresh loop: a `schedule` job per source starts its sync in a thread; each sync swaps one snapshot."""
+"""The refresh loop: a `schedule` job per source starts its SourceRunner in a thread; each tick swaps one snapshot."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Final
 
 import schedule
 from prometheus_client.core import Metric
@@ -26,13 +26,11 @@ from itsm_exporter.config import (
     load_config,
     warn_insecure_sources,
 )
-from itsm_exporter.connectors import ConnectorError, build_connector
-from itsm_exporter.connectors.base import Connector, RequestObserver
+from itsm_exporter.connectors import build_connector
 from itsm_exporter.health import ConfigReloads, SourceHealth, health_metrics, reload_metrics
-from itsm_exporter.records import Batch
 from itsm_exporter.snapshot import SnapshotCollector
 from itsm_exporter.store import Store
-from itsm_exporter.sync import SyncResult, sync_source
+from itsm_exporter.sync.runner import ConnectorFactory, SourceRunner
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +42,6 @@ TICK_SECONDS: Final = 1.0
 """The loop wakes at least this often: it answers stop and reload requests and proves it is alive."""
 HEARTBEAT_TIMEOUT: Final = 30.0
 """/-/healthy fails when the loop has not ticked for this long."""
-
-
-class ConnectorFactory(Protocol):
-    """How the daemon gets a connector for one sync: `build_connector`, or a fake in tests."""
-
-    def __call__(
-        self,
-        source: SourceConfig,
-        config: Config,
-        *,
-        observe_request: RequestObserver,
-        now: Callable[[], datetime] | None,
-    ) -> Connector: ...
 
 
 @dataclass(frozen=True)
@@ -71,41 +56,14 @@ class SourceStatus:
     last_error: str | None
 
 
-class _Progress:
-    """Counts the records of one sync and logs progress at most every `interval` seconds."""
-
-    def __init__(self, source: str, monotonic: Callable[[], float], interval: float) -> None:
-        self._source = source
-        self._monotonic = monotonic
-        self._interval = interval
-        self._last_report = monotonic()
-        self.records = 0
-
-    def add(self, batch: Batch, elapsed: float) -> bool:
-        """Count a committed batch; True when a progress line was logged."""
-        self.records += len(batch.tickets) + len(batch.surveys)
-        now = self._monotonic()
-        if now - self._last_report < self._interval:
-            return False
-        self._last_report = now
-        context: dict[str, object] = {
-            "source": self._source,
-            "kind": batch.kind,
-            "records": self.records,
-            "rate_per_second": round(self.records / elapsed, 1) if elapsed > 0 else 0.0,
-        }
-        if batch.total_expected is not None:
-            context["remaining"] = max(0, batch.total_expected - batch.fetched_so_far)
-        log.info("sync in progress", extra=context)
-        return True
-
-
 class Daemon:
     """Syncs every enabled source on a schedule and serves the result as one immutable snapshot.
 
     Time is injected: `clock` (wall time: evaluation instant, last success, staleness) and
     `monotonic` (durations, progress, heartbeat). `schedule` only decides when a sync starts, in
     real time; tests call `sync_all()` (scheduler.run_all) after moving their fake clocks instead.
+    A sync that ends marks the snapshot stale and wakes the loop; the loop recomputes at most once
+    per tick, however many sources finished since the last one (`recomputes` counts them).
     """
 
     def __init__(
@@ -142,6 +100,9 @@ class Daemon:
         self._stop_requested = False
         self._reload_requested = False
         self._heartbeat = monotonic()
+        self._dirty = threading.Event()
+        """Set by a finished sync: the next tick recomputes the snapshot."""
+        self.recomputes = 0
         self.collector = SnapshotCollector(())
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
@@ -165,8 +126,17 @@ class Daemon:
         if self._reload_requested:
             self._reload_requested = False
             self.reload()
+        self.recompute_if_synced()
         with self._lock:
             self._scheduler.run_pending()
+
+    def recompute_if_synced(self) -> bool:
+        """Recompute once when any sync finished since the last recompute; True when it did."""
+        if not self._dirty.is_set():
+            return False
+        self._dirty.clear()
+        self._recompute()
+        return True
 
     def run_forever(self) -> None:
         """Tick until `stop()` (or a signal handler's `request_stop()`); the initial syncs are started first."""
@@ -196,13 +166,16 @@ class Daemon:
         self._wake.set()
 
     def wait_for_syncs(self, timeout: float) -> bool:
-        """Join the running syncs; False when one is still running after `timeout` seconds."""
+        """Join the running syncs, then recompute once if they synced; False when one still runs after `timeout` s."""
         deadline = time.monotonic() + timeout
         with self._lock:
             workers = list(self._workers.values())
         for worker in workers:
             worker.join(max(0.0, deadline - time.monotonic()))
-        return not any(worker.is_alive() for worker in workers)
+        done = not any(worker.is_alive() for worker in workers)
+        if not self._stopping.is_set():
+            self.recompute_if_synced()
+        return done
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop, wait for the syncs, close the store (left open if a sync is stuck: SQLite survives exit)."""
@@ -320,78 +293,31 @@ class Daemon:
             worker.start()
 
     def _refresh(self, name: str) -> None:
-        """The refresh job of one source: sync it, record the outcome, recompute the snapshot."""
+        """The refresh job of one source: run its sync, then let the loop recompute the snapshot."""
         with self._lock:
             config = self.config
             state = self._health.get(name)
             source = next((s for s in config.enabled_sources if s.name == name), None)
         if state is None or source is None:  # removed by a reload since this sync was started
             return
-        started = self._monotonic()
-        progress = _Progress(name, self._monotonic, self._progress_interval)
-
-        def observe(code: str) -> None:
-            with self._lock:
-                state.api_requests[code] += 1
-
-        def on_batch(_source: str, batch: Batch, elapsed: float) -> None:
-            with self._lock:
-                state.records_synced[batch.kind] += len(batch.tickets) + len(batch.surveys)
-                state.records_skipped.update((s.kind, s.reason) for s in batch.skipped)
-            if progress.add(batch, elapsed):
-                self._publish()
-
-        try:
-            connector = self._factory(source, config, observe_request=observe, now=self._now)
-            try:
-                result = sync_source(
-                    connector,
-                    self._store,
-                    on_batch=on_batch,
-                    should_stop=self._stopping.is_set,
-                    monotonic=self._monotonic,
-                )
-            finally:
-                connector.close()
-        except Exception as error:
-            self._failed(name, state, error, self._monotonic() - started)
-        else:
-            if self._stopping.is_set():
-                self._publish()  # an interrupted sync is no success: publish its counters, skip pandas
-                return
-            self._succeeded(name, state, result, self._monotonic() - started)
-        self._recompute()
-
-    def _failed(self, name: str, state: SourceHealth, error: Exception, duration: float) -> None:
-        message = str(error) or type(error).__name__
-        with self._lock:
-            transition = state.up or (state.last_success_timestamp is None and state.last_error is None)
-            state.up = False
-            state.last_sync_duration_seconds = duration
-            state.last_error = message
-        context = {"source": name, "error": message}
-        if not transition:
-            log.debug("source still down", extra=context)
-        elif isinstance(error, ConnectorError):
-            log.warning("source down", extra=context)
-        else:
-            log.warning("source down: unexpected error", extra=context, exc_info=error)
-
-    def _succeeded(self, name: str, state: SourceHealth, result: SyncResult, duration: float) -> None:
-        with self._lock:
-            recovered = not state.up and state.last_error is not None
-            first = state.last_success_timestamp is None
-            state.up = True
-            state.last_success_timestamp = self._clock()
-            state.last_sync_duration_seconds = duration
-            state.last_error = None
-        context = {"source": name, "records": sum(result.records.values()), "duration_seconds": round(duration, 3)}
-        if recovered:
-            log.info("source up again", extra=context)
-        elif first:
-            log.info("first sync complete", extra=context)
-        else:
-            log.debug("source synced", extra=context)
+        runner = SourceRunner(
+            name,
+            self._store,
+            state,
+            connector_factory=self._factory,
+            lock=self._lock,
+            clock=self._clock,
+            monotonic=self._monotonic,
+            now=self._now,
+            progress_interval=self._progress_interval,
+            on_progress=self._publish,
+        )
+        runner.run(source, config, should_stop=self._stopping.is_set)
+        if self._stopping.is_set():
+            self._publish()  # an interrupted sync is no success: publish its counters, skip pandas
+            return
+        self._dirty.set()
+        self._wake.set()
 
     # The snapshot.
 
@@ -433,6 +359,7 @@ class Daemon:
                 with self._lock:
                     self._domain = domain
                     self._served.update(fresh)
+                    self.recomputes += 1
             self._publish()
 
     def _compute(self, config: Config, fresh: list[str], now: float) -> list[Metric]:

@@ -10,20 +10,23 @@ import pandas as pd
 
 from itsm_exporter.records import (
     ANSWER_COLUMNS,
+    QUESTION_COLUMNS,
     SURVEY_COLUMNS,
     TICKET_COLUMNS,
+    TICKET_FIELDS,
     TICKET_TIME_COLUMNS,
     SurveyResponse,
     Ticket,
 )
 
-TICKET_DTYPES: dict[str, str] = {
-    **{column: "object" for column in TICKET_COLUMNS},
-    **{column: "float64" for column in TICKET_TIME_COLUMNS},
-    "reassignments": "int64",
-    "reopens": "int64",
-    "complaint": "bool",
+_FRAME_DTYPE_OF_KIND: dict[str, str] = {
+    "time": "float64",
+    "label": "object",
+    "text": "object",
+    "count": "int64",
+    "flag": "bool",
 }
+TICKET_DTYPES: dict[str, str] = {f.name: _FRAME_DTYPE_OF_KIND[f.kind] for f in TICKET_FIELDS}
 SURVEY_DTYPES: dict[str, str] = {**{column: "object" for column in SURVEY_COLUMNS}, "submitted_at": "float64"}
 ANSWER_DTYPES: dict[str, str] = {
     **{column: "object" for column in ANSWER_COLUMNS},
@@ -31,21 +34,25 @@ ANSWER_DTYPES: dict[str, str] = {
     "scale_min": "float64",
     "scale_max": "float64",
 }
+QUESTION_DTYPES: dict[str, str] = {column: "object" for column in QUESTION_COLUMNS}
 
 
 @dataclass(frozen=True)
 class Frames:
-    """Tickets, survey responses and their answers; times are float UTC epoch seconds, NaN if unset.
+    """Tickets, survey responses, their answers and the questions; times are float UTC epoch seconds, NaN if unset.
 
     tickets: one row per ticket, columns TICKET_COLUMNS; label columns hold None when unset.
     surveys: one row per response, columns SURVEY_COLUMNS; `ticket_source` is always filled.
     answers: one row per answered question, columns ANSWER_COLUMNS; `survey_id` joins surveys.id
     within the same `source`.
+    questions: one row per question of a source, columns QUESTION_COLUMNS; `question_id` joins
+    answers.question_id within the same `source`. Roles come from the config at compute time.
     """
 
     tickets: pd.DataFrame
     surveys: pd.DataFrame
     answers: pd.DataFrame
+    questions: pd.DataFrame
 
     @classmethod
     def empty(cls) -> Frames:
@@ -53,6 +60,7 @@ class Frames:
             tickets=_typed(pd.DataFrame(columns=list(TICKET_COLUMNS)), TICKET_DTYPES),
             surveys=_typed(pd.DataFrame(columns=list(SURVEY_COLUMNS)), SURVEY_DTYPES),
             answers=_typed(pd.DataFrame(columns=list(ANSWER_COLUMNS)), ANSWER_DTYPES),
+            questions=_typed(pd.DataFrame(columns=list(QUESTION_COLUMNS)), QUESTION_DTYPES),
         )
 
     @classmethod
@@ -67,6 +75,7 @@ class Frames:
         ]
         survey_rows: list[dict[str, object]] = []
         answer_rows: list[dict[str, object]] = []
+        questions: dict[tuple[str, str], dict[str, object]] = {}
         for s in surveys:
             survey_rows.append(
                 {
@@ -82,17 +91,25 @@ class Frames:
                 {
                     "source": s.source,
                     "survey_id": s.id,
-                    "question": a.question,
+                    "question_id": a.question_id,
                     "value": a.value,
                     "scale_min": a.scale_min,
                     "scale_max": a.scale_max,
                 }
                 for a in s.answers
             )
+            for a in s.answers:
+                questions[(s.source, a.question_id)] = {
+                    "source": s.source,
+                    "question_id": a.question_id,
+                    "name": a.name,
+                    "text": a.text,
+                }
         return cls(
             tickets=_typed(pd.DataFrame(ticket_rows, columns=list(TICKET_COLUMNS)), TICKET_DTYPES),
             surveys=_typed(pd.DataFrame(survey_rows, columns=list(SURVEY_COLUMNS)), SURVEY_DTYPES),
             answers=_typed(pd.DataFrame(answer_rows, columns=list(ANSWER_COLUMNS)), ANSWER_DTYPES),
+            questions=_typed(pd.DataFrame(list(questions.values()), columns=list(QUESTION_COLUMNS)), QUESTION_DTYPES),
         )
 
 

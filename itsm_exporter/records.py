@@ -22,31 +22,51 @@ UNKNOWN_TICKET: Final = "unknown"
 OTHER: Final = "other"
 """Label value for everything beyond the `max_label_values` cap."""
 
-# Frame columns. Times in frames are float epoch seconds (NaN when unset): cheap to load from
-# SQLite and to subtract, and unambiguous (always UTC).
-TICKET_TIME_COLUMNS: Final = (
-    "opened_at",
-    "first_response_at",
-    "resolved_at",
-    "closed_at",
-    "updated_at",
+# The ticket schema, declared once: the record below, the frames (frames.py) and the store's table,
+# upsert and loaders (store/schema.py) are all derived from this tuple. Kinds: `time` (UTC datetime;
+# float epoch seconds in frames, integer microseconds in the store), `label` (few distinct values:
+# coded in the store, shared strings in frames), `text`, `count` (int >= 0), `flag` (bool).
+# Times in frames are float epoch seconds (NaN when unset): cheap to load from SQLite and to
+# subtract, and unambiguous (always UTC).
+TicketFieldKind = Literal["time", "label", "text", "count", "flag"]
+
+
+@dataclass(frozen=True, slots=True)
+class TicketField:
+    """One column of the ticket schema: its name, kind, and whether it may be unset."""
+
+    name: str
+    kind: TicketFieldKind
+    nullable: bool = False
+
+
+TICKET_FIELDS: Final = (
+    TicketField("source", "label"),
+    TicketField("id", "text"),
+    TicketField("key", "text"),
+    TicketField("opened_at", "time"),
+    TicketField("first_response_at", "time", nullable=True),
+    TicketField("resolved_at", "time", nullable=True),
+    TicketField("closed_at", "time", nullable=True),
+    TicketField("updated_at", "time"),
+    TicketField("state", "label"),
+    TicketField("group", "label", nullable=True),
+    TicketField("service", "label", nullable=True),
+    TicketField("priority", "label", nullable=True),
+    TicketField("channel", "label", nullable=True),
+    TicketField("reassignments", "count"),
+    TicketField("reopens", "count"),
+    TicketField("sla_response", "label"),
+    TicketField("sla_resolution", "label"),
+    TicketField("complaint", "flag"),
 )
+TICKET_COLUMNS: Final = tuple(f.name for f in TICKET_FIELDS)
+TICKET_TIME_COLUMNS: Final = tuple(f.name for f in TICKET_FIELDS if f.kind == "time")
 TICKET_LABEL_COLUMNS: Final = ("group", "service", "priority", "channel")
-TICKET_COLUMNS: Final = (
-    "source",
-    "id",
-    "key",
-    *TICKET_TIME_COLUMNS,
-    "state",
-    *TICKET_LABEL_COLUMNS,
-    "reassignments",
-    "reopens",
-    "sla_response",
-    "sla_resolution",
-    "complaint",
-)
+"""The grouping labels of the metrics (a subset of the `label` fields)."""
 SURVEY_COLUMNS: Final = ("source", "id", "ticket_source", "ticket_id", "ticket_key", "submitted_at")
-ANSWER_COLUMNS: Final = ("source", "survey_id", "question", "value", "scale_min", "scale_max")
+ANSWER_COLUMNS: Final = ("source", "survey_id", "question_id", "value", "scale_min", "scale_max")
+QUESTION_COLUMNS: Final = ("source", "question_id", "name", "text")
 
 
 def utc(moment: datetime) -> datetime:
@@ -98,20 +118,27 @@ class Ticket:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """One answered question of a survey, with the scale it was asked on."""
+    """One answered question of a survey, with the scale it was asked on.
 
-    question: str
+    `question_id` is the question's upstream identity (ServiceNow `asmt_metric.sys_id`, JSM `csat`,
+    a CSV column header), so a renamed question or an edited config never orphans stored answers.
+    `name` and `text` are what the upstream calls and asks it; the config's survey mapping matches
+    them at compute time (collectors/roles.py).
+    """
+
+    question_id: str
     value: float
     scale_min: float = 1.0
     scale_max: float = 5.0
+    name: str | None = None
+    text: str | None = None
 
     def __post_init__(self) -> None:
         if not self.scale_max > self.scale_min:
-            raise ValueError(f"question {self.question!r}: scale max must exceed min")
+            raise ValueError(f"question {self.question_id!r}: scale max must exceed min")
         if not self.scale_min <= self.value <= self.scale_max:
-            raise ValueError(
-                f"question {self.question!r}: value {self.value} outside its scale {self.scale_min}..{self.scale_max}"
-            )
+            scale = f"{self.scale_min}..{self.scale_max}"
+            raise ValueError(f"question {self.question_id!r}: value {self.value} outside its scale {scale}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,17 +169,43 @@ class SkippedRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class Batch:
-    """A unit of sync: records plus the watermark that is valid once they are stored.
+class PhaseState:
+    """Where one phase of one sync plan of a source stands; committed with the records it covers.
 
-    The store commits records and watermark together, so a crash between batches resumes from
-    the last committed watermark and a crash inside one loses nothing.
+    `watermark`: every upstream record updated before it is stored (UTC). `token`: a position that
+    is not a time (a CSV export's content digest). `done` and `total`: records committed in the
+    current run of the phase, and what the upstream announced for it. `completed_at`: the end of
+    the last run that read the phase to its end.
+    """
+
+    plan: str
+    phase: str
+    watermark: datetime | None = None
+    token: str | None = None
+    done: int = 0
+    total: int | None = None
+    completed_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("watermark", "completed_at"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, utc(value))
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A unit of sync: records, deletions and the sync state that is valid once they are stored.
+
+    The store commits all of it in one transaction, so a crash between batches resumes from the
+    last committed state and a crash inside one loses nothing.
     """
 
     kind: RecordKind
     tickets: tuple[Ticket, ...] = ()
     surveys: tuple[SurveyResponse, ...] = ()
-    watermark: str | None = None
+    state: PhaseState | None = None
     skipped: tuple[SkippedRecord, ...] = ()
+    deleted_ticket_ids: tuple[str, ...] = ()
     fetched_so_far: int = 0
     total_expected: int | None = None

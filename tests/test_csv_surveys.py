@@ -13,6 +13,7 @@ from itsm_exporter.connectors.csv_surveys import CsvSurveyConnector
 from itsm_exporter.records import Answer, Batch, SkippedRecord, SurveyResponse
 from itsm_exporter.store import Store
 from itsm_exporter.sync import sync_source
+from tests.plans import run_plan, token
 
 MAPPING = {"overall": ["Overall"], "dimensions": {"empathy": ["Cared"]}, "expectations": {"empathy": ["Expect care"]}}
 
@@ -32,8 +33,8 @@ def source(path: Path, **settings: object) -> CsvSource:
     return csv_source
 
 
-def fetch(csv_source: CsvSource, watermark: str | None = None) -> list[Batch]:
-    return list(CsvSurveyConnector(csv_source).fetch({"survey": watermark}))
+def fetch(csv_source: CsvSource, digest: str | None = None) -> list[Batch]:
+    return run_plan(CsvSurveyConnector(csv_source), {"survey": digest})
 
 
 def test_rows_become_responses_with_mapped_questions_only(tmp_path: Path) -> None:
@@ -64,7 +65,7 @@ def test_rows_become_responses_with_mapped_questions_only(tmp_path: Path) -> Non
         ),
     )
     assert batch.skipped == ()
-    assert batch.watermark is not None and len(batch.watermark) == 64
+    assert token(batch) is not None and len(token(batch) or "") == 64
 
 
 def test_bad_rows_are_skipped_with_their_line_number_and_reason(tmp_path: Path) -> None:
@@ -115,10 +116,10 @@ def test_an_unchanged_file_yields_nothing_and_a_vanished_file_is_an_upstream_err
     path.write_text("ticket,submitted_at,Overall,Cared,Expect care\nINC1,2026-11-02 10:00,4,4,4\n", encoding="utf-8")
     csv_source = source(path)
     (first,) = fetch(csv_source)
-    assert fetch(csv_source, first.watermark) == []
+    assert fetch(csv_source, token(first)) == []
     path.unlink()
     with pytest.raises(UpstreamUnavailable, match=r"cannot read .*export\.csv: No such file or directory"):
-        fetch(csv_source, first.watermark)
+        fetch(csv_source, token(first))
 
 
 def test_sync_into_the_store_replaces_a_reexported_response(tmp_path: Path) -> None:
@@ -131,5 +132,5 @@ def test_sync_into_the_store_replaces_a_reexported_response(tmp_path: Path) -> N
     assert sync_source(CsvSurveyConnector(csv_source), store).records["survey"] == 1
     assert sync_source(CsvSurveyConnector(csv_source), store).records["survey"] == 0
     (stored,) = store.surveys("servqual")
-    assert {a.question: a.value for a in stored.answers} == {"Overall": 2.0, "Cared": 4.0, "Expect care": 4.0}
+    assert {a.question_id: a.value for a in stored.answers} == {"Overall": 2.0, "Cared": 4.0, "Expect care": 4.0}
     assert stored.ticket_source == "sn"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,9 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from itsm_exporter.collectors import compute_metrics
 from itsm_exporter.config import Config, demo_config, parse_config
 from itsm_exporter.connectors import UpstreamUnavailable
-from itsm_exporter.connectors.base import Connector, RequestObserver
+from itsm_exporter.connectors.base import Connector, RequestObserver, ScanPage
 from itsm_exporter.daemon import HEARTBEAT_TIMEOUT, Daemon
-from itsm_exporter.records import Batch, RecordKind, Ticket
+from itsm_exporter.records import RecordKind, Ticket
 from itsm_exporter.snapshot import snapshot_registry
 from itsm_exporter.store import Store
 from itsm_exporter.web import ExporterServer
@@ -46,7 +46,8 @@ class FakeUpstream:
     during: Callable[[int], None] | None = None
     """Called before each batch with its index: lets a test look at the daemon mid-sync."""
     syncs: int = 0
-    watermarks: list[Mapping[RecordKind, str | None]] = field(default_factory=list)
+    positions: list[dict[str, str | None]] = field(default_factory=list)
+    """The stored token each scan started from, by phase."""
 
 
 class FakeConnector:
@@ -57,10 +58,12 @@ class FakeConnector:
         self._now = now
         self.closed = False
 
-    def fetch(self, watermarks: Mapping[RecordKind, str | None]) -> Iterator[Batch]:
+    phases: tuple[RecordKind, ...] = ("ticket",)
+
+    def scan(self, phase: RecordKind, since: datetime | None, token: str | None) -> Iterator[ScanPage]:
         upstream = self._upstream
         upstream.syncs += 1
-        upstream.watermarks.append(dict(watermarks))
+        upstream.positions.append({phase: token})
         opened = self._now() - timedelta(hours=1)
         for index in range(upstream.batches):
             if upstream.during is not None:
@@ -82,10 +85,9 @@ class FakeConnector:
                 )
                 for n in range(upstream.tickets)
             )
-            yield Batch(
-                kind="ticket",
+            yield ScanPage(
                 tickets=tickets,
-                watermark=str(index),
+                token=str(index),
                 fetched_so_far=(index + 1) * upstream.tickets,
                 total_expected=upstream.total_expected,
             )
@@ -249,7 +251,7 @@ def test_a_failing_source_goes_down_once_leaves_others_alone_and_comes_back(
     ups = [r for r in caplog.records if r.getMessage() == "source up again"]
     assert [(r.levelno, r.__dict__["source"], r.__dict__["records"]) for r in ups] == [(logging.INFO, "beta", 2)]
     assert value(running.scrape(), "itsm_source_up", source="beta") == 1.0
-    assert beta.watermarks[-1] == {"ticket": "0", "survey": None}
+    assert beta.positions[-1] == {"ticket": "0"}
 
 
 def test_an_unexpected_error_is_logged_with_its_traceback_once(
@@ -524,3 +526,20 @@ def test_the_demo_daemon_serves_what_a_full_computation_gives(tmp_path: Path) ->
     assert len(full) > 500
     assert {key: served[key] for key in full} == full
     assert value(served, "itsm_watermelon", source="demo", group="Network Operations", window="30d") == 1.0
+
+
+def test_syncs_that_end_within_one_tick_make_one_recompute(tmp_path: Path, start: Callable[..., Running]) -> None:
+    clock = FakeClock(AS_OF.timestamp())
+    names = ("alpha", "beta", "gamma", "delta")
+    upstreams = Upstreams({name: FakeUpstream(name, clock) for name in names})
+    running = start(config_for(tmp_path, *names), upstreams, clock)
+    assert running.daemon.recomputes == 0
+    running.cycle()
+    # Four sources synced: their data is served after one computation, not four.
+    assert running.daemon.recomputes == 1
+    assert sources_with(running.scrape(), "itsm_tickets_opened") == set(names)
+    # A tick with no sync since the last computation computes nothing.
+    running.daemon.run_pending()
+    assert running.daemon.recomputes == 1
+    running.cycle(advance=60)
+    assert running.daemon.recomputes == 2

@@ -15,6 +15,7 @@ from itsm_exporter.connectors.demo import WATERMELON_GROUP, DemoConnector
 from itsm_exporter.records import Batch, SurveyResponse, Ticket
 from itsm_exporter.store import Store
 from itsm_exporter.sync import sync_source
+from tests.plans import iso, run_plan
 
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -29,8 +30,8 @@ def everything(batches: list[Batch]) -> tuple[list[Ticket], list[SurveyResponse]
 
 
 def test_same_seed_and_time_give_the_same_service_desk(tmp_path: Path) -> None:
-    first = everything(list(connector(tmp_path, AS_OF).fetch({})))
-    again = everything(list(connector(tmp_path, AS_OF).fetch({})))
+    first = everything(run_plan(connector(tmp_path, AS_OF)))
+    again = everything(run_plan(connector(tmp_path, AS_OF)))
     assert first == again
     tickets, surveys = first
     assert 4000 < len(tickets) < 8000
@@ -55,16 +56,16 @@ def test_a_later_sync_brings_only_changes_and_ends_equal_to_a_fresh_sync(tmp_pat
     assert [s for s in incremental.surveys("demo") if s.id in fresh_surveys] == list(fresh_surveys.values())
 
 
-def test_only_the_last_batch_carries_the_watermark(tmp_path: Path) -> None:
-    batches = [b for b in connector(tmp_path, AS_OF).fetch({}) if b.kind == "ticket"]
+def test_only_the_last_batch_moves_the_watermark(tmp_path: Path) -> None:
+    batches = [b for b in run_plan(connector(tmp_path, AS_OF)) if b.kind == "ticket"]
     assert len(batches) > 1
-    assert [b.watermark for b in batches[:-1]] == [None] * (len(batches) - 1)
-    assert batches[-1].watermark == AS_OF.isoformat()
+    assert [iso(b) for b in batches[:-1]] == [None] * (len(batches) - 1)
+    assert iso(batches[-1]) == AS_OF.isoformat()
     assert batches[-1].fetched_so_far == batches[-1].total_expected
 
 
 def test_the_planted_watermelon_group_exists_and_states_are_consistent_with_times(tmp_path: Path) -> None:
-    tickets, _ = everything(list(connector(tmp_path, AS_OF).fetch({})))
+    tickets, _ = everything(run_plan(connector(tmp_path, AS_OF)))
     groups = {t.group for t in tickets}
     assert WATERMELON_GROUP in groups
     for t in tickets:

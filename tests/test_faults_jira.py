@@ -51,6 +51,7 @@ from tests.fakes.faults import (
     truncated,
 )
 from tests.fakes.jira import EMAIL, TOKEN, FakeIssue, FakeJira, Mode, at, change_for_incremental, fake_jira
+from tests.plans import run_plan, stored_iso
 from tests.test_jira import MODES, source_settings
 
 SEARCH = "/search"
@@ -101,7 +102,7 @@ def assert_store_equals_site(store: Store, fake: FakeJira, mode: Mode, tmp_path:
 def assert_watermark_covers_only_what_is_stored(store: Store, fake: FakeJira, mode: Mode, tmp_path: Path) -> None:
     """The watermark is the update time of a stored ticket, and every ticket updated before it is stored as it is."""
     stored = {t.id: t for t in store.tickets("jsm")}
-    mark = datetime.fromisoformat(store.watermark("jsm", "ticket") or "")
+    mark = datetime.fromisoformat(stored_iso(store, "jsm", "ticket") or "")
     assert mark in {t.updated_at for t in stored.values()}
     behind = [t for t in clean_sync(fake, mode, tmp_path)[0] if t.updated_at < mark]
     assert behind and [stored.get(t.id) for t in behind] == behind
@@ -147,7 +148,7 @@ def test_the_proxy_forwards_a_post_with_its_query_headers_and_body() -> None:
 def fetch(url: str, mode: Mode, waits: Waits, codes: list[str]) -> list[Batch]:
     conn = connector(url, mode, waits, codes)
     try:
-        return list(conn.fetch({"ticket": None, "survey": None}))
+        return run_plan(conn)
     finally:
         conn.close()
 
@@ -328,7 +329,7 @@ def test_the_feedback_endpoint_is_retried(tmp_path: Path) -> None:
         source = JiraSource.model_validate(jira_settings(proxy.url, "cloud") | {"csat_feedback_endpoint": True})
         conn = JiraConnector(source, sleep=waits, jitter=lambda: 0.5)
         try:
-            batches = list(conn.fetch({"ticket": None, "survey": None}))
+            batches = run_plan(conn)
         finally:
             conn.close()
         assert proxy.unfired() == []
@@ -351,7 +352,7 @@ def test_a_failed_changelog_page_fails_the_sync_after_the_pages_before_it(tmp_pa
         assert str(caught.value) == f"source jsm: changelog at {proxy.url} failed after 2 retries: ConnectionError"
         assert waits.seconds == BACKOFF
         assert [t.key for t in store.tickets("jsm")] == ["HELP-1", "HELP-8"]
-        assert store.watermark("jsm", "ticket") == "2025-03-04T10:00:00+00:00"
+        assert stored_iso(store, "jsm", "ticket") == "2025-03-04T10:00:00+00:00"
 
 
 # -- the daemon through a run of faulty syncs ------------------------------------------------------
@@ -418,7 +419,7 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
             assert waits == [7.0, 5.0, 10.0]
             assert_metrics(running, proxy, up=1.0)
             assert_store_equals_site(store, fake, mode, tmp_path)
-            assert store.watermark("jsm", "ticket") == "2025-03-08T09:30:00+00:00"
+            assert stored_iso(store, "jsm", "ticket") == "2025-03-08T09:30:00+00:00"
 
             # 2. Resets on the second page beyond the retries: the first page is stored with its watermark,
             #    nothing after it.
@@ -431,7 +432,7 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
             )
             assert waits[3:] == [5.0, 10.0]
             assert_metrics(running, proxy, up=0.0)
-            assert store.watermark("jsm", "ticket") == "2025-03-08T10:00:00+00:00"
+            assert stored_iso(store, "jsm", "ticket") == "2025-03-08T10:00:00+00:00"
             assert "10009" not in {t.id for t in store.tickets("jsm")}
             assert_watermark_covers_only_what_is_stored(store, fake, mode, tmp_path)
 
@@ -465,7 +466,7 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
                 expected, last_error = "source jsm: " + error.format(url=proxy.url), running.last_error("jsm") or ""
                 # A JSON decoder's position in a cut page depends on the page: only the start is fixed.
                 assert last_error.startswith(expected) if fault.action == "truncate" else last_error == expected
-            assert store.watermark("jsm", "ticket") == "2025-03-08T10:00:00+00:00"
+            assert stored_iso(store, "jsm", "ticket") == "2025-03-08T10:00:00+00:00"
             assert waits == [7.0, 5.0, 10.0] + 3 * [5.0, 10.0]
 
             # 5. The site's clock runs 4 minutes ahead of the exporter's: the watermark lies in the future.
@@ -474,7 +475,9 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
             fake.add(issue(20, exporter_now + timedelta(minutes=4), status="3", team="Network"))
             running.sync()
             assert_metrics(running, proxy, up=1.0)
-            assert datetime.fromisoformat(store.watermark("jsm", "ticket") or "") == exporter_now + timedelta(minutes=4)
+            assert datetime.fromisoformat(stored_iso(store, "jsm", "ticket") or "") == exporter_now + timedelta(
+                minutes=4
+            )
             #    An issue stamped 3 minutes behind that watermark (a lagging node, a late index) and one in
             #    the same minute appear after the sync; then the exporter's clock jumps 10 minutes past the site's.
             fake.add(issue(21, exporter_now + timedelta(minutes=1), status="3"))
@@ -489,7 +492,9 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
             running.sync()
             assert_metrics(running, proxy, up=1.0)
             assert_store_equals_site(store, fake, mode, tmp_path)
-            assert datetime.fromisoformat(store.watermark("jsm", "ticket") or "") == exporter_now + timedelta(minutes=7)
+            assert datetime.fromisoformat(stored_iso(store, "jsm", "ticket") or "") == exporter_now + timedelta(
+                minutes=7
+            )
             assert sum("via" in r.headers for r in fake.requests) == proxy.forwarded()  # the clean syncs go direct
             codes = proxy.codes()
             assert (codes["429"], codes["503"], codes["500"], codes["error"]) == (1, 2, 3, 6)

@@ -41,6 +41,7 @@ from tests.fakes.faults import (
     truncated,
 )
 from tests.fakes.servicenow import FakeServiceNow, source_settings
+from tests.plans import iter_plan, run_plan, stored_glide
 from tests.test_servicenow import at
 from tests.test_servicenow_sync import expected_tickets
 
@@ -125,10 +126,12 @@ def expected_surveys(fake: FakeServiceNow) -> list[SurveyResponse]:
             continue
         answers = [
             Answer(
-                metrics[r["metric"]]["question"],
+                r["metric"],
                 float(r["actual_value"]),
                 float(metrics[r["metric"]]["min"]),
                 float(metrics[r["metric"]]["max"]),
+                name=metrics[r["metric"]]["name"] or None,
+                text=metrics[r["metric"]]["question"] or None,
             )
             for r in fake.tables["asmt_metric_result"].values()
             if r["instance"] == instance["sys_id"]
@@ -138,7 +141,7 @@ def expected_surveys(fake: FakeServiceNow) -> list[SurveyResponse]:
                 source="sn",
                 id=instance["sys_id"],
                 submitted_at=at(instance["taken_on"]),
-                answers=tuple(sorted(answers, key=lambda a: a.question)),
+                answers=tuple(sorted(answers, key=lambda a: a.question_id)),
                 ticket_id=instance["trigger_id"],
                 ticket_key=fake.tables["incident"][instance["trigger_id"]]["number"],
             )
@@ -233,7 +236,7 @@ def fetch(fake: FakeServiceNow, proxy: FaultProxy, waits: Waits, codes: list[str
         sn_source(fake, proxy, surveys_enabled=False), codes.append, sleep=waits, jitter=lambda: 0.5
     )
     try:
-        return list(connector.fetch({"ticket": None, "survey": None}))
+        return run_plan(connector)
     finally:
         connector.close()
 
@@ -345,7 +348,7 @@ def test_a_truncated_survey_page_is_a_schema_error_after_the_tickets_were_read(
     batches: list[Batch] = []
     try:
         with pytest.raises(SchemaError) as caught:
-            batches.extend(connector.fetch({"ticket": None, "survey": None}))
+            batches.extend(iter_plan(connector))
     finally:
         connector.close()
     assert str(caught.value) == (
@@ -396,12 +399,12 @@ def assert_store_equals_instance(store: Store, fake: FakeServiceNow) -> None:
 def assert_watermarks_cover_only_what_is_stored(store: Store, fake: FakeServiceNow) -> None:
     """Each watermark is the time of a stored record, and every record updated before it is stored as it is now."""
     tickets = {t.id: t for t in store.tickets("sn")}
-    mark = at(store.watermark("sn", "ticket") or "")
+    mark = at(stored_glide(store, "sn", "ticket") or "")
     assert mark in {t.updated_at for t in tickets.values()}
     behind = [t for t in expected_tickets(fake) if t.updated_at < mark]
     assert [tickets.get(t.id) for t in behind] == behind
     surveys = {s.id: s for s in store.surveys("sn")}
-    survey_mark = at(store.watermark("sn", "survey") or "")
+    survey_mark = at(stored_glide(store, "sn", "survey") or "")
     assert survey_mark in {s.submitted_at for s in surveys.values()}
     answered = [s for s in expected_surveys(fake) if s.submitted_at < survey_mark]
     assert [surveys.get(s.id) for s in answered] == answered
@@ -458,8 +461,8 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
         assert waits == [7.0, 1.0, 2.0, 1.0, 1.0]
         assert_metrics(running, proxy, up=1.0)
         assert_store_equals_instance(store, fake)
-        assert store.watermark("sn", "ticket") == "2026-03-06 11:31:00"
-        assert store.watermark("sn", "survey") == "2026-03-06 11:40:00"
+        assert stored_glide(store, "sn", "ticket") == "2026-03-06 11:31:00"
+        assert stored_glide(store, "sn", "survey") == "2026-03-06 11:40:00"
 
         # 2. A truncated second page: the first page is stored with its watermark, nothing after it.
         fake.update("incident", ids[2], sys_updated_on="2026-03-06 11:50:00", reopen_count="1")
@@ -473,7 +476,7 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
         )
         assert_metrics(running, proxy, up=0.0)
         # The scan starts 5 minutes (the overlap) behind 11:31: page 1 is 11:30, 11:31 again, and 11:50.
-        assert store.watermark("sn", "ticket") == "2026-03-06 11:50:00"
+        assert stored_glide(store, "sn", "ticket") == "2026-03-06 11:50:00"
         assert {t.id for t in store.tickets("sn")}.isdisjoint(late)
         assert_watermarks_cover_only_what_is_stored(store, fake)
 
@@ -484,7 +487,7 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
             f"source sn: {proxy.url} returned an HTML page (hibernating instance?) for table incident"
         )
         assert_metrics(running, proxy, up=0.0)
-        assert store.watermark("sn", "ticket") == "2026-03-06 11:50:00"
+        assert stored_glide(store, "sn", "ticket") == "2026-03-06 11:50:00"
         assert waits == [7.0, 1.0, 2.0, 1.0, 1.0]
 
         # 4. The tickets get through; the second survey page fails beyond the retries.
@@ -500,7 +503,7 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
         assert waits[-2:] == [1.0, 2.0]
         assert_metrics(running, proxy, up=0.0)
         assert store.tickets("sn") == expected_tickets(fake)
-        assert store.watermark("sn", "survey") == "2026-03-06 11:42:00"
+        assert stored_glide(store, "sn", "survey") == "2026-03-06 11:42:00"
         assert_watermarks_cover_only_what_is_stored(store, fake)
 
         # 5. The upstream clock runs 4 minutes ahead of the exporter's (12:05 here), then falls behind it.
@@ -509,7 +512,7 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
         fake.update("incident", ids[6], sys_updated_on="2026-03-06 12:09:20", state="7")
         running.sync()
         assert datetime.fromtimestamp(clock.wall, UTC) == datetime(2026, 3, 6, 12, 5, tzinfo=UTC)
-        assert store.watermark("sn", "ticket") == "2026-03-06 12:09:20"
+        assert stored_glide(store, "sn", "ticket") == "2026-03-06 12:09:20"
         assert_metrics(running, proxy, up=1.0)
         same_second = incident(fake, 201, "2026-03-06 12:09:20")
         fake.update("incident", ids[7], sys_updated_on="2026-03-06 12:10:00")
@@ -524,8 +527,8 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
         running.sync()
         assert_metrics(running, proxy, up=1.0)
         assert_store_equals_instance(store, fake)
-        assert store.watermark("sn", "ticket") == max(r["sys_updated_on"] for r in fake.tables["incident"].values())
-        assert store.watermark("sn", "survey") == "2026-03-06 12:11:30"
+        assert stored_glide(store, "sn", "ticket") == max(r["sys_updated_on"] for r in fake.tables["incident"].values())
+        assert stored_glide(store, "sn", "survey") == "2026-03-06 12:11:30"
         assert len(fake.requests) == proxy.forwarded()
         assert proxy.codes()["429"] == 1 and proxy.codes()["500"] == 4 and proxy.codes()["error"] == 2
 
@@ -539,12 +542,12 @@ def test_a_row_stamped_minutes_behind_the_watermark_by_a_lagging_node_is_fetched
     connector = ServiceNowConnector(sn_source(fake, proxy, surveys_enabled=False, overlap=overlap), sleep=Waits())
     try:
         sync_source(connector, store)
-        assert store.watermark("sn", "ticket") == "2026-03-06 12:00:00"
+        assert stored_glide(store, "sn", "ticket") == "2026-03-06 12:00:00"
         lagging = incident(fake, 2, "2026-03-06 11:57:00")
         sync_source(connector, store)
         assert (lagging in {t.id for t in store.tickets("sn")}) is fetched
         # The re-read lies behind the watermark, which never goes back.
-        assert store.watermark("sn", "ticket") == "2026-03-06 12:00:00"
+        assert stored_glide(store, "sn", "ticket") == "2026-03-06 12:00:00"
     finally:
         connector.close()
         store.close()

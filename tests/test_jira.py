@@ -8,7 +8,7 @@ UTC instants, not derived by the connector's mapping code.
 from __future__ import annotations
 
 import base64
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import pytest
 from itsm_exporter.cli import main
 from itsm_exporter.config import JiraSource
 from itsm_exporter.connectors.base import AuthError, BadRequest, RateLimited, SchemaError, UpstreamUnavailable
+from itsm_exporter.connectors.jira_mapping import CSAT_QUESTION_TEXT
 from itsm_exporter.connectors.jira_sm import JiraConnector
 from itsm_exporter.records import Answer, Batch, SkippedRecord, SurveyResponse, Ticket
 from itsm_exporter.store import Store
@@ -33,6 +34,7 @@ from tests.fakes.jira import (
     fake_jira,
     jira_time,
 )
+from tests.plans import iso, run_plan, stored_iso
 
 MODES: list[Mode] = ["cloud", "datacenter"]
 
@@ -105,12 +107,12 @@ def expected_second_tickets() -> list[Ticket]:
     return sorted(tickets.values(), key=lambda t: t.id)
 
 
-def csat(issue_id: str, key: str, rating: float, submitted: datetime, question: str = "Satisfaction") -> SurveyResponse:
+def csat(issue_id: str, key: str, rating: float, submitted: datetime) -> SurveyResponse:
     return SurveyResponse(
         source="jsm",
         id=f"{issue_id}:csat",
         submitted_at=submitted,
-        answers=(Answer(question=question, value=rating, scale_min=1.0, scale_max=5.0),),
+        answers=(Answer("csat", rating, 1.0, 5.0, name="Satisfaction", text=CSAT_QUESTION_TEXT),),
         ticket_id=issue_id,
         ticket_key=key,
     )
@@ -140,7 +142,7 @@ def connector(fake: FakeJira, mode: Mode, waits: Waits | None = None, **extra: A
 
 def fetch_all(conn: JiraConnector) -> list[Batch]:
     try:
-        return list(conn.fetch({"ticket": None, "survey": None}))
+        return run_plan(conn)
     finally:
         conn.close()
 
@@ -165,8 +167,9 @@ def test_first_sync_then_incremental_sync_store_equals_the_site(mode: Mode, tmp_
         first = sync(fake, mode, store)
         assert store.tickets("jsm") == expected_first_tickets()
         assert store.surveys("jsm") == expected_first_surveys()
-        assert store.watermark("jsm", "ticket") == "2025-03-07T18:00:00+00:00"
-        assert store.watermark("jsm", "survey") == "2025-03-07T18:00:00+00:00"
+        assert stored_iso(store, "jsm", "ticket") == "2025-03-07T18:00:00+00:00"
+        # One phase: each issue's rating is committed with the issue, under the ticket phase's state.
+        assert ("incremental", "survey") not in store.sync_state("jsm")
         skipped = [s for b in first for s in b.skipped]
         assert skipped == [
             SkippedRecord("ticket", "HELP-6", "bad_timestamp", "not a Jira timestamp: 'yesterday'"),
@@ -177,7 +180,7 @@ def test_first_sync_then_incremental_sync_store_equals_the_site(mode: Mode, tmp_
         second = sync(fake, mode, store)
         assert store.tickets("jsm") == expected_second_tickets()
         assert store.surveys("jsm") == expected_second_surveys()
-        assert store.watermark("jsm", "ticket") == "2025-03-08T13:00:00+00:00"
+        assert stored_iso(store, "jsm", "ticket") == "2025-03-08T13:00:00+00:00"
 
     # Watermark 18:00Z less the 5-minute overlap, as a minute in the API user's zone; each later page
     # searches from the minute of the last issue read (HELP-2 at 10:00Z, HELP-8 at 12:00Z).
@@ -192,33 +195,26 @@ def test_first_sync_then_incremental_sync_store_equals_the_site(mode: Mode, tmp_
     assert keys == ["HELP-3", "HELP-2", "HELP-8", "HELP-9"]
     search_paths = {r.path for r in fake.searches()}
     assert search_paths == ({"/rest/api/3/search/jql"} if mode == "cloud" else {"/rest/api/2/search"})
-    totals = [b.total_expected for b in second if b.kind == "ticket"]
+    totals = [b.total_expected for b in second if b.tickets]  # pages, not the commit that ends the phase
     assert totals == ([None, None, None] if mode == "cloud" else [4, 4, 4])
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_pages_are_ticket_and_survey_batches_with_a_running_watermark(mode: Mode) -> None:
+def test_each_page_is_one_batch_of_tickets_and_ratings_with_a_running_watermark(mode: Mode) -> None:
     with fake_jira(mode) as fake:
         batches = fetch_all(connector(fake, mode))
     # By updated: HELP-8, HELP-1 | HELP-1, HELP-2 | HELP-2, HELP-5 | HELP-5, HELP-4 | HELP-4, HELP-7 |
     # HELP-7, HELP-6 (skipped) | HELP-6, HELP-3: each page starts at the minute of the last issue read,
     # which comes again and is dropped.
-    summary = [(b.kind, len(b.tickets) + len(b.surveys), b.watermark, b.fetched_so_far) for b in batches]
+    summary = [(b.kind, len(b.tickets), len(b.surveys), iso(b), b.fetched_so_far) for b in batches]
     assert summary == [
-        ("ticket", 2, "2025-03-04T10:00:00+00:00", 2),
-        ("survey", 1, "2025-03-04T10:00:00+00:00", 1),
-        ("ticket", 1, "2025-03-05T11:00:00+00:00", 3),
-        ("survey", 0, "2025-03-05T11:00:00+00:00", 1),
-        ("ticket", 1, "2025-03-06T12:30:00+00:00", 4),
-        ("survey", 0, "2025-03-06T12:30:00+00:00", 1),
-        ("ticket", 1, "2025-03-06T15:00:00+00:00", 5),
-        ("survey", 0, "2025-03-06T15:00:00+00:00", 1),
-        ("ticket", 1, "2025-03-07T08:30:00+00:00", 6),
-        ("survey", 0, "2025-03-07T08:30:00+00:00", 1),
-        ("ticket", 0, "2025-03-07T09:00:00+00:00", 7),
-        ("survey", 0, "2025-03-07T09:00:00+00:00", 1),
-        ("ticket", 1, "2025-03-07T18:00:00+00:00", 8),
-        ("survey", 1, "2025-03-07T18:00:00+00:00", 2),
+        ("ticket", 2, 1, "2025-03-04T10:00:00+00:00", 2),
+        ("ticket", 1, 0, "2025-03-05T11:00:00+00:00", 3),
+        ("ticket", 1, 0, "2025-03-06T12:30:00+00:00", 4),
+        ("ticket", 1, 0, "2025-03-06T15:00:00+00:00", 5),
+        ("ticket", 1, 0, "2025-03-07T08:30:00+00:00", 6),
+        ("ticket", 0, 0, "2025-03-07T09:00:00+00:00", 7),
+        ("ticket", 1, 1, "2025-03-07T18:00:00+00:00", 8),
     ]
 
 
@@ -289,13 +285,15 @@ def test_feedback_endpoint_when_the_satisfaction_field_is_not_visible() -> None:
     assert {r.headers["x-experimentalapi"] for r in asked} == {"opt-in"}
 
 
-def test_overall_question_comes_from_the_survey_mapping() -> None:
+def test_ratings_are_stored_under_the_csat_question_whatever_the_survey_mapping() -> None:
+    # The role of the CSAT question is the config's business at compute time (collectors/roles.py):
+    # a mapping edited later applies to the ratings already stored.
     with fake_jira("datacenter") as fake:
         batches = fetch_all(connector(fake, "datacenter", surveys={"overall": ["How satisfied were you?"]}))
     surveys = [s for b in batches for s in b.surveys]
     assert [s.answers for s in surveys] == [
-        (csat("10001", "HELP-1", 5.0, at(4, 10), "How satisfied were you?").answers[0],),
-        (csat("10003", "HELP-3", 2.0, at(7, 18), "How satisfied were you?").answers[0],),
+        csat("10001", "HELP-1", 5.0, at(4, 10)).answers,
+        csat("10003", "HELP-3", 2.0, at(7, 18)).answers,
     ]
 
 
@@ -304,7 +302,7 @@ def test_bad_rating_is_skipped_as_a_survey_and_keeps_the_ticket() -> None:
         fake.issues["10001"].rating = 9
         batches = fetch_all(connector(fake, "cloud"))
     assert [s for b in batches for s in b.skipped if s.kind == "survey"] == [
-        SkippedRecord("survey", "HELP-1", "bad_rating", "question 'Satisfaction': value 9.0 outside its scale 1.0..5.0")
+        SkippedRecord("survey", "HELP-1", "bad_rating", "question 'csat': value 9.0 outside its scale 1.0..5.0")
     ]
     assert "HELP-1" in [t.key for b in batches for t in b.tickets]
 
@@ -392,7 +390,7 @@ def test_order_by_in_the_configured_jql_is_refused() -> None:
         source_settings("http://127.0.0.1:9", "cloud", jql="project = HELP order by key")
     )
     with pytest.raises(BadRequest, match="jql must not contain ORDER BY"):
-        list(JiraConnector(source).fetch({"ticket": None, "survey": None}))
+        run_plan(JiraConnector(source))
 
 
 def test_data_center_mode_against_cloud_explains_the_removed_search() -> None:
@@ -590,14 +588,48 @@ def test_issue_updated_between_pages_is_stored_in_its_newer_version(mode: Mode, 
     help5 = ticket("10005", "HELP-5", at(6, 11), at(8, 9), state="canceled", closed_at=at(6, 12, 30), priority="p1")
     expected = [help5 if t.id == "10005" else t for t in expected_first_tickets()]
     assert store.tickets("jsm") == expected
-    assert store.watermark("jsm", "ticket") == "2025-03-08T09:00:00+00:00"
+    assert stored_iso(store, "jsm", "ticket") == "2025-03-08T09:00:00+00:00"
 
 
 def test_an_overlap_repeat_is_read_once_per_version() -> None:
     with fake_jira("cloud") as fake:
         conn = connector(fake, "cloud")
         try:
-            batches = list(conn.fetch({"ticket": "2025-03-07T18:00:00+00:00", "survey": "2025-03-07T18:00:00+00:00"}))
+            batches = run_plan(conn, {"ticket": "2025-03-07T18:00:00+00:00"}, overlap=timedelta(minutes=5))
         finally:
             conn.close()
     assert [t.key for b in batches for t in b.tickets] == ["HELP-3"]
+
+
+# -- lookups: get by id, id-only sweeps (the primitives of the backfill and reconcile plans) -------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_get_reads_issues_by_id_with_their_ratings(mode: Mode) -> None:
+    with fake_jira(mode) as fake:
+        conn = connector(fake, mode)
+        try:
+            page = conn.get("ticket", ["10003", "10001", "99999", "10001", "not-an-id"])
+        finally:
+            conn.close()
+        jqls = [r.query["jql"][0] for r in fake.searches()]
+    by_id = {t.id: t for t in expected_first_tickets()}
+    assert sorted(page.tickets, key=lambda t: t.id) == [by_id["10001"], by_id["10003"]]
+    assert sorted(page.surveys, key=lambda s: s.id) == [
+        s for s in expected_first_surveys() if s.ticket_id in ("10001", "10003")
+    ]
+    assert jqls == ["id in (10003, 10001, 99999) ORDER BY key ASC"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_ids_sweeps_issue_ids_without_fields_or_changelogs(mode: Mode) -> None:
+    with fake_jira(mode) as fake:
+        conn = connector(fake, mode)
+        try:
+            pages = list(conn.ids("ticket", None))
+        finally:
+            conn.close()
+        searches = fake.searches()
+    assert sorted(i for p in pages for i in p) == sorted(fake.issues)
+    assert all("changelog" not in ",".join(r.query.get("expand", [])) for r in searches)
+    assert {",".join(r.query.get("fields", [])) for r in searches} == {"updated"}

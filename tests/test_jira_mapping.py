@@ -230,10 +230,3 @@ def test_missing_status_and_created_are_mapping_errors() -> None:
     with pytest.raises(MappingError) as missing:
         mapper().ticket(issue(created=None), [])
     assert missing.value.reason == "missing_created"
-
-
-def test_a_foreign_watermark_means_a_full_sync() -> None:
-    from itsm_exporter.connectors.jira_sm import _watermark
-
-    assert _watermark("2025-03-07T18:00:00+00:00") == datetime(2025, 3, 7, 18, tzinfo=UTC)
-    assert [_watermark(v) for v in (None, "", "abc", "2025-03-07T18:00:00")] == [None, None, None, None]

@@ -20,6 +20,7 @@ from itsm_exporter.connectors.jira_sm import jql_until, search_jql
 from itsm_exporter.records import Ticket
 from itsm_exporter.store import Store
 from tests.fakes.jira import EMAIL, TOKEN, ZONES, FakeIssue, FakeJira, Mode, at, fake_jira
+from tests.plans import stored_iso
 from tests.test_jira import MODES, sync
 
 PRIORITIES = {"Medium": "p3", "Blocker": "p1"}
@@ -79,7 +80,7 @@ def test_an_issue_updated_after_its_page_shifts_nothing_out_of_the_sync(mode: Mo
         fake.on_search(lambda number: touch(fake, 1, at(9, 8)) if number == 1 else None)
         sync(fake, mode, store, page_size=2)
         assert store.tickets("jsm") == site_tickets(fake.issues.values())
-    assert store.watermark("jsm", "ticket") == "2025-03-09T08:00:00+00:00"
+    assert stored_iso(store, "jsm", "ticket") == "2025-03-09T08:00:00+00:00"
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -29,6 +29,7 @@ from itsm_exporter.sync import sync_source
 from tests.fakes.faults import FaultProxy, slow
 from tests.fakes.jira import FakeIssue, FakeJira, RecordedRequest, SlaCycle
 from tests.fakes.servicenow import FakeServiceNow, LoggedRequest, source_settings
+from tests.plans import stored_glide, stored_iso
 from tests.test_servicenow_sync import expected_tickets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,8 +166,8 @@ def test_servicenow_backfill_killed_mid_page_resumes_from_its_watermark(
     store = Store(tmp_path / "store.db")
     try:
         assert [t.id for t in store.tickets("sn")] == sorted(r["sys_id"] for r in committed)
-        assert store.watermark("sn", "ticket") == watermark
-        assert store.watermark("sn", "survey") is None
+        assert stored_glide(store, "sn", "ticket") == watermark
+        assert stored_glide(store, "sn", "survey") is None
         # No gap below the watermark: every row updated before it is stored.
         assert {r["sys_id"] for r in in_order if r["sys_updated_on"] < watermark} <= {t.id for t in store.tickets("sn")}
     finally:
@@ -190,7 +191,7 @@ def test_servicenow_backfill_killed_mid_page_resumes_from_its_watermark(
     try:
         assert store.count("sn", "ticket") == SN_INCIDENTS
         assert store.tickets("sn") == expected_tickets(fake)
-        assert store.watermark("sn", "ticket") == in_order[-1]["sys_updated_on"]
+        assert stored_glide(store, "sn", "ticket") == in_order[-1]["sys_updated_on"]
     finally:
         store.close()
 
@@ -297,8 +298,8 @@ def test_jira_cloud_backfill_killed_mid_search_resumes_from_its_watermark(tmp_pa
                 # Exactly what the answered pages held, and no gap: every issue updated up to the watermark.
                 assert set(stored) == read == {i.id for i in issues if i.updated <= watermark}
                 assert 0 < len(stored) < JIRA_ISSUES
-                assert store.watermark("jsm", "ticket") == watermark.isoformat()
-                assert store.watermark("jsm", "survey") == watermark.isoformat()
+                # One phase: each issue's rating is committed with the issue, under the ticket phase's state.
+                assert stored_iso(store, "jsm", "ticket") == watermark.isoformat()
                 surveys = [s for s in reference.surveys("jsm") if s.ticket_id in read]
                 assert 0 < len(surveys) < len(reference.surveys("jsm"))
                 assert store.surveys("jsm") == surveys
@@ -326,6 +327,6 @@ def test_jira_cloud_backfill_killed_mid_search_resumes_from_its_watermark(tmp_pa
                 assert sorted(t.id for t in store.tickets("jsm")) == sorted(by_id)
                 assert store.tickets("jsm") == reference.tickets("jsm")
                 assert store.surveys("jsm") == reference.surveys("jsm")
-                assert store.watermark("jsm", "ticket") == max(i.updated for i in issues).isoformat()
+                assert stored_iso(store, "jsm", "ticket") == max(i.updated for i in issues).isoformat()
             finally:
                 store.close()

@@ -22,6 +22,7 @@ from itsm_exporter.connectors.servicenow_wire import (
 )
 from itsm_exporter.records import Answer, Batch, SkippedRecord, SurveyResponse, Ticket
 from tests.fakes.servicenow import FakeServiceNow, source_settings
+from tests.plans import glide, run_plan
 
 
 def at(text: str) -> datetime:
@@ -42,7 +43,8 @@ def connector(fake: FakeServiceNow, **settings: Any) -> ServiceNowConnector:
 def fetch(fake: FakeServiceNow, ticket: str | None = None, survey: str | None = None, **settings: Any) -> list[Batch]:
     sn = connector(fake, **settings)
     try:
-        return list(sn.fetch({"ticket": ticket, "survey": survey}))
+        overlap = timedelta(seconds=source(fake, **settings).overlap.seconds)
+        return run_plan(sn, {"ticket": ticket, "survey": survey}, overlap=overlap)
     finally:
         sn.close()
 
@@ -176,7 +178,7 @@ def test_an_incident_maps_to_a_ticket_from_values_and_display_names(fake: FakeSe
             complaint=True,
         ),
     )
-    assert (batch.kind, batch.watermark, batch.fetched_so_far, batch.total_expected) == (
+    assert (batch.kind, glide(batch), batch.fetched_so_far, batch.total_expected) == (
         "ticket",
         "2026-03-01 10:30:05",
         1,
@@ -254,7 +256,7 @@ def test_bad_records_are_skipped_with_a_reason_not_a_crash(fake: FakeServiceNow)
         ("ticket", "COUNT", "bad_count"),
     ]
     assert batch.skipped[1].detail == "opened_at 'yesterday' is not YYYY-MM-DD HH:MM:SS"
-    assert batch.watermark == "2026-03-01 09:00:04"
+    assert glide(batch) == "2026-03-01 09:00:04"
 
 
 def add_incidents(fake: FakeServiceNow, count: int, day: str = "2026-03-01") -> list[str]:
@@ -292,7 +294,7 @@ def test_keyset_paging_with_the_filter_anded_and_one_batch_per_page(fake: FakeSe
     )
     # Only the first page is counted; the others ask for no count.
     assert [r.params.get("sysparm_no_count") for r in fake.table_requests("incident")] == [None, "true", "true"]
-    assert [b.watermark for b in batches] == ["2026-03-01 09:00:01", "2026-03-01 09:00:02", "2026-03-01 09:00:03"]
+    assert [glide(b) for b in batches] == ["2026-03-01 09:00:01", "2026-03-01 09:00:02", "2026-03-01 09:00:03"]
 
 
 def test_rows_updated_or_inserted_between_pages_are_neither_lost_nor_repeated(fake: FakeServiceNow) -> None:
@@ -327,7 +329,7 @@ def test_rows_updated_or_inserted_between_pages_are_neither_lost_nor_repeated(fa
         inserted[0]: "open",
     }
     assert sum(1 for i, _ in yielded if i == ids[0]) == 2  # its new version is read again, later
-    assert batches[-1].watermark == "2026-03-01 10:00:01"
+    assert glide(batches[-1]) == "2026-03-01 10:00:01"
 
 
 @pytest.mark.parametrize(("overlap", "start"), [("1s", "2026-03-01 09:00:00"), ("5m", "2026-03-01 08:55:01")])
@@ -337,23 +339,23 @@ def test_an_incremental_fetch_starts_the_overlap_before_the_watermark(
     ids = add_incidents(fake, 4)  # 09:00:00 twice, 09:00:01 twice
     add_incidents(fake, 2, day="2026-02-28")  # a day before: outside any overlap
     (first,) = fetch(fake, overlap=overlap)
-    assert first.watermark == "2026-03-01 09:00:01"
+    assert glide(first) == "2026-03-01 09:00:01"
     fake.update("incident", ids[1], sys_updated_on="2026-03-02 12:00:00", state="6", resolved_at="2026-03-02 12:00:00")
     fake.requests.clear()
-    (second,) = fetch(fake, ticket=first.watermark, overlap=overlap)
+    (second,) = fetch(fake, ticket=glide(first), overlap=overlap)
     # Rows of the overlap are read again in keyset order; the changed row comes last.
     assert [t.id for t in second.tickets] == [ids[0], *sorted([ids[2], ids[3]]), ids[1]]
     assert fake.table_requests("incident")[0].params["sysparm_query"] == (
         f"sys_updated_on>={start}^ORDERBYsys_updated_on^ORDERBYsys_id"
     )
-    assert second.watermark == "2026-03-02 12:00:00"
+    assert glide(second) == "2026-03-02 12:00:00"
 
 
 def test_a_page_read_inside_the_overlap_never_moves_the_watermark_back(fake: FakeServiceNow) -> None:
     add_incidents(fake, 2)  # both at 09:00:00
     (batch,) = fetch(fake, ticket="2026-03-01 09:03:00")
     assert len(batch.tickets) == 2
-    assert batch.watermark == "2026-03-01 09:03:00"
+    assert glide(batch) == "2026-03-01 09:03:00"
     assert fetch(fake, ticket="2026-03-02 12:00:01") == []
 
 
@@ -463,6 +465,17 @@ def seed_survey(fake: FakeServiceNow, *, bounds: bool = True) -> dict[str, str]:
     return {"incident": incident, "done": done, **metrics}
 
 
+def answers(ids: dict[str, str], **values: tuple[float, float, float]) -> tuple[Answer, ...]:
+    """Answers as the connector stores them: under the metric's sys_id with its name and question, by id."""
+    names = {
+        "overall": ("overall", "Overall satisfaction"),
+        "ten": ("recommend", None),
+        "fixed": ("fixed", "Was it fixed?"),
+    }
+    found = [Answer(ids[key], *value, name=names[key][0], text=names[key][1]) for key, value in values.items()]
+    return tuple(sorted(found, key=lambda answer: answer.question_id))
+
+
 def test_completed_surveys_with_numeric_answers_linked_to_their_incident(fake: FakeServiceNow) -> None:
     ids = seed_survey(fake)
     surveys = [b for b in fetch(fake) if b.kind == "survey"]
@@ -472,17 +485,13 @@ def test_completed_surveys_with_numeric_answers_linked_to_their_incident(fake: F
                 source="sn",
                 id=ids["done"],
                 submitted_at=at("2026-03-05 16:00:00"),
-                answers=(
-                    Answer("Overall satisfaction", 4.0, 1.0, 5.0),
-                    Answer("Was it fixed?", 1.0, 0.0, 1.0),
-                    Answer("recommend", 9.0, 1.0, 10.0),
-                ),
+                answers=answers(ids, overall=(4.0, 1.0, 5.0), fixed=(1.0, 0.0, 1.0), ten=(9.0, 1.0, 10.0)),
                 ticket_id=ids["incident"],
                 ticket_key="INC0020001",
             ),
         )
     ]
-    assert surveys[0].watermark == "2026-03-05 16:00:00"
+    assert glide(surveys[0]) == "2026-03-05 16:00:00"
     (request,) = fake.table_requests("asmt_assessment_instance")
     assert request.params["sysparm_query"] == "state=complete^trigger_table=incident^ORDERBYtaken_on^ORDERBYsys_id"
     assert fake.table_requests("asmt_metric_result")[0].params["sysparm_query"] == (
@@ -495,7 +504,7 @@ def test_without_scale_bounds_answers_default_to_one_to_five_and_outliers_are_sk
         ids = seed_survey(fake, bounds=False)
         (batch,) = [b for b in fetch(fake) if b.kind == "survey"]
     (survey,) = batch.surveys
-    assert survey.answers == (Answer("Overall satisfaction", 4.0, 1.0, 5.0), Answer("Was it fixed?", 1.0, 0.0, 1.0))
+    assert survey.answers == answers(ids, overall=(4.0, 1.0, 5.0), fixed=(1.0, 0.0, 1.0))
     results = fake.tables["asmt_metric_result"]
     nine = next(k for k, r in results.items() if r["metric"] == ids["ten"])
     assert batch.skipped == (
@@ -506,8 +515,8 @@ def test_without_scale_bounds_answers_default_to_one_to_five_and_outliers_are_sk
 def test_a_survey_arriving_days_after_its_ticket_is_fetched_from_the_survey_watermark(fake: FakeServiceNow) -> None:
     ids = seed_survey(fake)
     first = fetch(fake)
-    ticket_mark = next(b.watermark for b in first if b.kind == "ticket")
-    survey_mark = next(b.watermark for b in first if b.kind == "survey")
+    ticket_mark = next(glide(b) for b in first if b.kind == "ticket")
+    survey_mark = next(glide(b) for b in first if b.kind == "survey")
     late = fake.add(
         "asmt_assessment_instance",
         number="AINST009",
@@ -531,21 +540,56 @@ def test_a_survey_arriving_days_after_its_ticket_is_fetched_from_the_survey_wate
     assert tickets == ["INC0020001"]  # the boundary second only
     (batch,) = [b for b in second if b.kind == "survey"]
     assert [(s.id, s.answers) for s in batch.surveys] == [
-        (
-            ids["done"],
-            (
-                Answer("Overall satisfaction", 4.0),
-                Answer("Was it fixed?", 1.0, 0.0, 1.0),
-                Answer("recommend", 9.0, 1.0, 10.0),
-            ),
-        ),
-        (late, (Answer("Overall satisfaction", 2.0),)),
+        (ids["done"], answers(ids, overall=(4.0, 1.0, 5.0), fixed=(1.0, 0.0, 1.0), ten=(9.0, 1.0, 10.0))),
+        (late, answers(ids, overall=(2.0, 1.0, 5.0))),
     ]
     assert [(s.record_id, s.reason) for s in batch.skipped] == [(empty, "no_answers")]
-    assert batch.watermark == "2026-03-09 11:00:00"
+    assert glide(batch) == "2026-03-09 11:00:00"
 
 
 def test_surveys_disabled_makes_no_assessment_requests(fake: FakeServiceNow) -> None:
     seed_survey(fake)
     assert [b.kind for b in fetch(fake, surveys_enabled=False)] == ["ticket"]
     assert {r.table for r in fake.requests} == {"incident"}
+
+
+# ----- lookups: get by sys_id, id-only sweeps (the primitives of the backfill and reconcile plans) -----
+
+
+def test_get_reads_incidents_by_sys_id_in_chunks_and_ignores_the_missing(fake: FakeServiceNow) -> None:
+    ids = add_incidents(fake, 230)
+    wanted = [*ids[5:210], "0" * 32, ids[5]]  # one that does not exist, one asked twice
+    sn = connector(fake, sla_source="task_sla")
+    try:
+        page = sn.get("ticket", wanted)
+    finally:
+        sn.close()
+    assert sorted(t.id for t in page.tickets) == sorted(ids[5:210])
+    assert page.tickets[0] == Ticket(
+        source="sn", id=page.tickets[0].id, key=page.tickets[0].key, opened_at=at("2026-03-01 08:00:00"),
+        state="open", updated_at=page.tickets[0].updated_at,
+    )  # fmt: skip
+    lookups = [r.params for r in fake.table_requests("incident")]
+    assert [len(p["sysparm_query"].split("^")[0].removeprefix("sys_idIN").split(",")) for p in lookups] == [100, 100, 6]
+    assert all(p["sysparm_query"].endswith("^ORDERBYsys_id") for p in lookups)
+    # The SLA outcomes come with them, as in a scan.
+    assert len(fake.table_requests("task_sla")) == 3
+
+
+def test_ids_sweeps_sys_ids_alone_in_keyset_pages(fake: FakeServiceNow) -> None:
+    ids = add_incidents(fake, 7)
+    fake.add(
+        "incident", number="INC9", state="2", opened_at="2026-02-01 08:00:00", sys_updated_on="2026-02-01 09:00:00"
+    )
+    sn = connector(fake, page_size=3)
+    try:
+        pages = list(sn.ids("ticket", at("2026-03-01 00:00:00")))
+    finally:
+        sn.close()
+    assert [len(p) for p in pages] == [3, 3, 1]
+    assert sorted(i for p in pages for i in p) == sorted(ids)
+    requests = fake.table_requests("incident")
+    assert {r.params["sysparm_fields"] for r in requests} == {"sys_id,sys_updated_on"}
+    assert requests[0].params["sysparm_query"] == (
+        "sys_updated_on>=2026-03-01 00:00:00^ORDERBYsys_updated_on^ORDERBYsys_id"
+    )

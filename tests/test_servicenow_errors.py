@@ -13,6 +13,7 @@ from itsm_exporter.connectors.base import AuthError, BadRequest, RateLimited, Sc
 from itsm_exporter.connectors.servicenow import ServiceNowConnector
 from itsm_exporter.records import Batch
 from tests.fakes.servicenow import FakeServiceNow, Reply, source_settings, status
+from tests.plans import run_plan
 
 WRONG = "Wr0ng-Secret!"
 
@@ -42,7 +43,7 @@ def connector(fake: FakeServiceNow, recorder: Recorder, **settings: Any) -> Serv
 def fetch(fake: FakeServiceNow, recorder: Recorder, **settings: Any) -> list[Batch]:
     sn = connector(fake, recorder, surveys_enabled=False, **settings)
     try:
-        return list(sn.fetch({"ticket": None, "survey": None}))
+        return run_plan(sn)
     finally:
         sn.close()
 
@@ -153,7 +154,7 @@ def test_an_unreachable_instance_is_upstream_unavailable(recorder: Recorder) -> 
     assert isinstance(source, ServiceNowSource)
     sn = ServiceNowConnector(source, sleep=recorder.sleeps.append, jitter=lambda: 0.5)
     with pytest.raises(UpstreamUnavailable, match=r"unreachable for table incident after 2 retries: ConnectionError"):
-        list(sn.fetch({}))
+        run_plan(sn)
     assert recorder.sleeps == [1.0, 2.0]
 
 
@@ -211,16 +212,16 @@ def test_oauth_password_grant_is_form_encoded_and_tokens_are_bearer(
 def test_oauth_refreshes_before_expiry_and_after_a_401(oauth_fake: FakeServiceNow, recorder: Recorder) -> None:
     sn = connector(oauth_fake, recorder, surveys_enabled=False)
     try:
-        assert len(list(sn.fetch({}))) == 1
+        assert len(run_plan(sn)) == 1
         recorder.now += 1800 - 59  # inside the renewal margin of a 1800 s token
-        assert len(list(sn.fetch({}))) == 1
+        assert len(run_plan(sn)) == 1
         assert grants(oauth_fake) == ["password", "refresh_token"]
         oauth_fake.revoke_tokens()
-        assert len(list(sn.fetch({}))) == 1
+        assert len(run_plan(sn)) == 1
         assert grants(oauth_fake) == ["password", "refresh_token", "refresh_token"]
         oauth_fake.revoke_tokens()
         oauth_fake.refresh_tokens.clear()
-        assert len(list(sn.fetch({}))) == 1
+        assert len(run_plan(sn)) == 1
         assert grants(oauth_fake) == ["password", "refresh_token", "refresh_token", "refresh_token", "password"]
     finally:
         sn.close()

@@ -1,4 +1,4 @@
-"""The store: exact round-trips, upserts, atomic watermarks, and clear errors for unusable files."""
+"""The store: exact round-trips, upserts, atomic sync state, deletions, and clear errors for unusable files."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from itsm_exporter.frames import Frames
-from itsm_exporter.records import Answer, Batch, SurveyResponse, Ticket
+from itsm_exporter.records import Answer, Batch, PhaseState, SurveyResponse, Ticket
 from itsm_exporter.store import APPLICATION_ID, SCHEMA_VERSION, Store, StoreError
 
 T0 = datetime(2026, 11, 1, 9, 30, 15, 123457, tzinfo=UTC)
@@ -51,6 +51,16 @@ def survey(id: str, ticket_id: str, rating: float, **changes: object) -> SurveyR
     return SurveyResponse(**fields)  # type: ignore[arg-type]
 
 
+def mark(kind: str, value: str) -> PhaseState:
+    """A sync state whose position is the token `value` (what a CSV export's digest is)."""
+    return PhaseState(plan="incremental", phase=kind, token=value)
+
+
+def token(store: Store, source: str, kind: str) -> str | None:
+    state = store.sync_state(source).get(("incremental", kind))
+    return None if state is None else state.token
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
     return Store(tmp_path / "store.db")
@@ -58,18 +68,20 @@ def store(tmp_path: Path) -> Store:
 
 def test_records_round_trip_exactly_including_microseconds_and_none(store: Store) -> None:
     sparse = ticket("2", state="open", first_response_at=None, resolved_at=None, priority=None, group=None)
-    store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("1"), sparse), watermark="w1"))
-    store.commit_batch("sn", Batch(kind="survey", surveys=(survey("s1", "1", 4.0),), watermark="s1"))
+    store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("1"), sparse), state=mark("ticket", "w1")))
+    store.commit_batch("sn", Batch(kind="survey", surveys=(survey("s1", "1", 4.0),), state=mark("survey", "s1")))
     assert store.tickets("sn") == [ticket("1"), sparse]
     assert store.surveys("sn") == [survey("s1", "1", 4.0)]
-    assert (store.watermark("sn", "ticket"), store.watermark("sn", "survey")) == ("w1", "s1")
-    assert store.watermark("other", "ticket") is None
+    assert (token(store, "sn", "ticket"), token(store, "sn", "survey")) == ("w1", "s1")
+    assert token(store, "other", "ticket") is None
 
 
 def test_upsert_replaces_by_source_and_id_and_answers_of_a_reread_survey(store: Store) -> None:
-    store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("1"), ticket("2")), watermark="a"))
-    store.commit_batch("jsm", Batch(kind="ticket", tickets=(ticket("1", source="jsm"),), watermark="x"))
-    store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("1", state="closed", reopens=2),), watermark="b"))
+    store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("1"), ticket("2")), state=mark("ticket", "a")))
+    store.commit_batch("jsm", Batch(kind="ticket", tickets=(ticket("1", source="jsm"),), state=mark("ticket", "x")))
+    store.commit_batch(
+        "sn", Batch(kind="ticket", tickets=(ticket("1", state="closed", reopens=2),), state=mark("ticket", "b"))
+    )
     edited = survey("s1", "1", 2.0, answers=(Answer("Overall", 2.0),))
     store.commit_batch("sn", Batch(kind="survey", surveys=(survey("s1", "1", 5.0),)))
     store.commit_batch("sn", Batch(kind="survey", surveys=(edited,)))
@@ -77,21 +89,23 @@ def test_upsert_replaces_by_source_and_id_and_answers_of_a_reread_survey(store: 
     assert store.count("sn", "ticket") == 2
     assert store.count("jsm", "ticket") == 1
     assert store.surveys("sn") == [edited]
-    assert store.watermark("sn", "ticket") == "b"
-    assert store.watermark("sn", "survey") is None  # batches without a watermark leave it alone
+    assert token(store, "sn", "ticket") == "b"
+    assert token(store, "sn", "survey") is None  # batches without a watermark leave it alone
 
 
 def test_a_failing_batch_stores_neither_its_records_nor_its_watermark(store: Store, tmp_path: Path) -> None:
-    store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("1"),), watermark="before"))
+    store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("1"),), state=mark("ticket", "before")))
     saboteur = sqlite3.connect(tmp_path / "store.db")
     saboteur.execute("CREATE TRIGGER fail BEFORE INSERT ON surveys BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
     saboteur.commit()
     saboteur.close()
-    batch = Batch(kind="ticket", tickets=(ticket("2"),), surveys=(survey("s1", "2", 5.0),), watermark="after")
+    batch = Batch(
+        kind="ticket", tickets=(ticket("2"),), surveys=(survey("s1", "2", 5.0),), state=mark("ticket", "after")
+    )
     with pytest.raises(StoreError, match="could not commit a batch of sn: disk on fire"):
         store.commit_batch("sn", batch)
     assert store.tickets("sn") == [ticket("1")]
-    assert store.watermark("sn", "ticket") == "before"
+    assert token(store, "sn", "ticket") == "before"
 
 
 def test_a_record_of_another_source_is_refused(store: Store) -> None:
@@ -160,11 +174,11 @@ def test_load_frames_since_keeps_recent_events_backlog_and_tickets_of_recent_sur
 def test_reopening_keeps_data_and_schema_version(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     first = Store(path)
-    first.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("1"),), watermark="w"))
+    first.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("1"),), state=mark("ticket", "w")))
     first.close()
     again = Store(path)
     assert again.tickets("sn") == [ticket("1")]
-    assert again.watermark("sn", "ticket") == "w"
+    assert token(again, "sn", "ticket") == "w"
     again.close()
     raw = sqlite3.connect(path)
     assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -258,17 +272,17 @@ def test_a_version_1_store_is_migrated_with_every_record_kept(tmp_path: Path) ->
     assert store.surveys("sn") == [
         SurveyResponse(
             source="sn", id="s1", submitted_at=T0 + timedelta(microseconds=7),
-            answers=(Answer("overall", 4.0, 1.0, 5.0),), ticket_id="a1", ticket_key="INC1",
+            answers=(Answer("overall", 4.0, 1.0, 5.0, text="overall"),), ticket_id="a1", ticket_key="INC1",
         )
     ]  # fmt: skip
-    assert store.watermark("sn", "ticket") == "w1"
+    assert token(store, "sn", "ticket") == "w1"
     # The upsert needs the new unique key: an update replaces, a new id adds.
-    store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("a1"), ticket("b2")), watermark="w2"))
+    store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("a1"), ticket("b2")), state=mark("ticket", "w2")))
     assert [t.id for t in store.tickets("sn")] == ["a1", "b2"]
     assert store.tickets("sn")[0] == ticket("a1")
     store.close()
     raw = sqlite3.connect(path)
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     assert raw.execute("SELECT name FROM sqlite_master WHERE name LIKE '%_v_'").fetchall() == []
     indexes = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"tickets_key", "surveys_key", "surveys_submitted"} <= indexes
@@ -322,9 +336,9 @@ def test_a_load_reads_one_snapshot_while_another_connection_commits(tmp_path: Pa
             interleaved.append(statement)
             writer.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("2", group="Brand new group"),)))
 
-    reader._db.set_trace_callback(commit_as_tickets_are_read)
+    reader._reader.set_trace_callback(commit_as_tickets_are_read)
     frames = reader.load_frames(["sn"])
-    reader._db.set_trace_callback(None)
+    reader._reader.set_trace_callback(None)
     assert interleaved, "the other connection's commit was not interleaved with the load"
     assert list(frames.tickets["id"]) == ["1"]  # the load's snapshot began before that commit
     later = reader.load_frames(["sn"])
@@ -336,12 +350,57 @@ def test_a_load_reads_one_snapshot_while_another_connection_commits(tmp_path: Pa
 
 def test_a_value_sqlite_cannot_hold_fails_the_whole_batch_and_keeps_the_watermark(tmp_path: Path) -> None:
     store = Store(tmp_path / "store.db")
-    store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("1"),), watermark="w1"))
+    store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("1"),), state=mark("ticket", "w1")))
     huge = ticket("2", reassignments=2**70)
     surrogate = ticket("3", group="Desk \ud83d")
     for bad in (huge, surrogate):
         with pytest.raises(StoreError, match="could not commit a batch of sn"):
-            store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("4"), bad), watermark="w2"))
+            store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("4"), bad), state=mark("ticket", "w2")))
     assert [t.id for t in store.tickets("sn")] == ["1"]
-    assert store.watermark("sn", "ticket") == "w1"
+    assert token(store, "sn", "ticket") == "w1"
+    store.close()
+
+
+def test_deleted_tickets_leave_with_the_batch_and_their_surveys_stay(store: Store) -> None:
+    store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("1"), ticket("2"), ticket("3"))))
+    store.commit_batch("jsm", Batch(kind="ticket", tickets=(ticket("1", source="jsm"),)))
+    store.commit_batch("sn", Batch(kind="survey", surveys=(survey("s1", "2", 4.0),)))
+    store.commit_batch("sn", Batch(kind="ticket", deleted_ticket_ids=("2", "missing"), state=mark("ticket", "d")))
+    assert [t.id for t in store.tickets("sn")] == ["1", "3"]
+    assert [t.id for t in store.tickets("jsm")] == ["1"]  # the same id of another source stays
+    # A response about a deleted ticket stays: it counts under `unknown`, as one whose ticket was never read.
+    assert [s.id for s in store.surveys("sn")] == ["s1"]
+    assert token(store, "sn", "ticket") == "d"
+    assert store.delete_tickets("sn", ["1", "1", "nope"]) == 1
+    assert store.delete_tickets("unknown-source", ["3"]) == 0
+    assert [t.id for t in store.tickets("sn")] == ["3"]
+
+
+def test_a_deletion_rolls_back_with_its_batch(store: Store) -> None:
+    store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("1"), ticket("2"))))
+    with pytest.raises(StoreError):
+        store.commit_batch(
+            "sn", Batch(kind="ticket", tickets=(ticket("3", reassignments=2**70),), deleted_ticket_ids=("1",))
+        )
+    assert [t.id for t in store.tickets("sn")] == ["1", "2"]
+
+
+def test_a_snapshot_read_in_progress_does_not_block_a_commit(tmp_path: Path) -> None:
+    # The read runs on the store's own reader connection: a sync thread's commit goes through while
+    # the snapshot's read transaction is open, and the snapshot still sees one consistent state.
+    store = Store(tmp_path / "store.db")
+    store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("1"),)))
+    committed: list[str] = []
+
+    def commit_during_the_read(statement: str) -> None:
+        if statement.startswith("SELECT") and "FROM tickets" in statement and not committed:
+            committed.append(statement)
+            store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("2"),)))  # the writer's lock is free
+
+    store._reader.set_trace_callback(commit_during_the_read)
+    frames = store.load_frames(["sn"])
+    store._reader.set_trace_callback(None)
+    assert committed
+    assert list(frames.tickets["id"]) == ["1"]  # the read's snapshot began before the commit
+    assert sorted(store.load_frames(["sn"]).tickets["id"]) == ["1", "2"]
     store.close()

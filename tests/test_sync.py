@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from itsm_exporter.records import Batch, RecordKind, SkippedRecord
+from itsm_exporter.connectors.base import ScanPage
+from itsm_exporter.records import RecordKind, SkippedRecord
 from itsm_exporter.store import Store
 from itsm_exporter.sync import LOGGED_VALUE_LIMIT, sync_source
+from tests.test_store import token
 
 
 class OneBadRecord:
@@ -21,8 +24,10 @@ class OneBadRecord:
     def __init__(self, record_id: str, detail: str) -> None:
         self.skip = SkippedRecord("ticket", record_id, "bad_time", detail)
 
-    def fetch(self, watermarks: Mapping[RecordKind, str | None]) -> Iterator[Batch]:
-        yield Batch(kind="ticket", watermark="w", skipped=(self.skip,))
+    phases: tuple[RecordKind, ...] = ("ticket",)
+
+    def scan(self, phase: RecordKind, since: datetime | None, token: str | None) -> Iterator[ScanPage]:
+        yield ScanPage(token="w", skipped=(self.skip,))
 
     def close(self) -> None:
         pass
@@ -37,15 +42,18 @@ def test_a_skipped_record_is_counted_and_logged_once_with_clipped_values(
         result = sync_source(OneBadRecord(short_id, long_detail), store)
         sync_source(OneBadRecord("y" * 5_000, "short"), store)
     assert result.skipped == {("ticket", "bad_time"): 1}
-    lines = [r.getMessage() for r in caplog.records]
-    assert len(lines) == 2
-    assert lines[0] == (
-        f"skipped record source=sn kind=ticket id={short_id} reason=bad_time "
-        f"detail={'x' * LOGGED_VALUE_LIMIT}... (100000 characters)"
-    )
-    assert lines[1] == (
-        f"skipped record source=sn kind=ticket id={'y' * LOGGED_VALUE_LIMIT}... (5000 characters) "
-        "reason=bad_time detail=short"
-    )
-    assert store.watermark("sn", "ticket") == "w"
+    lines = [(r.getMessage(), r.__dict__) for r in caplog.records]
+    assert [message for message, _ in lines] == ["skipped record", "skipped record"]
+    fields = [{key: extra[key] for key in ("source", "kind", "id", "reason", "detail")} for _, extra in lines]
+    assert fields == [
+        {
+            "source": "sn", "kind": "ticket", "id": short_id, "reason": "bad_time",
+            "detail": f"{'x' * LOGGED_VALUE_LIMIT}... (100000 characters)",
+        },
+        {
+            "source": "sn", "kind": "ticket", "id": f"{'y' * LOGGED_VALUE_LIMIT}... (5000 characters)",
+            "reason": "bad_time", "detail": "short",
+        },
+    ]  # fmt: skip
+    assert token(store, "sn", "ticket") == "w"
     store.close()

@@ -56,7 +56,7 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config) -> list[Met
         capped_label(facts.frame[name], facts.source, len(names), volume, config.max_label_values)
         for name in config.group_by
     ]
-    responses = load_responses(frames.surveys, frames.answers, facts, names, config)
+    responses = load_responses(frames.surveys, frames.answers, frames.questions, facts, names, config)
     grouping = build_grouping(names, labels, facts.source, responses.source, responses.ticket_rows)
     size = grouping.size
     tickets = [ticket_window_stats(facts, grouping.ticket_groups, size, w, now, bounds) for w in windows]

@@ -17,6 +17,7 @@ from itsm_exporter.collectors.arrays import (
     ratio,
     source_codes,
 )
+from itsm_exporter.collectors.roles import question_roles_by_source
 from itsm_exporter.collectors.tickets import TicketFacts
 from itsm_exporter.collectors.windows import Window
 from itsm_exporter.config import DIMENSIONS, Config
@@ -46,7 +47,12 @@ class Responses:
 
 
 def load_responses(
-    frames_surveys: pd.DataFrame, answers: pd.DataFrame, tickets: TicketFacts, names: tuple[str, ...], config: Config
+    frames_surveys: pd.DataFrame,
+    answers: pd.DataFrame,
+    questions: pd.DataFrame,
+    tickets: TicketFacts,
+    names: tuple[str, ...],
+    config: Config,
 ) -> Responses:
     """Responses of configured sources about tickets of configured sources, with their per-dimension scores."""
     own_source = source_codes(frames_surveys["source"], names)
@@ -56,7 +62,7 @@ def load_responses(
     own_source, ticket_source = own_source[keep], ticket_source[keep]
     ticket_rows = _join_tickets(surveys, ticket_source, tickets)
     surveys_by_id = KeyIndex(own_source, surveys["id"].to_numpy(dtype=object))
-    perception, expectation = _scores(answers, surveys_by_id, len(surveys), names, config)
+    perception, expectation = _scores(answers, questions, surveys_by_id, len(surveys), names, config)
     return Responses(
         submitted=surveys["submitted_at"].to_numpy(dtype=np.float64),
         source=ticket_source,
@@ -87,14 +93,22 @@ def _join_tickets(surveys: pd.DataFrame, ticket_source: IntArray, tickets: Ticke
 
 
 def _scores(
-    answers: pd.DataFrame, surveys_by_id: KeyIndex, n_responses: int, names: tuple[str, ...], config: Config
+    answers: pd.DataFrame,
+    questions: pd.DataFrame,
+    surveys_by_id: KeyIndex,
+    n_responses: int,
+    names: tuple[str, ...],
+    config: Config,
 ) -> tuple[FloatArray, FloatArray]:
     """Mean normalized answer per response and role (see ROLES), with each source's own question mapping.
 
     Answers outnumber responses several times over; they are scored ANSWER_CHUNK at a time into running
     sums, so the temporaries do not grow with the history.
     """
-    roles_by_source = [config.source(name).surveys.question_roles() for name in names]
+    sources = {name: config.source(name) for name in names}
+    roles_by_source = question_roles_by_source(
+        questions, names, sources, {name: source.surveys for name, source in sources.items()}
+    )
     size = n_responses * len(ROLES)
     sums = np.zeros(size, dtype=np.float64)
     counts = np.zeros(size, dtype=np.int32)  # answers per response and role: a handful
@@ -102,7 +116,7 @@ def _scores(
         chunk = answers.iloc[start : start + ANSWER_CHUNK]
         answer_sources = source_codes(chunk["source"], names)
         answer_rows = surveys_by_id.find(answer_sources, chunk["survey_id"].to_numpy(dtype=object))
-        role_of_answer = _roles(chunk["question"], answer_sources, roles_by_source)
+        role_of_answer = _roles(chunk["question_id"], answer_sources, roles_by_source)
         rows = np.flatnonzero((answer_rows >= 0) & (role_of_answer >= 0))
         low = chunk["scale_min"].to_numpy(dtype=np.float64)[rows]
         span = chunk["scale_max"].to_numpy(dtype=np.float64)[rows] - low
@@ -132,7 +146,7 @@ def _scores(
 def _roles(
     questions: pd.Series, answer_sources: IntArray, roles_by_source: list[dict[str, tuple[str, str]]]
 ) -> IntArray:
-    """Index into ROLES of each answer's question under its source's mapping, -1 when unmapped."""
+    """Index into ROLES of each answer's question id under its source's roles, -1 when unmapped."""
     codes, distinct = pd.factorize(questions.to_numpy(dtype=object), size_hint=FEW)
     # One extra row answers source -1, one extra column question code -1: neither is ever mapped.
     mapping = np.full((len(roles_by_source) + 1, len(distinct) + 1), -1, dtype=np.int64)

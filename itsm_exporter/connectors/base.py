@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from typing import Protocol
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
 
-from itsm_exporter.records import Batch, RecordKind
+from itsm_exporter.records import RecordKind, SkippedRecord, SurveyResponse, Ticket
 
 
 class ConnectorError(Exception):
@@ -44,17 +46,63 @@ def ignore_request(_code: str) -> None:
     """Default observer for connectors used outside the daemon."""
 
 
+@dataclass(frozen=True, slots=True)
+class ScanPage:
+    """One upstream page of a scan: its records, the ones it had to skip, and where the scan stands.
+
+    `position`: every record updated before it has been in this page or an earlier one of the scan
+    (None: no safe position yet, e.g. a snapshot read whose order is not time). `token`: a position
+    that is not a time (a file's content digest), set on the page that completes it.
+    """
+
+    tickets: tuple[Ticket, ...] = ()
+    surveys: tuple[SurveyResponse, ...] = ()
+    skipped: tuple[SkippedRecord, ...] = ()
+    position: datetime | None = None
+    token: str | None = None
+    fetched_so_far: int = 0
+    total_expected: int | None = None
+
+
 class Connector(Protocol):
-    """Fetches records of one upstream, incrementally from the watermarks of the last sync."""
+    """The upstream primitives of one source; the sync plans (sync/plans.py) decide what to read when.
+
+    `phases` are the record kinds `scan` reads, in order. A connector whose scan of one kind also
+    brings the other (JSM ratings come with their issues) lists only the first.
+    """
 
     name: str
 
-    def fetch(self, watermarks: Mapping[RecordKind, str | None]) -> Iterator[Batch]:
-        """Yield batches in order; each batch's watermark is safe to commit with its records."""
+    @property
+    def phases(self) -> tuple[RecordKind, ...]: ...
+
+    def scan(self, phase: RecordKind, since: datetime | None, token: str | None) -> Iterator[ScanPage]:
+        """Pages of records updated at or after `since` (everything when None), in upstream order.
+
+        `token` is the phase's stored token: a connector whose upstream has not changed since it
+        may yield nothing.
+        """
         ...
 
     def close(self) -> None:
         """Release sessions and sockets."""
+        ...
+
+
+@runtime_checkable
+class RecordLookup(Protocol):
+    """Primitives of a connector whose upstream can be asked for given records and for ids alone.
+
+    The bounded first backfill (tickets that surveys point to) and the reconciliation of deletions
+    (an id-only sweep compared with the store) are built on them.
+    """
+
+    def get(self, kind: RecordKind, ids: Sequence[str]) -> ScanPage:
+        """The records of `kind` with these upstream ids (those that exist), in one page."""
+        ...
+
+    def ids(self, kind: RecordKind, since: datetime | None) -> Iterator[list[str]]:
+        """Upstream ids of every record of `kind` updated at or after `since`, a page at a time, nothing else."""
         ...
 
 

@@ -19,8 +19,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from itsm_exporter.config import CsvSource
-from itsm_exporter.connectors.base import SchemaError, UpstreamUnavailable
-from itsm_exporter.records import Answer, Batch, RecordKind, SkippedRecord, SurveyResponse
+from itsm_exporter.connectors.base import ScanPage, SchemaError, UpstreamUnavailable
+from itsm_exporter.records import Answer, RecordKind, SkippedRecord, SurveyResponse
 
 BATCH_SIZE = 1000
 _DELIMITERS = ",;\t"
@@ -32,10 +32,15 @@ class CsvSurveyConnector:
     def __init__(self, source: CsvSource) -> None:
         self.name = source.name
         self._source = source
+        self.source = source
+        """The config the sync plans read their policy from (sync/plans.py `plans_for`)."""
         self._zone = ZoneInfo(source.timezone)
         self._questions = list(source.surveys.question_roles())
 
-    def fetch(self, watermarks: Mapping[RecordKind, str | None]) -> Iterator[Batch]:
+    phases: tuple[RecordKind, ...] = ("survey",)
+
+    def scan(self, phase: RecordKind, since: datetime | None, token: str | None = None) -> Iterator[ScanPage]:
+        """The whole export when its content differs from the one read last (`token`: its digest), else nothing."""
         try:
             content = self._source.path.read_bytes()
         except OSError as error:
@@ -43,7 +48,7 @@ class CsvSurveyConnector:
                 f"source {self.name}: cannot read {self._source.path}: {error.strerror}"
             ) from error
         digest = hashlib.sha256(content).hexdigest()
-        if watermarks.get("survey") == digest:
+        if token == digest:
             return
         try:
             text = content.decode("utf-8-sig")  # Excel writes a byte-order mark
@@ -52,11 +57,10 @@ class CsvSurveyConnector:
         responses, skipped = self._parse(text)
         for offset in range(0, max(len(responses), 1), BATCH_SIZE):
             last = offset + BATCH_SIZE >= len(responses)
-            yield Batch(
-                kind="survey",
+            yield ScanPage(
                 surveys=tuple(responses[offset : offset + BATCH_SIZE]),
                 skipped=tuple(skipped) if last else (),
-                watermark=digest if last else None,
+                token=digest if last else None,
                 fetched_so_far=min(offset + BATCH_SIZE, len(responses)),
                 total_expected=len(responses),
             )

@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from itsm_exporter.config import DemoSource
-from itsm_exporter.connectors.base import RequestObserver, ignore_request
-from itsm_exporter.records import Answer, Batch, RecordKind, SlaOutcome, SurveyResponse, Ticket, TicketState
+from itsm_exporter.connectors.base import RequestObserver, ScanPage, ignore_request
+from itsm_exporter.records import Answer, RecordKind, SlaOutcome, SurveyResponse, Ticket, TicketState
 
 OVERALL_QUESTION: Final = "Overall satisfaction"
 PERCEPTION_QUESTIONS: Final = {
@@ -228,23 +228,27 @@ class DemoConnector:
     ) -> None:
         self.name = source.name
         self._source = source
+        self.source = source
+        """The config the sync plans read their policy from (sync/plans.py `plans_for`)."""
         self._now = now or (lambda: datetime.now(UTC))
         self._observe_request = observe_request
         complaint_values = {value.lower() for value in source.complaints.get("category", [])}
         self._is_complaint: Callable[[str], bool] = lambda category: category.lower() in complaint_values
 
-    def fetch(self, watermarks: Mapping[RecordKind, str | None]) -> Iterator[Batch]:
+    phases: tuple[RecordKind, ...] = ("ticket", "survey")
+
+    def scan(self, phase: RecordKind, since: datetime | None, token: str | None = None) -> Iterator[ScanPage]:
+        """The generated records of `phase` with an event after `since`, as they stand now."""
         now = self._now().timestamp()
         start = now - self._source.days * DAY
         lives = self._lives(start, now)
-        for batch in (
-            *self._ticket_batches(lives, _since(watermarks.get("ticket")), now),
-            *self._survey_batches(lives, _since(watermarks.get("survey")), now),
-        ):
-            # Each batch stands for one page of a real upstream: count it as one successful request,
+        after = -math.inf if since is None else since.timestamp()
+        pages = self._ticket_pages(lives, after, now) if phase == "ticket" else self._survey_pages(lives, after, now)
+        for page in pages:
+            # Each page stands for one page of a real upstream: count it as one successful request,
             # so the demo's request panels and alerts show what they would show in production.
             self._observe_request("200")
-            yield batch
+            yield page
 
     def _lives(self, start: float, now: float) -> list[_Life]:
         first, last = math.floor(start / DAY), math.floor(now / DAY)
@@ -255,11 +259,11 @@ class DemoConnector:
             if start < life.opened <= now
         ]
 
-    def _ticket_batches(self, lives: list[_Life], since: float, now: float) -> Iterator[Batch]:
+    def _ticket_pages(self, lives: list[_Life], since: float, now: float) -> Iterator[ScanPage]:
         changed = [self._ticket(life, now) for life in lives if life.last_event(now) > since]
-        yield from _batches("ticket", changed, now)
+        yield from _pages("ticket", changed, now)
 
-    def _survey_batches(self, lives: list[_Life], since: float, now: float) -> Iterator[Batch]:
+    def _survey_pages(self, lives: list[_Life], since: float, now: float) -> Iterator[ScanPage]:
         surveys = [
             SurveyResponse(
                 source=self.name,
@@ -272,7 +276,7 @@ class DemoConnector:
             for life in lives
             if life.survey is not None and since < life.survey[0] <= now
         ]
-        yield from _batches("survey", surveys, now)
+        yield from _pages("survey", surveys, now)
 
     def _ticket(self, life: _Life, now: float) -> Ticket:
         resolved = life.resolved if life.resolved is not None and life.resolved <= now else None
@@ -315,25 +319,19 @@ class DemoConnector:
         """Nothing to release: the demo holds no connection."""
 
 
-def _since(watermark: str | None) -> float:
-    """Events after this time are new to the store."""
-    return -math.inf if watermark is None else datetime.fromisoformat(watermark).timestamp()
-
-
-def _batches(kind: RecordKind, records: list[Any], now: float) -> Iterator[Batch]:
-    """Batches of BATCH_SIZE; only the last carries the watermark, so a crash mid-way re-reads all."""
-    watermark = _moment(now).isoformat()
+def _pages(kind: RecordKind, records: list[Any], now: float) -> Iterator[ScanPage]:
+    """Pages of BATCH_SIZE; only the last carries a position (now), so a crash mid-way re-reads all."""
+    position = _moment(now)
     if not records:
-        yield Batch(kind=kind, watermark=watermark, total_expected=0)
+        yield ScanPage(position=position, total_expected=0)
         return
     for offset in range(0, len(records), BATCH_SIZE):
         chunk = tuple(records[offset : offset + BATCH_SIZE])
         last = offset + BATCH_SIZE >= len(records)
-        yield Batch(
-            kind=kind,
+        yield ScanPage(
             tickets=chunk if kind == "ticket" else (),
             surveys=chunk if kind == "survey" else (),
-            watermark=watermark if last else None,
+            position=position if last else None,
             fetched_so_far=offset + len(chunk),
             total_expected=len(records),
         )

@@ -26,6 +26,9 @@ CANCELED_RESOLUTIONS: Final = frozenset(
 ON_HOLD_STATUS: Final = re.compile(r"\b(waiting for (?!support\b)|pending\b|on hold\b|paused\b)", re.IGNORECASE)
 """Status names that put a ticket on hold; JSM's "Waiting for support" is the agent's turn, so open."""
 DEFAULT_SURVEY_QUESTION: Final = "Satisfaction"
+CSAT_QUESTION_ID: Final = "csat"
+"""JSM asks one satisfaction question per request; its answers are stored under this id."""
+CSAT_QUESTION_TEXT: Final = "How satisfied are you with this request?"
 CSAT_SCALE: Final = (1.0, 5.0)
 
 SLA_SCHEMA_CUSTOM: Final = "com.atlassian.servicedesk:sd-sla-field"
@@ -355,12 +358,18 @@ class IssueMapper:
         return self.survey(issue, value, submitted or issue_fields.get("resolutiondate") or issue_fields.get("updated"))
 
     def survey(self, issue: Mapping[str, Any], rating: object, submitted: object) -> SurveyResponse:
-        """A CSAT response with one answer on the 1..5 scale, under the configured overall question."""
+        """A CSAT response: one answer on the 1..5 scale under the CSAT question's fixed id (collectors/roles.py)."""
         if not isinstance(rating, int | float) or isinstance(rating, bool):
             raise MappingError("bad_rating", f"rating {rating!r} is not a number")
-        question = self.source.surveys.overall[0] if self.source.surveys.overall else DEFAULT_SURVEY_QUESTION
         try:
-            answer = Answer(question=question, value=float(rating), scale_min=CSAT_SCALE[0], scale_max=CSAT_SCALE[1])
+            answer = Answer(
+                question_id=CSAT_QUESTION_ID,
+                value=float(rating),
+                scale_min=CSAT_SCALE[0],
+                scale_max=CSAT_SCALE[1],
+                name=DEFAULT_SURVEY_QUESTION,
+                text=CSAT_QUESTION_TEXT,
+            )
         except (ValueError, OverflowError) as error:  # OverflowError: an integer beyond any float
             raise MappingError("bad_rating", str(error)) from error
         issue_id, key = _ids(issue)

@@ -32,6 +32,7 @@ from itsm_exporter.connectors.base import (
     ConnectorError,
     RateLimited,
     RequestObserver,
+    ScanPage,
     SchemaError,
     SleepFn,
     UpstreamUnavailable,
@@ -47,19 +48,19 @@ from itsm_exporter.connectors.jira_mapping import (
     parse_jira_time,
     skipped,
 )
-from itsm_exporter.records import Batch, RecordKind, SkippedRecord, SurveyResponse, Ticket
+from itsm_exporter.records import RecordKind, SkippedRecord, SurveyResponse, Ticket
 
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
-OVERLAP: Final = timedelta(minutes=5)
-"""Re-read window behind the watermark: Cloud search is eventually consistent (index lag)."""
 UNKNOWN_ZONE_MARGIN: Final = timedelta(hours=14)
 """Without the API user's zone, a UTC literal minus the largest UTC offset is never too late."""
 FULL_SCAN_SINCE: Final = "1970-01-01 00:00"
 """Lower bound of the first sync: Cloud rejects unbounded JQL, and every query keeps one shape."""
 CHANGELOG_PAGE: Final = 100
+ID_CHUNK: Final = 100
+"""Issue ids per `id in (...)` lookup: a JQL of ~800 characters, well under URL limits."""
 REREAD_ROUNDS: Final = 3
 """Re-reads of minutes whose offset pages an update may have shifted, before giving up with a warning."""
 RETRY_AFTER_STATUSES: Final = (429, 503)
@@ -106,15 +107,6 @@ def jql_until(until: datetime, zone: ZoneInfo | None) -> str:
     while _readings(local, zone)[0] <= until:
         local += timedelta(hours=1)
     return local.strftime("%Y-%m-%d %H:%M")
-
-
-def _watermark(value: str | None) -> datetime | None:
-    """A stored watermark; one that is not ours (unreadable or without zone) means a full sync."""
-    try:
-        moment = datetime.fromisoformat(value) if value else None
-    except ValueError:
-        return None
-    return moment if moment is not None and moment.tzinfo is not None else None
 
 
 def search_jql(base: str, since_literal: str, until_literal: str | None = None) -> str:
@@ -221,7 +213,7 @@ def _media_type(content_type: str | None) -> str:
 
 
 class JiraConnector:
-    """Fetches JSM issues updated since the watermark; each search page is a ticket and a survey batch."""
+    """JSM issues of the configured JQL with their CSAT ratings: scans by `updated`, lookups by id, id sweeps."""
 
     def __init__(
         self,
@@ -234,6 +226,8 @@ class JiraConnector:
     ) -> None:
         self.name = source.name
         self._source = source
+        self.source = source
+        """The config the sync plans read their policy from (sync/plans.py `plans_for`)."""
         self._url = source.url.rstrip("/")
         self._observe = observe_request
         self._backoff = Backoff(
@@ -403,17 +397,19 @@ class JiraConnector:
 
     # -- search ----------------------------------------------------------------------------------
 
-    def _search(self, client: JIRA, jql: str, fields: Sequence[str], start: int, token: str | None) -> _Page:
+    def _search(
+        self, client: JIRA, jql: str, fields: Sequence[str], start: int, token: str | None, expand: str = "changelog"
+    ) -> _Page:
         """One search page: Cloud's enhanced search by token, Data Center's search by startAt."""
         search: Callable[[], Any] = (
             partial(
                 client.enhanced_search_issues, jql, nextPageToken=token, maxResults=self._source.page_size,
-                fields=list(fields), expand="changelog", json_result=True,
+                fields=list(fields), expand=expand, json_result=True,
             )
             if self._cloud
             else partial(
                 client.search_issues, jql, startAt=start, maxResults=self._source.page_size, fields=list(fields),
-                expand="changelog", json_result=True,
+                expand=expand, json_result=True,
             )
         )  # fmt: skip
         page = self._call("search", search)
@@ -430,7 +426,9 @@ class JiraConnector:
         last = not issues or (total is not None and start + len(issues) >= total)
         return _Page(issues, total, last, None, oldest, newest)
 
-    def _scan(self, client: JIRA, span: _Span, fields: Sequence[str], reads: _Reads) -> Iterator[_Page]:
+    def _scan(
+        self, client: JIRA, span: _Span, fields: Sequence[str], reads: _Reads, expand: str = "changelog"
+    ) -> Iterator[_Page]:
         """The pages of one span, each page from a new search at the last issue's minute: a keyset, not a position."""
         # startAt and Cloud's page tokens are positions: an issue read on one page and updated (or deleted)
         # before the next leaves its place, every later issue moves one place up, and the next page skips
@@ -443,7 +441,7 @@ class JiraConnector:
         since, start, token = span.since, 0, None
         before: list[str] = []
         while True:
-            page = self._search(client, search_jql(self._source.jql, since, span.until), fields, start, token)
+            page = self._search(client, search_jql(self._source.jql, since, span.until), fields, start, token, expand)
             if before:
                 # A skipped issue lies between the pages: up to this page's first issue (unbounded without one).
                 until = jql_until(page.oldest, self._zone) if page.oldest else span.until
@@ -534,46 +532,95 @@ class JiraConnector:
         issue_fields = issue.get("fields") or {}
         return mapper.survey(issue, body["rating"], issue_fields.get("resolutiondate") or issue_fields.get("updated"))
 
-    def fetch(self, watermarks: Mapping[RecordKind, str | None]) -> Iterator[Batch]:
-        if _ORDER_BY.search(self._source.jql):
-            raise BadRequest(f"source {self.name}: jql must not contain ORDER BY: the connector orders for paging")
-        marks = [_watermark(watermarks.get("ticket")), _watermark(watermarks.get("survey"))]
-        since = None if None in marks else min(m for m in marks if m is not None)
+    phases: tuple[RecordKind, ...] = ("ticket",)
+    """One phase: each issue's CSAT rating comes with the issue, so a ticket scan reads the surveys too."""
+
+    def scan(self, phase: RecordKind, since: datetime | None, token: str | None = None) -> Iterator[ScanPage]:
+        """Issues updated at or after `since` (everything from 1970 when None), each page's tickets and ratings."""
+        if phase != "ticket":
+            raise ValueError(f"source {self.name}: JSM ratings come with their issues; there is no {phase} scan")
+        self._check_jql()
         client, mapper = self._connect()
-        literal = FULL_SCAN_SINCE if since is None else jql_since(since - OVERLAP, self._zone)
-        fields = mapper.requested_fields()
-        newest = since
-        fetched = surveyed = 0
-        for issues, total in self._pages(client, literal, fields):
-            tickets: list[Ticket] = []
-            surveys: list[SurveyResponse] = []
-            skips: dict[RecordKind, list[SkippedRecord]] = {"ticket": [], "survey": []}
-            for issue in issues:
-                try:
-                    updated = parse_jira_time((issue.get("fields") or {}).get("updated"))
-                    newest = updated if newest is None else max(newest, updated)
-                    ticket = mapper.ticket(issue, self._histories(issue))
-                except MappingError as error:
-                    skips["ticket"].append(skipped("ticket", issue, error))
-                    continue
-                tickets.append(ticket)
-                try:
-                    survey = mapper.survey_from_field(issue)
-                    if survey is None and self._source.csat_feedback_endpoint and mapper.fields.satisfaction is None:
-                        survey = self._feedback_survey(mapper, issue, ticket)
-                except MappingError as error:
-                    skips["survey"].append(skipped("survey", issue, error))
-                    continue
-                if survey is not None:
-                    surveys.append(survey)
+        literal = FULL_SCAN_SINCE if since is None else jql_since(since, self._zone)
+        newest: datetime | None = None
+        fetched = 0
+        for issues, total in self._pages(client, literal, mapper.requested_fields()):
+            page = self._page(mapper, issues)
+            if page.position is not None:
+                newest = page.position if newest is None else max(newest, page.position)
             fetched += len(issues)
-            surveyed += len(surveys)
-            watermark = newest.astimezone(UTC).isoformat() if newest is not None else None
-            yield Batch(
-                kind="ticket", tickets=tuple(tickets), watermark=watermark, skipped=tuple(skips["ticket"]),
+            yield ScanPage(
+                tickets=page.tickets, surveys=page.surveys, skipped=page.skipped, position=newest,
                 fetched_so_far=fetched, total_expected=total,
             )  # fmt: skip
-            yield Batch(
-                kind="survey", surveys=tuple(surveys), watermark=watermark, skipped=tuple(skips["survey"]),
-                fetched_so_far=surveyed,
-            )  # fmt: skip
+
+    def get(self, kind: RecordKind, ids: Sequence[str]) -> ScanPage:
+        """Issues of the configured scope by issue id (`id in (...)`, ID_CHUNK at a time), with their ratings."""
+        if kind != "ticket":
+            raise ValueError(f"source {self.name}: get() reads issues, not {kind}")
+        self._check_jql()
+        client, mapper = self._connect()
+        wanted = [i for i in dict.fromkeys(ids) if i.isdigit()]  # Jira issue ids are numbers: nothing else is quoted
+        pages: list[ScanPage] = []
+        for start in range(0, len(wanted), ID_CHUNK):
+            clause = f"id in ({', '.join(wanted[start : start + ID_CHUNK])})"
+            scope = f"({self._source.jql}) AND {clause}" if self._source.jql.strip() else clause
+            for issues in self._search_all(client, f"{scope} ORDER BY key ASC", mapper.requested_fields()):
+                pages.append(self._page(mapper, issues))
+        return ScanPage(
+            tickets=tuple(t for p in pages for t in p.tickets),
+            surveys=tuple(s for p in pages for s in p.surveys),
+            skipped=tuple(k for p in pages for k in p.skipped),
+            fetched_so_far=sum(len(p.tickets) + sum(k.kind == "ticket" for k in p.skipped) for p in pages),
+        )
+
+    def ids(self, kind: RecordKind, since: datetime | None) -> Iterator[list[str]]:
+        """Ids of the issues of the scope updated at or after `since`, a search page at a time, no other field."""
+        if kind != "ticket":
+            raise ValueError(f"source {self.name}: JSM ratings have no ids of their own")
+        self._check_jql()
+        client, _ = self._connect()
+        literal = FULL_SCAN_SINCE if since is None else jql_since(since, self._zone)
+        reads = _Reads()
+        for page in self._scan(client, _Span(literal), ("updated",), reads, expand=""):
+            yield [str(issue.get("id")) for issue in reads.fresh(page)]
+
+    def _check_jql(self) -> None:
+        if _ORDER_BY.search(self._source.jql):
+            raise BadRequest(f"source {self.name}: jql must not contain ORDER BY: the connector orders for paging")
+
+    def _search_all(self, client: JIRA, jql: str, fields: Sequence[str]) -> Iterator[list[dict[str, Any]]]:
+        """Every page of one search, by position (a lookup by id: nothing moves that matters)."""
+        start, token = 0, None
+        while True:
+            page = self._search(client, jql, fields, start, token)
+            yield page.issues
+            if page.last:
+                return
+            start, token = start + len(page.issues), page.token
+
+    def _page(self, mapper: IssueMapper, issues: Sequence[Mapping[str, Any]]) -> ScanPage:
+        """Tickets and CSAT ratings of a page of issues; `position` is the newest readable `updated` on it."""
+        tickets: list[Ticket] = []
+        surveys: list[SurveyResponse] = []
+        skips: list[SkippedRecord] = []
+        newest: datetime | None = None
+        for issue in issues:
+            try:
+                updated = parse_jira_time((issue.get("fields") or {}).get("updated"))
+                newest = updated if newest is None else max(newest, updated)
+                ticket = mapper.ticket(issue, self._histories(issue))
+            except MappingError as error:
+                skips.append(skipped("ticket", issue, error))
+                continue
+            tickets.append(ticket)
+            try:
+                survey = mapper.survey_from_field(issue)
+                if survey is None and self._source.csat_feedback_endpoint and mapper.fields.satisfaction is None:
+                    survey = self._feedback_survey(mapper, issue, ticket)
+            except MappingError as error:
+                skips.append(skipped("survey", issue, error))
+                continue
+            if survey is not None:
+                surveys.append(survey)
+        return ScanPage(tickets=tuple(tickets), surveys=tuple(surveys), skipped=tuple(skips), position=newest)

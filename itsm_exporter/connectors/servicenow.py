@@ -1,10 +1,11 @@
 """ServiceNow: incidents, their SLA outcomes and satisfaction surveys, incrementally by keyset.
 
-Incidents are read in (sys_updated_on, sys_id) order from the watermark, one Table API page per
-batch; the batch's watermark is its last row's sys_updated_on. Every row updated before it has
-been read by then, and the next sync restarts at `>=` that second minus `overlap`, so nothing is
-lost while the boundary is read again (the store upserts): the overlap catches rows committed late
-or stamped by an app node whose clock lags. Surveys follow the same scheme on taken_on.
+Incidents are scanned in (sys_updated_on, sys_id) order from `since`, one Table API page per
+ScanPage; a page's position is its last row's sys_updated_on. Every row updated before it has
+been read by then, and the incremental plan restarts at `>=` that second minus the source's
+`overlap`, so nothing is lost while the boundary is read again (the store upserts): the overlap
+catches rows committed late or stamped by an app node whose clock lags. Surveys follow the same
+scheme on taken_on. `get` reads incidents by sys_id and `ids` sweeps sys_ids alone (RecordLookup).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
 
 from itsm_exporter.config import ServiceNowSource
-from itsm_exporter.connectors.base import RequestObserver, SchemaError, SleepFn, ignore_request
+from itsm_exporter.connectors.base import RequestObserver, ScanPage, SchemaError, SleepFn, ignore_request
 from itsm_exporter.connectors.servicenow_client import Page, TableClient
 from itsm_exporter.connectors.servicenow_wire import (
     PRIORITIES,
@@ -34,7 +35,7 @@ from itsm_exporter.connectors.servicenow_wire import (
     value,
     values,
 )
-from itsm_exporter.records import Answer, Batch, RecordKind, SkippedRecord, SlaOutcome, SurveyResponse, Ticket
+from itsm_exporter.records import Answer, RecordKind, SkippedRecord, SlaOutcome, SurveyResponse, Ticket
 
 TICKET_FIELDS: Final = (
     "sys_id", "number", "state", "incident_state", "opened_at", "resolved_at", "closed_at", "sys_updated_on",
@@ -62,7 +63,11 @@ class _Skip(Exception):
 
 @dataclass(frozen=True)
 class _Metric:
-    question: str
+    """An `asmt_metric` row: the question's identity (sys_id), name, text, data type and scale."""
+
+    id: str
+    name: str | None
+    text: str | None
     datatype: str
     scale: tuple[float, float]
 
@@ -90,16 +95,37 @@ class ServiceNowConnector:
     ) -> None:
         self.name = source.name
         self._source = source
+        self.source = source
+        """The config the sync plans read their policy from (sync/plans.py `plans_for`)."""
         self._client = TableClient(source, observe_request, sleep=sleep, jitter=jitter, clock=clock)
         self._complaints = {field: {v.casefold() for v in values} for field, values in source.complaints.items()}
         self._fields = list(dict.fromkeys([*TICKET_FIELDS, *source.complaints]))
         self._metrics: dict[str, _Metric | None] = {}
 
-    def fetch(self, watermarks: Mapping[RecordKind, str | None]) -> Iterator[Batch]:
-        yield from self._ticket_batches(watermarks.get("ticket"))
-        if self._source.surveys_enabled:
-            self._metrics.clear()  # questions and scales may have been edited since the last sync
-            yield from self._survey_batches(watermarks.get("survey"))
+    @property
+    def phases(self) -> tuple[RecordKind, ...]:
+        return ("ticket", "survey") if self._source.surveys_enabled else ("ticket",)
+
+    def scan(self, phase: RecordKind, since: datetime | None, token: str | None = None) -> Iterator[ScanPage]:
+        if phase == "ticket":
+            return self._ticket_pages(since)
+        self._metrics.clear()  # questions and scales may have been edited since the last sync
+        return self._survey_pages(since)
+
+    def get(self, kind: RecordKind, ids: Sequence[str]) -> ScanPage:
+        """Incidents by sys_id (chunked `sys_idIN` queries), those that still exist upstream."""
+        if kind != "ticket":
+            raise ValueError(f"source {self.name}: get() reads tickets, not {kind}")
+        query_ids = [i for i in dict.fromkeys(ids) if i]
+        records = self._rows(self._source.table, "sys_id", query_ids, self._fields)
+        tickets, skipped = self._tickets(records)
+        return ScanPage(tickets=tuple(tickets), skipped=tuple(skipped), fetched_so_far=len(records))
+
+    def ids(self, kind: RecordKind, since: datetime | None) -> Iterator[list[str]]:
+        """sys_ids of the incidents (or completed surveys) updated at or after `since`, keyset-paged, nothing else."""
+        table, base, field = self._scope(kind)
+        for page in self._scan(table, base, field, ("sys_id", field), _glide(since)):
+            yield [value(r, "sys_id") for r in page.records if value(r, "sys_id")]
 
     def close(self) -> None:
         self._client.close()
@@ -138,34 +164,42 @@ class ServiceNowConnector:
                 after = cursor
         return rows
 
-    def _ticket_batches(self, since: str | None) -> Iterator[Batch]:
-        source = self._source
-        fetched, total, watermark = 0, None, since
-        scan_from = rewind(since, source.overlap.seconds)
-        for page in self._scan(source.table, source.filter, "sys_updated_on", self._fields, scan_from):
+    def _scope(self, kind: RecordKind) -> tuple[str, str, str]:
+        """(table, base filter, keyset time field) of the records of `kind`."""
+        if kind == "ticket":
+            return self._source.table, self._source.filter, "sys_updated_on"
+        surveys = and_terms("state=complete", f"trigger_table={self._source.table}")
+        return "asmt_assessment_instance", surveys, "taken_on"
+
+    def _ticket_pages(self, since: datetime | None) -> Iterator[ScanPage]:
+        table, base, field = self._scope("ticket")
+        fetched, total = 0, None
+        for page in self._scan(table, base, field, self._fields, _glide(since)):
             total = page.total if page.total is not None else total
             fetched += len(page.records)
-            watermark = _watermark(page.records, "sys_updated_on", watermark)
-            skipped: list[SkippedRecord] = []
-            slas: dict[str, _Sla] = {}
-            if source.sla_source == "task_sla":
-                ids = [value(r, "sys_id") for r in page.records if value(r, "sys_id")]
-                slas = self._task_slas(ids, skipped)
-            tickets = []
-            for record in page.records:
-                try:
-                    tickets.append(self._ticket(record, slas.get(value(record, "sys_id"))))
-                except _Skip as skip:
-                    record_id = value(record, "number") or value(record, "sys_id") or "(no sys_id)"
-                    skipped.append(SkippedRecord("ticket", record_id, skip.reason, str(skip)))
-            yield Batch(
-                kind="ticket",
+            tickets, skipped = self._tickets(page.records)
+            yield ScanPage(
                 tickets=tuple(tickets),
-                watermark=watermark,
                 skipped=tuple(skipped),
+                position=_position(page.records, field),
                 fetched_so_far=fetched,
                 total_expected=total,
             )
+
+    def _tickets(self, records: Sequence[Mapping[str, Any]]) -> tuple[list[Ticket], list[SkippedRecord]]:
+        skipped: list[SkippedRecord] = []
+        slas: dict[str, _Sla] = {}
+        if self._source.sla_source == "task_sla":
+            ids = [value(r, "sys_id") for r in records if value(r, "sys_id")]
+            slas = self._task_slas(ids, skipped)
+        tickets = []
+        for record in records:
+            try:
+                tickets.append(self._ticket(record, slas.get(value(record, "sys_id"))))
+            except _Skip as skip:
+                record_id = value(record, "number") or value(record, "sys_id") or "(no sys_id)"
+                skipped.append(SkippedRecord("ticket", record_id, skip.reason, str(skip)))
+        return tickets, skipped
 
     def _ticket(self, record: Mapping[str, Any], sla: _Sla | None) -> Ticket:
         raw = values(record)  # every field read once: this runs per incident of every sync
@@ -215,14 +249,12 @@ class ServiceNowConnector:
         """The SLA outcomes of a page's incidents from their task_sla rows."""
         return _fold_task_slas(ids, self._rows("task_sla", "task", ids, SLA_FIELDS), skipped)
 
-    def _survey_batches(self, since: str | None) -> Iterator[Batch]:
-        base = and_terms("state=complete", f"trigger_table={self._source.table}")
-        fetched, total, watermark = 0, None, since
-        scan_from = rewind(since, self._source.overlap.seconds)
-        for page in self._scan("asmt_assessment_instance", base, "taken_on", SURVEY_FIELDS, scan_from):
+    def _survey_pages(self, since: datetime | None) -> Iterator[ScanPage]:
+        table, base, field = self._scope("survey")
+        fetched, total = 0, None
+        for page in self._scan(table, base, field, SURVEY_FIELDS, _glide(since)):
             total = page.total if page.total is not None else total
             fetched += len(page.records)
-            watermark = _watermark(page.records, "taken_on", watermark)
             skipped: list[SkippedRecord] = []
             ids = [value(r, "sys_id") for r in page.records if value(r, "sys_id")]
             results: dict[str, list[dict[str, Any]]] = {sys_id: [] for sys_id in ids}
@@ -236,10 +268,9 @@ class ServiceNowConnector:
                     surveys.append(self._survey(record, results.get(sys_id, []), self._metrics, skipped))
                 except _Skip as skip:
                     skipped.append(SkippedRecord("survey", sys_id or "(no sys_id)", skip.reason, str(skip)))
-            yield Batch(
-                kind="survey",
+            yield ScanPage(
                 surveys=tuple(surveys),
-                watermark=watermark,
+                position=_position(page.records, field),
                 skipped=tuple(skipped),
                 fetched_so_far=fetched,
                 total_expected=total,
@@ -273,7 +304,7 @@ class ServiceNowConnector:
             if metric is None:
                 skipped.append(SkippedRecord("survey", result_id, "unknown_metric", value(result, "metric")))
                 continue
-            if metric.datatype in TEXT_DATATYPES or metric.question in answers:
+            if metric.datatype in TEXT_DATATYPES or metric.id in answers:
                 continue
             try:
                 number = float(value(result, "actual_value"))
@@ -281,17 +312,17 @@ class ServiceNowConnector:
                 continue  # a text answer
             low, high = metric.scale
             if not low <= number <= high:
-                detail = f"{metric.question!r}: {number:g} outside {low:g}..{high:g}"
+                detail = f"{metric.text or metric.name or metric.id!r}: {number:g} outside {low:g}..{high:g}"
                 skipped.append(SkippedRecord("survey", result_id, "answer_out_of_scale", detail))
                 continue
-            answers[metric.question] = Answer(metric.question, number, low, high)
+            answers[metric.id] = Answer(metric.id, number, low, high, name=metric.name, text=metric.text)
         if not answers:
             raise _Skip("no_answers", "no numeric answer")
         return SurveyResponse(
             source=self.name,
             id=sys_id,
             submitted_at=submitted_at,
-            answers=tuple(sorted(answers.values(), key=lambda answer: answer.question)),
+            answers=tuple(sorted(answers.values(), key=lambda answer: answer.question_id)),
             ticket_id=value(record, "trigger_id") or None,
             ticket_key=display(record, "trigger_id") or None,
         )
@@ -305,31 +336,20 @@ def _time(raw: Mapping[str, str], field: str) -> datetime | None:
         raise _Skip("bad_time", f"{field} {text!r} is not YYYY-MM-DD HH:MM:SS") from None
 
 
-def rewind(watermark: str | None, seconds: float) -> str | None:
-    """The Glide time `seconds` before a stored watermark, where an incremental scan starts; None stays None."""
-    try:
-        moment = parse_time(watermark) if watermark else None
-    except ValueError:
-        return None  # not a watermark of ours: read everything again
-    if moment is None:
-        return None
-    return format_time(moment - timedelta(seconds=seconds))
+def _glide(since: datetime | None) -> str | None:
+    return None if since is None else format_time(since)
 
 
-def _watermark(records: Sequence[Mapping[str, Any]], field: str, previous: str | None) -> str | None:
-    """The last well-formed `field` value of a page in keyset order (the page's maximum), never behind `previous`.
-
-    A page read inside the overlap lies before the stored watermark; the watermark must not go back.
-    """
+def _position(records: Sequence[Mapping[str, Any]], field: str) -> datetime | None:
+    """The last well-formed `field` time of a page in keyset order: the page's maximum."""
     for record in reversed(records):
-        text = value(record, field)
         try:
-            if parse_time(text) is not None:
-                # Glide times have one fixed width, so text order is time order.
-                return text if previous is None else max(text, previous)
+            moment = parse_time(value(record, field))
         except ValueError:
             continue
-    return previous
+        if moment is not None:
+            return moment
+    return None
 
 
 def _made_sla(made_sla: str, state: str) -> _Sla:
@@ -398,7 +418,7 @@ def _sla_end(row: Mapping[str, Any]) -> datetime | None:
 
 
 def _metric(row: Mapping[str, Any]) -> _Metric:
-    """A question's text (`question`, else `name`) and its scale (`min`/`max`, else by data type)."""
+    """A question's identity, name, text and scale (`min`/`max`, else by data type)."""
     datatype = value(row, "datatype")
     scale = (0.0, 1.0) if datatype in BINARY_DATATYPES else DEFAULT_SCALE
     try:
@@ -409,5 +429,9 @@ def _metric(row: Mapping[str, Any]) -> _Metric:
         if high > low and math.isfinite(low) and math.isfinite(high):
             scale = (low, high)
     return _Metric(
-        question=value(row, "question") or value(row, "name") or value(row, "sys_id"), datatype=datatype, scale=scale
+        id=value(row, "sys_id"),
+        name=value(row, "name") or None,
+        text=value(row, "question") or None,
+        datatype=datatype,
+        scale=scale,
     )

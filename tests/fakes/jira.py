@@ -63,6 +63,8 @@ _JQL = re.compile(
     r" ORDER BY updated ASC, key ASC$"
 )
 _PROJECT_CLAUSE = re.compile(r"^project = (?P<key>[A-Z][A-Z0-9]*)$")
+_ID_LOOKUP = re.compile(r"^(?:\((?P<base>.*)\) AND )?id in \((?P<ids>\d+(?:, \d+)*)\) ORDER BY key ASC$")
+"""A lookup of issues by id, as the connector's `get` writes it."""
 
 
 def errors(*messages: str, **by_field: str) -> dict[str, Any]:
@@ -568,15 +570,20 @@ class FakeJira:
         """Evaluate the JQL subset the connector emits; anything else is a 400 like Jira's parser."""
         if self.mode == "cloud" and (not jql.strip() or jql.strip().upper().startswith("ORDER BY")):
             return 400, errors(UNBOUNDED)
-        match = _JQL.match(jql)
+        lookup = _ID_LOOKUP.match(jql)
+        match = lookup or _JQL.match(jql)
         if match is None:
             return 400, errors(f"Error in the JQL Query: the fake does not understand {jql!r}")
-        # Jira reads JQL minute literals in the API user's zone.
-        since = datetime.strptime(match["since"], "%Y-%m-%d %H:%M").replace(tzinfo=self.zone)
-        issues = [i for i in self.issues.values() if i.updated >= since]
-        if match["until"] is not None:
-            until = datetime.strptime(match["until"], "%Y-%m-%d %H:%M").replace(tzinfo=self.zone)
-            issues = [i for i in issues if i.updated < until]
+        if lookup is not None:
+            wanted = set(lookup["ids"].split(", "))
+            issues = [i for i in self.issues.values() if i.id in wanted]
+        else:
+            # Jira reads JQL minute literals in the API user's zone.
+            since = datetime.strptime(match["since"], "%Y-%m-%d %H:%M").replace(tzinfo=self.zone)
+            issues = [i for i in self.issues.values() if i.updated >= since]
+            if match["until"] is not None:
+                until = datetime.strptime(match["until"], "%Y-%m-%d %H:%M").replace(tzinfo=self.zone)
+                issues = [i for i in issues if i.updated < until]
         base = match["base"]
         if base is not None:
             clause = _PROJECT_CLAUSE.match(base.strip())
@@ -585,7 +592,10 @@ class FakeJira:
             if clause["key"] not in PROJECTS:
                 return 400, errors(f"The value '{clause['key']}' does not exist for the field 'project'.")
             issues = [i for i in issues if i.project == clause["key"]]
-        issues.sort(key=lambda i: (i.updated, i.project, int(i.key.split("-")[1])))
+        if lookup is not None:
+            issues.sort(key=lambda i: (i.project, int(i.key.split("-")[1])))
+        else:
+            issues.sort(key=lambda i: (i.updated, i.project, int(i.key.split("-")[1])))
         return 200, issues
 
     def _enhanced_search(self, request: RecordedRequest) -> tuple[int, Any]:

@@ -1,7 +1,7 @@
-"""The local store: tickets, survey responses and sync watermarks in one SQLite file (WAL).
+"""The Store: tickets, survey responses and typed sync state in one SQLite file (WAL).
 
-A sync commits a batch of records and its watermark in one transaction, so a crash or a kill at
-any point resumes from the last committed watermark with nothing lost and nothing counted twice.
+A sync commits a batch of records and its sync state in one transaction, so a crash or a kill at
+any point resumes from the last committed state with nothing lost and nothing counted twice.
 Times are stored as integer microseconds since the epoch (UTC): exact to round-trip, cheap to load.
 """
 
@@ -9,139 +9,40 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
 import numpy as np
 import pandas as pd
 
-from itsm_exporter.frames import ANSWER_DTYPES, SURVEY_DTYPES, TICKET_DTYPES, Frames
+from itsm_exporter.frames import ANSWER_DTYPES, QUESTION_DTYPES, SURVEY_DTYPES, TICKET_DTYPES, Frames
 from itsm_exporter.records import (
     ANSWER_COLUMNS,
+    QUESTION_COLUMNS,
     SURVEY_COLUMNS,
-    TICKET_COLUMNS,
-    TICKET_TIME_COLUMNS,
     Answer,
     Batch,
+    PhaseState,
     RecordKind,
     SurveyResponse,
     Ticket,
 )
-
-APPLICATION_ID: Final = 0x49544D58
-"""'ITMX' in SQLite's header: tells our store apart from any other SQLite file."""
-SCHEMA_VERSION: Final = 3
-"""Bumped with a migration in MIGRATIONS whenever the tables change."""
+from itsm_exporter.store.migrations import MIGRATIONS
+from itsm_exporter.store.schema import (
+    APPLICATION_ID,
+    CHILD_TABLES,
+    SCHEMA_VERSION,
+    TICKETS,
+    TicketSchema,
+    micros,
+    moment,
+)
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _TERMINAL_STATES: Final = ("resolved", "closed", "canceled")
-
-# `group` is an SQL keyword: the column is named `grp` and renamed at the boundary.
-_TICKET_SQL_COLUMNS: Final = tuple("grp" if c == "group" else c for c in TICKET_COLUMNS)
-_TICKET_LABEL_COLUMNS: Final = frozenset(
-    {"source", "state", "group", "service", "priority", "channel", "sla_response", "sla_resolution"}
-)
-"""Ticket columns stored as a code of the `labels` table (schema 3).
-
-A window load reads half a million tickets; sqlite3 makes a new str object for every text cell, and
-these eight columns were most of them. Small integers cost nothing to make, and each code is turned
-back into one shared string per value: bench/store.py loaded the 30-day window (550k of 1M tickets)
-in 3.3-3.6 s with text labels and in 2.35 s with codes (BENCHMARKS.md, Store).
-"""
-
-_TICKETS_TABLE: Final = """
-CREATE TABLE tickets (
-    source INTEGER NOT NULL, id TEXT NOT NULL, key TEXT NOT NULL,
-    opened_at INTEGER NOT NULL, first_response_at INTEGER, resolved_at INTEGER, closed_at INTEGER,
-    updated_at INTEGER NOT NULL,
-    state INTEGER NOT NULL, grp INTEGER, service INTEGER, priority INTEGER, channel INTEGER,
-    reassignments INTEGER NOT NULL, reopens INTEGER NOT NULL,
-    sla_response INTEGER NOT NULL, sla_resolution INTEGER NOT NULL, complaint INTEGER NOT NULL
-);
-CREATE UNIQUE INDEX tickets_key ON tickets (source, id);
-"""
-_LABELS_TABLE: Final = """
-CREATE TABLE labels (code INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);
-"""
-"""One row per distinct label text ever stored; a code is never reused or changed once committed."""
-
-# Version 2 of the tickets table, frozen: migration 1 -> 2 creates it and migration 2 -> 3 reads it.
-_TICKETS_TABLE_V2: Final = """
-CREATE TABLE tickets (
-    source TEXT NOT NULL, id TEXT NOT NULL, key TEXT NOT NULL,
-    opened_at INTEGER NOT NULL, first_response_at INTEGER, resolved_at INTEGER, closed_at INTEGER,
-    updated_at INTEGER NOT NULL,
-    state TEXT NOT NULL, grp TEXT, service TEXT, priority TEXT, channel TEXT,
-    reassignments INTEGER NOT NULL, reopens INTEGER NOT NULL,
-    sla_response TEXT NOT NULL, sla_resolution TEXT NOT NULL, complaint INTEGER NOT NULL
-);
-CREATE UNIQUE INDEX tickets_key ON tickets (source, id);
-"""
-_CODED_SQL_COLUMNS: Final = tuple(
-    c for c, name in zip(_TICKET_SQL_COLUMNS, TICKET_COLUMNS, strict=True) if name in _TICKET_LABEL_COLUMNS
-)
-_SURVEYS_TABLE: Final = """
-CREATE TABLE surveys (
-    source TEXT NOT NULL, id TEXT NOT NULL, ticket_source TEXT NOT NULL,
-    ticket_id TEXT, ticket_key TEXT, submitted_at INTEGER NOT NULL
-);
-CREATE UNIQUE INDEX surveys_key ON surveys (source, id);
-CREATE INDEX surveys_submitted ON surveys (submitted_at);
-"""
-# Tickets and surveys are rowid tables with a unique (source, id) index: upstream ids are random
-# (ServiceNow sys_ids), and a random insert dirties one page per record in the B-tree it lands in.
-# In a WITHOUT ROWID table that page holds ~25 whole rows; in the index it holds ~80 keys, while
-# the rows themselves are appended. Measured in bench/store.py: about twice the upsert rate.
-_SCHEMA: Final = f"""
-{_LABELS_TABLE}
-{_TICKETS_TABLE}
-{_SURVEYS_TABLE}
-CREATE TABLE answers (
-    source TEXT NOT NULL, survey_id TEXT NOT NULL, question TEXT NOT NULL,
-    value REAL NOT NULL, scale_min REAL NOT NULL, scale_max REAL NOT NULL,
-    PRIMARY KEY (source, survey_id, question)
-) WITHOUT ROWID;
-CREATE TABLE watermarks (
-    source TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
-    PRIMARY KEY (source, kind)
-);
-"""
-
-MIGRATIONS: Final[dict[int, str]] = {
-    # 1 -> 2: tickets and surveys from WITHOUT ROWID tables to rowid tables with a unique key index.
-    1: f"""
-ALTER TABLE tickets RENAME TO tickets_v1;
-DROP INDEX surveys_submitted;
-ALTER TABLE surveys RENAME TO surveys_v1;
-{_TICKETS_TABLE_V2}
-{_SURVEYS_TABLE}
-INSERT INTO tickets SELECT * FROM tickets_v1;
-INSERT INTO surveys SELECT * FROM surveys_v1;
-DROP TABLE tickets_v1;
-DROP TABLE surveys_v1;
-""",
-    # 2 -> 3: ticket label columns become codes of the new labels table.
-    2: f"""
-{_LABELS_TABLE}
-INSERT INTO labels (text) {
-        " UNION ".join(f"SELECT {c} FROM tickets WHERE {c} IS NOT NULL" for c in _CODED_SQL_COLUMNS)
-    };
-DROP INDEX tickets_key;
-ALTER TABLE tickets RENAME TO tickets_v2;
-{_TICKETS_TABLE}
-INSERT INTO tickets SELECT {
-        ", ".join(
-            f"(SELECT code FROM labels WHERE text = t.{c})" if c in _CODED_SQL_COLUMNS else f"t.{c}"
-            for c in _TICKET_SQL_COLUMNS
-        )
-    } FROM tickets_v2 t ORDER BY t.rowid;
-DROP TABLE tickets_v2;
-""",
-}
-"""SQL that upgrades a store from version N to N + 1, run in one transaction per step."""
 
 WAL_AUTOCHECKPOINT_PAGES: Final = 32768
 """Checkpoint when the WAL reaches 128 MiB instead of SQLite's 4 MiB.
@@ -160,31 +61,34 @@ class StoreError(Exception):
     """The store file cannot be used; the message names the file and what is wrong with it."""
 
 
-_MICROSECOND: Final = timedelta(microseconds=1)
-
-
-def _micros(moment: datetime | None) -> int | None:
-    if moment is None:
-        return None
-    return (moment - _EPOCH) // _MICROSECOND  # a constant divisor: building the timedelta per call was 2/3 of it
-
-
-def _moment(micros: int | None) -> datetime | None:
-    return None if micros is None else _EPOCH + timedelta(microseconds=micros)
-
-
 class Store:
-    """One SQLite file shared by the sync threads and the snapshot builder (one connection, one lock)."""
+    """One SQLite file: a writer connection shared by the sync threads, a reader for snapshots.
 
-    def __init__(self, path: str | Path) -> None:
+    Commits are serialized on the writer's lock. Reads (`load_frames`, `tickets`, `surveys`,
+    `sync_state`) run on their own connection in one read transaction each: in WAL mode a reader
+    never blocks the writer, so a long snapshot load never delays another source's commit.
+    `schema` is the tickets table's definition (tests pass a future one to prove migrations).
+    """
+
+    def __init__(self, path: str | Path, *, schema: TicketSchema = TICKETS, version: int = SCHEMA_VERSION) -> None:
         self.path = Path(path)
+        self._schema = schema
+        self._version = version
+        self._ticket_row = schema.row_builder()
+        self._upsert_ticket_sql = schema.upsert_sql
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         except sqlite3.Error as error:
             raise StoreError(f"store {self.path}: cannot open: {error}") from error
         try:
             self._prepare()
+            if str(path) == ":memory:":
+                # A second connection to ":memory:" would open another, empty database: share the one.
+                self._reader, self._read_lock = self._db, self._lock
+            else:
+                self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         except sqlite3.DatabaseError as error:
             self._db.close()
             raise StoreError(f"store {self.path}: not a usable itsm-exporter store: {error}") from error
@@ -200,19 +104,19 @@ class Store:
         if application_id == 0 and tables == 0:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(
-                f"BEGIN; {_SCHEMA} PRAGMA application_id={APPLICATION_ID}; "
-                f"PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
+                f"BEGIN; {self._schema.ddl()} PRAGMA application_id={APPLICATION_ID}; "
+                f"PRAGMA user_version={self._version}; COMMIT;"
             )
         elif application_id != APPLICATION_ID:
             raise StoreError(f"store {self.path}: a SQLite file of another application; refusing to touch it")
-        elif version > SCHEMA_VERSION:
+        elif version > self._version:
             raise StoreError(
                 f"store {self.path}: schema version {version} is newer than this release understands "
-                f"({SCHEMA_VERSION}); upgrade itsm-exporter or point store.path elsewhere"
+                f"({self._version}); upgrade itsm-exporter or point store.path elsewhere"
             )
         else:
             db.execute("PRAGMA journal_mode=WAL")
-            for step in range(version, SCHEMA_VERSION):
+            for step in range(version, self._version):
                 db.executescript(f"BEGIN; {MIGRATIONS[step]} PRAGMA user_version={step + 1}; COMMIT;")
         # NORMAL is durable against a killed process in WAL mode; only a power cut can lose the last commit.
         db.execute("PRAGMA synchronous=NORMAL")
@@ -225,16 +129,28 @@ class Store:
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db, self._labels)
 
-    def watermark(self, source: str, kind: RecordKind) -> str | None:
-        """Where the next sync of `source` for `kind` resumes; None before the first commit."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT value FROM watermarks WHERE source = ? AND kind = ?", (source, kind)
-            ).fetchone()
-        return None if row is None else str(row[0])
+    def sync_state(self, source: str) -> dict[tuple[str, str], PhaseState]:
+        """Every committed phase of `source`, by (plan, phase); empty before the first commit."""
+        with self._read_lock:
+            rows = self._reader.execute(
+                "SELECT plan, phase, watermark, token, done, total, completed_at FROM sync_state WHERE source = ?",
+                (source,),
+            ).fetchall()
+        return {
+            (plan, phase): PhaseState(
+                plan=plan,
+                phase=phase,
+                watermark=moment(watermark),
+                token=token,
+                done=done,
+                total=total,
+                completed_at=moment(completed_at),
+            )
+            for plan, phase, watermark, token, done, total, completed_at in rows
+        }
 
     def commit_batch(self, source: str, batch: Batch) -> None:
-        """Upsert the batch's records and move its watermark, all or nothing."""
+        """Upsert the batch's records, remove its deleted tickets and write its sync state, all or nothing."""
         records: tuple[Ticket | SurveyResponse, ...] = (*batch.tickets, *batch.surveys)
         for record in records:
             if record.source != source:
@@ -242,21 +158,54 @@ class Store:
         try:
             with self._lock, self._transaction():
                 self._upsert_tickets(batch.tickets)
+                self._delete_tickets(source, batch.deleted_ticket_ids)
                 self._upsert_surveys(batch.surveys)
-                if batch.watermark is not None:
-                    self._db.execute(
-                        "INSERT INTO watermarks (source, kind, value) VALUES (?, ?, ?) "
-                        "ON CONFLICT (source, kind) DO UPDATE SET value = excluded.value",
-                        (source, batch.kind, batch.watermark),
-                    )
+                if batch.state is not None:
+                    self._write_state(source, batch.state)
         except (sqlite3.Error, OverflowError, UnicodeEncodeError) as error:
             # Overflow and encoding errors come from values SQLite cannot hold (the parsers should have
             # refused them): the batch is rolled back like any other failed commit.
             raise StoreError(f"store {self.path}: could not commit a batch of {source}: {error}") from error
 
-    def _upsert_tickets(self, tickets: Iterable[Ticket]) -> None:
-        labels = self._labels
-        self._db.executemany(_UPSERT_TICKET, (_ticket_row(t, labels) for t in tickets))
+    def delete_tickets(self, source: str, ids: Sequence[str]) -> int:
+        """Remove tickets of `source` deleted upstream, with their child rows; returns how many were stored."""
+        try:
+            with self._lock, self._transaction():
+                return self._delete_tickets(source, ids)
+        except sqlite3.Error as error:
+            raise StoreError(f"store {self.path}: could not delete tickets of {source}: {error}") from error
+
+    def _delete_tickets(self, source: str, ids: Sequence[str]) -> int:
+        if not ids:
+            return 0
+        code = self._labels.get(source)
+        if code is None:
+            return 0
+        pairs = [(code, ticket_id) for ticket_id in ids]
+        before = self._db.total_changes
+        self._db.executemany("DELETE FROM tickets WHERE source = ? AND id = ?", pairs)
+        removed = self._db.total_changes - before
+        for child in CHILD_TABLES:
+            if child.parent == "tickets":
+                self._db.executemany(child.delete_sql, ((source, ticket_id) for ticket_id in ids))
+        return removed
+
+    def _write_state(self, source: str, state: PhaseState) -> None:
+        self._db.execute(
+            "INSERT INTO sync_state (source, plan, phase, watermark, token, done, total, completed_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, plan, phase) DO UPDATE SET "
+            "watermark = excluded.watermark, token = excluded.token, done = excluded.done, "
+            "total = excluded.total, completed_at = excluded.completed_at",
+            (
+                source, state.plan, state.phase, micros(state.watermark), state.token, state.done, state.total,
+                micros(state.completed_at),
+            ),
+        )  # fmt: skip
+
+    def _upsert_tickets(self, tickets: Sequence[Ticket]) -> None:
+        labels, row = self._labels, self._ticket_row
+        self._db.executemany(self._upsert_ticket_sql, (row(t, labels) for t in tickets))
+        self._replace_children("tickets", tickets)
 
     def _upsert_surveys(self, surveys: Sequence[SurveyResponse]) -> None:
         if not surveys:
@@ -267,60 +216,79 @@ class Store:
             "ticket_source = excluded.ticket_source, ticket_id = excluded.ticket_id, "
             "ticket_key = excluded.ticket_key, submitted_at = excluded.submitted_at",
             (
-                (s.source, s.id, s.ticket_source or s.source, s.ticket_id, s.ticket_key, _micros(s.submitted_at))
+                (s.source, s.id, s.ticket_source or s.source, s.ticket_id, s.ticket_key, micros(s.submitted_at))
                 for s in surveys
             ),
         )
-        # A re-read survey replaces its answers: an edited response must not keep a removed answer.
+        questions = {(s.source, a.question_id): (a.name, a.text) for s in surveys for a in s.answers}
         self._db.executemany(
-            "DELETE FROM answers WHERE source = ? AND survey_id = ?", ((s.source, s.id) for s in surveys)
+            "INSERT INTO questions (source, question_id, name, text) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (source, question_id) DO UPDATE SET name = excluded.name, text = excluded.text",
+            ((source, question_id, name, text) for (source, question_id), (name, text) in questions.items()),
         )
-        self._db.executemany(
-            "INSERT INTO answers (source, survey_id, question, value, scale_min, scale_max) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, survey_id, question) DO UPDATE SET "
-            "value = excluded.value, scale_min = excluded.scale_min, scale_max = excluded.scale_max",
-            ((s.source, s.id, a.question, a.value, a.scale_min, a.scale_max) for s in surveys for a in s.answers),
-        )
+        self._replace_children("surveys", surveys)
+
+    def _replace_children(self, parent: str, records: Sequence[Ticket] | Sequence[SurveyResponse]) -> None:
+        """A re-read parent replaces its child rows: an edited response must not keep a removed answer."""
+        for child in CHILD_TABLES:
+            if child.parent != parent or not records:
+                continue
+            self._db.executemany(child.delete_sql, ((r.source, r.id) for r in records))
+            self._db.executemany(child.insert_sql, (row for r in records for row in child.rows(r)))
 
     def count(self, source: str, kind: RecordKind) -> int:
         """Stored records of one source and kind."""
         where = "source = (SELECT code FROM labels WHERE text = ?)" if kind == "ticket" else "source = ?"
         table = "tickets" if kind == "ticket" else "surveys"
-        with self._lock:
-            return int(self._db.execute(f"SELECT count(*) FROM {table} WHERE {where}", (source,)).fetchone()[0])
+        with self._read_lock:
+            return int(self._reader.execute(f"SELECT count(*) FROM {table} WHERE {where}", (source,)).fetchone()[0])
 
     def tickets(self, source: str) -> list[Ticket]:
         """Every stored ticket of `source` as canonical records, sorted by id."""
-        with self._lock, self._read_snapshot():
-            texts = dict(self._db.execute("SELECT code, text FROM labels").fetchall())
-            rows = self._db.execute(
-                f"SELECT {', '.join(_TICKET_SQL_COLUMNS)} FROM tickets "
+        db = self._reader
+        with self._read_lock, self._read_snapshot():
+            texts = dict(db.execute("SELECT code, text FROM labels").fetchall())
+            rows = db.execute(
+                f"SELECT {', '.join(self._schema.sql_columns)} FROM tickets "
                 "WHERE source = (SELECT code FROM labels WHERE text = ?) ORDER BY id",
                 (source,),
             ).fetchall()
-        return [_ticket(row, texts) for row in rows]
+        return [self._ticket(row, texts) for row in rows]
+
+    def _ticket(self, row: tuple[object, ...], texts: Mapping[object, str]) -> Ticket:
+        values: dict[str, object] = dict(zip(self._schema.names, row, strict=True))
+        for field in self._schema.fields:
+            if field.kind == "time":
+                values[field.name] = moment(values[field.name])  # type: ignore[arg-type]
+            elif field.kind == "label":
+                values[field.name] = texts.get(values[field.name])
+            elif field.kind == "flag":
+                values[field.name] = bool(values[field.name])
+        return Ticket(**values)  # type: ignore[arg-type]
 
     def surveys(self, source: str) -> list[SurveyResponse]:
-        """Every stored survey response of `source` with its answers (sorted by question), sorted by id."""
-        with self._lock, self._read_snapshot():
-            surveys = self._db.execute(
+        """Every stored survey response of `source` with its answers (sorted by question id), sorted by id."""
+        db = self._reader
+        with self._read_lock, self._read_snapshot():
+            surveys = db.execute(
                 "SELECT source, id, ticket_source, ticket_id, ticket_key, submitted_at FROM surveys "
                 "WHERE source = ? ORDER BY id",
                 (source,),
             ).fetchall()
-            answers = self._db.execute(
-                "SELECT survey_id, question, value, scale_min, scale_max FROM answers WHERE source = ? "
-                "ORDER BY survey_id, question",
+            answers = db.execute(
+                "SELECT a.survey_id, a.question_id, a.value, a.scale_min, a.scale_max, q.name, q.text "
+                "FROM answers a LEFT JOIN questions q ON q.source = a.source AND q.question_id = a.question_id "
+                "WHERE a.source = ? ORDER BY a.survey_id, a.question_id",
                 (source,),
             ).fetchall()
         by_survey: dict[str, list[Answer]] = {}
-        for survey_id, question, value, scale_min, scale_max in answers:
-            by_survey.setdefault(survey_id, []).append(Answer(question, value, scale_min, scale_max))
+        for survey_id, question_id, value, scale_min, scale_max, name, text in answers:
+            by_survey.setdefault(survey_id, []).append(Answer(question_id, value, scale_min, scale_max, name, text))
         return [
             SurveyResponse(
                 source=src,
                 id=survey_id,
-                submitted_at=_moment(submitted) or _EPOCH,
+                submitted_at=moment(submitted) or _EPOCH,
                 answers=tuple(by_survey.get(survey_id, ())),
                 ticket_id=ticket_id,
                 ticket_key=ticket_key,
@@ -339,9 +307,11 @@ class Store:
         where_source, params = _source_clause(sources)
         # `+source`: scan the table in storage order; through the key index each row would be a random seek.
         where_ticket_source = _source_clause(sources, "+source", coded=True)[0]
-        cutoff = _micros(since)
+        cutoff = micros(since)
+        schema = self._schema
         # Unset coded labels read as code 0, which no label has: the column stays an integer column.
-        ticket_columns = (f"ifnull({c}, 0)" if c in _CODED_SQL_COLUMNS else c for c in _TICKET_SQL_COLUMNS)
+        columns = zip(schema.sql_columns, schema.names, strict=True)
+        ticket_columns = (f"ifnull({c}, 0)" if name in schema.coded else c for c, name in columns)
         ticket_sql = f"SELECT {', '.join(ticket_columns)} FROM tickets WHERE {where_ticket_source}"
         survey_sql = f"SELECT {', '.join(SURVEY_COLUMNS)} FROM surveys WHERE {where_source}"
         answer_sql = f"SELECT a.{', a.'.join(ANSWER_COLUMNS)} FROM answers a"
@@ -368,22 +338,27 @@ class Store:
         elif sources is not None:
             answer_sql += f" WHERE {_source_clause(sources, 'a.source')[0]}"
             answer_params += params
+        question_sql = f"SELECT {', '.join(QUESTION_COLUMNS)} FROM questions WHERE {where_source}"
         canonical: dict[str, str] = {}
-        with self._lock, self._read_snapshot():
-            codes = self._db.execute("SELECT code, text FROM labels").fetchall()
+        db = self._reader
+        with self._read_lock, self._read_snapshot():
+            codes = db.execute("SELECT code, text FROM labels").fetchall()
             texts = np.full(max((code for code, _ in codes), default=0) + 1, None, dtype=object)
             for code, text in codes:
                 texts[code] = canonical.setdefault(text, text)
             tickets = _read_columns(
-                self._db.execute(ticket_sql, ticket_params), TICKET_COLUMNS, TICKET_DTYPES, canonical, _LABELS, texts
+                db.execute(ticket_sql, ticket_params), schema.names, TICKET_DTYPES, canonical, _LABELS, texts, schema
             )
             surveys = _read_columns(
-                self._db.execute(survey_sql, survey_params), SURVEY_COLUMNS, SURVEY_DTYPES, canonical, _SURVEY_IDS
+                db.execute(survey_sql, survey_params), SURVEY_COLUMNS, SURVEY_DTYPES, canonical, _SURVEY_IDS
             )
             answers = _read_columns(
-                self._db.execute(answer_sql, answer_params), ANSWER_COLUMNS, ANSWER_DTYPES, canonical, _ANSWER_IDS
+                db.execute(answer_sql, answer_params), ANSWER_COLUMNS, ANSWER_DTYPES, canonical, _ANSWER_IDS
             )
-        return Frames(tickets=tickets, surveys=surveys, answers=answers)
+            questions = _read_columns(
+                db.execute(question_sql, list(params)), QUESTION_COLUMNS, QUESTION_DTYPES, canonical, _LABELS
+            )
+        return Frames(tickets=tickets, surveys=surveys, answers=answers, questions=questions)
 
     @contextmanager
     def _read_snapshot(self) -> Iterator[None]:
@@ -393,15 +368,17 @@ class Store:
         reading the label codes and reading the tickets would bring codes the load cannot name, or
         surveys without the answers committed with them.
         """
-        self._db.execute("BEGIN")
+        self._reader.execute("BEGIN")
         try:
             yield
         finally:
-            self._db.execute("COMMIT")  # a read transaction has nothing to write: this only ends it
+            self._reader.execute("COMMIT")  # a read transaction has nothing to write: this only ends it
 
     def close(self) -> None:
+        with self._read_lock:
+            self._reader.close()
         with self._lock:
-            self._db.close()
+            self._db.close()  # the same connection again for ":memory:": closing twice is harmless
 
 
 class _LabelCodes(dict[str | None, int | None]):
@@ -471,10 +448,8 @@ def _source_clause(
 
 
 _LOAD_CHUNK: Final = 65536
-_LABELS: Final = frozenset(
-    {"source", "state", "group", "service", "priority", "channel", "sla_response", "sla_resolution"}
-    | {"ticket_source", "question"}
-)
+_TIMES: Final = TICKETS.times | {"submitted_at"}
+_LABELS: Final = TICKETS.coded | {"ticket_source", "question_id", "name", "text"}
 """Columns with few distinct values: loaded as references to one string object per value."""
 _SURVEY_IDS: Final = _LABELS | {"id"}
 _ANSWER_IDS: Final = _LABELS | {"survey_id"}
@@ -489,6 +464,7 @@ def _read_columns(
     canonical: dict[str, str],
     shared_columns: frozenset[str],
     label_texts: np.ndarray | None = None,
+    schema: TicketSchema | None = None,
 ) -> pd.DataFrame:
     """A frame from a query, built column-wise in chunks.
 
@@ -501,11 +477,11 @@ def _read_columns(
     parts: dict[str, list[np.ndarray]] = {column: [] for column in columns}
     while rows := cursor.fetchmany(_LOAD_CHUNK):
         for column, values in zip(columns, zip(*rows, strict=True), strict=True):
-            if label_texts is not None and column in _TICKET_LABEL_COLUMNS:
+            if label_texts is not None and schema is not None and column in schema.coded:
                 parts[column].append(label_texts[np.array(values, dtype=np.intp)])
                 continue
             shared = column in shared_columns
-            parts[column].append(_column_array(column, values, dtypes[column], canonical if shared else None))
+            parts[column].append(_column_array(values, dtypes[column], canonical if shared else None, column in _TIMES))
     data = {
         column: np.concatenate(chunks) if chunks else np.array([], dtype=dtypes[column])
         for column, chunks in parts.items()
@@ -513,8 +489,10 @@ def _read_columns(
     return pd.DataFrame(data, columns=list(columns)).astype(dtypes)
 
 
-def _column_array(column: str, values: tuple[object, ...], dtype: str, canonical: dict[str, str] | None) -> np.ndarray:
-    if column in TICKET_TIME_COLUMNS or column == "submitted_at":
+def _column_array(
+    values: tuple[object, ...], dtype: str, canonical: dict[str, str] | None, is_time: bool
+) -> np.ndarray:
+    if is_time:
         return np.array(values, dtype=np.float64) / 1e6  # integer microseconds, None -> NaN
     if dtype != "object":
         return np.array(values, dtype=dtype)
@@ -524,31 +502,3 @@ def _column_array(column: str, values: tuple[object, ...], dtype: str, canonical
     codes, uniques = pd.factorize(array)
     shared = np.array([*(canonical.setdefault(value, value) for value in uniques), None], dtype=object)
     return shared[codes]  # code -1 (None) takes the trailing None
-
-
-_UPSERT_TICKET: Final = (
-    f"INSERT INTO tickets ({', '.join(_TICKET_SQL_COLUMNS)}) VALUES ({', '.join('?' * len(_TICKET_SQL_COLUMNS))}) "
-    f"ON CONFLICT (source, id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _TICKET_SQL_COLUMNS[2:])}"
-)
-
-
-def _ticket_row(ticket: Ticket, code: Mapping[str | None, int | None]) -> tuple[object, ...]:
-    """The row of `ticket` in TICKET_COLUMNS order, labels as `code`s (spelled out: this runs per synced ticket)."""
-    t = ticket
-    return (
-        code[t.source], t.id, t.key,
-        _micros(t.opened_at), _micros(t.first_response_at), _micros(t.resolved_at), _micros(t.closed_at),
-        _micros(t.updated_at),
-        code[t.state], code[t.group], code[t.service], code[t.priority], code[t.channel],
-        t.reassignments, t.reopens, code[t.sla_response], code[t.sla_resolution], int(t.complaint),
-    )  # fmt: skip
-
-
-def _ticket(row: tuple[object, ...], texts: Mapping[object, str]) -> Ticket:
-    values = dict(zip(TICKET_COLUMNS, row, strict=True))
-    for column in TICKET_TIME_COLUMNS:
-        values[column] = _moment(values[column])  # type: ignore[arg-type]
-    for column in _TICKET_LABEL_COLUMNS:
-        values[column] = texts.get(values[column])
-    values["complaint"] = bool(values["complaint"])
-    return Ticket(**values)  # type: ignore[arg-type]
