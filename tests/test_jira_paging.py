@@ -200,9 +200,16 @@ def test_a_minute_that_keeps_shifting_is_given_up_with_a_warning(
         with caplog.at_level(logging.WARNING, logger="itsm_exporter.connectors.jira_sm"):
             sync(fake, mode, store, page_size=2)
     literal = {"cloud": "2025-03-05 15:30", "datacenter": "2025-03-05 03:00"}[mode]
-    assert [r.getMessage() for r in caplog.records] == [
-        f"jira paging gave up source=jsm minutes={literal} rereads=3: issues updated during the sync kept "
-        "shifting the pages of these minutes; an issue of them may be missing until it next changes"
+    assert [
+        (r.getMessage(), r.__dict__["source"], r.__dict__["minutes"], r.__dict__["rereads"]) for r in caplog.records
+    ] == [
+        (
+            "jira paging gave up: issues updated during the sync kept shifting the pages of these minutes; "
+            "an issue of them may be missing until it next changes",
+            "jsm",
+            literal,
+            3,
+        )
     ]
     # The main scan (1 + 4 pages), then 3 rounds: a re-read of the minute (4 pages) and a read of the
     # newest end, which here is the same minute (4).

@@ -481,10 +481,14 @@ class JiraConnector:
                     yield reads.fresh(page), total
         if reads.shifted:
             log.warning(
-                "jira paging gave up source=%s minutes=%s rereads=%d: issues updated during the sync kept shifting "
-                "the pages of these minutes; an issue of them may be missing until it next changes",
-                self.name, ",".join(dict.fromkeys(span.since for span in reads.shifted)), REREAD_ROUNDS,
-            )  # fmt: skip
+                "jira paging gave up: issues updated during the sync kept shifting the pages of these minutes; "
+                "an issue of them may be missing until it next changes",
+                extra={
+                    "source": self.name,
+                    "minutes": ",".join(dict.fromkeys(span.since for span in reads.shifted)),
+                    "rereads": REREAD_ROUNDS,
+                },
+            )
 
     def _histories(self, issue: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The whole changelog: the embedded one when complete, else paged from the issue."""
