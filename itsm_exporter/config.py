@@ -184,7 +184,17 @@ class CsvSource(SourceBase):
         return value
 
 
-class ServiceNowSource(TlsMixin, SourceBase):
+class ReconcileMixin(_Strict):
+    reconcile_interval: Duration | None = Duration("24h")
+    """How often a sync also removes the tickets deleted upstream (sync/plans.py ReconcilePlan); `0` turns it off."""
+
+    @field_validator("reconcile_interval", mode="before")
+    @classmethod
+    def _zero_is_off(cls, value: Any) -> Any:
+        return None if value in (0, "0") else value
+
+
+class ServiceNowSource(ReconcileMixin, TlsMixin, SourceBase):
     kind: Literal["servicenow"]
     url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")]
     username: str | None = None
@@ -216,7 +226,7 @@ class ServiceNowSource(TlsMixin, SourceBase):
         return self
 
 
-class JiraSource(TlsMixin, SourceBase):
+class JiraSource(ReconcileMixin, TlsMixin, SourceBase):
     kind: Literal["jira"]
     url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")]
     username: str | None = None

@@ -23,6 +23,8 @@ class SourceHealth:
     records_synced: Counter[str] = field(default_factory=Counter)
     records_skipped: Counter[tuple[str, str]] = field(default_factory=Counter)
     api_requests: Counter[str] = field(default_factory=Counter)
+    records_deleted: Counter[str] = field(default_factory=Counter)
+    last_reconcile_timestamp: float | None = None
 
     def copy(self) -> SourceHealth:
         return SourceHealth(
@@ -33,6 +35,8 @@ class SourceHealth:
             records_synced=Counter(self.records_synced),
             records_skipped=Counter(self.records_skipped),
             api_requests=Counter(self.api_requests),
+            records_deleted=Counter(self.records_deleted),
+            last_reconcile_timestamp=self.last_reconcile_timestamp,
         )
 
 
@@ -62,8 +66,21 @@ def health_metrics(health: Mapping[str, SourceHealth], refresh_note: str) -> Ite
         "Upstream HTTP requests by status code (error when no response came back), since start.",
         labels=["source", "code"],
     )
+    deleted = CounterMetricFamily(
+        "itsm_source_records_deleted",
+        "Stored records removed because the source deleted them upstream (found by reconciliation), since start.",
+        labels=["source", "kind"],
+    )
+    reconciled = GaugeMetricFamily(
+        "itsm_source_last_reconcile_timestamp_seconds",
+        "Unix time at the end of the last reconciliation of the source with its upstream's deletions.",
+        labels=["source"],
+    )
     for name in sorted(health):
         state = health[name]
+        deleted.add_metric([name, "ticket"], float(state.records_deleted["ticket"]))
+        if state.last_reconcile_timestamp is not None:
+            reconciled.add_metric([name], state.last_reconcile_timestamp)
         up.add_metric([name], 1.0 if state.up else 0.0)
         if state.last_success_timestamp is not None:
             last_success.add_metric([name], state.last_success_timestamp)
@@ -77,7 +94,7 @@ def health_metrics(health: Mapping[str, SourceHealth], refresh_note: str) -> Ite
             requests.add_metric([name, code], float(count))
     build = GaugeMetricFamily("itsm_build_info", "Build of itsm-exporter; always 1.", labels=["version"])
     build.add_metric([__version__], 1.0)
-    return [up, last_success, duration, synced, skipped, requests, build]
+    return [up, last_success, duration, synced, skipped, deleted, reconciled, requests, build]
 
 
 @dataclass(frozen=True)

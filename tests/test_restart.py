@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -69,11 +69,11 @@ class Run:
         return self.stderr.read_text(errors="replace")
 
 
-def start_once(config: Path, tmp_path: Path, name: str) -> Run:
+def start_once(config: Path, tmp_path: Path, name: str, extra: Sequence[str] = ()) -> Run:
     stderr = tmp_path / f"{name}.stderr"
     with (tmp_path / f"{name}.stdout").open("wb") as out, stderr.open("wb") as err:
         process = subprocess.Popen(
-            [sys.executable, "-m", "itsm_exporter", "once", "--config", str(config), "--log.level", "debug"],
+            [sys.executable, "-m", "itsm_exporter", "once", "--config", str(config), "--log.level", "debug", *extra],
             cwd=ROOT,
             stdout=out,
             stderr=err,
@@ -279,6 +279,8 @@ def test_jira_cloud_backfill_killed_mid_search_resumes_from_its_watermark(tmp_pa
             "deployment": "cloud",
             "page_size": JIRA_PAGE,
             "max_retries": 0,
+            # The rerun is a second sync, when a reconciliation would also search: this test counts the backfill's.
+            "reconcile_interval": 0,
         }
         config = write_config(tmp_path, settings)
         with closing(reference_store(fake, source_of(settings, fake.url), tmp_path / "reference.db")) as reference:

@@ -62,6 +62,8 @@ class ScanPage:
     token: str | None = None
     fetched_so_far: int = 0
     total_expected: int | None = None
+    deleted_ids: tuple[str, ...] = ()
+    """Ids of records an upstream deletion log says are gone (DeletionLog)."""
 
 
 class Connector(Protocol):
@@ -103,6 +105,15 @@ class RecordLookup(Protocol):
 
     def ids(self, kind: RecordKind, since: datetime | None) -> Iterator[list[str]]:
         """Upstream ids of every record of `kind` updated at or after `since`, a page at a time, nothing else."""
+        ...
+
+
+@runtime_checkable
+class DeletionLog(Protocol):
+    """A connector whose upstream keeps a log of deleted records (ServiceNow's sys_audit_delete)."""
+
+    def deletions(self, kind: RecordKind, since: datetime | None) -> Iterator[ScanPage]:
+        """Pages of ids deleted at or after `since`, in log order; raises AuthError when the log is not readable."""
         ...
 
 

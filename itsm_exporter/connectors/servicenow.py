@@ -45,6 +45,8 @@ TICKET_FIELDS: Final = (
 SLA_FIELDS: Final = ("sys_id", "task", "sla.target", "stage", "has_breached", "start_time", "end_time", "duration")
 SURVEY_FIELDS: Final = ("sys_id", "trigger_id", "taken_on", "state")
 RESULT_FIELDS: Final = ("sys_id", "instance", "metric", "actual_value")
+AUDIT_DELETE_TABLE: Final = "sys_audit_delete"
+AUDIT_FIELDS: Final = ("sys_id", "documentkey", "sys_created_on")
 METRIC_FIELDS: Final = ("sys_id", "name", "question", "datatype", "min", "max")
 ID_CHUNK: Final = 100
 """sys_ids per `IN` list: 100 x 33 characters keeps a URL near 3.5 KB, under common 8 KB proxy limits."""
@@ -163,6 +165,21 @@ class ServiceNowConnector:
                     raise SchemaError(f"source {self.name}: paging {table} by sys_id did not advance past {after!r}")
                 after = cursor
         return rows
+
+    def deletions(self, kind: RecordKind, since: datetime | None) -> Iterator[ScanPage]:
+        """Incidents deleted at or after `since`, from sys_audit_delete (admin-readable by default: 403 elsewhere)."""
+        if kind != "ticket":
+            raise ValueError(f"source {self.name}: deletions() reads tickets, not {kind}")
+        base = f"tablename={self._source.table}"
+        fetched = 0
+        for page in self._scan(AUDIT_DELETE_TABLE, base, "sys_created_on", AUDIT_FIELDS, _glide(since)):
+            fetched += len(page.records)
+            yield ScanPage(
+                deleted_ids=tuple(value(r, "documentkey") for r in page.records if value(r, "documentkey")),
+                position=_position(page.records, "sys_created_on"),
+                fetched_so_far=fetched,
+                total_expected=page.total,
+            )
 
     def _scope(self, kind: RecordKind) -> tuple[str, str, str]:
         """(table, base filter, keyset time field) of the records of `kind`."""

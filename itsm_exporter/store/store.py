@@ -149,8 +149,10 @@ class Store:
             for plan, phase, watermark, token, done, total, completed_at in rows
         }
 
-    def commit_batch(self, source: str, batch: Batch) -> None:
-        """Upsert the batch's records, remove its deleted tickets and write its sync state, all or nothing."""
+    def commit_batch(self, source: str, batch: Batch) -> int:
+        """Upsert the batch's records, remove its deleted tickets and write its sync state, all or nothing.
+
+        Returns how many of the batch's deleted tickets were stored (and are now removed)."""
         records: tuple[Ticket | SurveyResponse, ...] = (*batch.tickets, *batch.surveys)
         for record in records:
             if record.source != source:
@@ -158,10 +160,11 @@ class Store:
         try:
             with self._lock, self._transaction():
                 self._upsert_tickets(batch.tickets)
-                self._delete_tickets(source, batch.deleted_ticket_ids)
+                deleted = self._delete_tickets(source, batch.deleted_ticket_ids)
                 self._upsert_surveys(batch.surveys)
                 if batch.state is not None:
                     self._write_state(source, batch.state)
+            return deleted
         except (sqlite3.Error, OverflowError, UnicodeEncodeError) as error:
             # Overflow and encoding errors come from values SQLite cannot hold (the parsers should have
             # refused them): the batch is rolled back like any other failed commit.
@@ -235,6 +238,24 @@ class Store:
                 continue
             self._db.executemany(child.delete_sql, ((r.source, r.id) for r in records))
             self._db.executemany(child.insert_sql, (row for r in records for row in child.rows(r)))
+
+    def ticket_ids(
+        self, source: str, *, updated_since: datetime | None = None, open_updated_before: datetime | None = None
+    ) -> list[str]:
+        """Ids of stored tickets of `source`: updated at or after `updated_since`, or (with
+        `open_updated_before`) still open and last updated before it. What a reconciliation checks."""
+        where = ["source = (SELECT code FROM labels WHERE text = ?)"]
+        params: list[object] = [source]
+        if updated_since is not None:
+            where.append("updated_at >= ?")
+            params.append(micros(updated_since))
+        if open_updated_before is not None:
+            terminal = ", ".join(f"'{s}'" for s in _TERMINAL_STATES)
+            where.append(f"updated_at < ? AND state NOT IN (SELECT code FROM labels WHERE text IN ({terminal}))")
+            params.append(micros(open_updated_before))
+        with self._read_lock:
+            rows = self._reader.execute(f"SELECT id FROM tickets WHERE {' AND '.join(where)} ORDER BY id", params)
+            return [str(row[0]) for row in rows.fetchall()]
 
     def count(self, source: str, kind: RecordKind) -> int:
         """Stored records of one source and kind."""

@@ -16,7 +16,7 @@ from itsm_exporter.connectors.base import Connector, ConnectorError, RequestObse
 from itsm_exporter.health import SourceHealth
 from itsm_exporter.records import Batch
 from itsm_exporter.store import Store
-from itsm_exporter.sync.plans import IncrementalPlan, Plan, SourceConfig, plans_for
+from itsm_exporter.sync.plans import RECONCILE, IncrementalPlan, Plan, SourceConfig, plans_for
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,10 @@ class SyncResult:
     source: str
     records: Counter[str] = field(default_factory=Counter)
     skipped: Counter[tuple[str, str]] = field(default_factory=Counter)
+    deleted: Counter[str] = field(default_factory=Counter)
+    """Stored records removed because they were deleted upstream, by kind."""
+    reconciled_at: datetime | None = None
+    """When this sync's reconciliation ended; None when none ran."""
     batches: int = 0
     duration_seconds: float = 0.0
 
@@ -68,13 +72,15 @@ def sync_source(
         source = getattr(connector, "source", None)
         plans = plans_for(source) if source is not None else [IncrementalPlan(overlap=timedelta(0))]
     for plan in plans:
-        for batch in plan.batches(connector, states, now()):
+        for batch in plan.batches(connector, states, now(), store):
             if should_stop():
                 log.info("sync interrupted", extra={"source": connector.name, "batches_committed": result.batches})
                 result.duration_seconds = monotonic() - started
                 return result
-            store.commit_batch(connector.name, batch)
+            result.deleted["ticket"] += store.commit_batch(connector.name, batch)
             result.batches += 1
+            if batch.state is not None and batch.state.plan == RECONCILE and batch.state.completed_at is not None:
+                result.reconciled_at = batch.state.completed_at
             result.records["ticket"] += len(batch.tickets)
             result.records["survey"] += len(batch.surveys)
             for skipped in batch.skipped:
@@ -92,6 +98,7 @@ def sync_source(
             if on_batch is not None:
                 on_batch(connector.name, batch, monotonic() - started)
     result.records = +result.records  # kinds with no record stay out, as before
+    result.deleted = +result.deleted
     result.duration_seconds = monotonic() - started
     return result
 
@@ -198,7 +205,7 @@ class SourceRunner:
                 result = sync_source(
                     connector,
                     self._store,
-                    plans_for(source),
+                    plans_for(source, config),
                     on_batch=on_batch,
                     should_stop=should_stop,
                     monotonic=self._monotonic,
@@ -239,7 +246,14 @@ class SourceRunner:
             state.last_success_timestamp = self._clock()
             state.last_sync_duration_seconds = duration
             state.last_error = None
+            state.records_deleted.update(result.deleted)
+            if result.reconciled_at is not None:
+                state.last_reconcile_timestamp = self._clock()
         context = {"source": self.name, "records": sum(result.records.values()), "duration_seconds": round(duration, 3)}
+        if result.reconciled_at is not None:
+            log.info(
+                "reconciled with upstream deletions", extra={"source": self.name, "deleted": result.deleted["ticket"]}
+            )
         if recovered:
             log.info("source up again", extra=context)
         elif first:

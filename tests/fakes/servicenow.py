@@ -51,6 +51,10 @@ SCHEMA: dict[str, dict[str, str]] = {
         "start_time": DATETIME, "end_time": DATETIME, "planned_end_time": DATETIME, "duration": DURATION,
         "business_duration": DURATION, "business_percentage": STRING, "sys_updated_on": DATETIME,
     },
+    "sys_audit_delete": {
+        "sys_id": STRING, "tablename": STRING, "documentkey": STRING, "display_value": STRING,
+        "sys_created_on": DATETIME,
+    },
     "asmt_metric": {
         "sys_id": STRING, "name": STRING, "question": STRING, "datatype": CHOICE, "min": STRING, "max": STRING,
         "scale_factor": STRING,
@@ -72,6 +76,7 @@ DISPLAY_FIELD = {
     "contract_sla": "name",
     "task_sla": "sys_id",
     "asmt_metric": "name",
+    "sys_audit_delete": "display_value",
     "asmt_assessment_instance": "number",
     "asmt_metric_result": "sys_id",
 }
@@ -181,6 +186,13 @@ class FakeServiceNow:
     def update(self, table: str, sys_id: str, **fields: str) -> None:
         with self.lock:
             self.tables[table][sys_id].update(fields)
+
+    def delete(self, table: str, sys_id: str, at: str) -> None:
+        """Delete a record as ServiceNow does: gone from its table, one sys_audit_delete row created at `at`."""
+        with self.lock:
+            record = self.tables[table].pop(sys_id)
+        display = record.get(DISPLAY_FIELD.get(table, "sys_id"), sys_id)
+        self.add("sys_audit_delete", tablename=table, documentkey=sys_id, display_value=display, sys_created_on=at)
 
     def fail(self, key: str, *replies: Reply) -> None:
         """Queue scripted replies for the next requests to a table, or to "oauth"."""
