@@ -42,6 +42,7 @@ from itsm_exporter.connectors.servicenow_wire import value
 from itsm_exporter.records import TICKET_TIME_COLUMNS, SkippedRecord, SurveyResponse, Ticket
 from itsm_exporter.store import Store
 from itsm_exporter.sync import SyncResult, sync_source
+from itsm_exporter.sync.runner import clip
 from tests.fakes.jira import (
     EMAIL,
     SATISFACTION,
@@ -666,7 +667,8 @@ def servicenow() -> Iterator[FakeServiceNow]:
 
 
 def logged_id(*candidates: str) -> str:
-    return next((c for c in candidates if c), "(no sys_id)")
+    """The id as the sync logs it: the first non-empty candidate, clipped like every upstream value in a log."""
+    return clip(next((c for c in candidates if c), "(no sys_id)"))
 
 
 def incident_row(n: int, **changes: str) -> dict[str, str]:
