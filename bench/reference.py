@@ -1,7 +1,7 @@
 """The straightforward way: one Python loop over tickets and one over survey answers.
 
 This is the baseline the vectorized collectors are measured against, and an independent second
-implementation of METRICS.md that their output is checked against, sample by sample. It computes
+implementation of docs/metrics.md that their output is checked against, sample by sample. It computes
 every windowed ticket, survey, complaint and watermelon metric and the backlog, for group_by
 [group] without a label cap (the benchmark keeps every group under `max_label_values`).
 """

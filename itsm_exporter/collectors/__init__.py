@@ -1,4 +1,4 @@
-"""Domain metrics of METRICS.md as pure functions of (frames, as_of, config): no I/O, no clock."""
+"""Domain metrics of docs/metrics.md as pure functions of (frames, as_of, config): no I/O, no clock."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def refresh_note(config: Config) -> str:
 
 
 def compute_metrics(frames: Frames, as_of: datetime, config: Config) -> list[Metric]:
-    """Every domain metric of METRICS.md at `as_of` for the enabled sources (not the exporter-health ones)."""
+    """Every domain metric of docs/metrics.md at `as_of` for the enabled sources (not the exporter-health ones)."""
     now = utc(as_of).timestamp()
     names = tuple(source.name for source in config.enabled_sources)
     windows = configured_windows(config)

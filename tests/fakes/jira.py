@@ -1,4 +1,4 @@
-"""A fake Jira Cloud / Data Center with Service Management fields, speaking the wire format of API_NOTES.md.
+"""A fake Jira Cloud / Data Center with Service Management fields, speaking the wire format of docs/api-notes.md.
 
 It serves what the connector and the `jira` library call: serverInfo, field, myself, status, the
 Cloud enhanced search (`/rest/api/3/search/jql`, token paging, no total, `id`-only default fields,

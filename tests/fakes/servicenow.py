@@ -1,6 +1,6 @@
 """A fake ServiceNow instance on 127.0.0.1: the Table API wire format, OAuth, and fault switches.
 
-What it reproduces (shared/API_NOTES.md): every scalar a string and "" for unset; the three
+What it reproduces (docs/api-notes.md): every scalar a string and "" for unset; the three
 `sysparm_display_value` modes with and without reference links; dates displayed in the user's
 zone and format (so a client that parses display dates fails); `Link` and `X-Total-Count`
 headers; encoded queries (= != > >= < <= IN NOT IN LIKE ISEMPTY ISNOTEMPTY, ^, ^OR, ^NQ,
