@@ -221,10 +221,16 @@ PERSISTENT: list[tuple[Fault, type[Exception], str, list[float]]] = [
         [],
     ),
     (
-        truncated(path=SEARCH),
+        truncated(path=SEARCH, times=3),
         SchemaError,
         "source jsm: search at {url} did not answer with Jira's JSON: ",
-        [],
+        BACKOFF,
+    ),
+    (
+        status(408, path=SEARCH, times=3),
+        UpstreamUnavailable,
+        FAILED + "HTTP 408 (empty body)",
+        BACKOFF,
     ),
     (
         hibernating(path=SEARCH),
@@ -241,7 +247,7 @@ PERSISTENT: list[tuple[Fault, type[Exception], str, list[float]]] = [
     PERSISTENT,
     ids=[
         "429", "503-envelope", "503-retry-after", "503-html", "500-envelope", "500-retry-after", "500-empty",
-        "502-html", "504-html", "reset", "slow", "404", "truncated", "html-200",
+        "502-html", "504-html", "reset", "slow", "404", "truncated", "408", "html-200",
     ],
 )  # fmt: skip
 def test_a_persistent_fault_is_a_typed_error_naming_the_source(
@@ -280,14 +286,19 @@ RECOVERING: list[tuple[Fault, list[float], list[str]]] = [
     (html_504(path=SEARCH, times=2), BACKOFF, ["504", "504", "200"]),
     (reset(path=SEARCH, times=2), BACKOFF, ["error", "error", "200"]),
     (slow(path=SEARCH), [5.0], ["error", "200"]),
+    (truncated(path=SEARCH), [5.0], ["200", "200"]),  # a page cut short: read again, like a dropped connection
+    (status(408, path=SEARCH), [5.0], ["408", "200"]),
 ]
 
 
 @pytest.mark.parametrize(
     ("fault", "waited", "seen"),
     RECOVERING,
-    ids=["429", "503-retry-after", "503-envelope", "503-html", "500-envelope", "502-html", "504-html", "reset", "slow"],
-)
+    ids=[
+        "429", "503-retry-after", "503-envelope", "503-html", "500-envelope", "502-html", "504-html", "reset", "slow",
+        "truncated", "408",
+    ],
+)  # fmt: skip
 def test_a_fault_that_stops_within_the_retries_costs_only_its_waits(
     mode: Mode, fault: Fault, waited: list[float], seen: list[str], tmp_path: Path
 ) -> None:
@@ -447,10 +458,10 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
             assert running.last_error("jsm") == f"source jsm: search at {proxy.url} failed after 2 retries: ReadTimeout"
             assert_metrics(running, proxy, up=0.0)
 
-            # 4. A cut search page, then a maintenance page instead of serverInfo (neither is retried), then
-            #    500s on the fields beyond the retries.
+            # 4. A search page cut short on every try, then a maintenance page instead of serverInfo (not
+            #    retried), then 500s on the fields beyond the retries.
             for fault, error in (
-                (truncated(path=SEARCH), "search at {url} did not answer with Jira's JSON: "),
+                (truncated(path=SEARCH, times=3), "search at {url} did not answer with Jira's JSON: "),
                 (
                     hibernating(path="/serverInfo"),
                     "serverInfo at {url} answered with an HTML page, not Jira's JSON "
@@ -467,7 +478,7 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
                 # A JSON decoder's position in a cut page depends on the page: only the start is fixed.
                 assert last_error.startswith(expected) if fault.action == "truncate" else last_error == expected
             assert stored_iso(store, "jsm", "ticket") == "2025-03-08T10:00:00+00:00"
-            assert waits == [7.0, 5.0, 10.0] + 3 * [5.0, 10.0]
+            assert waits == [7.0, 5.0, 10.0] + 4 * [5.0, 10.0]
 
             # 5. The site's clock runs 4 minutes ahead of the exporter's: the watermark lies in the future.
             proxy.plan()

@@ -280,10 +280,16 @@ PERSISTENT: list[tuple[Fault, type[Exception], str, list[float]]] = [
         [1.0, 2.0],
     ),
     (
-        truncated(),
+        truncated(times=3),
         SchemaError,
         "source sn: {url} returned a page of table incident that is not valid JSON",
-        [],
+        [1.0, 2.0],
+    ),
+    (
+        status(408, times=3),
+        UpstreamUnavailable,
+        "source sn: {url} failed table incident with HTTP 408 Request Timeout after 2 retries",
+        [1.0, 2.0],
     ),
     (
         hibernating(),
@@ -297,7 +303,7 @@ PERSISTENT: list[tuple[Fault, type[Exception], str, list[float]]] = [
 @pytest.mark.parametrize(
     ("fault", "error", "message", "waited"),
     PERSISTENT,
-    ids=["429", "500-envelope", "502-html", "503-html", "reset", "slow", "truncated", "hibernating"],
+    ids=["429", "500-envelope", "502-html", "503-html", "reset", "slow", "truncated", "408", "hibernating"],
 )
 def test_a_persistent_fault_is_a_typed_error_naming_the_source(
     fake: FakeServiceNow, proxy: FaultProxy, fault: Fault, error: type[Exception], message: str, waited: list[float]
@@ -321,11 +327,16 @@ TRANSIENT: list[tuple[Fault, list[float], list[str]]] = [
     (html_status(503, times=2), [1.0, 2.0], ["503", "503", "200"]),
     (reset(), [1.0], ["error", "200"]),
     (slow(), [1.0], ["error", "200"]),
+    (truncated(), [1.0], ["200", "200"]),  # a page cut short: read again, like a dropped connection
+    (status(408), [1.0], ["408", "200"]),
+    (status(503, CANCELLED, retry_after="4"), [4.0], ["503", "200"]),  # Retry-After on 503 as on 429
 ]
 
 
 @pytest.mark.parametrize(
-    ("fault", "waited", "seen"), TRANSIENT, ids=["429", "500-envelope", "502-html", "503-html", "reset", "slow"]
+    ("fault", "waited", "seen"),
+    TRANSIENT,
+    ids=["429", "500-envelope", "502-html", "503-html", "reset", "slow", "truncated", "408", "503-retry-after"],
 )
 def test_a_transient_fault_is_retried_and_the_page_read_once(
     fake: FakeServiceNow, proxy: FaultProxy, fault: Fault, waited: list[float], seen: list[str]
@@ -343,7 +354,7 @@ def test_a_truncated_survey_page_is_a_schema_error_after_the_tickets_were_read(
     fake: FakeServiceNow, proxy: FaultProxy
 ) -> None:
     seed(fake)
-    proxy.plan(truncated(path=SURVEYS, nth=2))
+    proxy.plan(truncated(path=SURVEYS, nth=2, times=3))  # the first try and both retries
     connector = ServiceNowConnector(sn_source(fake, proxy), sleep=Waits(), jitter=lambda: 0.5)
     batches: list[Batch] = []
     try:
@@ -464,11 +475,11 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
         assert stored_glide(store, "sn", "ticket") == "2026-03-06 11:31:00"
         assert stored_glide(store, "sn", "survey") == "2026-03-06 11:40:00"
 
-        # 2. A truncated second page: the first page is stored with its watermark, nothing after it.
+        # 2. A second page truncated on every try: the first page is stored with its watermark, nothing after it.
         fake.update("incident", ids[2], sys_updated_on="2026-03-06 11:50:00", reopen_count="1")
         fake.update("incident", ids[4], sys_updated_on="2026-03-06 11:51:00", state="7")
         late = [incident(fake, 101 + n, f"2026-03-06 11:5{2 + n}:00") for n in range(3)]
-        proxy.plan(truncated(path=INCIDENTS, nth=2))
+        proxy.plan(truncated(path=INCIDENTS, nth=2, times=3))
         running.sync()
         assert proxy.unfired() == []
         assert running.last_error("sn") == (
@@ -488,7 +499,7 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
         )
         assert_metrics(running, proxy, up=0.0)
         assert stored_glide(store, "sn", "ticket") == "2026-03-06 11:50:00"
-        assert waits == [7.0, 1.0, 2.0, 1.0, 1.0]
+        assert waits == [7.0, 1.0, 2.0, 1.0, 1.0, 1.0, 2.0]  # step 2 retried the cut-short page twice; no wait here
 
         # 4. The tickets get through; the second survey page fails beyond the retries.
         for n in range(4):

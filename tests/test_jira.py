@@ -498,7 +498,8 @@ def test_an_html_page_instead_of_json_is_unavailable_and_not_retried() -> None:
 
 def test_a_body_that_is_neither_json_nor_html_is_a_schema_error() -> None:
     with fake_jira("cloud") as fake:
-        fake.faults.append(Fault(200, "issues: none", "/search/jql", content_type="text/plain"))
+        for _ in range(5):  # the first try and the 4 retries
+            fake.faults.append(Fault(200, "issues: none", "/search/jql", content_type="text/plain"))
         with pytest.raises(SchemaError) as raised:
             fetch_all(connector(fake, "cloud"))
     assert str(raised.value) == (

@@ -168,10 +168,13 @@ def test_a_hibernating_instance_is_upstream_unavailable_at_once(fake: FakeServic
     assert recorder.sleeps == []
 
 
-def test_truncated_json_is_a_schema_error(fake: FakeServiceNow, recorder: Recorder) -> None:
-    fake.fail("incident", Reply("truncate"))
+def test_truncated_json_is_retried_then_a_schema_error(fake: FakeServiceNow, recorder: Recorder) -> None:
+    fake.fail("incident", Reply("truncate"), Reply("truncate"))
+    (batch,) = fetch(fake, recorder, max_retries=2)  # cut short twice, read whole the third time
+    assert len(batch.tickets) == 1
+    fake.fail("incident", Reply("truncate"), Reply("truncate"))
     with pytest.raises(SchemaError, match="returned a page of table incident that is not valid JSON"):
-        fetch(fake, recorder)
+        fetch(fake, recorder, max_retries=1)
 
 
 # ----- OAuth -----

@@ -152,14 +152,14 @@ def test_a_broken_page_stores_nothing_of_itself_and_keeps_the_last_good_watermar
     def break_second_page(request: Any) -> None:
         if request.table == "incident":
             calls["n"] += 1
-            if calls["n"] == 2:
-                fake.fail("incident", Reply("truncate"))
+            if calls["n"] == 2:  # cut short on the first try and on the one retry allowed
+                fake.fail("incident", Reply("truncate"), Reply("truncate"))
 
     fake.on_request = break_second_page
     store = Store(tmp_path / "sn.db")
     try:
         with pytest.raises(SchemaError):
-            sync_source(connector(fake, page_size=3, surveys_enabled=False), store)
+            sync_source(connector(fake, page_size=3, surveys_enabled=False, max_retries=1), store)
         assert store.count("sn", "ticket") == 3
         assert stored_glide(store, "sn", "ticket") == "2026-03-06 10:01:00"
     finally:

@@ -1,4 +1,4 @@
-"""HTTP plumbing shared by the ServiceNow and Jira connectors: sessions with timeouts, retry waits."""
+"""The one HTTP layer of the ServiceNow and Jira connectors: sessions, the status-to-error table, the retry loop."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final, Literal, TypeVar
 
 import requests
 
 from itsm_exporter import __version__
 from itsm_exporter.config import TlsMixin
-from itsm_exporter.connectors.base import RequestObserver, SleepFn, ignore_request
+from itsm_exporter.connectors.base import ConnectorError, RequestObserver, SleepFn, ignore_request
 
 log = logging.getLogger(__name__)
 
@@ -102,3 +102,56 @@ class Backoff:
 
     def wait(self, attempt: int, retry_after: float | None = None) -> None:
         self.sleep(self.delay(attempt, retry_after))
+
+
+RETRY_AFTER_STATUSES: Final = (429, 503)
+"""Statuses whose Retry-After is honoured (RFC 6585, RFC 9110); other retried statuses back off by schedule."""
+TRANSIENT_ERRORS: Final = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+"""Network failures worth retrying; other request errors (a bad URL, too many redirects) would fail again."""
+
+StatusClass = Literal["auth", "retry", "bad_request"]
+
+
+def status_class(status: int) -> StatusClass:
+    """The one status-to-error table of every upstream.
+
+    401 and 403: the credentials or a permission are refused (AuthError), retrying cannot help.
+    408, 429 and 5xx: the upstream is busy or briefly failing: retried, then RateLimited (429) or
+    UpstreamUnavailable. Every other status is a request the upstream will keep rejecting (BadRequest).
+    """
+    if status in (401, 403):
+        return "auth"
+    if status in (408, 429) or status >= 500:
+        return "retry"
+    return "bad_request"
+
+
+class Retry(Exception):
+    """Raised by an attempt that may be tried again; `error` is what the caller gets once the retries run out."""
+
+    def __init__(self, error: ConnectorError, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+T = TypeVar("T")
+
+
+def with_retries(attempt: Callable[[int], T], backoff: Backoff) -> T:
+    """The one retry loop of every upstream request.
+
+    `attempt(retries)` (the number of retries so far, for its messages) returns a result, raises a
+    ConnectorError (final), or raises Retry: then the loop waits (Retry-After when the upstream gave
+    one, else capped exponential back-off with jitter) and tries again, up to `backoff.max_retries`
+    times, after which Retry's error is raised, chained to the last failure.
+    """
+    retries = 0
+    while True:
+        try:
+            return attempt(retries)
+        except Retry as retry:
+            if retries >= backoff.max_retries:
+                raise retry.error from retry.__cause__
+            backoff.wait(retries, retry.retry_after)
+            retries += 1

@@ -38,7 +38,17 @@ from itsm_exporter.connectors.base import (
     UpstreamUnavailable,
     ignore_request,
 )
-from itsm_exporter.connectors.http import Backoff, ObservedSession, build_session, parse_retry_after
+from itsm_exporter.connectors.http import (
+    RETRY_AFTER_STATUSES,
+    TRANSIENT_ERRORS,
+    Backoff,
+    ObservedSession,
+    Retry,
+    build_session,
+    parse_retry_after,
+    status_class,
+    with_retries,
+)
 from itsm_exporter.connectors.jira_mapping import (
     FieldCatalog,
     IssueMapper,
@@ -63,10 +73,6 @@ ID_CHUNK: Final = 100
 """Issue ids per `id in (...)` lookup: a JQL of ~800 characters, well under URL limits."""
 REREAD_ROUNDS: Final = 3
 """Re-reads of minutes whose offset pages an update may have shifted, before giving up with a warning."""
-RETRY_AFTER_STATUSES: Final = (429, 503)
-"""Statuses whose Retry-After is honoured (RFC 6585, RFC 9110); other 5xx back off on their own schedule."""
-TRANSIENT_ERRORS: Final = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
-"""Network failures worth retrying; other request errors (a bad URL, too many redirects) would fail again."""
 _ORDER_BY = re.compile(r"\border\s+by\b", re.IGNORECASE)
 
 
@@ -256,43 +262,44 @@ class JiraConnector:
     # -- requests and errors ---------------------------------------------------------------------
 
     def _call(self, what: str, request: Callable[[], T]) -> T:
-        """Run one GET, retrying 429, 5xx and network failures with back-off, and map failures to typed errors."""
+        """Run one GET through the one retry loop (http.with_retries) and map failures to typed errors."""
         where = f"source {self.name}: {what} at {self._url}"
-        attempt = 0
-        while True:
+
+        def attempt(retries: int) -> T:
             self._content_type = ""
             try:
                 return request()
             except JIRAError as error:
-                wait = self._retry_wait(where, error, attempt)
-            except (ValueError, KeyError) as error:  # before RequestException: requests' JSONDecodeError is both
+                raise self._failure(where, error, retries) from error
+            except KeyError as error:
+                raise SchemaError(f"{where} did not answer in Jira's shape: missing {error}") from error
+            except ValueError as error:  # before RequestException: requests' JSONDecodeError is both
                 raise self._not_json(where, error) from error
             except TRANSIENT_ERRORS as error:
-                if attempt >= self._backoff.max_retries:
-                    raise UpstreamUnavailable(
-                        f"{where} failed after {attempt} retries: {type(error).__name__}"
-                    ) from error
-                wait = self._backoff.delay(attempt)
+                raise Retry(
+                    UpstreamUnavailable(f"{where} failed after {retries} retries: {type(error).__name__}")
+                ) from error
             except requests.RequestException as error:
                 raise UpstreamUnavailable(f"{where} failed: {type(error).__name__}") from error
-            self._backoff.sleep(wait)
-            attempt += 1
 
-    def _retry_wait(self, where: str, error: JIRAError, attempt: int) -> float:
-        """Seconds to wait before retrying a failed response, or the typed error when it must not be retried."""
+        return with_retries(attempt, self._backoff)
+
+    def _failure(self, where: str, error: JIRAError, retries: int) -> ConnectorError | Retry:
+        """The typed error of a failed response, or Retry when the status table says it is worth another try."""
         status = error.status_code
-        retried = status is not None and (status == 429 or status >= 500)
-        if not retried or attempt >= self._backoff.max_retries:
-            raise self._mapped(where, error, attempt) from error
-        return self._backoff.delay(attempt, self._retry_after(error) if status in RETRY_AFTER_STATUSES else None)
+        if status is not None and status_class(status) != "retry":
+            return self._mapped(where, error, retries)
+        retry_after = self._retry_after(error) if status in RETRY_AFTER_STATUSES else None
+        return Retry(self._mapped(where, error, retries), retry_after)
 
-    def _not_json(self, where: str, error: Exception) -> ConnectorError:
+    def _not_json(self, where: str, error: Exception) -> ConnectorError | Retry:
         # A maintenance, hibernation or SSO login page lasts longer than a sync's retries: not retried.
         if "html" in _media_type(self._content_type):
             return UpstreamUnavailable(
                 f"{where} answered with an HTML page, not Jira's JSON (maintenance, hibernation or a login page?)"
             )
-        return SchemaError(f"{where} did not answer with Jira's JSON: {error}")
+        # A JSON body cut short (a connection dropped mid-body) is a network failure: tried again.
+        return Retry(SchemaError(f"{where} did not answer with Jira's JSON: {error}"))
 
     def _remember_content_type(self, response: requests.Response, **_: Any) -> None:
         self._content_type = response.headers.get("Content-Type", "")
@@ -319,7 +326,7 @@ class JiraConnector:
             )
         if status is None:
             return UpstreamUnavailable(f"{where}: no response{detail}")
-        if status >= 500:
+        if status >= 500 or status == 408:
             return UpstreamUnavailable(f"{where} failed after {retries} retries: HTTP {status}{detail}")
         return BadRequest(f"{where}: HTTP {status}{detail}")
 

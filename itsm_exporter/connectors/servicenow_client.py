@@ -23,6 +23,7 @@ from itsm_exporter.config import ServiceNowSource, read_secret
 from itsm_exporter.connectors.base import (
     AuthError,
     BadRequest,
+    ConnectorError,
     RateLimited,
     RequestObserver,
     SchemaError,
@@ -30,7 +31,17 @@ from itsm_exporter.connectors.base import (
     UpstreamUnavailable,
     ignore_request,
 )
-from itsm_exporter.connectors.http import USER_AGENT, Backoff, build_session, parse_retry_after
+from itsm_exporter.connectors.http import (
+    RETRY_AFTER_STATUSES,
+    TRANSIENT_ERRORS,
+    USER_AGENT,
+    Backoff,
+    Retry,
+    build_session,
+    parse_retry_after,
+    status_class,
+    with_retries,
+)
 from itsm_exporter.connectors.servicenow_wire import error_message
 
 log = logging.getLogger(__name__)
@@ -88,85 +99,90 @@ class TableClient:
             self._session.auth = (self._user, self._password)
 
     def get(self, table: str, query: str, fields: Sequence[str], limit: int, *, count: bool = True) -> Page:
-        """One page of `table`; retries 429, 5xx and network failures, then raises a ConnectorError."""
-        attempt = 0
+        """One page of `table`; 408, 429, 5xx, network failures and cut-short pages are retried (http.with_retries)."""
         renewed = False
-        while True:
-            self._authorize()
-            resource = self._client.resource(api_path=f"/table/{table}", timeout=self._timeout)
-            if not count:
-                resource.parameters.add_custom({"sysparm_no_count": "true"})
-            reply: Any = None
-            try:
-                reply = resource.get(
-                    query=query, fields=list(fields), limit=limit, display_value="all", exclude_reference_link=True
-                )
-                records = reply.all()
-            except requests.HTTPError as error:
-                response = error.response
-                if response is None:
-                    raise UpstreamUnavailable(f"source {self._name}: {self._url}: {error}") from error
-                if response.status_code == 401 and self._token is not None and not renewed:
-                    # The access token was revoked or expired early: renew it (refresh grant first), once.
-                    self._token.expires_at, renewed = float("-inf"), True
-                    continue
-                wait = self._retry_wait(response, attempt, f"table {table}", error)
-            except requests.JSONDecodeError as error:
-                raise self._not_json(reply.headers if reply is not None else {}, table) from error
-            except requests.RequestException as error:
-                wait = self._network_wait(attempt, f"table {table}", error)
-            except pysnow.exceptions.MissingResult as error:
-                raise SchemaError(
-                    f"source {self._name}: {self._url} answered table {table} without a `result` key"
-                ) from error
-            else:
+        what = f"table {table}"
+
+        def attempt(retries: int) -> Page:
+            nonlocal renewed
+            while True:
+                self._authorize()
+                resource = self._client.resource(api_path=f"/table/{table}", timeout=self._timeout)
+                if not count:
+                    resource.parameters.add_custom({"sysparm_no_count": "true"})
+                reply: Any = None
+                try:
+                    reply = resource.get(
+                        query=query, fields=list(fields), limit=limit, display_value="all", exclude_reference_link=True
+                    )
+                    records = reply.all()
+                except requests.HTTPError as error:
+                    response = error.response
+                    if response is None:
+                        raise UpstreamUnavailable(f"source {self._name}: {self._url}: {error}") from error
+                    if response.status_code == 401 and self._token is not None and not renewed:
+                        # The access token was revoked or expired early: renew it (refresh grant first), once.
+                        self._token.expires_at, renewed = float("-inf"), True
+                        continue
+                    raise self._failure(response, retries, what) from error
+                except requests.JSONDecodeError as error:
+                    raise self._not_json(reply.headers if reply is not None else {}, table) from error
+                except requests.RequestException as error:
+                    raise self._network_failure(retries, what, error) from error
+                except pysnow.exceptions.MissingResult as error:
+                    raise SchemaError(
+                        f"source {self._name}: {self._url} answered table {table} without a `result` key"
+                    ) from error
                 if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
                     raise SchemaError(f"source {self._name}: {self._url}: table {table}: `result` is not a list")
                 return Page(records, _total(reply.headers))
-            self._backoff.sleep(wait)
-            attempt += 1
+
+        return with_retries(attempt, self._backoff)
 
     def close(self) -> None:
         self._session.close()
 
-    def _retry_wait(self, response: requests.Response, attempt: int, what: str, error: Exception) -> float:
-        """Seconds to wait before retrying a failed response, or the typed error when it must not be retried."""
+    def _failure(self, response: requests.Response, retries: int, what: str) -> ConnectorError | Retry:
+        """The typed error of a failed response, or Retry when the status table says it is worth another try."""
         status = response.status_code
         message = _envelope(response) or response.reason or ""
         where = f"source {self._name}: {self._url}"
-        if status in (401, 403):
+        outcome = status_class(status)
+        if outcome == "auth":
             verb = "refused the credentials of" if status == 401 else "denies read access to"
-            raise AuthError(f"{where} {verb} user {self._user} (HTTP {status} on {what}: {message})") from error
+            return AuthError(f"{where} {verb} user {self._user} (HTTP {status} on {what}: {message})")
+        if outcome == "bad_request":
+            return BadRequest(f"{where} rejected the query on {what} (HTTP {status}): {message}")
+        retry_after = parse_retry_after(response.headers.get("Retry-After")) if status in RETRY_AFTER_STATUSES else None
         if status == 429:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            if attempt >= self._backoff.max_retries:
-                raise RateLimited(
-                    f"{where} kept rate-limiting {what} (HTTP 429) after {attempt} retries", retry_after
-                ) from error
-            return self._backoff.delay(attempt, retry_after)
-        if status >= 500:
-            if attempt >= self._backoff.max_retries:
-                raise UpstreamUnavailable(
-                    f"{where} failed {what} with HTTP {status} {message} after {attempt} retries".rstrip()
-                ) from error
-            return self._backoff.delay(attempt)
-        raise BadRequest(f"{where} rejected the query on {what} (HTTP {status}): {message}") from error
+            error: ConnectorError = RateLimited(
+                f"{where} kept rate-limiting {what} (HTTP 429) after {retries} retries", retry_after
+            )
+        else:
+            error = UpstreamUnavailable(
+                f"{where} failed {what} with HTTP {status} {message} after {retries} retries".rstrip()
+            )
+        return Retry(error, retry_after)
 
-    def _network_wait(self, attempt: int, what: str, error: requests.RequestException) -> float:
-        if attempt >= self._backoff.max_retries:
-            raise UpstreamUnavailable(
-                f"source {self._name}: {self._url} unreachable for {what} after {attempt} retries: "
-                f"{type(error).__name__}"
-            ) from error
-        return self._backoff.delay(attempt)
+    def _network_failure(self, retries: int, what: str, error: requests.RequestException) -> ConnectorError | Retry:
+        failure = UpstreamUnavailable(
+            f"source {self._name}: {self._url} unreachable for {what} after {retries} retries: {type(error).__name__}"
+        )
+        if isinstance(error, TRANSIENT_ERRORS):
+            return Retry(failure)
+        return UpstreamUnavailable(f"source {self._name}: {self._url} unreachable for {what}: {type(error).__name__}")
 
-    def _not_json(self, headers: Any, table: str) -> Exception:
+    def _not_json(self, headers: Any, table: str) -> ConnectorError | Retry:
         content_type = str(headers.get("Content-Type", ""))
         if "html" in content_type.lower():
+            # A hibernation or maintenance page lasts longer than a sync's retries: not retried.
             return UpstreamUnavailable(
                 f"source {self._name}: {self._url} returned an HTML page (hibernating instance?) for table {table}"
             )
-        return SchemaError(f"source {self._name}: {self._url} returned a page of table {table} that is not valid JSON")
+        # A JSON page cut short (a connection dropped mid-body) is a network failure: tried again.
+        return Retry(
+            SchemaError(f"source {self._name}: {self._url} returned a page of table {table} that is not valid JSON")
+        )
 
     def _authorize(self) -> None:
         """Get or renew the OAuth access token (password grant, then refresh grant) when one is due."""
@@ -188,38 +204,36 @@ class TableClient:
         data = {"client_id": self._client_id, "client_secret": self._client_secret, **form}
         # pysnow set `content-type: application/json` on the session: override it for this request.
         headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
-        attempt = 0
-        while True:
+
+        def attempt(retries: int) -> requests.Response:
             try:
                 response = self._session.post(self._url + TOKEN_PATH, data=data, headers=headers)
             except requests.RequestException as error:
-                self._backoff.sleep(self._network_wait(attempt, "the OAuth token", error))
-                attempt += 1
-                continue
-            if response.status_code in (400, 401) and form["grant_type"] == "refresh_token":
-                log.info("oauth refresh token rejected source=%s status=%d", self._name, response.status_code)
-                return None
-            if response.status_code in (400, 401):
-                raise AuthError(
-                    f"source {self._name}: {self._url} refused the OAuth password grant for user {self._user} "
-                    f"and client {self._client_id} (HTTP {response.status_code} {_oauth_error(response)})".rstrip()
-                )
-            if response.status_code >= 300:
-                failure = requests.HTTPError(response=response)
-                self._backoff.sleep(self._retry_wait(response, attempt, "the OAuth token", failure))
-                attempt += 1
-                continue
-            try:
-                body = response.json()
-                return _Token(
-                    access=str(body["access_token"]),
-                    refresh=str(body["refresh_token"]) if body.get("refresh_token") else None,
-                    expires_at=self._clock() + float(body.get("expires_in") or 1800),
-                )
-            except (ValueError, KeyError, TypeError) as error:
-                raise SchemaError(
-                    f"source {self._name}: {self._url}{TOKEN_PATH} answered without an access token"
-                ) from error
+                raise self._network_failure(retries, "the OAuth token", error) from error
+            if response.status_code in (400, 401) or response.status_code < 300:
+                return response
+            raise self._failure(response, retries, "the OAuth token")
+
+        response = with_retries(attempt, self._backoff)
+        if response.status_code in (400, 401) and form["grant_type"] == "refresh_token":
+            log.info("oauth refresh token rejected", extra={"source": self._name, "status": response.status_code})
+            return None
+        if response.status_code in (400, 401):
+            raise AuthError(
+                f"source {self._name}: {self._url} refused the OAuth password grant for user {self._user} "
+                f"and client {self._client_id} (HTTP {response.status_code} {_oauth_error(response)})".rstrip()
+            )
+        try:
+            body = response.json()
+            return _Token(
+                access=str(body["access_token"]),
+                refresh=str(body["refresh_token"]) if body.get("refresh_token") else None,
+                expires_at=self._clock() + float(body.get("expires_in") or 1800),
+            )
+        except (ValueError, KeyError, TypeError) as error:
+            raise SchemaError(
+                f"source {self._name}: {self._url}{TOKEN_PATH} answered without an access token"
+            ) from error
 
 
 def _total(headers: Any) -> int | None:

@@ -1,0 +1,53 @@
+"""The one HTTP layer: the status-to-error table and the retry loop every upstream request goes through."""
+
+from __future__ import annotations
+
+import pytest
+
+from itsm_exporter.connectors.base import SchemaError, UpstreamUnavailable
+from itsm_exporter.connectors.http import Backoff, Retry, status_class, with_retries
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (401, "auth"), (403, "auth"),
+        (408, "retry"), (429, "retry"), (500, "retry"), (502, "retry"), (503, "retry"), (504, "retry"), (599, "retry"),
+        (400, "bad_request"), (404, "bad_request"), (405, "bad_request"), (410, "bad_request"), (302, "bad_request"),
+    ],
+)  # fmt: skip
+def test_the_status_table(status: int, expected: str) -> None:
+    assert status_class(status) == expected
+
+
+def test_a_retried_failure_waits_its_retry_after_or_backs_off_then_raises_the_last_error_chained() -> None:
+    waits: list[float] = []
+    backoff = Backoff(max_retries=3, base_seconds=1.0, cap_seconds=30.0, sleep=waits.append, jitter=lambda: 0.5)
+    tries: list[int] = []
+
+    def attempt(retries: int) -> str:
+        tries.append(retries)
+        cause = ValueError(f"cut short {retries}")
+        raise Retry(SchemaError(f"page not JSON after {retries} retries"), 9.0 if retries == 1 else None) from cause
+
+    with pytest.raises(SchemaError, match="after 3 retries") as raised:
+        with_retries(attempt, backoff)
+    assert tries == [0, 1, 2, 3]
+    assert waits == [1.0, 9.0, 4.0]  # 1 x 2^n x (0.7 + 0.6 x 0.5), except where the upstream said how long
+    assert str(raised.value.__cause__) == "cut short 3"
+
+
+def test_a_final_error_is_not_retried_and_a_success_ends_the_loop() -> None:
+    waits: list[float] = []
+    backoff = Backoff(max_retries=5, sleep=waits.append, jitter=lambda: 0.5)
+    with pytest.raises(UpstreamUnavailable):
+        with_retries(lambda _n: (_ for _ in ()).throw(UpstreamUnavailable("hibernating")), backoff)
+    assert waits == []
+
+    def flaky(retries: int) -> str:
+        if retries < 2:
+            raise Retry(UpstreamUnavailable("reset"))
+        return "page"
+
+    assert with_retries(flaky, backoff) == "page"
+    assert waits == [1.0, 2.0]
