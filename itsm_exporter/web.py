@@ -31,6 +31,11 @@ class ExporterServer(ThreadingHTTPServer):
     """One thread per connection: a slow scrape never blocks another, and none touches the upstream."""
 
     daemon_threads = True
+    request_queue_size = 128
+    """The listen backlog. socketserver's default of 5 overflowed when a handful of Prometheus
+    replicas, probes and dashboards connected at once: each refused SYN waits out the kernel's 1 s
+    retry, so 16 concurrent scrapes had a p99 of 1 s (bench/burst.py, BENCHMARKS.md). Linux caps it
+    at net.core.somaxconn (4096 on current kernels)."""
 
     def __init__(self, address: tuple[str, int], exporter: Daemon) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
