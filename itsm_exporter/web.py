@@ -7,6 +7,7 @@ import html
 import logging
 import socket
 import socketserver
+import sys
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -41,6 +42,15 @@ class ExporterServer(ThreadingHTTPServer):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.exporter = exporter
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints a traceback to stderr; a client that hung up mid-answer (a scraper's
+        # timeout) is routine, anything else is logged once with its traceback.
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            log.debug("client went away", extra={"client": str(client_address[0]), "error": type(error).__name__})
+        else:
+            log.warning("request failed", extra={"client": str(client_address[0])}, exc_info=error)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind resolves the host's FQDN, which can stall start-up where DNS is slow.

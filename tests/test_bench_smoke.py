@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("script", ["bench.collectors", "bench.store", "bench.ingest", "bench.scrape"])
+@pytest.mark.parametrize("script", ["bench.collectors", "bench.store", "bench.ingest", "bench.scrape", "bench.burst"])
 def test_benchmark_runs_at_smoke_size(script: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", script, "--smoke"], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
@@ -20,6 +20,9 @@ def test_benchmark_runs_at_smoke_size(script: str) -> None:
     if script == "bench.collectors":
         # The smoke run also checks the vectorized collectors against the per-ticket loop.
         assert ", 0 differ" in result.stdout, result.stdout
+    if script == "bench.burst":
+        # Every burst size was measured (64 concurrent connections to the exporter included).
+        assert result.stdout.count("concurrent x 1 bursts") == 3, result.stdout
     if script == "bench.ingest":
         # Exit 0 also means: every incident stored, and an unchanged upstream costs one request per table.
         assert "requests per table {'incident': 1, 'asmt_assessment_instance': 1}" in result.stdout, result.stdout
