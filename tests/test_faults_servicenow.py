@@ -282,7 +282,7 @@ PERSISTENT: list[tuple[Fault, type[Exception], str, list[float]]] = [
     (
         truncated(times=3),
         SchemaError,
-        "source sn: {url} returned a page of table incident that is not valid JSON",
+        "source sn: {url} returned a page of table incident that is not valid JSON after 2 retries",
         [1.0, 2.0],
     ),
     (
@@ -363,7 +363,8 @@ def test_a_truncated_survey_page_is_a_schema_error_after_the_tickets_were_read(
     finally:
         connector.close()
     assert str(caught.value) == (
-        f"source sn: {proxy.url} returned a page of table asmt_assessment_instance that is not valid JSON"
+        f"source sn: {proxy.url} returned a page of table asmt_assessment_instance that is not valid JSON "
+        "after 2 retries"
     )
     assert [(b.kind, len(b.tickets) + len(b.surveys)) for b in batches] == [
         ("ticket", 3),
@@ -483,7 +484,7 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
         running.sync()
         assert proxy.unfired() == []
         assert running.last_error("sn") == (
-            f"source sn: {proxy.url} returned a page of table incident that is not valid JSON"
+            f"source sn: {proxy.url} returned a page of table incident that is not valid JSON after 2 retries"
         )
         assert_metrics(running, proxy, up=0.0)
         # The scan starts 5 minutes (the overlap) behind 11:31: page 1 is 11:30, 11:31 again, and 11:50.

@@ -35,13 +35,12 @@ from itsm_exporter.connectors.base import (
     ignore_request,
 )
 from itsm_exporter.connectors.http import (
-    RETRY_AFTER_STATUSES,
     TRANSIENT_ERRORS,
     Backoff,
     ObservedSession,
     Retry,
     build_session,
-    parse_retry_after,
+    honoured_retry_after,
     status_class,
     with_retries,
 )
@@ -244,7 +243,7 @@ class JiraClient:
             except KeyError as error:
                 raise SchemaError(f"{where} did not answer in Jira's shape: missing {error}") from error
             except ValueError as error:  # before RequestException: requests' JSONDecodeError is both
-                raise self._not_json(where, error) from error
+                raise self._not_json(where, error, retries) from error
             except TRANSIENT_ERRORS as error:
                 raise Retry(
                     UpstreamUnavailable(f"{where} failed after {retries} retries: {type(error).__name__}")
@@ -259,48 +258,51 @@ class JiraClient:
     def _failure(self, where: str, error: JIRAError, retries: int) -> ConnectorError | Retry:
         """The typed error of a failed response, or Retry when the status table says it is worth another try."""
         status = error.status_code
-        if status is not None and status_class(status) != "retry":
-            return self._mapped(where, error, retries)
-        retry_after = self._retry_after(error) if status in RETRY_AFTER_STATUSES else None
-        return Retry(self._mapped(where, error, retries), retry_after)
+        mapped = self._mapped(where, error, retries)
+        if status is None or status_class(status) != "retry":
+            return mapped
+        return Retry(mapped, self._retry_after(error))
 
-    def _not_json(self, where: str, error: Exception) -> ConnectorError | Retry:
+    def _not_json(self, where: str, error: Exception, retries: int) -> ConnectorError | Retry:
         # A maintenance, hibernation or SSO login page lasts longer than a sync's retries: not retried.
         if "html" in media_type(self._content_type):
             return UpstreamUnavailable(
                 f"{where} answered with an HTML page, not Jira's JSON (maintenance, hibernation or a login page?)"
             )
         # A JSON body cut short (a connection dropped mid-body) is a network failure: tried again.
-        return Retry(SchemaError(f"{where} did not answer with Jira's JSON: {error}"))
+        return Retry(SchemaError(f"{where} did not answer with Jira's JSON after {retries} retries: {error}"))
 
     def _remember_content_type(self, response: requests.Response, **_: Any) -> None:
         self._content_type = response.headers.get("Content-Type", "")
 
     def _retry_after(self, error: JIRAError) -> float | None:
-        headers = error.response.headers if error.response is not None else {}
-        return parse_retry_after(headers.get("Retry-After"), self._now)
+        if error.status_code is None or error.response is None:
+            return None
+        return honoured_retry_after(error.status_code, error.response.headers, self._now)
 
     def _mapped(self, where: str, error: JIRAError, retries: int) -> ConnectorError:
+        """Jira's words for each row of the status table (http.status_class)."""
         status = error.status_code
         detail = error_detail(error)
-        if status in (401, 403):
+        if status is None:
+            return UpstreamUnavailable(f"{where}: no response{detail}")
+        outcome = status_class(status)
+        if outcome == "auth":
             return AuthError(f"{where}: HTTP {status} for user {self._user}{detail or ': credentials refused'}")
-        if status == 410:
-            return BadRequest(
-                f"{where}: HTTP 410, the API was removed{detail}. On Jira Cloud set deployment: cloud (or auto) "
-                "so that the connector uses the enhanced search /rest/api/3/search/jql"
-            )
-        if status == 400:
-            return BadRequest(f"{where}: Jira rejected the request (HTTP 400){detail}")
+        if outcome == "bad_request":
+            if status == 410:
+                return BadRequest(
+                    f"{where}: HTTP 410, the API was removed{detail}. On Jira Cloud set deployment: cloud (or auto) "
+                    "so that the connector uses the enhanced search /rest/api/3/search/jql"
+                )
+            if status == 400:
+                return BadRequest(f"{where}: Jira rejected the request (HTTP 400){detail}")
+            return BadRequest(f"{where}: HTTP {status}{detail}")
         if status == 429:
             return RateLimited(
                 f"{where}: still rate-limited (HTTP 429) after {retries} retries", self._retry_after(error)
             )
-        if status is None:
-            return UpstreamUnavailable(f"{where}: no response{detail}")
-        if status >= 500 or status == 408:
-            return UpstreamUnavailable(f"{where} failed after {retries} retries: HTTP {status}{detail}")
-        return BadRequest(f"{where}: HTTP {status}{detail}")
+        return UpstreamUnavailable(f"{where} failed after {retries} retries: HTTP {status}{detail}")
 
 
 def _deployment(info: Any) -> str | None:
