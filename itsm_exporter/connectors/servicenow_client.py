@@ -207,16 +207,26 @@ class TableClient:
         # pysnow set `content-type: application/json` on the session: override it for this request.
         headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
 
-        def attempt(retries: int) -> requests.Response:
+        def attempt(retries: int) -> tuple[requests.Response, Any]:
+            """The response and, on success, its body."""
             try:
                 response = self._session.post(self._url + TOKEN_PATH, data=data, headers=headers)
             except requests.RequestException as error:
                 raise self._network_failure(retries, "the OAuth token", error) from error
-            if response.status_code in (400, 401) or response.status_code < 300:
-                return response
-            raise self._failure(response, retries, "the OAuth token")
+            if response.status_code in (400, 401):
+                return response, None
+            if response.status_code >= 300:
+                raise self._failure(response, retries, "the OAuth token")
+            try:
+                return response, response.json()
+            except ValueError as error:
+                no_token = f"source {self._name}: {self._url}{TOKEN_PATH} answered without an access token"
+                if "html" in response.headers.get("Content-Type", "").lower():
+                    raise SchemaError(no_token) from error  # a hibernation or login page: not retried
+                # A JSON body cut short, as on a table page: tried again.
+                raise Retry(SchemaError(f"{no_token}: not valid JSON after {retries} retries")) from error
 
-        response = with_retries(attempt, self._backoff)
+        response, body = with_retries(attempt, self._backoff)
         if response.status_code in (400, 401) and form["grant_type"] == "refresh_token":
             log.info("oauth refresh token rejected", extra={"source": self._name, "status": response.status_code})
             return None
@@ -226,7 +236,6 @@ class TableClient:
                 f"and client {self._client_id} (HTTP {response.status_code} {_oauth_error(response)})".rstrip()
             )
         try:
-            body = response.json()
             return _Token(
                 access=str(body["access_token"]),
                 refresh=str(body["refresh_token"]) if body.get("refresh_token") else None,
