@@ -4,9 +4,10 @@ What every command that talks to a Jira source needs, apart from any sync logic:
 (timeouts, TLS, proxy, the request observer), the credentials (Cloud `email` + API token as Basic,
 a Data Center personal access token as Bearer), deployment detection, the site's fields, statuses
 and the API user's zone, one search page, and every request run through the one retry loop of
-http.py with Jira's errors mapped to the connector errors. The library's own retries are off
-(`max_retries=0`): every request is a GET (we never ask the library for `use_post`), so 408, 429,
-5xx, network failures and pages cut short are retried here, with an injectable wait.
+http.py with Jira's errors mapped to the connector errors. The library's retrying session is never
+used (see `library_on_session`), and every request is a GET (we never ask the library for
+`use_post`), so 408, 429, 5xx, network failures and pages cut short are retried here and nowhere
+else, with an injectable wait.
 """
 
 from __future__ import annotations
