@@ -223,7 +223,7 @@ PERSISTENT: list[tuple[Fault, type[Exception], str, list[float]]] = [
     (
         truncated(path=SEARCH, times=3),
         SchemaError,
-        "source jsm: search at {url} did not answer with Jira's JSON: ",
+        "source jsm: search at {url} did not answer with Jira's JSON after 2 retries: ",
         BACKOFF,
     ),
     (
@@ -461,7 +461,7 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
             # 4. A search page cut short on every try, then a maintenance page instead of serverInfo (not
             #    retried), then 500s on the fields beyond the retries.
             for fault, error in (
-                (truncated(path=SEARCH, times=3), "search at {url} did not answer with Jira's JSON: "),
+                (truncated(path=SEARCH, times=3), "search at {url} did not answer with Jira's JSON after 2 retries: "),
                 (
                     hibernating(path="/serverInfo"),
                     "serverInfo at {url} answered with an HTML page, not Jira's JSON "

@@ -282,7 +282,7 @@ PERSISTENT: list[tuple[Fault, type[Exception], str, list[float]]] = [
     (
         truncated(times=3),
         SchemaError,
-        "source sn: {url} returned a page of table incident that is not valid JSON",
+        "source sn: {url} returned a page of table incident that is not valid JSON after 2 retries",
         [1.0, 2.0],
     ),
     (
@@ -350,6 +350,53 @@ def test_a_transient_fault_is_retried_and_the_page_read_once(
     assert codes == seen == [e.code for e in proxy.exchanges]
 
 
+TOKEN = "/oauth_token.do"
+GRANT: list[tuple[Fault, list[float], list[str]]] = [
+    (truncated(path=TOKEN), [1.0], ["200", "200", "200"]),  # a token cut short: asked again, like a page
+    (status(503, CANCELLED, retry_after="6", path=TOKEN), [6.0], ["503", "200", "200"]),
+    (status(408, path=TOKEN), [1.0], ["408", "200", "200"]),
+    (reset(path=TOKEN), [1.0], ["error", "200", "200"]),
+]
+
+
+@pytest.mark.parametrize(("fault", "waited", "seen"), GRANT, ids=["truncated", "503-retry-after", "408", "reset"])
+def test_the_oauth_grant_is_retried_like_a_page(fault: Fault, waited: list[float], seen: list[str]) -> None:
+    with FakeServiceNow(client_id="exporter-app", client_secret="Cl1ent-Secret") as fake, FaultProxy(fake.url) as proxy:
+        incident(fake, 1, "2026-03-06 10:00:00")
+        proxy.plan(fault)
+        waits, codes = Waits(), list[str]()
+        (batch,) = fetch(fake, proxy, waits, codes)
+    assert [t.key for t in batch.tickets] == ["INC0000001"]
+    assert waits.seconds == waited
+    assert codes == seen == [e.code for e in proxy.exchanges]
+    assert [e.path for e in proxy.exchanges] == [TOKEN] * (len(seen) - 1) + ["/api/now/table/incident"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "message", "waited"),
+    [
+        (
+            truncated(path=TOKEN, times=3),
+            "answered without an access token: not valid JSON after 2 retries",
+            [1.0, 2.0],
+        ),
+        (hibernating(path=TOKEN), "answered without an access token", []),  # a page that lasts: not retried
+    ],
+    ids=["truncated", "hibernating"],
+)
+def test_an_oauth_grant_that_never_answers_json_is_a_schema_error(
+    fault: Fault, message: str, waited: list[float]
+) -> None:
+    with FakeServiceNow(client_id="exporter-app", client_secret="Cl1ent-Secret") as fake, FaultProxy(fake.url) as proxy:
+        proxy.plan(fault)
+        waits = Waits()
+        with pytest.raises(SchemaError) as caught:
+            fetch(fake, proxy, waits, [])
+    assert str(caught.value) == f"source sn: {proxy.url}{TOKEN} {message}"
+    assert waits.seconds == waited
+    assert proxy.actions() == [fault.action] * fault.times
+
+
 def test_a_truncated_survey_page_is_a_schema_error_after_the_tickets_were_read(
     fake: FakeServiceNow, proxy: FaultProxy
 ) -> None:
@@ -363,7 +410,8 @@ def test_a_truncated_survey_page_is_a_schema_error_after_the_tickets_were_read(
     finally:
         connector.close()
     assert str(caught.value) == (
-        f"source sn: {proxy.url} returned a page of table asmt_assessment_instance that is not valid JSON"
+        f"source sn: {proxy.url} returned a page of table asmt_assessment_instance that is not valid JSON "
+        "after 2 retries"
     )
     assert [(b.kind, len(b.tickets) + len(b.surveys)) for b in batches] == [
         ("ticket", 3),
@@ -483,7 +531,7 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
         running.sync()
         assert proxy.unfired() == []
         assert running.last_error("sn") == (
-            f"source sn: {proxy.url} returned a page of table incident that is not valid JSON"
+            f"source sn: {proxy.url} returned a page of table incident that is not valid JSON after 2 retries"
         )
         assert_metrics(running, proxy, up=0.0)
         # The scan starts 5 minutes (the overlap) behind 11:31: page 1 is 11:30, 11:31 again, and 11:50.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from itsm_exporter.connectors.base import SchemaError, UpstreamUnavailable
-from itsm_exporter.connectors.http import Backoff, Retry, status_class, with_retries
+from itsm_exporter.connectors.http import Backoff, Retry, honoured_retry_after, status_class, with_retries
 
 
 @pytest.mark.parametrize(
@@ -18,6 +18,19 @@ from itsm_exporter.connectors.http import Backoff, Retry, status_class, with_ret
 )  # fmt: skip
 def test_the_status_table(status: int, expected: str) -> None:
     assert status_class(status) == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "header", "expected"),
+    [
+        (429, "7", 7.0), (503, "7", 7.0), (503, "Thu, 01 Jan 1970 00:05:00 GMT", 100.0), (429, "86400", 300.0),
+        (429, None, None), (503, "soon", None),
+        (500, "7", None), (502, "7", None), (504, "7", None), (408, "7", None),
+    ],
+)  # fmt: skip
+def test_retry_after_is_honoured_on_429_and_503_only(status: int, header: str | None, expected: float | None) -> None:
+    headers = {} if header is None else {"Retry-After": header}
+    assert honoured_retry_after(status, headers, now=lambda: 200.0) == expected
 
 
 def test_a_retried_failure_waits_its_retry_after_or_backs_off_then_raises_the_last_error_chained() -> None:

@@ -498,12 +498,14 @@ def test_an_html_page_instead_of_json_is_unavailable_and_not_retried() -> None:
 
 def test_a_body_that_is_neither_json_nor_html_is_a_schema_error() -> None:
     with fake_jira("cloud") as fake:
-        for _ in range(5):  # the first try and the 4 retries
+        for _ in range(3):  # the first try and the 2 retries
             fake.faults.append(Fault(200, "issues: none", "/search/jql", content_type="text/plain"))
         with pytest.raises(SchemaError) as raised:
             fetch_all(connector(fake, "cloud"))
+        assert len(fake.searches()) == 3
     assert str(raised.value) == (
-        f"source jsm: search at {fake.url} did not answer with Jira's JSON: Expecting value: line 1 column 1 (char 0)"
+        f"source jsm: search at {fake.url} did not answer with Jira's JSON after 2 retries: "
+        "Expecting value: line 1 column 1 (char 0)"
     )
 
 

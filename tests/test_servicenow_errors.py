@@ -172,9 +172,14 @@ def test_truncated_json_is_retried_then_a_schema_error(fake: FakeServiceNow, rec
     fake.fail("incident", Reply("truncate"), Reply("truncate"))
     (batch,) = fetch(fake, recorder, max_retries=2)  # cut short twice, read whole the third time
     assert len(batch.tickets) == 1
+    assert recorder.sleeps == [1.0, 2.0]
     fake.fail("incident", Reply("truncate"), Reply("truncate"))
-    with pytest.raises(SchemaError, match="returned a page of table incident that is not valid JSON"):
+    with pytest.raises(SchemaError) as caught:
         fetch(fake, recorder, max_retries=1)
+    assert str(caught.value) == (
+        f"source sn: {fake.url} returned a page of table incident that is not valid JSON after 1 retries"
+    )
+    assert recorder.sleeps == [1.0, 2.0, 1.0]
 
 
 # ----- OAuth -----

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import email.utils
-import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeVar
 
@@ -15,8 +14,6 @@ import requests
 from itsm_exporter import __version__
 from itsm_exporter.config import TlsMixin
 from itsm_exporter.connectors.base import ConnectorError, RequestObserver, SleepFn, ignore_request
-
-log = logging.getLogger(__name__)
 
 USER_AGENT = f"itsm-exporter/{__version__}"
 MAX_RETRY_AFTER_SECONDS = 300.0
@@ -124,6 +121,13 @@ def status_class(status: int) -> StatusClass:
     if status in (408, 429) or status >= 500:
         return "retry"
     return "bad_request"
+
+
+def honoured_retry_after(status: int, headers: Mapping[str, str], now: Callable[[], float] = time.time) -> float | None:
+    """The wait a failed response asks for: its Retry-After on 429 and 503, else None (back off by schedule)."""
+    if status not in RETRY_AFTER_STATUSES:
+        return None
+    return parse_retry_after(headers.get("Retry-After"), now)
 
 
 class Retry(Exception):

@@ -1,11 +1,9 @@
 """Jira Service Management (Cloud and Data Center): issues become tickets, CSAT ratings surveys.
 
-Search goes through the `jira` library: Cloud's enhanced search (`/rest/api/3/search/jql`, paged
-by `nextPageToken`), Data Center's `/rest/api/2/search` (paged by `startAt`); both page positions,
-so each page starts a new search from the minute of the last issue read (see `_scan`). The library runs on
-our own session, so timeouts, TLS, proxy and the request observer apply to every request; its own
-retries are off (`max_retries=0`). Every request is a GET (the library's search too: we never ask it
-for `use_post`), so 429, 5xx, connection failures and timeouts are retried here, with an injectable wait.
+Search goes through jira_client.JiraClient (the `jira` library on our own session, retries and typed
+errors): Cloud's enhanced search (`/rest/api/3/search/jql`, paged by `nextPageToken`), Data Center's
+`/rest/api/2/search` (paged by `startAt`); both page positions, so each page starts a new search from
+the minute of the last issue read (see `_scan`).
 """
 
 from __future__ import annotations
@@ -18,37 +16,21 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, Final, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, Final
+from zoneinfo import ZoneInfo
 
-import requests
-from jira import JIRA, JIRAError
-from jira.resilientsession import raise_on_error
+from jira import JIRAError
 
-from itsm_exporter.config import JiraSource, read_secret
+from itsm_exporter.config import JiraSource
 from itsm_exporter.connectors.base import (
-    AuthError,
     BadRequest,
-    ConnectorError,
-    RateLimited,
     RequestObserver,
     ScanPage,
     SchemaError,
     SleepFn,
-    UpstreamUnavailable,
     ignore_request,
 )
-from itsm_exporter.connectors.http import (
-    RETRY_AFTER_STATUSES,
-    TRANSIENT_ERRORS,
-    Backoff,
-    ObservedSession,
-    Retry,
-    build_session,
-    parse_retry_after,
-    status_class,
-    with_retries,
-)
+from itsm_exporter.connectors.jira_client import JiraClient
 from itsm_exporter.connectors.jira_mapping import (
     FieldCatalog,
     IssueMapper,
@@ -59,8 +41,6 @@ from itsm_exporter.connectors.jira_mapping import (
     skipped,
 )
 from itsm_exporter.records import RecordKind, SkippedRecord, SurveyResponse, Ticket
-
-T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -74,18 +54,6 @@ ID_CHUNK: Final = 100
 REREAD_ROUNDS: Final = 3
 """Re-reads of minutes whose offset pages an update may have shifted, before giving up with a warning."""
 _ORDER_BY = re.compile(r"\border\s+by\b", re.IGNORECASE)
-
-
-class _SessionJira(JIRA):
-    """jira.JIRA on a session we built: jira 3.10 creates its own session and takes none."""
-
-    def __init__(self, session: ObservedSession, **kwargs: Any) -> None:
-        self._given_session = session
-        super().__init__(**kwargs)
-
-    def _add_client_cert_to_session(self) -> None:
-        # The constructor's first hook after it creates its session, before any request: use ours.
-        self._session = self._given_session  # type: ignore[assignment]
 
 
 def _readings(wall: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
@@ -190,34 +158,6 @@ class _Reads:
         return fresh
 
 
-def _error_detail(error: JIRAError) -> str:
-    """Jira's errorMessages and errors after ": ", or what a non-JSON body is: never the page itself, for logs."""
-    response = error.response
-    if response is None:
-        return f": {error.text}" if error.text else ""
-    try:
-        body = response.json()
-    except ValueError:
-        if not response.content:
-            return " (empty body)"
-        return f" (non-JSON body, {_media_type(response.headers.get('Content-Type')) or 'no Content-Type'})"
-    if not isinstance(body, dict):
-        return ""
-    parts = [str(m) for m in body.get("errorMessages") or []]
-    errors = body.get("errors")
-    if isinstance(errors, dict):
-        parts += [f"{k}: {v}" for k, v in errors.items()]
-    for key in ("message", "errorMessage"):
-        if isinstance(body.get(key), str):
-            parts.append(body[key])
-    return f": {'; '.join(parts)}" if parts else ""
-
-
-def _media_type(content_type: str | None) -> str:
-    """`text/html` of `text/html;charset=UTF-8`."""
-    return (content_type or "").split(";")[0].strip().lower()
-
-
 class JiraConnector:
     """JSM issues of the configured JQL with their CSAT ratings: scans by `updated`, lookups by id, id sweeps."""
 
@@ -235,197 +175,46 @@ class JiraConnector:
         self.source = source
         """The config the sync plans read their policy from (sync/plans.py `plans_for`)."""
         self._url = source.url.rstrip("/")
-        self._observe = observe_request
-        self._backoff = Backoff(
-            max_retries=source.max_retries, base_seconds=5.0, cap_seconds=30.0, sleep=sleep, jitter=jitter
-        )
-        self._now = now
-        self._client: JIRA | None = None
-        self._session: ObservedSession | None = None
-        self._cloud = False
+        self._jira = JiraClient(source, observe_request, sleep=sleep, jitter=jitter, now=now)
         self._zone: ZoneInfo | None = None
         self._mapper: IssueMapper | None = None
-        self._content_type = ""
-        """Content-Type of the last response: the library's JSON errors do not carry the response."""
-
-    @property
-    def _user(self) -> str:
-        return self._source.username or "(personal access token)"
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-        if self._session is not None:
-            self._session.close()
-        self._client = self._session = self._mapper = None
-
-    # -- requests and errors ---------------------------------------------------------------------
-
-    def _call(self, what: str, request: Callable[[], T]) -> T:
-        """Run one GET through the one retry loop (http.with_retries) and map failures to typed errors."""
-        where = f"source {self.name}: {what} at {self._url}"
-
-        def attempt(retries: int) -> T:
-            self._content_type = ""
-            try:
-                return request()
-            except JIRAError as error:
-                raise self._failure(where, error, retries) from error
-            except KeyError as error:
-                raise SchemaError(f"{where} did not answer in Jira's shape: missing {error}") from error
-            except ValueError as error:  # before RequestException: requests' JSONDecodeError is both
-                raise self._not_json(where, error) from error
-            except TRANSIENT_ERRORS as error:
-                raise Retry(
-                    UpstreamUnavailable(f"{where} failed after {retries} retries: {type(error).__name__}")
-                ) from error
-            except requests.RequestException as error:
-                raise UpstreamUnavailable(f"{where} failed: {type(error).__name__}") from error
-
-        return with_retries(attempt, self._backoff)
-
-    def _failure(self, where: str, error: JIRAError, retries: int) -> ConnectorError | Retry:
-        """The typed error of a failed response, or Retry when the status table says it is worth another try."""
-        status = error.status_code
-        if status is not None and status_class(status) != "retry":
-            return self._mapped(where, error, retries)
-        retry_after = self._retry_after(error) if status in RETRY_AFTER_STATUSES else None
-        return Retry(self._mapped(where, error, retries), retry_after)
-
-    def _not_json(self, where: str, error: Exception) -> ConnectorError | Retry:
-        # A maintenance, hibernation or SSO login page lasts longer than a sync's retries: not retried.
-        if "html" in _media_type(self._content_type):
-            return UpstreamUnavailable(
-                f"{where} answered with an HTML page, not Jira's JSON (maintenance, hibernation or a login page?)"
-            )
-        # A JSON body cut short (a connection dropped mid-body) is a network failure: tried again.
-        return Retry(SchemaError(f"{where} did not answer with Jira's JSON: {error}"))
-
-    def _remember_content_type(self, response: requests.Response, **_: Any) -> None:
-        self._content_type = response.headers.get("Content-Type", "")
-
-    def _retry_after(self, error: JIRAError) -> float | None:
-        headers = error.response.headers if error.response is not None else {}
-        return parse_retry_after(headers.get("Retry-After"), self._now)
-
-    def _mapped(self, where: str, error: JIRAError, retries: int) -> ConnectorError:
-        status = error.status_code
-        detail = _error_detail(error)
-        if status in (401, 403):
-            return AuthError(f"{where}: HTTP {status} for user {self._user}{detail or ': credentials refused'}")
-        if status == 410:
-            return BadRequest(
-                f"{where}: HTTP 410, the API was removed{detail}. On Jira Cloud set deployment: cloud (or auto) "
-                "so that the connector uses the enhanced search /rest/api/3/search/jql"
-            )
-        if status == 400:
-            return BadRequest(f"{where}: Jira rejected the request (HTTP 400){detail}")
-        if status == 429:
-            return RateLimited(
-                f"{where}: still rate-limited (HTTP 429) after {retries} retries", self._retry_after(error)
-            )
-        if status is None:
-            return UpstreamUnavailable(f"{where}: no response{detail}")
-        if status >= 500 or status == 408:
-            return UpstreamUnavailable(f"{where} failed after {retries} retries: HTTP {status}{detail}")
-        return BadRequest(f"{where}: HTTP {status}{detail}")
-
-    def _get(self, path: str, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None) -> Any:
-        """A GET the jira library has no method for (changelog pages, JSM feedback), on the same session."""
-        assert self._session is not None
-        response = self._session.get(f"{self._url}{path}", params=params, headers=headers)
-        raise_on_error(response)
-        return response.json()
+        self._jira.close()
+        self._mapper = None
 
     # -- connection ------------------------------------------------------------------------------
 
-    def _new_client(self, api_version: str) -> JIRA:
-        secret = read_secret(self._source.token, self._source.token_file) or read_secret(
-            self._source.password, self._source.password_file
-        )
-        if secret is None:
-            raise AuthError(f"source {self.name}: no token or password configured")
-        auth: dict[str, Any] = (
-            {"basic_auth": (self._source.username, secret)} if self._source.username else {"token_auth": secret}
-        )
-        session = build_session(self._source, self._observe)
-        session.hooks["response"].append(self._remember_content_type)
-        try:
-            client = _SessionJira(
-                session,
-                server=self._url,
-                options={
-                    "verify": session.verify,
-                    "rest_api_version": api_version,
-                    "headers": {"Accept": "application/json,*/*;q=0.9"},
-                },
-                get_server_info=True,
-                max_retries=0,
-                logging=False,
-                **auth,
-            )
-        except BaseException:
-            session.close()
-            raise
-        self._session = session
-        return client
-
-    def _connect(self) -> tuple[JIRA, IssueMapper]:
+    def _connect(self) -> tuple[JiraClient, IssueMapper]:
         """Detect the deployment, then read the site's fields, statuses and the API user's zone."""
-        if self._client is not None and self._mapper is not None:
-            return self._client, self._mapper
-        deployment = self._source.deployment
-        client = self._call("serverInfo", lambda: self._new_client("3" if deployment == "cloud" else "2"))
-        if deployment == "auto":
-            self._cloud = client.deploymentType == "Cloud"
-            if self._cloud:
-                # Detection needs /rest/api/2/serverInfo (both deployments); Cloud search is on v3.
-                client.close()
-                client = self._call("serverInfo", lambda: self._new_client("3"))
-        else:
-            self._cloud = deployment == "cloud"
-            client.deploymentType = "Cloud" if self._cloud else "Server"
-        self._client = client
-        fields = self._call("field", client.fields)
-        statuses = self._call("status", lambda: [s.raw for s in client.statuses()])
-        myself = self._call("myself", client.myself)
-        if not isinstance(fields, list) or not isinstance(myself, dict):
-            raise SchemaError(f"source {self.name}: field or myself at {self._url} is not in Jira's shape")
-        try:
-            self._zone = ZoneInfo(str(myself.get("timeZone")))
-        except (ZoneInfoNotFoundError, ValueError):
-            self._zone = None
+        if self._mapper is not None:
+            return self._jira, self._mapper
+        site = self._jira.site()
+        self._zone = site.zone
         self._mapper = IssueMapper(
             self._source,
-            FieldCatalog.from_fields(fields, self._source.sla_fields),
-            StatusCatalog.from_statuses(statuses),
+            FieldCatalog.from_fields(site.fields, self._source.sla_fields),
+            StatusCatalog.from_statuses(site.statuses),
         )
-        return client, self._mapper
+        return self._jira, self._mapper
 
     # -- search ----------------------------------------------------------------------------------
 
     def _search(
-        self, client: JIRA, jql: str, fields: Sequence[str], start: int, token: str | None, expand: str = "changelog"
+        self,
+        client: JiraClient,
+        jql: str,
+        fields: Sequence[str],
+        start: int,
+        token: str | None,
+        expand: str = "changelog",
     ) -> _Page:
         """One search page: Cloud's enhanced search by token, Data Center's search by startAt."""
-        search: Callable[[], Any] = (
-            partial(
-                client.enhanced_search_issues, jql, nextPageToken=token, maxResults=self._source.page_size,
-                fields=list(fields), expand=expand, json_result=True,
-            )
-            if self._cloud
-            else partial(
-                client.search_issues, jql, startAt=start, maxResults=self._source.page_size, fields=list(fields),
-                expand=expand, json_result=True,
-            )
-        )  # fmt: skip
-        page = self._call("search", search)
-        if not isinstance(page, dict) or not isinstance(page.get("issues"), list):
-            raise SchemaError(f"source {self.name}: search at {self._url} answered without an issues list")
+        page = client.search(jql, fields, start=start, token=token, expand=expand, limit=self._source.page_size)
         issues: list[dict[str, Any]] = page["issues"]
         times = _updated_times(issues)
         oldest, newest = (min(times), max(times)) if times else (None, None)
-        if self._cloud:
+        if self._jira.cloud:
             token = page.get("nextPageToken")
             last = page.get("isLast") is True or not token or not issues
             return _Page(issues, None, last, token, oldest, newest)
@@ -434,7 +223,7 @@ class JiraConnector:
         return _Page(issues, total, last, None, oldest, newest)
 
     def _scan(
-        self, client: JIRA, span: _Span, fields: Sequence[str], reads: _Reads, expand: str = "changelog"
+        self, client: JiraClient, span: _Span, fields: Sequence[str], reads: _Reads, expand: str = "changelog"
     ) -> Iterator[_Page]:
         """The pages of one span, each page from a new search at the last issue's minute: a keyset, not a position."""
         # startAt and Cloud's page tokens are positions: an issue read on one page and updated (or deleted)
@@ -464,7 +253,7 @@ class JiraConnector:
                 start, token = start + len(page.issues), page.token
 
     def _pages(
-        self, client: JIRA, since: str, fields: Sequence[str]
+        self, client: JiraClient, since: str, fields: Sequence[str]
     ) -> Iterator[tuple[list[dict[str, Any]], int | None]]:
         """Issue versions not read before in this sync, page by page, with the first search's total (Data Center)."""
         reads = _Reads()
@@ -503,9 +292,9 @@ class JiraConnector:
         if embedded is not None:
             return embedded
         key = str(issue.get("key") or issue.get("id"))
-        if not self._cloud:
+        if not self._jira.cloud:
             expand = {"expand": "changelog", "fields": "status"}
-            body = self._call("changelog", partial(self._get, f"/rest/api/2/issue/{key}", expand))
+            body = self._jira.call("changelog", partial(self._jira.get, f"/rest/api/2/issue/{key}", expand))
             changelog = body.get("changelog") if isinstance(body, dict) else None
             if not isinstance(changelog, dict) or not isinstance(changelog.get("histories"), list):
                 raise SchemaError(f"source {self.name}: issue {key} at {self._url} came without its changelog")
@@ -513,7 +302,7 @@ class JiraConnector:
         histories: list[dict[str, Any]] = []
         while True:
             params: dict[str, Any] = {"startAt": len(histories), "maxResults": CHANGELOG_PAGE}
-            body = self._call("changelog", partial(self._get, f"/rest/api/3/issue/{key}/changelog", params))
+            body = self._jira.call("changelog", partial(self._jira.get, f"/rest/api/3/issue/{key}/changelog", params))
             values = body.get("values") if isinstance(body, dict) else None
             if not isinstance(values, list):
                 raise SchemaError(f"source {self.name}: changelog of {key} at {self._url} has no values list")
@@ -529,7 +318,7 @@ class JiraConnector:
 
         def request() -> Any:
             try:
-                return self._get(
+                return self._jira.get(
                     f"/rest/servicedeskapi/request/{key}/feedback", headers={"X-ExperimentalApi": "opt-in"}
                 )
             except JIRAError as error:
@@ -537,7 +326,7 @@ class JiraConnector:
                     return None
                 raise
 
-        body = self._call("feedback", request)
+        body = self._jira.call("feedback", request)
         if not isinstance(body, dict) or body.get("rating") is None:
             return None
         issue_fields = issue.get("fields") or {}
@@ -600,7 +389,7 @@ class JiraConnector:
         if _ORDER_BY.search(self._source.jql):
             raise BadRequest(f"source {self.name}: jql must not contain ORDER BY: the connector orders for paging")
 
-    def _search_all(self, client: JIRA, jql: str, fields: Sequence[str]) -> Iterator[list[dict[str, Any]]]:
+    def _search_all(self, client: JiraClient, jql: str, fields: Sequence[str]) -> Iterator[list[dict[str, Any]]]:
         """Every page of one search, by position (a lookup by id: nothing moves that matters)."""
         start, token = 0, None
         while True:

@@ -32,13 +32,12 @@ from itsm_exporter.connectors.base import (
     ignore_request,
 )
 from itsm_exporter.connectors.http import (
-    RETRY_AFTER_STATUSES,
     TRANSIENT_ERRORS,
     USER_AGENT,
     Backoff,
     Retry,
     build_session,
-    parse_retry_after,
+    honoured_retry_after,
     status_class,
     with_retries,
 )
@@ -126,7 +125,7 @@ class TableClient:
                         continue
                     raise self._failure(response, retries, what) from error
                 except requests.JSONDecodeError as error:
-                    raise self._not_json(reply.headers if reply is not None else {}, table) from error
+                    raise self._not_json(reply.headers if reply is not None else {}, table, retries) from error
                 except requests.RequestException as error:
                     raise self._network_failure(retries, what, error) from error
                 except pysnow.exceptions.MissingResult as error:
@@ -153,7 +152,7 @@ class TableClient:
             return AuthError(f"{where} {verb} user {self._user} (HTTP {status} on {what}: {message})")
         if outcome == "bad_request":
             return BadRequest(f"{where} rejected the query on {what} (HTTP {status}): {message}")
-        retry_after = parse_retry_after(response.headers.get("Retry-After")) if status in RETRY_AFTER_STATUSES else None
+        retry_after = honoured_retry_after(status, response.headers)
         if status == 429:
             error: ConnectorError = RateLimited(
                 f"{where} kept rate-limiting {what} (HTTP 429) after {retries} retries", retry_after
@@ -172,7 +171,7 @@ class TableClient:
             return Retry(failure)
         return UpstreamUnavailable(f"source {self._name}: {self._url} unreachable for {what}: {type(error).__name__}")
 
-    def _not_json(self, headers: Any, table: str) -> ConnectorError | Retry:
+    def _not_json(self, headers: Any, table: str, retries: int) -> ConnectorError | Retry:
         content_type = str(headers.get("Content-Type", ""))
         if "html" in content_type.lower():
             # A hibernation or maintenance page lasts longer than a sync's retries: not retried.
@@ -181,7 +180,10 @@ class TableClient:
             )
         # A JSON page cut short (a connection dropped mid-body) is a network failure: tried again.
         return Retry(
-            SchemaError(f"source {self._name}: {self._url} returned a page of table {table} that is not valid JSON")
+            SchemaError(
+                f"source {self._name}: {self._url} returned a page of table {table} that is not valid JSON "
+                f"after {retries} retries"
+            )
         )
 
     def _authorize(self) -> None:
@@ -205,16 +207,26 @@ class TableClient:
         # pysnow set `content-type: application/json` on the session: override it for this request.
         headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
 
-        def attempt(retries: int) -> requests.Response:
+        def attempt(retries: int) -> tuple[requests.Response, Any]:
+            """The response and, on success, its body."""
             try:
                 response = self._session.post(self._url + TOKEN_PATH, data=data, headers=headers)
             except requests.RequestException as error:
                 raise self._network_failure(retries, "the OAuth token", error) from error
-            if response.status_code in (400, 401) or response.status_code < 300:
-                return response
-            raise self._failure(response, retries, "the OAuth token")
+            if response.status_code in (400, 401):
+                return response, None
+            if response.status_code >= 300:
+                raise self._failure(response, retries, "the OAuth token")
+            try:
+                return response, response.json()
+            except ValueError as error:
+                no_token = f"source {self._name}: {self._url}{TOKEN_PATH} answered without an access token"
+                if "html" in response.headers.get("Content-Type", "").lower():
+                    raise SchemaError(no_token) from error  # a hibernation or login page: not retried
+                # A JSON body cut short, as on a table page: tried again.
+                raise Retry(SchemaError(f"{no_token}: not valid JSON after {retries} retries")) from error
 
-        response = with_retries(attempt, self._backoff)
+        response, body = with_retries(attempt, self._backoff)
         if response.status_code in (400, 401) and form["grant_type"] == "refresh_token":
             log.info("oauth refresh token rejected", extra={"source": self._name, "status": response.status_code})
             return None
@@ -224,7 +236,6 @@ class TableClient:
                 f"and client {self._client_id} (HTTP {response.status_code} {_oauth_error(response)})".rstrip()
             )
         try:
-            body = response.json()
             return _Token(
                 access=str(body["access_token"]),
                 refresh=str(body["refresh_token"]) if body.get("refresh_token") else None,
