@@ -12,6 +12,7 @@ import pytest
 from itsm_exporter.frames import Frames
 from itsm_exporter.records import Answer, Batch, PhaseState, SurveyResponse, Ticket
 from itsm_exporter.store import APPLICATION_ID, SCHEMA_VERSION, Store, StoreError
+from tests.test_migrations import V1 as SCHEMA_V1
 
 T0 = datetime(2026, 11, 1, 9, 30, 15, 123457, tzinfo=UTC)
 
@@ -219,33 +220,7 @@ def test_an_unreachable_path_gives_a_clear_error(tmp_path: Path) -> None:
         Store(tmp_path / "missing" / "dir" / "store.db")
 
 
-# The schema of version 1 exactly as release files held it, to prove the migration keeps every record.
-SCHEMA_V1 = """
-CREATE TABLE tickets (
-    source TEXT NOT NULL, id TEXT NOT NULL, key TEXT NOT NULL,
-    opened_at INTEGER NOT NULL, first_response_at INTEGER, resolved_at INTEGER, closed_at INTEGER,
-    updated_at INTEGER NOT NULL,
-    state TEXT NOT NULL, grp TEXT, service TEXT, priority TEXT, channel TEXT,
-    reassignments INTEGER NOT NULL, reopens INTEGER NOT NULL,
-    sla_response TEXT NOT NULL, sla_resolution TEXT NOT NULL, complaint INTEGER NOT NULL,
-    PRIMARY KEY (source, id)
-) WITHOUT ROWID;
-CREATE TABLE surveys (
-    source TEXT NOT NULL, id TEXT NOT NULL, ticket_source TEXT NOT NULL,
-    ticket_id TEXT, ticket_key TEXT, submitted_at INTEGER NOT NULL,
-    PRIMARY KEY (source, id)
-) WITHOUT ROWID;
-CREATE INDEX surveys_submitted ON surveys (submitted_at);
-CREATE TABLE answers (
-    source TEXT NOT NULL, survey_id TEXT NOT NULL, question TEXT NOT NULL,
-    value REAL NOT NULL, scale_min REAL NOT NULL, scale_max REAL NOT NULL,
-    PRIMARY KEY (source, survey_id, question)
-) WITHOUT ROWID;
-CREATE TABLE watermarks (
-    source TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
-    PRIMARY KEY (source, kind)
-);
-"""
+# The schema of version 1 exactly as release files held it: tests/test_migrations.py keeps every past version.
 
 
 def test_a_version_1_store_is_migrated_with_every_record_kept(tmp_path: Path) -> None:
