@@ -71,6 +71,10 @@ def test_servicenow_reads_the_deletion_audit_from_its_own_watermark_every_interv
 
     fake.delete("incident", ids[1], at="2026-03-02 00:30:00")
     fake.delete("incident", ids[4], at="2026-03-02 00:40:00")
+    # Deleted, then restored from the audit with its sys_id: its audit row stays, the incident is back.
+    fake.delete("incident", ids[6], at="2026-03-02 00:35:00")
+    fake.add("incident", sys_id=ids[6], number="INC0000006", state="2", opened_at="2025-11-01 08:00:00",
+             sys_updated_on="2026-03-01 09:00:06")  # fmt: skip
     second = sn_sync(fake, store, T0 + timedelta(hours=1))
     assert second.deleted["ticket"] == 2
     assert stored_ids(store) == {ids[n] for n in (0, 2, 3, 5, 6)}
@@ -80,8 +84,13 @@ def test_servicenow_reads_the_deletion_audit_from_its_own_watermark_every_interv
     state = store.sync_state("sn")
     assert state[("reconcile", "ticket")].completed_at == T0 + timedelta(hours=1)
     assert state[("reconcile", "audit")].watermark == datetime(2026, 3, 2, 0, 40, tzinfo=UTC)
-    # The audit answered: no incident was swept or looked up.
-    assert all("sys_idIN" not in r.params.get("sysparm_query", "") for r in fake.table_requests("incident"))
+    # The audit answered: no incident was swept; its three ids were looked up, and the restored one was found.
+    incident_requests = fake.table_requests("incident")
+    assert all(r.params["sysparm_fields"] != "sys_id,sys_updated_on" for r in incident_requests)
+    (lookup,) = [r for r in incident_requests if "sys_idIN" in r.params["sysparm_query"]]
+    assert sorted(lookup.params["sysparm_query"].split("^")[0].removeprefix("sys_idIN").split(",")) == sorted(
+        [ids[1], ids[4], ids[6]]
+    )
 
     fake.delete("incident", ids[0], at="2026-03-02 02:00:00")
     assert sn_sync(fake, store, T0 + timedelta(hours=5)).deleted == {}  # within the 24 h interval: not due

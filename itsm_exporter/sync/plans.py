@@ -93,14 +93,15 @@ class IncrementalPlan:
 class ReconcilePlan:
     """Removes from the store the tickets deleted upstream, every `interval`, in one batch.
 
-    With a readable deletion log (ServiceNow sys_audit_delete) the log is read from its own
-    watermark. Otherwise the candidates are the stored tickets updated within `span` (the longest
-    window plus the overlap) that an id-only sweep of the same span does not return, and the stored
-    open tickets older than the span (the backlog, whatever its age). Candidates are confirmed by a
-    lookup by id before they are removed: a sweep that skipped an id (a page shifted by an update)
-    must never delete a ticket that exists. Nothing is committed before the end, so a reconciliation
-    that fails or is killed leaves the store as it was and runs again at the next sync.
-    It does not run on a first sync: everything stored was just read.
+    With a readable deletion log (ServiceNow sys_audit_delete) the candidates are the ids the log
+    lists since its own watermark. Otherwise they are the stored tickets updated within `span` (the
+    longest window plus the overlap) that an id-only sweep of the same span does not return, and the
+    stored open tickets older than the span (the backlog, whatever its age). Candidates are
+    confirmed by a lookup by id before they are removed: a sweep that skipped an id (a page shifted
+    by an update) or a record restored after its deletion must never delete a ticket that exists.
+    Nothing is committed before the end, so a reconciliation that fails or is killed leaves the
+    store as it was and runs again at the next sync. It does not run on a first sync: everything
+    stored was just read.
     """
 
     # A connector with no RecordLookup (CSV, demo) has no deletions to find: the plan yields nothing.
@@ -136,22 +137,26 @@ class ReconcilePlan:
                     extra={"source": connector.name, "error": str(error)},
                 )
                 audit_state, gone = None, []
-        if audit_state is None:
-            gone = self._swept(connector, stored, now)
+        candidates = gone if audit_state is not None else self._candidates(connector, connector.name, stored, now)
+        gone = self._missing(connector, list(dict.fromkeys(candidates)))
         yield Batch(
             kind="ticket",
-            deleted_ticket_ids=tuple(dict.fromkeys(gone)),
+            deleted_ticket_ids=tuple(gone),
             state=completed(PhaseState(self.name, "ticket", done=len(gone)), now),
         )
         if audit_state is not None:
             yield Batch(kind="ticket", state=completed(audit_state, now))
 
-    def _swept(self, connector: RecordLookup, stored: StoredTickets, now: datetime) -> list[str]:
-        name = getattr(connector, "name", "")
+    def _candidates(self, connector: RecordLookup, name: str, stored: StoredTickets, now: datetime) -> list[str]:
+        """Stored tickets an id-only sweep of the span does not return, and the stored open ones before it."""
         start = now - self.span
         upstream = {i for page in connector.ids("ticket", start) for i in page}
         candidates = [i for i in stored.ticket_ids(name, updated_since=start) if i not in upstream]
-        candidates += stored.ticket_ids(name, open_updated_before=start)
+        return candidates + stored.ticket_ids(name, open_updated_before=start)
+
+    @staticmethod
+    def _missing(connector: RecordLookup, candidates: list[str]) -> list[str]:
+        """The candidates a lookup by id does not find upstream."""
         gone: list[str] = []
         for offset in range(0, len(candidates), LOOKUP_CHUNK):
             chunk = candidates[offset : offset + LOOKUP_CHUNK]
