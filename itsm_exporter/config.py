@@ -99,6 +99,15 @@ class LogConfig(_Strict):
     format: Literal["logfmt", "json"] = "logfmt"
 
 
+def question_key(text: str) -> str:
+    """How a configured question and an upstream one are compared: case and runs of whitespace ignored.
+
+    "Overall  satisfaction " in a YAML file names the question ServiceNow asks as "Overall
+    Satisfaction": a slip of case or spacing must not leave a question unmapped.
+    """
+    return " ".join(text.split()).casefold()
+
+
 class SurveyMapping(_Strict):
     """Which survey questions measure what; question names as the upstream spells them."""
 
@@ -117,9 +126,10 @@ class SurveyMapping(_Strict):
         places += [(f"dimensions.{d}", q) for d, qs in self.dimensions.items() for q in qs]
         places += [(f"expectations.{d}", q) for d, qs in self.expectations.items() for q in qs]
         for place, question in places:
-            if question in seen and seen[question] != place:
-                raise ValueError(f"question {question!r} is mapped twice: {seen[question]} and {place}")
-            seen[question] = place
+            key = question_key(question)  # compared as the collectors match them
+            if key in seen and seen[key] != place:
+                raise ValueError(f"question {question!r} is mapped twice: {seen[key]} and {place}")
+            seen[key] = place
         return self
 
     def question_roles(self) -> dict[str, tuple[str, str]]:

@@ -288,3 +288,16 @@ def test_tls_verification_is_on_by_default_and_turning_it_off_warns(caplog: pyte
             "lab",
         )
     ]
+
+
+def test_one_question_mapped_twice_is_refused_whatever_its_case_or_spacing() -> None:
+    from itsm_exporter.config import ConfigError
+
+    raw = {"sources": [{"name": "sn", "kind": "demo", "surveys": {
+        "overall": ["Overall satisfaction"], "dimensions": {"empathy": ["overall  SATISFACTION"]},
+    }}]}  # fmt: skip
+    with pytest.raises(ConfigError) as error:
+        parse_config(raw, check_files=False)
+    assert error.value.problems == [
+        "sources[0].surveys: question 'overall  SATISFACTION' is mapped twice: overall and dimensions.empathy"
+    ]

@@ -69,9 +69,9 @@ def test_a_mapping_edited_after_the_sync_applies_to_the_stored_answers(tmp_path:
 
 def test_a_question_is_named_by_its_text_its_name_or_its_id() -> None:
     frames = Frames.from_records(*responses(OVERALL, SPEED))
-    for name in ("How satisfied are you?", "overall", "m-overall"):
-        assert score(frames, config({"overall": [name]})) == 1.0, name
-    assert score(frames, config({"overall": ["Overall"]})) is None  # matching is exact (for now)
+    for name in ("How satisfied are you?", "overall", "m-overall", "  how SATISFIED   are you? ", "Overall"):
+        assert score(frames, config({"overall": [name]})) == 1.0, name  # case and spacing forgiven
+    assert score(frames, config({"overall": ["Overal"]})) is None  # a misspelling is not guessed
 
 
 def test_two_questions_with_one_text_are_two_questions() -> None:
@@ -82,12 +82,15 @@ def test_two_questions_with_one_text_are_two_questions() -> None:
     assert score(frames, config({"overall": ["overall_v2"]})) == 0.0
 
 
-def test_the_jsm_csat_rating_is_overall_whenever_an_overall_question_is_mapped(tmp_path: Path) -> None:
+def test_the_jsm_csat_rating_is_overall_when_an_overall_question_is_mapped_or_nothing_is(tmp_path: Path) -> None:
     rating = Answer("csat", 4.0, name="Satisfaction", text="How satisfied are you with this request?")
     frames = stored_frames(tmp_path, *responses(rating))
     # Before survey identity the rating was stored under overall[0]: any overall name counted it.
     assert score(frames, config({"overall": ["Customer satisfaction"]}, kind="jira")) == 0.75
     assert score(frames, config({"overall": ["Satisfaction"]}, kind="jira")) == 0.75
-    assert score(frames, config({}, kind="jira")) is None
+    # No surveys block: CSAT is the only question JSM asks, so it is the overall one.
+    assert score(frames, config({}, kind="jira")) == 0.75
+    # A mapping that names only other questions is taken at its word.
+    assert score(frames, config({"dimensions": {"empathy": ["Did we care?"]}}, kind="jira")) is None
     # A demo source's question named "csat" is no JSM rating: only a matching mapping counts it.
     assert score(frames, config({"overall": ["Customer satisfaction"]})) is None

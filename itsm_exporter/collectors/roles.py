@@ -13,7 +13,7 @@ from typing import Final
 
 import pandas as pd
 
-from itsm_exporter.config import JiraSource, SurveyMapping
+from itsm_exporter.config import JiraSource, SurveyMapping, question_key
 
 Role = tuple[str, str]
 """(`perception` or `expectation`, `overall` or a RATER dimension)."""
@@ -28,20 +28,21 @@ def source_question_roles(
     """Question id -> role for the questions of `source` in the questions frame.
 
     A configured string names a question by its text, its upstream name or its id, in that order
-    of preference. A JSM source's CSAT rating plays `overall` as soon as the source maps any
-    overall question: it is the only question JSM asks.
+    of preference, compared by `question_key`. A JSM source's CSAT rating plays `overall` when the
+    source maps an overall question or has no survey mapping at all: it is the only question JSM asks.
     """
-    configured = mapping.question_roles()
+    configured = {question_key(q): role for q, role in mapping.question_roles().items()}
     rows = questions[questions["source"] == source]
     roles: dict[str, Role] = {}
     for question_id, name, text in zip(rows["question_id"], rows["name"], rows["text"], strict=True):
         role = _match(configured, (text, name, question_id))
         if role is not None:
             roles[str(question_id)] = role
-    for question_id, role in configured.items():
-        # A question with no row in the frame (its answers came without one) is matched by id.
+    for question_id, role in mapping.question_roles().items():
+        # A question with no row in the frame (its answers came without one) is matched by its id as written.
         roles.setdefault(question_id, role)
-    if jsm and mapping.overall:
+    unmapped = not (mapping.overall or mapping.dimensions or mapping.expectations)
+    if jsm and (mapping.overall or unmapped):
         roles.setdefault(JSM_CSAT_QUESTION, ("perception", "overall"))
     return roles
 
@@ -61,6 +62,6 @@ def question_roles_by_source(
 
 def _match(configured: Mapping[str, Role], candidates: tuple[object, ...]) -> Role | None:
     for candidate in candidates:
-        if isinstance(candidate, str) and candidate in configured:
-            return configured[candidate]
+        if isinstance(candidate, str) and question_key(candidate) in configured:
+            return configured[question_key(candidate)]
     return None
