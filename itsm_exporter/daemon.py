@@ -19,10 +19,6 @@ from itsm_exporter.collectors import compute_metrics, refresh_note
 from itsm_exporter.config import (
     Config,
     ConfigError,
-    CsvSource,
-    DemoSource,
-    JiraSource,
-    ServiceNowSource,
     load_config,
     warn_insecure_sources,
 )
@@ -33,8 +29,6 @@ from itsm_exporter.store import Store
 from itsm_exporter.sync.runner import ConnectorFactory, SourceRunner
 
 log = logging.getLogger(__name__)
-
-SourceConfig = DemoSource | CsvSource | ServiceNowSource | JiraSource
 
 JITTER: Final = 0.1
 """Each sync waits refresh_interval plus up to 10 %, so sources and replicas drift apart."""

@@ -17,7 +17,20 @@ from itsm_exporter.records import TICKET_FIELDS, Answer, PhaseState, TicketField
 from itsm_exporter.store import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, Store
 from itsm_exporter.store.schema import TicketSchema
 
-V1 = """
+_ANSWERS_AND_WATERMARKS = """
+CREATE TABLE answers (
+    source TEXT NOT NULL, survey_id TEXT NOT NULL, question TEXT NOT NULL,
+    value REAL NOT NULL, scale_min REAL NOT NULL, scale_max REAL NOT NULL,
+    PRIMARY KEY (source, survey_id, question)
+) WITHOUT ROWID;
+CREATE TABLE watermarks (
+    source TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (source, kind)
+);
+"""
+
+V1 = (
+    """
 CREATE TABLE tickets (
     source TEXT NOT NULL, id TEXT NOT NULL, key TEXT NOT NULL,
     opened_at INTEGER NOT NULL, first_response_at INTEGER, resolved_at INTEGER, closed_at INTEGER,
@@ -33,27 +46,9 @@ CREATE TABLE surveys (
     PRIMARY KEY (source, id)
 ) WITHOUT ROWID;
 CREATE INDEX surveys_submitted ON surveys (submitted_at);
-CREATE TABLE answers (
-    source TEXT NOT NULL, survey_id TEXT NOT NULL, question TEXT NOT NULL,
-    value REAL NOT NULL, scale_min REAL NOT NULL, scale_max REAL NOT NULL,
-    PRIMARY KEY (source, survey_id, question)
-) WITHOUT ROWID;
-CREATE TABLE watermarks (
-    source TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
-    PRIMARY KEY (source, kind)
-);
 """
-_ANSWERS_AND_WATERMARKS = """
-CREATE TABLE answers (
-    source TEXT NOT NULL, survey_id TEXT NOT NULL, question TEXT NOT NULL,
-    value REAL NOT NULL, scale_min REAL NOT NULL, scale_max REAL NOT NULL,
-    PRIMARY KEY (source, survey_id, question)
-) WITHOUT ROWID;
-CREATE TABLE watermarks (
-    source TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
-    PRIMARY KEY (source, kind)
-);
-"""
+    + _ANSWERS_AND_WATERMARKS
+)
 _SURVEYS_V2 = """
 CREATE TABLE surveys (
     source TEXT NOT NULL, id TEXT NOT NULL, ticket_source TEXT NOT NULL,
