@@ -122,15 +122,24 @@ class SurveyMapping(_Strict):
     @model_validator(mode="after")
     def _questions_used_once(self) -> SurveyMapping:
         seen: dict[str, str] = {}
-        places = [("overall", q) for q in self.overall]
-        places += [(f"dimensions.{d}", q) for d, qs in self.dimensions.items() for q in qs]
-        places += [(f"expectations.{d}", q) for d, qs in self.expectations.items() for q in qs]
-        for place, question in places:
+        for place, question in self.placed_questions():
+            place = place.partition("[")[0]  # one list may repeat itself; two lists may not share a question
             key = question_key(question)  # compared as the collectors match them
             if key in seen and seen[key] != place:
                 raise ValueError(f"question {question!r} is mapped twice: {seen[key]} and {place}")
             seen[key] = place
         return self
+
+    def placed_questions(self) -> list[tuple[str, str]]:
+        """(place in this block, question as written): `overall[0]`, `dimensions.empathy[1]`, ..."""
+        places = [(f"overall[{i}]", q) for i, q in enumerate(self.overall)]
+        places += [(f"dimensions.{d}[{i}]", q) for d, qs in self.dimensions.items() for i, q in enumerate(qs)]
+        places += [(f"expectations.{d}[{i}]", q) for d, qs in self.expectations.items() for i, q in enumerate(qs)]
+        return places
+
+    @property
+    def empty(self) -> bool:
+        return not (self.overall or self.dimensions or self.expectations)
 
     def question_roles(self) -> dict[str, tuple[str, str]]:
         """Question -> (role, dimension) with role `perception` or `expectation`."""

@@ -209,3 +209,13 @@ class Batch:
     deleted_ticket_ids: tuple[str, ...] = ()
     fetched_so_far: int = 0
     total_expected: int | None = None
+
+
+@dataclass(frozen=True)
+class QuestionUse:
+    """A survey question as stored for one source, with its answers in some span (Store.question_use)."""
+
+    question_id: str
+    name: str | None
+    text: str | None
+    answers: int

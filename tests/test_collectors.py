@@ -346,12 +346,16 @@ def test_unconfigured_and_disabled_sources_are_ignored_but_targets_follow_enable
     assert value(metrics, "itsm_target_ratio", source="sn", objective="satisfaction") == 0.7
 
 
-def test_empty_frames_give_only_targets() -> None:
+def test_empty_frames_give_only_targets_and_zero_mapping_counts() -> None:
     metrics = compute_metrics(Frames.empty(), AS_OF, make_config())
-    samples = [(s.name, s.labels) for f in metrics for s in f.samples]
+    samples = [(s.name, s.labels, s.value) for f in metrics for s in f.samples]
     assert samples == [
-        ("itsm_target_ratio", {"source": "sn", "objective": "sla"}),
-        ("itsm_target_ratio", {"source": "sn", "objective": "satisfaction"}),
+        ("itsm_target_ratio", {"source": "sn", "objective": "sla"}, 0.9),
+        ("itsm_target_ratio", {"source": "sn", "objective": "satisfaction"}, 0.8),
+        *(
+            ("itsm_survey_mapping_answers", {"source": "sn", "role": role}, 0.0)
+            for role in ("overall", "dimension", "expectation", "unmapped")
+        ),
     ]
 
 
@@ -457,7 +461,12 @@ def test_csv_survey_reports_under_its_ticket_source_joined_by_key_with_its_own_m
     assert value(metrics, "itsm_survey_score", **field, dimension="overall") == 1
     assert value(metrics, "itsm_survey_responses", **desk("7d")) == 1
     assert value(metrics, "itsm_survey_satisfied_ratio", **desk("7d")) is None
-    assert {s.labels["source"] for f in metrics for s in f.samples if f.name != "itsm_target_ratio"} == {"sn"}
+    per_source = ("itsm_target_ratio", "itsm_survey_mapping_answers")
+    assert {s.labels["source"] for f in metrics for s in f.samples if f.name not in per_source} == {"sn"}
+    # The mapping that judged the answers is csv's: one of its answers is overall, the other unmapped.
+    mapping = {r: value(metrics, "itsm_survey_mapping_answers", source="csv", role=r) for r in ("overall", "unmapped")}
+    assert mapping == {"overall": 1, "unmapped": 1}
+    assert value(metrics, "itsm_survey_mapping_answers", source="sn", role="overall") == 0
 
 
 def test_join_by_ticket_id_wins_over_ticket_key() -> None:

@@ -556,8 +556,9 @@ sources:
             encoding="utf-8",
         )
         code = main(["once", "--config", str(config), "--as-of", "2025-03-08T00:00:00Z"])
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert code == 0
+    assert "survey question" not in err  # no surveys block: the CSAT rating is the overall question, no warning
     lines = set(out.splitlines())
     # Window (Mar 1 00:00, Mar 8 00:00]: opened HELP-1..8 except the skipped HELP-6.
     for line in (
@@ -571,6 +572,8 @@ sources:
         'itsm_backlog_tickets{priority="p5",source="jsm"} 1.0',
         'itsm_complaints_opened{priority="p5",source="jsm",window="7d"} 1.0',
         'itsm_survey_responses{priority="p2",source="jsm",window="7d"} 1.0',
+        'itsm_survey_mapping_answers{role="overall",source="jsm"} 2.0',  # HELP-1 and HELP-3's ratings
+        'itsm_survey_mapping_answers{role="unmapped",source="jsm"} 0.0',
         'itsm_source_up{source="jsm"} 1.0',
         'itsm_source_records_synced_total{kind="ticket",source="jsm"} 7.0',
         'itsm_source_records_synced_total{kind="survey",source="jsm"} 2.0',

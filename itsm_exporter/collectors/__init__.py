@@ -11,7 +11,9 @@ from itsm_exporter.collectors.arrays import BoolArray, ratio
 from itsm_exporter.collectors.families import FamilyBuilder, Part
 from itsm_exporter.collectors.labels import build_grouping, capped_label
 from itsm_exporter.collectors.surveys import (
+    MAPPING_ROLES,
     PERCEPTION_DIMENSIONS,
+    Responses,
     SurveyWindowStats,
     load_responses,
     survey_window_stats,
@@ -25,7 +27,7 @@ from itsm_exporter.collectors.tickets import (
     ticket_window_stats,
 )
 from itsm_exporter.collectors.watermelon import watermelon
-from itsm_exporter.collectors.windows import configured_windows, longest
+from itsm_exporter.collectors.windows import Window, configured_windows, longest
 from itsm_exporter.config import DIMENSIONS, Config
 from itsm_exporter.frames import Frames
 from itsm_exporter.records import utc
@@ -88,6 +90,7 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config) -> list[Met
         *_complaint_families(build, tickets, ticket_present, bounds),
         *_watermelon_families(build, tickets, surveys, config),
         _targets(names, config, build.note),
+        _mapping_answers(responses, names, longest(windows), now, build.note),
     ]
     return families
 
@@ -290,6 +293,27 @@ def _watermelon_families(
             [Part((), [m.flag for m in melons], [m.present for m in melons])],
         ),
     ]
+
+
+def _mapping_answers(responses: Responses, names: tuple[str, ...], window: Window, now: float, note: str) -> Metric:
+    """Answers in the longest window by the role of their question, per source whose mapping applies.
+
+    Every source and role is present, zeros included: `overall` at 0 beside answers elsewhere is the
+    signature of a misnamed question (alerts/itsm-exporter.alerts.yaml, ITSMSurveyOverallUnmapped).
+    """
+    counted = window.contains(responses.submitted, now)
+    totals = np.zeros((len(names), len(MAPPING_ROLES)), dtype=np.int64)
+    np.add.at(totals, responses.own_source[counted], responses.answers_by_role[counted])
+    family = GaugeMetricFamily(
+        "itsm_survey_mapping_answers",
+        f"Answers of the responses submitted in the longest window ({window.name}), by the role their question "
+        f"plays in the source's survey mapping: overall, dimension, expectation or unmapped. {note}",
+        labels=["source", "role"],
+    )
+    for index, name in enumerate(names):
+        for column, role in enumerate(MAPPING_ROLES):
+            family.add_metric([name, role], float(totals[index, column]))
+    return family
 
 
 def _targets(names: tuple[str, ...], config: Config, note: str) -> GaugeMetricFamily:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from itsm_exporter.collectors.arrays import (
@@ -31,6 +32,13 @@ ANSWER_CHUNK = 65_536
 ROLES = (*(("perception", d) for d in PERCEPTION_DIMENSIONS), *(("expectation", d) for d in DIMENSIONS))
 """Columns of the per-response score table: the perception dimensions, then the expectation ones."""
 ROLE_INDEX = {role: index for index, role in enumerate(ROLES)}
+MAPPING_ROLES = ("overall", "dimension", "expectation", "unmapped")
+"""Values of itsm_survey_mapping_answers' `role`: columns of Responses.answers_by_role in this order."""
+_MAPPING_ROLE_OF = np.array(
+    [MAPPING_ROLES.index("unmapped")]  # index -1 of ROLES: an answer whose question plays no role
+    + [MAPPING_ROLES.index("overall" if d == "overall" else "dimension" if k == "perception" else k) for k, d in ROLES],
+    dtype=np.int64,
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,10 @@ class Responses:
     """(responses, PERCEPTION_DIMENSIONS) mean normalized answer, NaN where the response has none."""
     expectation: FloatArray
     """(responses, DIMENSIONS) mean normalized SERVQUAL expectation answer, NaN where none."""
+    own_source: IntArray
+    """The source that stored the response, whose survey mapping applies to its answers."""
+    answers_by_role: npt.NDArray[np.int32]
+    """(responses, MAPPING_ROLES) answers of each response by the role their question plays."""
 
 
 def load_responses(
@@ -62,13 +74,15 @@ def load_responses(
     own_source, ticket_source = own_source[keep], ticket_source[keep]
     ticket_rows = _join_tickets(surveys, ticket_source, tickets)
     surveys_by_id = KeyIndex(own_source, surveys["id"].to_numpy(dtype=object))
-    perception, expectation = _scores(answers, questions, surveys_by_id, len(surveys), names, config)
+    perception, expectation, by_role = _scores(answers, questions, surveys_by_id, len(surveys), names, config)
     return Responses(
         submitted=surveys["submitted_at"].to_numpy(dtype=np.float64),
         source=ticket_source,
         ticket_rows=ticket_rows,
         perception=perception,
         expectation=expectation,
+        own_source=own_source,
+        answers_by_role=by_role,
     )
 
 
@@ -99,8 +113,9 @@ def _scores(
     n_responses: int,
     names: tuple[str, ...],
     config: Config,
-) -> tuple[FloatArray, FloatArray]:
-    """Mean normalized answer per response and role (see ROLES), with each source's own question mapping.
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int32]]:
+    """Mean normalized answer per response and role (see ROLES), with each source's own question mapping,
+    and the count of answers per response and MAPPING_ROLES (every answer, scorable or not).
 
     Answers outnumber responses several times over; they are scored ANSWER_CHUNK at a time into running
     sums, so the temporaries do not grow with the history.
@@ -112,12 +127,17 @@ def _scores(
     size = n_responses * len(ROLES)
     sums = np.zeros(size, dtype=np.float64)
     counts = np.zeros(size, dtype=np.int32)  # answers per response and role: a handful
+    by_role = np.zeros(n_responses * len(MAPPING_ROLES), dtype=np.int32)
     for start in range(0, len(answers), ANSWER_CHUNK):
         chunk = answers.iloc[start : start + ANSWER_CHUNK]
         answer_sources = source_codes(chunk["source"], names)
         answer_rows = surveys_by_id.find(answer_sources, chunk["survey_id"].to_numpy(dtype=object))
         role_of_answer = _roles(chunk["question_id"], answer_sources, roles_by_source)
-        rows = np.flatnonzero((answer_rows >= 0) & (role_of_answer >= 0))
+        of_response = answer_rows >= 0
+        if of_response.any():
+            mapping_role = _MAPPING_ROLE_OF[role_of_answer[of_response] + 1]
+            _add_counts(by_role, answer_rows[of_response] * len(MAPPING_ROLES) + mapping_role)
+        rows = np.flatnonzero(of_response & (role_of_answer >= 0))
         low = chunk["scale_min"].to_numpy(dtype=np.float64)[rows]
         span = chunk["scale_max"].to_numpy(dtype=np.float64)[rows] - low
         normalized = chunk["value"].to_numpy(dtype=np.float64)[rows] - low
@@ -128,19 +148,24 @@ def _scores(
         cells = answer_rows[rows[valid]] * len(ROLES) + role_of_answer[rows[valid]]
         if not len(cells):
             continue
-        # Counted over the chunk's own range of cells: answers come grouped by survey, so the range is
-        # narrow and bincount does not allocate the whole table per chunk.
         first = int(cells.min())
-        cells -= first
-        chunk_sums = np.bincount(cells, weights=normalized[valid])
+        chunk_sums = np.bincount(cells - first, weights=normalized[valid])
         sums[first : first + len(chunk_sums)] += chunk_sums
-        counts[first : first + len(chunk_sums)] += np.bincount(cells, minlength=len(chunk_sums))
+        _add_counts(counts, cells)
     means = sums.reshape(n_responses, len(ROLES))
     answered = counts.reshape(n_responses, len(ROLES))
     np.divide(means, answered, out=means, where=answered > 0)
     means[answered == 0] = np.nan
     split = len(PERCEPTION_DIMENSIONS)
-    return means[:, :split], means[:, split:]
+    return means[:, :split], means[:, split:], by_role.reshape(n_responses, len(MAPPING_ROLES))
+
+
+def _add_counts(totals: npt.NDArray[np.integer], cells: IntArray) -> None:
+    """totals[cell] += 1 for each cell. Counted over the cells' own range: answers come grouped by
+    survey, so the range of a chunk is narrow and bincount does not allocate the whole table."""
+    first = int(cells.min())
+    counted = np.bincount(cells - first)
+    totals[first : first + len(counted)] += counted.astype(totals.dtype)
 
 
 def _roles(

@@ -26,6 +26,7 @@ from itsm_exporter.records import (
     Answer,
     Batch,
     PhaseState,
+    QuestionUse,
     RecordKind,
     SurveyResponse,
     Ticket,
@@ -256,6 +257,26 @@ class Store:
         with self._read_lock:
             rows = self._reader.execute(f"SELECT id FROM tickets WHERE {' AND '.join(where)} ORDER BY id", params)
             return [str(row[0]) for row in rows.fetchall()]
+
+    def question_use(self, source: str, *, submitted_since: datetime) -> list[QuestionUse]:
+        """Every survey question stored for `source`, with its answers in responses submitted since then.
+
+        Read from the window's responses outwards (surveys_submitted, then the answers' key), so a
+        check after each sync costs what the window holds, not the whole survey history.
+        """
+        with self._read_lock:
+            answered = dict(
+                self._reader.execute(
+                    "SELECT a.question_id, count(*) FROM surveys s JOIN answers a "
+                    "ON a.source = s.source AND a.survey_id = s.id "
+                    "WHERE s.source = ? AND s.submitted_at >= ? GROUP BY a.question_id",
+                    (source, micros(submitted_since)),
+                ).fetchall()
+            )
+            rows = self._reader.execute(
+                "SELECT question_id, name, text FROM questions WHERE source = ? ORDER BY question_id", (source,)
+            ).fetchall()
+        return [QuestionUse(str(q), name, text, int(answered.get(q, 0))) for q, name, text in rows]
 
     def count(self, source: str, kind: RecordKind) -> int:
         """Stored records of one source and kind."""

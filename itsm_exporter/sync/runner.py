@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
 
-from itsm_exporter.config import Config
+from itsm_exporter.collectors.roles import check_mapping
+from itsm_exporter.config import Config, JiraSource
 from itsm_exporter.connectors.base import Connector, ConnectorError, RequestObserver
 from itsm_exporter.health import SourceHealth
 from itsm_exporter.records import Batch
@@ -219,7 +220,42 @@ class SourceRunner:
         if should_stop():
             return False  # an interrupted sync is no success
         self._succeeded(result, self._monotonic() - started)
+        self._check_survey_mapping(source, config, now())
         return True
+
+    def _check_survey_mapping(self, source: SourceConfig, config: Config, now: datetime) -> None:
+        """A WARNING for each configured question that names nothing upstream, and for each answered
+        question that no configured one names: a misnamed question must not pass as a quiet survey."""
+        longest = max(config.windows, key=lambda window: window.seconds)
+        index = next(i for i, s in enumerate(config.sources) if s.name == source.name)
+        questions = self._store.question_use(source.name, submitted_since=now - timedelta(seconds=longest.seconds))
+        check = check_mapping(
+            questions, source.surveys, jsm=isinstance(source, JiraSource), path=f"sources[{index}].surveys"
+        )
+        for unmatched in check.unmatched:
+            closest = unmatched.closest
+            log.warning(
+                "configured survey question matches no question upstream",
+                extra={
+                    "source": self.name,
+                    "config_path": unmatched.path,
+                    "question": unmatched.configured,
+                    "closest": (closest.text or closest.name or closest.question_id) if closest else "none stored yet",
+                    **({"closest_name": closest.name} if closest and closest.name else {}),
+                },
+            )
+        for question in check.unmapped:
+            log.warning(
+                "answered survey question is unmapped",
+                extra={
+                    "source": self.name,
+                    "question_id": question.question_id,
+                    "question_name": question.name or "",
+                    "question": question.text or question.name or question.question_id,
+                    "answers": question.answers,
+                    "window": str(longest),
+                },
+            )
 
     def _failed(self, error: Exception, duration: float) -> None:
         message = str(error) or type(error).__name__
