@@ -48,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
     once.add_argument("--as-of", dest="as_of", type=_parse_as_of, metavar="ISO8601", help="evaluation time")
     logging_flags(once)
 
+    discover = commands.add_parser(
+        "discover", help="read-only report of each source: access, fields, survey questions, SLAs, a config suggestion"
+    )
+    discover.add_argument("--config", required=True, type=Path, metavar="FILE")
+    discover.add_argument("--source", metavar="NAME", help="only this source (default: every enabled one)")
+    logging_flags(discover)
+
     check = commands.add_parser("check-config", help="validate a config file and print every problem")
     check.add_argument("--config", required=True, type=Path, metavar="FILE")
 
@@ -72,9 +79,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     warn_insecure_sources(config, log)
     if args.command == "once":
         return _once(config, args.as_of)
+    if args.command == "discover":
+        return _discover(config, args.source)
     from itsm_exporter.exporter import serve
 
     return serve(config, config_path=getattr(args, "config", None), listen=args.listen)
+
+
+def _discover(config: Config, source: str | None) -> int:
+    from itsm_exporter.discover import run
+
+    enabled = [s.name for s in config.enabled_sources]
+    if source is not None and source not in enabled:
+        print(
+            f"error: --source {source}: no enabled source of that name (enabled: {', '.join(enabled)})", file=sys.stderr
+        )
+        return 2
+    return run(config, source)
 
 
 def _print_problems(path: object, error: ConfigError) -> None:

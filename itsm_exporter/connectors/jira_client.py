@@ -25,6 +25,7 @@ from jira.resilientsession import raise_on_error
 
 from itsm_exporter.config import JiraSource, read_secret
 from itsm_exporter.connectors.base import (
+    AccessDenied,
     AuthError,
     BadRequest,
     ConnectorError,
@@ -231,6 +232,14 @@ class JiraClient:
         raise_on_error(response)
         return response.json()
 
+    def post(self, path: str, body: Mapping[str, Any]) -> Any:
+        """A read-only POST the library has no method for (Cloud's approximate count), as `get`."""
+        self.library()
+        assert self._session is not None
+        response = self._session.post(f"{self.url}{path}", json=dict(body))
+        raise_on_error(response)
+        return response.json()
+
     def call(self, what: str, request: Callable[[], T]) -> T:
         """Run one GET through the one retry loop (http.with_retries) and map failures to typed errors."""
         where = f"source {self.name}: {what} at {self.url}"
@@ -289,6 +298,8 @@ class JiraClient:
             return UpstreamUnavailable(f"{where}: no response{detail}")
         outcome = status_class(status)
         if outcome == "auth":
+            if status == 403:
+                return AccessDenied(f"{where}: HTTP 403 for user {self._user}{detail or ': permission missing'}")
             return AuthError(f"{where}: HTTP {status} for user {self._user}{detail or ': credentials refused'}")
         if outcome == "bad_request":
             if status == 410:

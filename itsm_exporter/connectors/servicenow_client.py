@@ -21,6 +21,7 @@ import requests
 
 from itsm_exporter.config import ServiceNowSource, read_secret
 from itsm_exporter.connectors.base import (
+    AccessDenied,
     AuthError,
     BadRequest,
     ConnectorError,
@@ -138,6 +139,44 @@ class TableClient:
 
         return with_retries(attempt, self._backoff)
 
+    def stats(self, table: str, query: str, group_by: str | None = None) -> list[tuple[str, str, int]]:
+        """Record counts of `table` matching `query` from the Aggregate API, one request whatever the table's size.
+
+        With `group_by`: (value, display value, count) per distinct value; without: one ("", "", count).
+        Used by `discover` only; the sync reads the Table API.
+        """
+        renewed = False
+        what = f"stats of table {table}"
+        params = {"sysparm_query": query, "sysparm_count": "true", "sysparm_display_value": "all"}
+        if group_by:
+            params["sysparm_group_by"] = group_by
+
+        def attempt(retries: int) -> list[tuple[str, str, int]]:
+            nonlocal renewed
+            while True:
+                self._authorize()
+                try:
+                    response = self._session.get(
+                        f"{self._url}/api/now/stats/{table}",
+                        params=params,
+                        headers={"Accept": "application/json"},
+                        timeout=self._timeout,
+                    )
+                except requests.RequestException as error:
+                    raise self._network_failure(retries, what, error) from error
+                if response.status_code == 401 and self._token is not None and not renewed:
+                    self._token.expires_at, renewed = float("-inf"), True
+                    continue
+                if response.status_code >= 300:
+                    raise self._failure(response, retries, what)
+                try:
+                    body = response.json()
+                except ValueError as error:
+                    raise self._not_json(response.headers, table, retries) from error
+                return _aggregate_counts(body, group_by, f"source {self._name}: {self._url}: {what}")
+
+        return with_retries(attempt, self._backoff)
+
     def close(self) -> None:
         self._session.close()
 
@@ -148,8 +187,11 @@ class TableClient:
         where = f"source {self._name}: {self._url}"
         outcome = status_class(status)
         if outcome == "auth":
-            verb = "refused the credentials of" if status == 401 else "denies read access to"
-            return AuthError(f"{where} {verb} user {self._user} (HTTP {status} on {what}: {message})")
+            if status == 403:
+                return AccessDenied(f"{where} denies read access to user {self._user} (HTTP 403 on {what}: {message})")
+            return AuthError(
+                f"{where} refused the credentials of user {self._user} (HTTP {status} on {what}: {message})"
+            )
         if outcome == "bad_request":
             return BadRequest(f"{where} rejected the query on {what} (HTTP {status}): {message}")
         retry_after = honoured_retry_after(status, response.headers)
@@ -245,6 +287,27 @@ class TableClient:
             raise SchemaError(
                 f"source {self._name}: {self._url}{TOKEN_PATH} answered without an access token"
             ) from error
+
+
+def _aggregate_counts(body: Any, group_by: str | None, where: str) -> list[tuple[str, str, int]]:
+    """The Aggregate API's `result`: an object without group-by, a list of groups with it; counts are strings."""
+    result = body.get("result") if isinstance(body, dict) else None
+    groups = result if isinstance(result, list) else [result] if isinstance(result, dict) else None
+    if groups is None:
+        raise SchemaError(f"{where}: the answer has no `result`")
+    counts = []
+    for group in groups:
+        try:
+            count = int(group["stats"]["count"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise SchemaError(f"{where}: a group without a numeric stats.count") from error
+        fields = group.get("groupby_fields") or [{}]
+        if group_by and not isinstance(fields, list):
+            raise SchemaError(f"{where}: groupby_fields is not a list")
+        first = fields[0] if isinstance(fields[0], dict) else {}
+        raw = str(first.get("value") or "")
+        counts.append((raw, str(first.get("display_value") or raw), count))
+    return counts
 
 
 def _total(headers: Any) -> int | None:

@@ -316,6 +316,8 @@ class FakeJira:
                 return 200, simple[rest]()
             if rest == "search/jql" and self.mode == "cloud":
                 return self._enhanced_search(request)
+            if rest == "search/approximate-count" and self.mode == "cloud" and request.method == "POST":
+                return self._approximate_count(request)
             if rest == "search":
                 if self.mode == "cloud":
                     return 410, errors(REMOVED_SEARCH)
@@ -617,6 +619,15 @@ class FakeJira:
         if not is_last:
             body["nextPageToken"] = base64.b64encode(json.dumps({"offset": offset + len(page)}).encode()).decode()
         return 200, body
+
+    def _approximate_count(self, request: RecordedRequest) -> tuple[int, Any]:
+        """Cloud's `{"count": N}` for a JQL (POST body `{"jql"}`); ORDER BY is optional there, and this
+        fake's parser only knows the connector's ordered shape, so it is added when absent."""
+        jql = str(json.loads(request.body or b"{}").get("jql", ""))
+        if " ORDER BY " not in jql:
+            jql += " ORDER BY updated ASC, key ASC"
+        status, found = self._matching(jql)
+        return (status, found) if status != 200 else (200, {"count": len(found)})
 
     def _dc_search(self, request: RecordedRequest) -> tuple[int, Any]:
         params = self._search_params(request)

@@ -350,7 +350,8 @@ class _Handler(BaseHTTPRequestHandler):
         params = dict(parse_qsl(parts.query, keep_blank_values=True))
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
         match = re.fullmatch(r"/api/now(?:/v[12])?/table/([A-Za-z0-9_]+)(?:/([0-9a-f]{32}))?", parts.path)
-        table = match.group(1) if match else None
+        stats = re.fullmatch(r"/api/now(?:/v[12])?/stats/([A-Za-z0-9_]+)", parts.path)
+        table = match.group(1) if match else stats.group(1) if stats else None
         content_type = self.headers.get("Content-Type", "")
         form = dict(parse_qsl(body)) if "x-www-form-urlencoded" in content_type else {}
         logged = LoggedRequest(method, parts.path, table, params, dict(self.headers.items()), form)
@@ -386,6 +387,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if table in fake.denied:
                 self._fail(403, "User Not Authorized", f"ACL denies read on {table}")
+                return
+            if stats:
+                self._stats(table, params)
                 return
             self._table(table, match.group(2) if match else None, params, truncate=scripted is not None)
 
@@ -456,6 +460,32 @@ class _Handler(BaseHTTPRequestHandler):
         if truncate:
             payload = payload[: len(payload) // 2]
         self._send(200, payload, {"Content-Type": "application/json;charset=UTF-8", **headers})
+
+    def _stats(self, table: str, params: dict[str, str]) -> None:
+        """The Aggregate API's count: `{"result": {"stats": {"count": "N"}}}`, or with `sysparm_group_by` a
+        list of `{"stats": ..., "groupby_fields": [{"field", "value", "display_value"}]}` (counts are strings;
+        `value` is the display value with sysparm_display_value=true, both with `all`)."""
+        fake = self.owner
+        if params.get("sysparm_count", "false").lower() != "true":
+            self._json(200, {"result": {"stats": {}}})
+            return
+        matched = fake.query(table, params.get("sysparm_query", ""))
+        group_by = params.get("sysparm_group_by", "")
+        if not group_by:
+            self._json(200, {"result": {"stats": {"count": str(len(matched))}}})
+            return
+        mode = params.get("sysparm_display_value", "false").lower()
+        groups: dict[tuple[str, str], int] = {}
+        for record in matched:
+            raw, shown, _kind = fake.resolve(table, record, group_by) or ("", "", STRING)
+            groups[(raw, shown)] = groups.get((raw, shown), 0) + 1
+        result = []
+        for (raw, shown), count in sorted(groups.items()):
+            field_value = {"field": group_by, "value": shown if mode == "true" else raw}
+            if mode == "all":
+                field_value["display_value"] = shown
+            result.append({"stats": {"count": str(count)}, "groupby_fields": [field_value]})
+        self._json(200, {"result": result})
 
     def _links(self, table: str, params: dict[str, str], offset: int, limit: int, total: int) -> str:
         def link(rel: str, at: int) -> str:
