@@ -21,7 +21,7 @@ from typing import IO, Any, Final, Literal
 from itsm_exporter.collectors.roles import Role, check_mapping
 from itsm_exporter.config import Config, JiraSource, ServiceNowSource, question_key
 from itsm_exporter.connectors import servicenow_wire as wire
-from itsm_exporter.connectors.base import AccessDenied, ConnectorError
+from itsm_exporter.connectors.base import AccessDenied, AuthError, ConnectorError
 from itsm_exporter.records import QuestionUse
 from itsm_exporter.sync.plans import SourceConfig
 
@@ -123,16 +123,21 @@ class _Probe:
     def observe(self, _code: str) -> None:
         self.report.requests += 1
 
-    def read(self, what: str, hint: str, request: Callable[[], Any], *, required: bool = True) -> Any:
-        """`request()`, or None when it was denied or failed (recorded); a refused login ends the source."""
+    def read(
+        self, what: str, hint: str, request: Callable[[], Any], *, required: bool = True, first: bool = False
+    ) -> Any:
+        """`request()`, or None when it was denied or failed (recorded). A refused login, or any failure
+        but a 403 on the `first` read, ends the source: it is unreachable and the other reads would fail alike."""
         try:
             result = request()
         except AccessDenied:
             detail = f"ask for: {hint}" if hint else "permission missing"
             self.report.access.append(Access(what, "denied", detail, required))
             return None
+        except AuthError:
+            raise
         except ConnectorError as error:
-            if type(error).__name__ == "AuthError":
+            if first:
                 raise
             self.report.access.append(Access(what, "failed", str(error), required))
             return None
@@ -176,7 +181,9 @@ def _servicenow(source: ServiceNowSource, config: Config, since: datetime, repor
     glide = since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
     window = wire.and_terms(source.filter, f"opened_at>={glide}")
     try:
-        counted = probe.read(f"table {table}", SERVICENOW_ROLES.get(table, ""), lambda: client.stats(table, window))
+        counted = probe.read(
+            f"table {table}", SERVICENOW_ROLES.get(table, ""), lambda: client.stats(table, window), first=True
+        )
         if counted is None:
             return
         report.tickets = counted[0][2] if counted else 0
@@ -313,7 +320,7 @@ def _jira(source: JiraSource, config: Config, since: datetime, report: SourceRep
     probe = _Probe(report)
     client = JiraClient(source, probe.observe)
     try:
-        site = probe.read("fields, statuses and /myself", "Browse projects", client.site)
+        site = probe.read("fields, statuses and /myself", "Browse projects", client.site, first=True)
         if site is None:
             return
         catalog = FieldCatalog.from_fields(site.fields, source.sla_fields)
@@ -545,7 +552,7 @@ def render_report(reports: Sequence[SourceReport], *, colour: bool = False) -> s
             out.append(f"  values below counted over a sample of {report.sample} of those issues (one page)")
         for name, values in report.groupings.items():
             out.append(f"  {name}")
-            out += _table([(v.value, str(v.count)) for v in values], indent=4, right=frozenset({1}))
+            out += _table([(v.value, str(v.count)) for v in values], indent=4, right=frozenset({1})) or ["    (none)"]
         if report.unassigned is not None:
             out.append(f"  unassigned share: {report.unassigned:.1%}")
         if report.questions or report.survey_notes:
@@ -574,7 +581,7 @@ def render_report(reports: Sequence[SourceReport], *, colour: bool = False) -> s
             out += _table([(v.value, str(v.count), v.mark) for v in values], indent=4, right=frozenset({1}))
         out += [f"  {note}" for note in report.complaint_notes]
         verdict = paint("ok", "green") if report.ok else paint("NOT READY", "red")
-        out.append(f"  {report.requests} requests; {verdict}")
+        out.append(f"  {report.requests} request{'' if report.requests == 1 else 's'}; {verdict}")
         out.append("")
     suggestions = [line for report in reports for line in report.suggestion]
     out.append("# Suggested mapping: merge into the matching entries of `sources:`.")
@@ -605,9 +612,10 @@ def _visible(column: int, row: Sequence[str]) -> int:
     return len(text)
 
 
-def run(config: Config, source_name: str | None, out: IO[str] = sys.stdout) -> int:
+def run(config: Config, source_name: str | None, out: IO[str] | None = None, *, now: datetime | None = None) -> int:
     """The `discover` command: 0 when every source was reachable and every needed read allowed, else 1."""
-    reports = discover(config, source_name)
+    out = out or sys.stdout  # looked up at call time: tests and wrappers replace sys.stdout
+    reports = discover(config, source_name, now=now)
     colour = out.isatty() and os.environ.get("NO_COLOR") is None
     out.write(render_report(reports, colour=colour))
     return 0 if all(r.ok for r in reports) else 1
