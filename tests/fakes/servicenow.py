@@ -4,7 +4,8 @@ What it reproduces (docs/api-notes.md): every scalar a string and "" for unset; 
 `sysparm_display_value` modes with and without reference links; dates displayed in the user's
 zone and format (so a client that parses display dates fails); `Link` and `X-Total-Count`
 headers; encoded queries (= != > >= < <= IN NOT IN LIKE ISEMPTY ISNOTEMPTY, ^, ^OR, ^NQ,
-ORDERBY/ORDERBYDESC, dot-walking) where an invalid term is silently ignored; unknown fields
+ORDERBY/ORDERBYDESC, dot-walking) where an invalid term is silently ignored; the Aggregate API's
+count and group-by (`/api/now/stats/<table>`, counts as strings); unknown fields
 silently dropped; the error envelope; 401 with WWW-Authenticate; the OAuth password and refresh
 grants (form-encoded only).
 
