@@ -16,6 +16,7 @@ import pytest
 
 from itsm_exporter.config import JiraSource
 from itsm_exporter.connectors.base import (
+    AccessDenied,
     AuthError,
     BadRequest,
     Connector,
@@ -84,7 +85,7 @@ def upstream(kind: Kind) -> Iterator[Upstream]:
 TABLE: list[tuple[int, type[ConnectorError], bool]] = [
     (400, BadRequest, False),
     (401, AuthError, False),
-    (403, AuthError, False),
+    (403, AccessDenied, False),  # an AuthError: the sync treats both alike, discover reports a denied table
     (404, BadRequest, False),
     (405, BadRequest, False),
     (408, UpstreamUnavailable, True),
