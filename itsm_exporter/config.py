@@ -92,6 +92,17 @@ class StoreConfig(_Strict):
 class Targets(_Strict):
     sla: float = Field(0.90, ge=0, le=1)
     satisfaction: float = Field(0.80, ge=0, le=1)
+    first_response: Duration = Duration("5m")
+    """How soon a ticket should get its first response (the service-quality standard: a callback within minutes)."""
+    sla_warning: Duration = Duration("1h")
+    """A running SLA clock is `at_risk` from this long before its breach time."""
+
+    @field_validator("first_response", "sla_warning")
+    @classmethod
+    def _positive(cls, value: Duration) -> Duration:
+        if not value.seconds > 0:
+            raise ValueError("must be a positive duration")
+        return value
 
 
 class LogConfig(_Strict):

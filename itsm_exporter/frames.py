@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -11,6 +11,7 @@ import pandas as pd
 from itsm_exporter.records import (
     ANSWER_COLUMNS,
     QUESTION_COLUMNS,
+    SLA_CLOCK_COLUMNS,
     SURVEY_COLUMNS,
     TICKET_COLUMNS,
     TICKET_FIELDS,
@@ -35,6 +36,15 @@ ANSWER_DTYPES: dict[str, str] = {
     "scale_max": "float64",
 }
 QUESTION_DTYPES: dict[str, str] = {column: "object" for column in QUESTION_COLUMNS}
+SLA_CLOCK_DTYPES: dict[str, str] = {
+    "source": "object",
+    "ticket_id": "object",
+    "sla": "object",
+    "breach_at": "float64",
+    "paused": "bool",
+    "goal_seconds": "float64",
+    "breached": "bool",
+}
 
 
 @dataclass(frozen=True)
@@ -47,12 +57,15 @@ class Frames:
     within the same `source`.
     questions: one row per question of a source, columns QUESTION_COLUMNS; `question_id` joins
     answers.question_id within the same `source`. Roles come from the config at compute time.
+    sla_clocks: one row per running SLA clock, columns SLA_CLOCK_COLUMNS; `ticket_id` joins tickets.id
+    within the same `source`; `breach_at` NaN when the upstream gave no breach time.
     """
 
     tickets: pd.DataFrame
     surveys: pd.DataFrame
     answers: pd.DataFrame
     questions: pd.DataFrame
+    sla_clocks: pd.DataFrame = field(default_factory=lambda: empty_sla_clocks())
 
     @classmethod
     def empty(cls) -> Frames:
@@ -66,6 +79,7 @@ class Frames:
     @classmethod
     def from_records(cls, tickets: Iterable[Ticket], surveys: Iterable[SurveyResponse] = ()) -> Frames:
         """Build frames from canonical records (tests, the demo, benchmarks)."""
+        tickets = list(tickets)
         ticket_rows = [
             {
                 column: (_epoch(getattr(t, column)) if column in TICKET_TIME_COLUMNS else getattr(t, column))
@@ -105,12 +119,24 @@ class Frames:
                     "name": a.name,
                     "text": a.text,
                 }
+        clock_rows = [
+            (t.source, t.id, c.sla, _epoch(c.breach_at), c.paused, c.goal_seconds, c.breached)
+            for t in tickets
+            for c in t.sla_clocks
+        ]
+        clocks = pd.DataFrame(clock_rows, columns=list(SLA_CLOCK_COLUMNS))
+        clocks["goal_seconds"] = clocks["goal_seconds"].astype("float64")
         return cls(
+            sla_clocks=_typed(clocks, SLA_CLOCK_DTYPES),
             tickets=_typed(pd.DataFrame(ticket_rows, columns=list(TICKET_COLUMNS)), TICKET_DTYPES),
             surveys=_typed(pd.DataFrame(survey_rows, columns=list(SURVEY_COLUMNS)), SURVEY_DTYPES),
             answers=_typed(pd.DataFrame(answer_rows, columns=list(ANSWER_COLUMNS)), ANSWER_DTYPES),
             questions=_typed(pd.DataFrame(list(questions.values()), columns=list(QUESTION_COLUMNS)), QUESTION_DTYPES),
         )
+
+
+def empty_sla_clocks() -> pd.DataFrame:
+    return _typed(pd.DataFrame(columns=list(SLA_CLOCK_COLUMNS)), SLA_CLOCK_DTYPES)
 
 
 def _epoch(moment: object) -> float:

@@ -67,6 +67,7 @@ TICKET_LABEL_COLUMNS: Final = ("group", "service", "priority", "channel")
 SURVEY_COLUMNS: Final = ("source", "id", "ticket_source", "ticket_id", "ticket_key", "submitted_at")
 ANSWER_COLUMNS: Final = ("source", "survey_id", "question_id", "value", "scale_min", "scale_max")
 QUESTION_COLUMNS: Final = ("source", "question_id", "name", "text")
+SLA_CLOCK_COLUMNS: Final = ("source", "ticket_id", "sla", "breach_at", "paused", "goal_seconds", "breached")
 
 
 def utc(moment: datetime) -> datetime:
@@ -74,6 +75,38 @@ def utc(moment: datetime) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"naive datetime {moment.isoformat()} has no time zone")
     return moment.astimezone(UTC)
+
+
+SlaName = Literal["response", "resolution"]
+SLA_NAMES: Final = ("response", "resolution")
+
+
+@dataclass(frozen=True, slots=True)
+class SlaClock:
+    """A running SLA clock of a ticket, as the upstream reported it at the sync: enough to say at any
+    later instant whether it is within its goal, at risk, breached or paused (collectors/live.py).
+
+    Only running clocks are stored (ServiceNow task_sla in stage `in_progress` or `paused`, a JSM
+    `ongoingCycle`); a completed one is an outcome (Ticket.sla_response, sla_resolution) instead.
+    """
+
+    sla: SlaName
+    breach_at: datetime | None
+    """When the clock breaches its goal: ServiceNow `planned_end_time`, JSM `ongoingCycle.breachTime`.
+    None when the upstream gives none (a JSM cycle paused before it could be computed)."""
+    paused: bool = False
+    goal_seconds: float | None = None
+    breached: bool = False
+    """The upstream's own verdict at the sync (`has_breached`, `ongoingCycle.breached`): used when
+    there is no breach time; otherwise the breach time decides, at whatever instant is evaluated."""
+
+    def __post_init__(self) -> None:
+        if self.sla not in SLA_NAMES:
+            raise ValueError(f"SLA clock {self.sla!r} is not response or resolution")
+        if self.breach_at is not None and self.breach_at.tzinfo is not UTC:
+            object.__setattr__(self, "breach_at", utc(self.breach_at))
+        if self.goal_seconds is not None and not self.goal_seconds >= 0:
+            raise ValueError(f"SLA clock {self.sla}: goal {self.goal_seconds!r} is not a duration")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +131,8 @@ class Ticket:
     sla_response: SlaOutcome = "unknown"
     sla_resolution: SlaOutcome = "unknown"
     complaint: bool = False
+    sla_clocks: tuple[SlaClock, ...] = ()
+    """Running SLA clocks at the sync, at most one per SLA, in SLA_NAMES order (a child table in the store)."""
 
     def __post_init__(self) -> None:
         for name in TICKET_TIME_COLUMNS:

@@ -18,7 +18,7 @@ from prometheus_client.core import Metric
 from itsm_exporter.collectors import compute_metrics
 from itsm_exporter.config import parse_config
 from itsm_exporter.frames import Frames
-from itsm_exporter.records import Answer, SurveyResponse, Ticket
+from itsm_exporter.records import Answer, SlaClock, SurveyResponse, Ticket
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden" / "collectors.prom"
@@ -102,7 +102,24 @@ def fixture_metrics() -> list[Metric]:
             complaint=True,
             **resolved,
         ),
-        ticket("sn", "3", AS_OF - 2 * DAY, "on_hold", group="network", priority="p1"),
+        ticket(
+            "sn",
+            "3",
+            AS_OF - 2 * DAY,
+            "on_hold",
+            group="network",
+            priority="p1",
+            sla_clocks=(SlaClock("response", AS_OF + 2 * HOUR), SlaClock("resolution", AS_OF + HOUR / 2)),
+        ),
+        ticket(
+            "sn",
+            "5",
+            AS_OF - HOUR,
+            group="network",
+            priority="p1",
+            first_response_at=AS_OF - HOUR / 2,
+            sla_clocks=(SlaClock("response", AS_OF - HOUR / 4, breached=True), SlaClock("resolution", None, True)),
+        ),
         ticket("sn", "4", AS_OF - HOUR, "canceled", group="network", priority="p1"),
         ticket("jsm", "10", AS_OF - 2 * DAY, group="HELP", sla_resolution="met", **resolved),
         ticket("jsm", "11", AS_OF - 30 * HOUR, "closed", group="HELP", closed_at=AS_OF - 20 * HOUR),

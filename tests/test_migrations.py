@@ -88,7 +88,27 @@ CREATE UNIQUE INDEX tickets_key ON tickets (source, id);
     + _SURVEYS_V2
     + _ANSWERS_AND_WATERMARKS
 )
-PAST_VERSIONS = {1: V1, 2: V2, 3: V3}
+V4 = (
+    V3.split("CREATE TABLE surveys")[0]
+    + _SURVEYS_V2
+    + """
+CREATE TABLE answers (
+    source TEXT NOT NULL, survey_id TEXT NOT NULL, question_id TEXT NOT NULL,
+    value REAL NOT NULL, scale_min REAL NOT NULL, scale_max REAL NOT NULL,
+    PRIMARY KEY (source, survey_id, question_id)
+) WITHOUT ROWID;
+CREATE TABLE questions (
+    source TEXT NOT NULL, question_id TEXT NOT NULL, name TEXT, text TEXT,
+    PRIMARY KEY (source, question_id)
+) WITHOUT ROWID;
+CREATE TABLE sync_state (
+    source TEXT NOT NULL, plan TEXT NOT NULL, phase TEXT NOT NULL,
+    watermark INTEGER, token TEXT, done INTEGER NOT NULL DEFAULT 0, total INTEGER, completed_at INTEGER,
+    PRIMARY KEY (source, plan, phase)
+) WITHOUT ROWID;
+"""
+)
+PAST_VERSIONS = {1: V1, 2: V2, 3: V3, 4: V4}
 
 OPENED = 1_762_000_000_000_000
 """2025-11-01 12:26:40 UTC in microseconds."""
@@ -119,6 +139,24 @@ def make_store(path: Path, version: int) -> None:
     raw.execute("INSERT INTO surveys VALUES ('sn', 's1', 'sn', 'a1', 'INC1', ?)", (OPENED + 7,))
     raw.execute("INSERT INTO answers VALUES ('sn', 's1', 'Overall satisfaction', 4, 1, 5)")
     raw.execute("INSERT INTO answers VALUES ('sn', 's1', 'Speed', 7, 0, 10)")
+    if version >= 4:
+        # What version 3's data became in version 4 (the 3 -> 4 step): the same records, typed state.
+        for question in ("Overall satisfaction", "Speed"):
+            raw.execute("INSERT INTO questions VALUES ('sn', ?, NULL, ?)", (question, question))
+        raw.execute(
+            "INSERT INTO sync_state (source, plan, phase, watermark) VALUES ('sn', 'incremental', 'ticket', ?)",
+            (1_772_796_660_000_000,),
+        )  # 2026-03-06 11:31:00 UTC
+        raw.execute(
+            "INSERT INTO sync_state (source, plan, phase, watermark) VALUES ('jsm', 'incremental', 'ticket', ?)",
+            (1_741_370_400_250_000,),
+        )  # 2025-03-07 18:00:00.25 UTC
+        raw.execute(
+            "INSERT INTO sync_state (source, plan, phase, token) VALUES ('csv', 'incremental', 'survey', ?)",
+            ("9f2c0e7ab41d",),
+        )
+        raw.close()
+        return
     raw.execute("INSERT INTO watermarks VALUES ('sn', 'ticket', '2026-03-06 11:31:00')")  # ServiceNow: UTC Glide
     raw.execute("INSERT INTO watermarks VALUES ('jsm', 'ticket', '2025-03-07T18:00:00.250000+00:00')")  # Jira: ISO
     raw.execute("INSERT INTO watermarks VALUES ('csv', 'survey', '9f2c0e7ab41d')")  # CSV: content digest

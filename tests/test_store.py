@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from itsm_exporter.frames import Frames
-from itsm_exporter.records import Answer, Batch, PhaseState, SurveyResponse, Ticket
+from itsm_exporter.records import Answer, Batch, PhaseState, SlaClock, SurveyResponse, Ticket
 from itsm_exporter.store import APPLICATION_ID, SCHEMA_VERSION, Store, StoreError
 from tests.test_migrations import V1 as SCHEMA_V1
 
@@ -116,7 +116,12 @@ def test_a_record_of_another_source_is_refused(store: Store) -> None:
 
 
 def test_load_frames_equals_frames_built_from_the_same_records(store: Store) -> None:
-    tickets = [ticket("1"), ticket("2", state="open", resolved_at=None, group=None), ticket("3", source="jsm")]
+    clocks = (SlaClock("response", T0 + timedelta(hours=1), goal_seconds=3600.0), SlaClock("resolution", None, True))
+    tickets = [
+        ticket("1"),
+        ticket("2", state="open", resolved_at=None, group=None, sla_clocks=clocks),
+        ticket("3", source="jsm", state="open", sla_clocks=(SlaClock("resolution", T0, breached=True),)),
+    ]
     surveys = [survey("s1", "1", 4.0), survey("s2", "9", 1.0, ticket_source="sn", source="csv", ticket_key="INC9")]
     for source in ("sn", "jsm", "csv"):
         store.commit_batch(
@@ -129,9 +134,9 @@ def test_load_frames_equals_frames_built_from_the_same_records(store: Store) -> 
         )
     expected = Frames.from_records(tickets, surveys)
     loaded = store.load_frames()
-    for name in ("tickets", "surveys", "answers"):
-        got = getattr(loaded, name).sort_values(["source", *getattr(loaded, name).columns[1:2]]).reset_index(drop=True)
-        want = getattr(expected, name).sort_values(["source", *getattr(expected, name).columns[1:2]])
+    for name in ("tickets", "surveys", "answers", "sla_clocks"):
+        got = getattr(loaded, name).sort_values(list(getattr(loaded, name).columns[:3])).reset_index(drop=True)
+        want = getattr(expected, name).sort_values(list(getattr(expected, name).columns[:3]))
         pd.testing.assert_frame_equal(got, want.reset_index(drop=True), check_exact=False, rtol=0, atol=1e-6)
     only_sn = store.load_frames(["sn"])
     assert sorted(only_sn.tickets["id"]) == ["1", "2"]
@@ -257,7 +262,7 @@ def test_a_version_1_store_is_migrated_with_every_record_kept(tmp_path: Path) ->
     assert store.tickets("sn")[0] == ticket("a1")
     store.close()
     raw = sqlite3.connect(path)
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     assert raw.execute("SELECT name FROM sqlite_master WHERE name LIKE '%_v_'").fetchall() == []
     indexes = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"tickets_key", "surveys_key", "surveys_submitted"} <= indexes
@@ -379,3 +384,22 @@ def test_a_snapshot_read_in_progress_does_not_block_a_commit(tmp_path: Path) -> 
     assert list(frames.tickets["id"]) == ["1"]  # the read's snapshot began before the commit
     assert sorted(store.load_frames(["sn"]).tickets["id"]) == ["1", "2"]
     store.close()
+
+
+def test_sla_clocks_round_trip_and_leave_with_a_reread_ticket(store: Store) -> None:
+    running = ticket(
+        "1",
+        state="open",
+        resolved_at=None,
+        sla_clocks=(
+            SlaClock("response", T0 + timedelta(minutes=30), paused=False, goal_seconds=1800.0),
+            SlaClock("resolution", None, paused=True, goal_seconds=None, breached=True),
+        ),
+    )
+    store.commit_batch("sn", Batch(kind="ticket", tickets=(running,)))
+    assert store.tickets("sn") == [running]
+    # Re-read once resolved: its clocks completed upstream, so none is running any more.
+    done = ticket("1")
+    store.commit_batch("sn", Batch(kind="ticket", tickets=(done,)))
+    assert store.tickets("sn") == [done]
+    assert store.load_frames().sla_clocks.empty

@@ -10,6 +10,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from itsm_exporter.collectors.arrays import BoolArray, ratio
 from itsm_exporter.collectors.families import FamilyBuilder, Part
 from itsm_exporter.collectors.labels import build_grouping, capped_label
+from itsm_exporter.collectors.live import CLOCK_STATES, LiveStats, live_stats, with_bound
 from itsm_exporter.collectors.surveys import (
     MAPPING_ROLES,
     PERCEPTION_DIMENSIONS,
@@ -28,7 +29,7 @@ from itsm_exporter.collectors.tickets import (
 )
 from itsm_exporter.collectors.watermelon import watermelon
 from itsm_exporter.collectors.windows import Window, configured_windows, longest
-from itsm_exporter.config import DIMENSIONS, Config
+from itsm_exporter.config import DIMENSIONS, Config, DemoSource, JiraSource
 from itsm_exporter.frames import Frames
 from itsm_exporter.records import utc
 
@@ -64,6 +65,19 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config) -> list[Met
     tickets = [ticket_window_stats(facts, grouping.ticket_groups, size, w, now, bounds) for w in windows]
     surveys = [survey_window_stats(responses, grouping.survey_groups, size, w, now) for w in windows]
     backlog = backlog_stats(facts, grouping.ticket_groups, size, now, bounds)
+    awaiting_bounds = with_bound(bounds, config.targets.first_response.seconds)
+    breach_bounds = with_bound(bounds, config.targets.sla_warning.seconds)
+    live = live_stats(
+        facts,
+        frames.sla_clocks,
+        names,
+        grouping.ticket_groups,
+        size,
+        now,
+        awaiting_bounds,
+        breach_bounds,
+        config.targets.sla_warning.seconds,
+    )
     widest = windows.index(longest(windows))
     active = tickets[widest]
     ticket_present = (active.opened + active.resolved + active.first_responded + backlog.tickets) > 0
@@ -85,11 +99,15 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config) -> list[Met
             bounds,
             windowed=False,
         ),
+        *_live_families(
+            build, live, ticket_present, _with_clocks(names, config)[grouping.sources], awaiting_bounds, breach_bounds
+        ),
         *_reliability_families(build, tickets, ticket_present),
         *_survey_families(build, tickets, surveys, survey_present, sources_surveyed[grouping.sources]),
         *_complaint_families(build, tickets, ticket_present, bounds),
         *_watermelon_families(build, tickets, surveys, config),
         _targets(names, config, build.note),
+        _time_targets(names, config, build.note),
         _mapping_answers(responses, names, longest(windows), now, build.note),
     ]
     return families
@@ -141,6 +159,60 @@ def _ticket_families(
             "Met / (met + breached) of the tickets resolved in the window, by SLA.",
             ratio_parts,
             ("sla",),
+        ),
+    ]
+
+
+def _with_clocks(names: tuple[str, ...], config: Config) -> BoolArray:
+    """Sources whose upstream has running SLA clocks: not ServiceNow with `sla_source: made_sla` (an outcome
+    per incident, no clock) nor a csv source (surveys only). Their SLA clock series are absent, not 0."""
+    has: list[bool] = []
+    for name in names:
+        source = config.source(name)
+        has.append(isinstance(source, JiraSource | DemoSource) or getattr(source, "sla_source", "") == "task_sla")
+    return np.array(has, dtype=bool)
+
+
+def _live_families(
+    build: FamilyBuilder,
+    live: LiveStats,
+    present: BoolArray,
+    clocked: BoolArray,
+    awaiting_bounds: np.ndarray,
+    breach_bounds: np.ndarray,
+) -> list[Metric]:
+    shown = present & clocked
+    state_parts = [Part((sla, state), [live.clocks[(sla, state)]], [shown]) for sla in SLAS for state in CLOCK_STATES]
+    return [
+        build.unwindowed_gauge(
+            "itsm_awaiting_first_response_tickets",
+            "Backlog tickets with no first response at evaluation time (no window).",
+            live.awaiting.counts,
+            present,
+        ),
+        build.histogram(
+            "itsm_awaiting_first_response_age_seconds",
+            "Age (evaluation time - opened) of the backlog tickets still waiting for a first response (no "
+            "window); targets.first_response is always a bucket bound.",
+            [live.awaiting],
+            awaiting_bounds,
+            windowed=False,
+        ),
+        build.state_gauge(
+            "itsm_sla_running_tickets",
+            "Backlog tickets by the state of their running response or resolution SLA clock at evaluation time: "
+            "within, at_risk (breach within targets.sla_warning), breached (past its breach time), paused.",
+            state_parts,
+            ("sla", "state"),
+        ),
+        build.histogram(
+            "itsm_sla_time_to_breach_seconds",
+            "Time left before the breach of the running, unpaused, unbreached SLA clocks of the backlog, by SLA "
+            "(no window); targets.sla_warning is always a bucket bound.",
+            [live.time_to_breach[sla] for sla in SLAS],
+            breach_bounds,
+            windowed=False,
+            by=("sla", SLAS),
         ),
     ]
 
@@ -313,6 +385,18 @@ def _mapping_answers(responses: Responses, names: tuple[str, ...], window: Windo
     for index, name in enumerate(names):
         for column, role in enumerate(MAPPING_ROLES):
             family.add_metric([name, role], float(totals[index, column]))
+    return family
+
+
+def _time_targets(names: tuple[str, ...], config: Config, note: str) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(
+        "itsm_target_seconds",
+        f"Configured time targets by objective (first_response, sla_warning). {note}",
+        labels=["source", "objective"],
+    )
+    for name in names:
+        family.add_metric([name, "first_response"], config.targets.first_response.seconds)
+        family.add_metric([name, "sla_warning"], config.targets.sla_warning.seconds)
     return family
 
 

@@ -44,6 +44,10 @@ class FamilyBuilder:
         """A gauge of the state at as_of, without a window label."""
         return self._gauge(name, doc, [Part((), [values], [shown])], (), [])
 
+    def state_gauge(self, name: str, doc: str, parts: Sequence[Part], extra_names: Sequence[str]) -> GaugeMetricFamily:
+        """A gauge of the state at as_of with extra labels (one value array per part), without a window label."""
+        return self._gauge(name, doc, parts, extra_names, [])
+
     def _gauge(
         self, name: str, doc: str, parts: Sequence[Part], extra_names: Sequence[str], columns: list[str]
     ) -> GaugeMetricFamily:
@@ -59,16 +63,25 @@ class FamilyBuilder:
         return family
 
     def histogram(
-        self, name: str, doc: str, histograms: Sequence[GroupHistograms], bounds: FloatArray, windowed: bool = True
+        self,
+        name: str,
+        doc: str,
+        histograms: Sequence[GroupHistograms],
+        bounds: FloatArray,
+        windowed: bool = True,
+        *,
+        by: tuple[str, Sequence[str]] | None = None,
     ) -> GaugeHistogramMetricFamily:
-        """A gauge histogram with a series for each label set (and window) holding at least one observation."""
-        window_names = ["window"] if windowed else []
-        family = GaugeHistogramMetricFamily(name, f"{doc} {self.note}", labels=[*self.label_names, *window_names])
+        """A gauge histogram with a series for each label set (and window, or value of the `by` label, one
+        histogram each) holding at least one observation."""
+        column_label, column_values = ("window", [w.name for w in self.windows]) if windowed else by or ("", [])
+        column_names = [column_label] if column_label else []
+        family = GaugeHistogramMetricFamily(name, f"{doc} {self.note}", labels=[*self.label_names, *column_names])
         bucket_names = [*(floatToGoString(bound) for bound in bounds), "+Inf"]
         shown = np.stack([histogram.counts > 0 for histogram in histograms], axis=1)
         for group, column in zip(*np.nonzero(shown), strict=True):
             histogram = histograms[column]
-            window_value = [self.windows[column].name] if windowed else []
+            window_value = [column_values[column]] if column_label else []
             counts = histogram.cumulative[group].tolist()
             family.add_metric(
                 [*self.label_values[group], *window_value],

@@ -99,4 +99,13 @@ CREATE TABLE questions (
 INSERT INTO questions (source, question_id, name, text) SELECT DISTINCT source, question, NULL, question FROM answers;
 ALTER TABLE answers RENAME COLUMN question TO question_id;
 """,
+    # 4 -> 5: running SLA clocks, a child table of tickets. Stored tickets have none until re-read:
+    # an open ticket gets its clocks at its next upstream update (docs/operations.md, "Upgrading").
+    4: """
+CREATE TABLE sla_clocks (
+    source TEXT NOT NULL, ticket_id TEXT NOT NULL, sla TEXT NOT NULL,
+    breach_at INTEGER, paused INTEGER NOT NULL, goal_seconds REAL, breached INTEGER NOT NULL,
+    PRIMARY KEY (source, ticket_id, sla)
+) WITHOUT ROWID;
+""",
 }

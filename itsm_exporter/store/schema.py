@@ -18,7 +18,7 @@ from itsm_exporter.records import TICKET_FIELDS, SurveyResponse, Ticket, TicketF
 
 APPLICATION_ID: Final = 0x49544D58
 """'ITMX' in SQLite's header: tells our store apart from any other SQLite file."""
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 """Bumped with a migration in migrations.MIGRATIONS whenever the tables change."""
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -129,7 +129,31 @@ CREATE TABLE answers (
 """,
     rows=_answer_rows,
 )
-CHILD_TABLES: Final[tuple[ChildTable, ...]] = (ANSWERS,)
+
+
+def _sla_clock_rows(ticket: Ticket) -> Iterable[tuple[object, ...]]:
+    return (
+        (ticket.source, ticket.id, c.sla, micros(c.breach_at), int(c.paused), c.goal_seconds, int(c.breached))
+        for c in ticket.sla_clocks
+    )
+
+
+SLA_CLOCKS: Final = ChildTable(
+    name="sla_clocks",
+    parent="tickets",
+    parent_column="ticket_id",
+    columns=("source", "ticket_id", "sla", "breach_at", "paused", "goal_seconds", "breached"),
+    ddl="""
+CREATE TABLE sla_clocks (
+    source TEXT NOT NULL, ticket_id TEXT NOT NULL, sla TEXT NOT NULL,
+    breach_at INTEGER, paused INTEGER NOT NULL, goal_seconds REAL, breached INTEGER NOT NULL,
+    PRIMARY KEY (source, ticket_id, sla)
+) WITHOUT ROWID;
+""",
+    rows=_sla_clock_rows,
+)
+"""Running SLA clocks (records.SlaClock): a few per open ticket, replaced whenever the ticket is re-read."""
+CHILD_TABLES: Final[tuple[ChildTable, ...]] = (ANSWERS, SLA_CLOCKS)
 
 
 @dataclass(frozen=True)

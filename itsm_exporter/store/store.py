@@ -18,16 +18,26 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from itsm_exporter.frames import ANSWER_DTYPES, QUESTION_DTYPES, SURVEY_DTYPES, TICKET_DTYPES, Frames
+from itsm_exporter.frames import (
+    ANSWER_DTYPES,
+    QUESTION_DTYPES,
+    SLA_CLOCK_DTYPES,
+    SURVEY_DTYPES,
+    TICKET_DTYPES,
+    Frames,
+)
 from itsm_exporter.records import (
     ANSWER_COLUMNS,
     QUESTION_COLUMNS,
+    SLA_CLOCK_COLUMNS,
+    SLA_NAMES,
     SURVEY_COLUMNS,
     Answer,
     Batch,
     PhaseState,
     QuestionUse,
     RecordKind,
+    SlaClock,
     SurveyResponse,
     Ticket,
 )
@@ -295,10 +305,24 @@ class Store:
                 "WHERE source = (SELECT code FROM labels WHERE text = ?) ORDER BY id",
                 (source,),
             ).fetchall()
-        return [self._ticket(row, texts) for row in rows]
+            clock_rows = db.execute(
+                "SELECT ticket_id, sla, breach_at, paused, goal_seconds, breached FROM sla_clocks "
+                "WHERE source = ? ORDER BY ticket_id, sla",
+                (source,),
+            ).fetchall()
+        clocks: dict[str, list[SlaClock]] = {}
+        for ticket_id, sla, breach_at, paused, goal, breached in clock_rows:
+            clock = SlaClock(sla, moment(breach_at), bool(paused), goal, bool(breached))
+            clocks.setdefault(ticket_id, []).append(clock)
+        for listed in clocks.values():
+            listed.sort(key=lambda clock: SLA_NAMES.index(clock.sla))
+        return [self._ticket(row, texts, clocks) for row in rows]
 
-    def _ticket(self, row: tuple[object, ...], texts: Mapping[object, str]) -> Ticket:
+    def _ticket(
+        self, row: tuple[object, ...], texts: Mapping[object, str], clocks: Mapping[str, list[SlaClock]]
+    ) -> Ticket:
         values: dict[str, object] = dict(zip(self._schema.names, row, strict=True))
+        values["sla_clocks"] = tuple(clocks.get(str(values["id"]), ()))
         for field in self._schema.fields:
             if field.kind == "time":
                 values[field.name] = moment(values[field.name])  # type: ignore[arg-type]
@@ -381,6 +405,8 @@ class Store:
             answer_sql += f" WHERE {_source_clause(sources, 'a.source')[0]}"
             answer_params += params
         question_sql = f"SELECT {', '.join(QUESTION_COLUMNS)} FROM questions WHERE {where_source}"
+        # Every stored clock: only running clocks are stored, so there are a few per open ticket.
+        clock_sql = f"SELECT {', '.join(SLA_CLOCK_COLUMNS)} FROM sla_clocks WHERE {where_source}"
         canonical: dict[str, str] = {}
         db = self._reader
         with self._read_lock, self._read_snapshot():
@@ -400,7 +426,10 @@ class Store:
             questions = _read_columns(
                 db.execute(question_sql, list(params)), QUESTION_COLUMNS, QUESTION_DTYPES, canonical, _LABELS
             )
-        return Frames(tickets=tickets, surveys=surveys, answers=answers, questions=questions)
+            clocks = _read_columns(
+                db.execute(clock_sql, list(params)), SLA_CLOCK_COLUMNS, SLA_CLOCK_DTYPES, canonical, _LABELS
+            )
+        return Frames(tickets=tickets, surveys=surveys, answers=answers, questions=questions, sla_clocks=clocks)
 
     @contextmanager
     def _read_snapshot(self) -> Iterator[None]:
@@ -490,8 +519,8 @@ def _source_clause(
 
 
 _LOAD_CHUNK: Final = 65536
-_TIMES: Final = TICKETS.times | {"submitted_at"}
-_LABELS: Final = TICKETS.coded | {"ticket_source", "question_id", "name", "text"}
+_TIMES: Final = TICKETS.times | {"submitted_at", "breach_at"}
+_LABELS: Final = TICKETS.coded | {"ticket_source", "question_id", "name", "text", "sla"}
 """Columns with few distinct values: loaded as references to one string object per value."""
 _SURVEY_IDS: Final = _LABELS | {"id"}
 _ANSWER_IDS: Final = _LABELS | {"survey_id"}

@@ -1,0 +1,105 @@
+"""What needs action at as_of: backlog tickets still waiting for a first response, and running SLA clocks.
+
+No window: like the backlog, these are the state at the evaluation time. A clock is evaluated from
+what the sync stored (records.SlaClock), so any as_of after the sync gives the state then: a clock
+that was `within` at the sync is `at_risk` once as_of comes within `targets.sla_warning` of its breach
+time, and `breached` from its breach time on. An as_of before the sync sees the clocks as stored at
+the sync (a clock paused since, or started since, is shown as it is now): docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import pandas as pd
+
+from itsm_exporter.collectors.arrays import FloatArray, IntArray, lookup, source_codes
+from itsm_exporter.collectors.histograms import GroupHistograms, histogram_by_group
+from itsm_exporter.collectors.tickets import SLAS, TicketFacts
+
+CLOCK_STATES: Final = ("within", "at_risk", "breached", "paused")
+"""Values of itsm_sla_running_tickets' `state`, in this order."""
+_WITHIN, _AT_RISK, _BREACHED, _PAUSED = range(len(CLOCK_STATES))
+
+
+@dataclass(frozen=True)
+class LiveStats:
+    """Per label set: tickets awaiting a first response with their ages, SLA clocks by state, time to breach."""
+
+    awaiting: GroupHistograms
+    clocks: dict[tuple[str, str], IntArray]
+    """(sla, state) -> backlog tickets whose clock of that SLA is in that state."""
+    time_to_breach: dict[str, GroupHistograms]
+
+
+def with_bound(bounds: FloatArray, bound: float) -> FloatArray:
+    """The histogram bounds with `bound` added (a target must be a bucket bound for its alert to be exact)."""
+    merged: FloatArray = np.unique(np.append(bounds, bound))
+    return merged
+
+
+def clock_states(
+    breach_at: FloatArray, paused: np.ndarray, upstream_breached: np.ndarray, as_of: float, warning: float
+) -> IntArray:
+    """Index into CLOCK_STATES of each clock at as_of, -1 when it cannot be told (running, no breach time).
+
+    Paused wins: a paused clock's breach time is stale until it resumes (ServiceNow moves
+    planned_end_time on resume). Exactly at the breach time a clock is breached; exactly
+    `warning` before it, at risk.
+    """
+    known = np.isfinite(breach_at)
+    left = breach_at - as_of
+    breached = np.where(known, left <= 0, upstream_breached)
+    states: IntArray = np.select(
+        [paused, breached, known & (left <= warning), known],
+        [_PAUSED, _BREACHED, _AT_RISK, _WITHIN],
+        default=-1,
+    ).astype(np.int64)
+    return states
+
+
+def live_stats(
+    facts: TicketFacts,
+    clocks: pd.DataFrame,
+    names: tuple[str, ...],
+    groups: IntArray,
+    n_groups: int,
+    as_of: float,
+    awaiting_bounds: FloatArray,
+    breach_bounds: FloatArray,
+    warning: float,
+) -> LiveStats:
+    awaiting = facts.backlog & ~(facts.first_response <= as_of)  # NaN (no response yet) compares False
+    ages = histogram_by_group(groups, facts.opened, as_of, awaiting, n_groups, awaiting_bounds)
+    rows = lookup(
+        facts.source,
+        facts.frame["id"].to_numpy(dtype=object),
+        source_codes(clocks["source"], names),
+        clocks["ticket_id"].to_numpy(dtype=object),
+    )
+    of_backlog = rows >= 0
+    of_backlog[of_backlog] = facts.backlog[rows[of_backlog]]
+    breach_at = clocks["breach_at"].to_numpy(dtype=np.float64)
+    states = clock_states(
+        breach_at,
+        clocks["paused"].to_numpy(dtype=bool),
+        clocks["breached"].to_numpy(dtype=bool),
+        as_of,
+        warning,
+    )
+    clock_groups = np.where(of_backlog, groups[np.maximum(rows, 0)], 0)
+    sla = clocks["sla"].to_numpy(dtype=object)
+    counts: dict[tuple[str, str], IntArray] = {}
+    to_breach: dict[str, GroupHistograms] = {}
+    for name in SLAS:
+        mine = of_backlog & (sla == name)
+        for index, state in enumerate(CLOCK_STATES):
+            selected = mine & (states == index)
+            counts[(name, state)] = np.bincount(clock_groups[selected], minlength=n_groups).astype(np.int64)
+        running = mine & ((states == _WITHIN) | (states == _AT_RISK))
+        to_breach[name] = histogram_by_group(
+            clock_groups, np.full(len(breach_at), as_of), breach_at, running, n_groups, breach_bounds
+        )
+    return LiveStats(awaiting=ages, clocks=counts, time_to_breach=to_breach)
