@@ -11,6 +11,7 @@ from pathlib import Path
 
 from itsm_exporter import __version__
 from itsm_exporter.config import Config, ConfigError, demo_config, load_config, warn_insecure_sources
+from itsm_exporter.webconfig import PLAIN_HTTP, WebConfig, WebConfigError, load_web_config
 
 log = logging.getLogger("itsm_exporter")
 
@@ -34,6 +35,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"itsm-exporter {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    def web_config_flag(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--web.config.file",
+            dest="web_config",
+            type=Path,
+            metavar="FILE",
+            help="exporter-toolkit web configuration: TLS, basic auth, response headers",
+        )
+
     def logging_flags(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--log.level", dest="log_level", choices=["debug", "info", "warning", "error"])
         sub.add_argument("--log.format", dest="log_format", choices=["logfmt", "json"])
@@ -41,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the daemon: sync on a schedule, serve /metrics")
     run.add_argument("--config", required=True, type=Path, metavar="FILE")
     run.add_argument("--web.listen-address", dest="listen", metavar="HOST:PORT", help="overrides `listen`")
+    web_config_flag(run)
     logging_flags(run)
 
     once = commands.add_parser("once", help="sync every source once and print the exposition to stdout")
@@ -57,10 +68,12 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate a config file and print every problem")
     check.add_argument("--config", required=True, type=Path, metavar="FILE")
+    web_config_flag(check)
 
     demo = commands.add_parser("demo", help="run the daemon on the built-in demo source, no config needed")
     demo.add_argument("--web.listen-address", dest="listen", metavar="HOST:PORT")
     demo.add_argument("--store", type=Path, default=Path("itsm-exporter-demo.db"), metavar="FILE")
+    web_config_flag(demo)
     logging_flags(demo)
     return parser
 
@@ -69,12 +82,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     args = _parser().parse_args(argv)
     if args.command == "check-config":
-        return _check_config(args.config)
+        return _check_config(args.config, args.web_config)
     try:
         config = demo_config(args.store) if args.command == "demo" else load_config(args.config)
     except ConfigError as error:
         _print_problems(getattr(args, "config", "demo"), error)
         return 1
+    web = PLAIN_HTTP
+    if getattr(args, "web_config", None) is not None:
+        try:
+            web = load_web_config(args.web_config)
+        except WebConfigError as error:
+            _print_problems(args.web_config, error, "invalid web configuration")
+            return 1
     _configure_logging(config, args)
     warn_insecure_sources(config, log)
     if args.command == "once":
@@ -83,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _discover(config, args.source)
     from itsm_exporter.exporter import serve
 
-    return serve(config, config_path=getattr(args, "config", None), listen=args.listen)
+    return serve(config, config_path=getattr(args, "config", None), listen=args.listen, web=web)
 
 
 def _discover(config: Config, source: str | None) -> int:
@@ -91,28 +111,43 @@ def _discover(config: Config, source: str | None) -> int:
 
     enabled = [s.name for s in config.enabled_sources]
     if source is not None and source not in enabled:
-        print(
-            f"error: --source {source}: no enabled source of that name (enabled: {', '.join(enabled)})", file=sys.stderr
-        )
+        known = ", ".join(enabled) or "none"
+        print(f"error: --source {source}: no enabled source of that name (enabled: {known})", file=sys.stderr)
         return 2
     return run(config, source)
 
 
-def _print_problems(path: object, error: ConfigError) -> None:
-    print(f"{path}: invalid configuration", file=sys.stderr)
+def _print_problems(path: object, error: ConfigError | WebConfigError, what: str = "invalid configuration") -> None:
+    print(f"{path}: {what}", file=sys.stderr)
     for problem in error.problems:
         print(f"  {problem}", file=sys.stderr)
 
 
-def _check_config(path: Path) -> int:
+def _check_config(path: Path, web_path: Path | None) -> int:
+    """Both files are checked, so one run shows every problem of each."""
+    valid = True
     try:
         config = load_config(path)
     except ConfigError as error:
         _print_problems(path, error)
-        return 1
-    sources = ", ".join(f"{s.name} ({s.kind}{'' if s.enabled else ', disabled'})" for s in config.sources)
-    print(f"{path}: valid; sources: {sources}")
-    return 0
+        valid = False
+    else:
+        sources = ", ".join(f"{s.name} ({s.kind}{'' if s.enabled else ', disabled'})" for s in config.sources)
+        print(f"{path}: valid; sources: {sources}")
+    if web_path is not None:
+        try:
+            web = load_web_config(web_path)
+        except WebConfigError as error:
+            _print_problems(web_path, error, "invalid web configuration")
+            valid = False
+        else:
+            print(f"{web_path}: valid; {_describe(web)}")
+    return 0 if valid else 1
+
+
+def _describe(web: WebConfig) -> str:
+    tls = f"TLS ({web.tls.client_auth_type})" if web.tls is not None else "plain HTTP"
+    return f"{tls}, {len(web.users)} basic auth user(s), {len(web.headers)} extra header(s)"
 
 
 def _configure_logging(config: Config, args: argparse.Namespace) -> None:

@@ -30,6 +30,9 @@ from itsm_exporter.sync.runner import ConnectorFactory, SourceRunner
 
 log = logging.getLogger(__name__)
 
+ReloadHook = Callable[[], list[str]]
+"""Called on each reload after the config file; returns its problems, and keeps its old state when it has any."""
+
 JITTER: Final = 0.1
 """Each sync waits refresh_interval plus up to 10 %, so sources and replicas drift apart."""
 TICK_SECONDS: Final = 1.0
@@ -93,6 +96,7 @@ class Daemon:
         self._wake = threading.Event()
         self._stop_requested = False
         self._reload_requested = False
+        self._reload_hooks: list[ReloadHook] = []
         self._heartbeat = monotonic()
         self._dirty = threading.Event()
         """Set by a finished sync: the next tick recomputes the snapshot."""
@@ -216,30 +220,50 @@ class Daemon:
 
     # Reload.
 
+    def add_reload_hook(self, hook: ReloadHook) -> None:
+        """Also run `hook` on every reload (the web configuration); its problems make the reload a failure."""
+        self._reload_hooks.append(hook)
+
     def reload(self) -> list[str]:
-        """Re-read the config file; return its problems (empty when applied). A bad file keeps the old config."""
-        if self._config_path is None:
+        """Re-read the config file and run the reload hooks; return the problems (empty when all applied).
+
+        A bad file keeps the old config; each hook keeps its own old state. One reload counts once, as a
+        failure when anything was rejected.
+        """
+        if self._config_path is None and not self._reload_hooks:
             log.warning("reload requested, but there is no configuration file to read (demo mode)")
             return ["no configuration file to reload (demo mode)"]
+        new: Config | None = None
+        added: list[str] = []
+        problems: list[str] = []
         with self._reload_lock:
-            try:
-                new = load_config(self._config_path)
-            except ConfigError as error:
-                with self._lock:
+            if self._config_path is not None:
+                try:
+                    new = load_config(self._config_path)
+                except ConfigError as error:
+                    log.error(
+                        "configuration reload failed; keeping the previous configuration",
+                        extra={"path": str(self._config_path), "problems": "; ".join(error.problems)},
+                    )
+                    problems += error.problems
+                else:
+                    added = self._apply(new)
+            for hook in self._reload_hooks:
+                problems += hook()
+            with self._lock:
+                if problems:
                     self._reloads = replace(self._reloads, failure=self._reloads.failure + 1, last_successful=False)
-                log.error(
-                    "configuration reload failed; keeping the previous configuration",
-                    extra={"path": str(self._config_path), "problems": "; ".join(error.problems)},
-                )
-                self._publish()
-                return error.problems
-            added = self._apply(new)
+                else:
+                    self._reloads = replace(self._reloads, success=self._reloads.success + 1, last_successful=True)
+        if new is None:
+            self._publish()
+            return problems
         warn_insecure_sources(new, log)
         log.info("configuration reloaded", extra={"path": str(self._config_path), "sources": len(self._health)})
         for name in added:
             self._trigger(name)
         self._recompute()
-        return []
+        return problems
 
     def _apply(self, new: Config) -> list[str]:
         """Swap in `new`; return the sources it adds. Listen address and store need a restart."""
@@ -259,7 +283,6 @@ class Daemon:
             added = [name for name in names if name not in self._health]
             for name in added:
                 self._health[name] = SourceHealth()
-            self._reloads = replace(self._reloads, success=self._reloads.success + 1, last_successful=True)
             self._schedule(new)
         return added
 

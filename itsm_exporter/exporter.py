@@ -15,6 +15,7 @@ from itsm_exporter.config import Config
 from itsm_exporter.daemon import Daemon
 from itsm_exporter.store import StoreError
 from itsm_exporter.web import ExporterServer, parse_listen
+from itsm_exporter.webconfig import PLAIN_HTTP, WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +25,11 @@ STOP_TIMEOUT: Final = 5.0
 RestoreFn = Callable[[], None]
 
 
-def serve(config: Config, *, config_path: Path | None, listen: str | None) -> int:
-    """Run until SIGTERM or SIGINT; return the process exit code (1 when the store or address is unusable)."""
+def serve(config: Config, *, config_path: Path | None, listen: str | None, web: WebConfig = PLAIN_HTTP) -> int:
+    """Run until SIGTERM or SIGINT; return the process exit code (1 when the store or address is unusable).
+
+    `web` is the loaded `--web.config.file`; SIGHUP and POST /-/reload re-read it with the config file.
+    """
     address = listen or config.listen
     try:
         daemon = Daemon(config, config_path=config_path)
@@ -33,13 +37,14 @@ def serve(config: Config, *, config_path: Path | None, listen: str | None) -> in
         log.error("cannot open the store", extra={"error": str(error)})
         return 1
     try:
-        server = ExporterServer(parse_listen(address), daemon)
+        server = ExporterServer(parse_listen(address), daemon, web)
     except OSError as error:
         log.error("cannot listen", extra={"address": address, "error": error.strerror or str(error)})
         daemon.close()
         return 1
-    web = threading.Thread(target=server.serve_forever, name="http", daemon=True)
-    web.start()
+    if web.path is not None:
+        daemon.add_reload_hook(server.reload_web_config)
+    threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     restore = _handle_signals(daemon)
     log.info(
         "listening",
@@ -48,6 +53,8 @@ def serve(config: Config, *, config_path: Path | None, listen: str | None) -> in
             "version": __version__,
             "sources": ",".join(s.name for s in config.enabled_sources),
             "refresh_interval": str(config.refresh_interval),
+            "tls": web.tls is not None,
+            "basic_auth": web.auth_required,
         },
     )
     try:

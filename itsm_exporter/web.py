@@ -1,4 +1,8 @@
-"""HTTP endpoints of the daemon: landing page, /metrics from the snapshot, health, readiness, reload."""
+"""HTTP endpoints of the daemon: landing page, /metrics from the snapshot, health, readiness, reload.
+
+With `--web.config.file` every endpoint is behind the same TLS, basic auth and extra headers
+(`webconfig.py`); without it, plain HTTP as always.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,12 @@ import html
 import logging
 import socket
 import socketserver
+import ssl
 import sys
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from prometheus_client.exposition import choose_encoder
@@ -18,8 +24,31 @@ from prometheus_client.registry import CollectorRegistry
 
 from itsm_exporter import __version__
 from itsm_exporter.daemon import Daemon
+from itsm_exporter.webconfig import (
+    PLAIN_HTTP,
+    UNAUTHORIZED_HEADERS,
+    BasicAuth,
+    WebConfig,
+    WebConfigError,
+    load_web_config,
+)
 
 log = logging.getLogger(__name__)
+
+HANDSHAKE_TIMEOUT: Final = 10.0
+"""How long a connection's TLS handshake may take, in its own thread: a client that stalls it loses only that."""
+
+
+@dataclass(frozen=True)
+class WebState:
+    """The web configuration in force and its authenticator, swapped as one on reload."""
+
+    config: WebConfig
+    auth: BasicAuth | None
+
+    @classmethod
+    def of(cls, config: WebConfig) -> WebState:
+        return cls(config, BasicAuth(config.users) if config.auth_required else None)
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -38,10 +67,45 @@ class ExporterServer(ThreadingHTTPServer):
     retry, so 16 concurrent scrapes had a p99 of 1 s (bench/burst.py, BENCHMARKS.md). Linux caps it
     at net.core.somaxconn (4096 on current kernels)."""
 
-    def __init__(self, address: tuple[str, int], exporter: Daemon) -> None:
+    def __init__(self, address: tuple[str, int], exporter: Daemon, web: WebConfig = PLAIN_HTTP) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.exporter = exporter
+        self.state = WebState.of(web)
         super().__init__(address, _Handler)
+
+    def reload_web_config(self) -> list[str]:
+        """Re-read the web configuration and its certificates; a bad file keeps the one in force."""
+        path = self.state.config.path
+        if path is None:
+            return []
+        try:
+            new = load_web_config(path)
+            if (new.tls is None) != (self.state.config.tls is None):
+                raise WebConfigError(["tls_server_config: turning TLS on or off needs a restart"])
+        except WebConfigError as error:
+            log.warning(
+                "web configuration reload failed; keeping the previous one",
+                extra={"path": str(path), "problems": "; ".join(error.problems)},
+            )
+            return [f"{path}: {problem}" for problem in error.problems]
+        self.state = WebState.of(new)
+        log.info("web configuration reloaded", extra={"path": str(path), "tls": new.tls is not None})
+        return []
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # Runs in the connection's own thread (ThreadingMixIn): the TLS handshake happens here, with the
+        # context in force when the connection arrived, so a slow client never blocks the accept loop.
+        context = self.state.config.ssl_context
+        if context is None:
+            super().finish_request(request, client_address)
+            return
+        tls = _handshake(request, context, client_address)
+        if tls is None:
+            return
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            self.shutdown_request(tls)  # the accepted socket was detached by wrap_socket: close this one
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # socketserver prints a traceback to stderr; a client that hung up mid-answer (a scraper's
@@ -59,6 +123,22 @@ class ExporterServer(ThreadingHTTPServer):
         self.server_name, self.server_port = str(host), int(port)
 
 
+def _handshake(sock: socket.socket, context: ssl.SSLContext, client_address: Any) -> ssl.SSLSocket | None:
+    """The TLS side of an accepted connection, or None (connection closed) when the handshake fails."""
+    timeout = sock.gettimeout()
+    tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+    try:
+        tls.settimeout(HANDSHAKE_TIMEOUT)
+        tls.do_handshake()
+        tls.settimeout(timeout)
+    except (ssl.SSLError, OSError) as error:
+        # Routine: scanners, plain HTTP on the TLS port, a client without the required certificate.
+        log.debug("TLS handshake failed", extra={"client": str(client_address[0]), "error": str(error)})
+        tls.close()
+        return None
+    return tls
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: ExporterServer
     server_version = f"itsm-exporter/{__version__}"
@@ -68,6 +148,8 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
+        if not self._authorized():
+            return
         daemon = self.server.exporter
         path = urlsplit(self.path).path
         if path == "/metrics":
@@ -89,6 +171,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._text(HTTPStatus.NOT_FOUND, "Not found.\n")
 
     def do_POST(self) -> None:
+        if not self._authorized():
+            return
         if urlsplit(self.path).path != "/-/reload":
             self._text(HTTPStatus.NOT_FOUND, "Not found.\n")
             return
@@ -98,6 +182,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._text(HTTPStatus.INTERNAL_SERVER_ERROR, text)
         else:
             self._text(HTTPStatus.OK, "Configuration reloaded.\n")
+
+    def _authorized(self) -> bool:
+        """Every endpoint is behind the same basic auth when users are configured; 401 otherwise."""
+        auth = self.server.state.auth
+        if auth is None or auth.check(self.headers.get("Authorization")):
+            return True
+        self._text(HTTPStatus.UNAUTHORIZED, "Unauthorized.\n", UNAUTHORIZED_HEADERS)
+        return False
+
+    def end_headers(self) -> None:
+        # Here rather than in _send: error pages of http.server (400, 501) get the configured headers too.
+        for name, value in self.server.state.config.headers:
+            self.send_header(name, value)
+        super().end_headers()
 
     def _metrics(self, daemon: Daemon) -> None:
         encoder, content_type = choose_encoder(self.headers.get("Accept", ""))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from itsm_exporter.config import DEFAULT_PORT, parse_config
+from itsm_exporter.webconfig import BasicAuth, WebConfig, parse_web_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -118,7 +120,13 @@ def test_the_shipped_config_is_valid_and_reads_secrets_from_the_secret(path: Pat
     (config_map,) = [d for d in docs if d["kind"] == "ConfigMap" and "config.yaml" in d["data"]]
     (secret,) = [d for d in docs if d["kind"] == "Secret"]
     container = exporter_container(path)
-    assert container["args"] == ["run", "--config", "/etc/itsm-exporter/config/config.yaml"]
+    assert container["args"] == [
+        "run",
+        "--config",
+        "/etc/itsm-exporter/config/config.yaml",
+        "--web.config.file",
+        "/etc/itsm-exporter/secrets/web.yml",
+    ]
     for variable in container.get("env", []):
         assert variable["valueFrom"]["secretKeyRef"]["name"] == secret["metadata"]["name"]
         assert variable["valueFrom"]["secretKeyRef"]["key"] in secret["stringData"]
@@ -133,6 +141,53 @@ def test_the_shipped_config_is_valid_and_reads_secrets_from_the_secret(path: Pat
             if file is not None:
                 assert file.parent == Path("/etc/itsm-exporter/secrets")
                 assert file.name in secret["stringData"]
+
+
+def web_config(path: Path) -> WebConfig:
+    """The web configuration the exporter container is given, from the Secret it mounts."""
+    (secret,) = [d for d in documents(path) if d["kind"] == "Secret"]
+    return parse_web_config(yaml.safe_load(secret["stringData"]["web.yml"]), base=Path("/"), check_files=False)
+
+
+def basic_auth(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
+def test_the_exporter_serves_tls_with_basic_auth_and_its_probes_get_through(path: Path) -> None:
+    web = web_config(path)
+    container = exporter_container(path)
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod_spec(path)["volumes"]}
+    assert web.tls is not None and web.tls.client_auth_type == "NoClientCert"  # the kubelet has no client cert
+    for file in (web.tls.cert_file, web.tls.key_file):
+        assert file.parent == Path("/etc/itsm-exporter/tls") and file.name in ("tls.crt", "tls.key")
+    assert "secret" in volumes[mounts["/etc/itsm-exporter/tls"]]
+    assert set(web.users) == {"prometheus", "probe"}
+    probes = BasicAuth(web.users)
+    for probe in (container["livenessProbe"], container["readinessProbe"]):
+        assert probe["httpGet"]["scheme"] == "HTTPS"
+        (header,) = probe["httpGet"]["httpHeaders"]
+        assert header["name"] == "Authorization"
+        assert probes.check(header["value"])
+        assert not probes.check(basic_auth("probe", "wrong"))
+
+
+def test_the_sidecar_prometheus_scrapes_with_the_password_of_the_web_config() -> None:
+    path = DEPLOY / "kubernetes" / "sidecar.yaml"
+    (config_map,) = [d for d in documents(path) if d["kind"] == "ConfigMap"]
+    (job,) = yaml.safe_load(config_map["data"]["prometheus.yml"])["scrape_configs"]
+    assert job["scheme"] == "https"
+    (prometheus,) = [c for c in pod_spec(path)["containers"] if c["name"] == "prometheus"]
+    mounts = {m["mountPath"]: m["name"] for m in prometheus["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod_spec(path)["volumes"]}
+    password_file = Path(job["basic_auth"]["password_file"])
+    secret = volumes[mounts[str(password_file.parent)]]["secret"]
+    assert secret["items"] == [{"key": password_file.name, "path": password_file.name}]
+    (stored,) = [d for d in documents(path) if d["kind"] == "Secret"]
+    password = stored["stringData"][password_file.name]
+    assert BasicAuth(web_config(path).users).check(basic_auth(job["basic_auth"]["username"], password))
+    assert Path(job["tls_config"]["ca_file"]).parent.as_posix() in mounts
 
 
 def dockerfile() -> list[tuple[str, str]]:

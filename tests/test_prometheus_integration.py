@@ -5,16 +5,21 @@ range longer than $__rate_interval. Alert expressions that compare with the past
 only match on failures are checked through their selectors: Prometheus must evaluate every rule without error,
 and every metric selector of every alert must match series of the real exporter. The demo's planted watermelon
 must reach the alerts API (its `for` is shortened in a copy of the rules).
+
+A second exporter runs with `--web.config.file` (TLS, a required client certificate, basic auth): a second
+Prometheus scrapes it with the scrape config docs/operations.md shows, and a job with a wrong password must fail.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -30,6 +35,8 @@ import yaml
 from test_dashboard import ROOT, VARIABLE_VALUES, dashboard, expand, panel_exprs
 from test_rules import ALERTING_RULES, RECORDING_RULES, alerting_rules, known_metric_names, recording_rules
 
+from tests.pki import Authority, bcrypt_hash
+
 pytestmark = pytest.mark.integration
 
 PROMETHEUS = "/usr/bin/prometheus"
@@ -44,9 +51,10 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _get(url: str) -> tuple[int, bytes]:
+def _get(url: str, context: ssl.SSLContext | None = None, authorization: str | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers={"Authorization": authorization} if authorization else {})
     try:
-        with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_SECONDS) as response:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS, context=context) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
@@ -103,13 +111,17 @@ def _rules_for_test(path: Path) -> None:
     path.write_text(yaml.safe_dump(rules, sort_keys=False))
 
 
-@pytest.fixture(scope="module")
-def prometheus(exporter: str, tmp_path_factory: pytest.TempPathFactory, deadline: float) -> Iterator[str]:
-    """A real Prometheus scraping the exporter every second with the shipped rules; yields its base URL."""
+def _require_prometheus() -> None:
     if not shutil.which(PROMETHEUS):
         if os.environ.get("CI") == "true":
             pytest.fail(f"{PROMETHEUS} is required in CI")
         pytest.skip(f"{PROMETHEUS} is not installed (Debian package prometheus)")
+
+
+@pytest.fixture(scope="module")
+def prometheus(exporter: str, tmp_path_factory: pytest.TempPathFactory, deadline: float) -> Iterator[str]:
+    """A real Prometheus scraping the exporter every second with the shipped rules; yields its base URL."""
+    _require_prometheus()
     workdir = tmp_path_factory.mktemp("prometheus")
     _rules_for_test(workdir / "alerts.yaml")
     config = {
@@ -117,6 +129,10 @@ def prometheus(exporter: str, tmp_path_factory: pytest.TempPathFactory, deadline
         "rule_files": [str(RECORDING_RULES), str(workdir / "alerts.yaml")],
         "scrape_configs": [{"job_name": "itsm-exporter", "static_configs": [{"targets": [exporter]}]}],
     }
+    yield from _run_prometheus(workdir, config, deadline)
+
+
+def _run_prometheus(workdir: Path, config: dict[str, Any], deadline: float) -> Iterator[str]:
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
     address = f"127.0.0.1:{_free_port()}"
     command = [
@@ -132,6 +148,93 @@ def prometheus(exporter: str, tmp_path_factory: pytest.TempPathFactory, deadline
         yield f"http://{address}"
     finally:
         _stop(process)
+
+
+SCRAPE_PASSWORD = "scrape-secret"
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory, deadline: float) -> Iterator[tuple[str, Path]]:
+    """`itsm-exporter demo --web.config.file`: TLS, a verified client certificate and basic auth.
+
+    Yields HOST:PORT once /-/healthy answers to a client with the certificate and the password, and the
+    directory holding the CA, the client certificate and the password file.
+    """
+    workdir = tmp_path_factory.mktemp("secured")
+    ca = Authority(workdir)
+    ca.issue("server")
+    client = ca.issue("prometheus", client=True)
+    (workdir / "password").write_text(SCRAPE_PASSWORD)
+    web = {
+        "tls_server_config": {
+            "cert_file": "server.crt",
+            "key_file": "server.key",
+            "client_auth_type": "RequireAndVerifyClientCert",
+            "client_ca_file": "ca.crt",
+        },
+        "basic_auth_users": {"prometheus": bcrypt_hash(SCRAPE_PASSWORD)},
+    }
+    (workdir / "web.yml").write_text(yaml.safe_dump(web))
+    address = f"127.0.0.1:{_free_port()}"
+    command = [sys.executable, "-m", "itsm_exporter", "demo", "--web.listen-address", address]
+    command += ["--store", str(workdir / "demo.db"), "--web.config.file", str(workdir / "web.yml")]
+    with (workdir / "exporter.log").open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=log, cwd=ROOT)
+    context = ssl.create_default_context(cafile=ca.cert)
+    context.load_cert_chain(client.cert, client.key)
+    authorization = "Basic " + base64.b64encode(f"prometheus:{SCRAPE_PASSWORD}".encode()).decode()
+    try:
+        healthy = functools.partial(_get, f"https://{address}/-/healthy", context, authorization)
+        _poll(lambda: True if healthy()[0] == 200 else None, "the secured exporter", deadline)
+        yield address, workdir
+    finally:
+        _stop(process)
+
+
+@pytest.fixture(scope="module")
+def secured_prometheus(
+    secured: tuple[str, Path], tmp_path_factory: pytest.TempPathFactory, deadline: float
+) -> Iterator[str]:
+    """A second Prometheus scraping the secured exporter twice: with the password, and with a wrong one."""
+    _require_prometheus()
+    address, pki = secured
+    workdir = tmp_path_factory.mktemp("secured-prometheus")
+    (workdir / "wrong-password").write_text("not-the-password")
+    tls = {
+        "ca_file": str(pki / "ca.crt"),
+        "cert_file": str(pki / "prometheus.crt"),
+        "key_file": str(pki / "prometheus.key"),
+    }
+    jobs = {"itsm-exporter-tls": pki / "password", "itsm-exporter-wrong-password": workdir / "wrong-password"}
+    config = {
+        "global": {"scrape_interval": "1s"},
+        "scrape_configs": [
+            {
+                "job_name": job,
+                "scheme": "https",
+                "tls_config": tls,
+                "basic_auth": {"username": "prometheus", "password_file": str(password)},
+                "static_configs": [{"targets": [address]}],
+            }
+            for job, password in jobs.items()
+        ],
+    }
+    yield from _run_prometheus(workdir, config, deadline)
+
+
+def test_prometheus_scrapes_the_secured_exporter_over_tls_with_basic_auth(
+    secured_prometheus: str, deadline: float
+) -> None:
+    def scraped() -> dict[str, dict[str, Any]] | None:
+        targets = {t["labels"]["job"]: t for t in _api(secured_prometheus, "targets")["activeTargets"]}
+        return targets if all(t["health"] != "unknown" for t in targets.values()) and len(targets) == 2 else None
+
+    targets = _poll(scraped, "a first scrape of both jobs", deadline)
+    assert (targets["itsm-exporter-tls"]["health"], targets["itsm-exporter-tls"]["scrapeUrl"][:8]) == ("up", "https://")
+    wrong = targets["itsm-exporter-wrong-password"]
+    assert (wrong["health"], wrong["lastError"]) == ("down", "server returned HTTP status 401 Unauthorized")
+    samples = _query(secured_prometheus, 'itsm_source_up{job="itsm-exporter-tls", source="demo"}')
+    assert len(samples) == 1
 
 
 def _api(prometheus: str, path: str, **params: str) -> Any:
