@@ -19,7 +19,7 @@ from itsm_exporter.config import JiraSource
 from itsm_exporter.connectors.base import AuthError, BadRequest, RateLimited, SchemaError, UpstreamUnavailable
 from itsm_exporter.connectors.jira_mapping import CSAT_QUESTION_TEXT
 from itsm_exporter.connectors.jira_sm import JiraConnector
-from itsm_exporter.records import Answer, Batch, SkippedRecord, SurveyResponse, Ticket
+from itsm_exporter.records import Answer, Batch, SkippedRecord, SlaClock, SurveyResponse, Ticket
 from itsm_exporter.store import Store
 from itsm_exporter.sync import sync_source
 from tests.fakes.jira import (
@@ -76,15 +76,24 @@ def expected_first_tickets() -> list[Ticket]:
         ticket(
             "10002", "HELP-2", at(4, 9), at(5, 11), state="open", first_response_at=at(4, 13), priority="p1",
             group="Apps", reassignments=2, sla_response="breached", sla_resolution="unknown",
+            sla_clocks=(SlaClock("resolution", at(4, 17), goal_seconds=28_800.0, breached=True),),
         ),
         ticket(
             "10003", "HELP-3", at(5, 7), at(7, 18), state="closed", first_response_at=at(5, 7, 20),
             resolved_at=at(7, 16), closed_at=at(7, 16), priority="p4", service="VPN", reopens=1,
             sla_response="met", sla_resolution="breached",
         ),
-        ticket("10004", "HELP-4", at(6, 10), at(6, 15), state="on_hold", priority="p5", complaint=True),
+        # A paused cycle comes without a breachTime; HELP-7's breachTime is in ISO form only.
+        ticket(
+            "10004", "HELP-4", at(6, 10), at(6, 15), state="on_hold", priority="p5", complaint=True,
+            sla_clocks=(SlaClock("resolution", None, paused=True, goal_seconds=28_800.0),),
+        ),
+        # Canceled with its response cycle still running in JSM: a done issue has no running clock.
         ticket("10005", "HELP-5", at(6, 11), at(6, 12, 30), state="canceled", closed_at=at(6, 12, 30), priority="p3"),
-        ticket("10007", "HELP-7", at(7, 8), at(7, 8, 30), state="open", priority="p1"),
+        ticket(
+            "10007", "HELP-7", at(7, 8), at(7, 8, 30), state="open", priority="p1",
+            sla_clocks=(SlaClock("response", at(7, 9), goal_seconds=3_600.0),),
+        ),
         ticket(
             "10008", "HELP-8", at(1, 9), at(2, 9), state="resolved", resolved_at=at(1, 17), closed_at=at(1, 17),
             priority="p3",

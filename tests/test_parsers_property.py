@@ -17,10 +17,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from itsm_exporter.collectors.live import CLOCK_STATES, clock_states
 from itsm_exporter.config import JiraSource, ServiceNowSource
 from itsm_exporter.connectors.jira_mapping import (
     FieldCatalog,
@@ -30,6 +32,7 @@ from itsm_exporter.connectors.jira_mapping import (
     embedded_histories,
     parse_jira_time,
     skipped,
+    sla_clock,
 )
 from itsm_exporter.connectors.jira_sm import JiraConnector
 from itsm_exporter.connectors.servicenow import (
@@ -39,7 +42,7 @@ from itsm_exporter.connectors.servicenow import (
     _Skip,
 )
 from itsm_exporter.connectors.servicenow_wire import value
-from itsm_exporter.records import TICKET_TIME_COLUMNS, SkippedRecord, SurveyResponse, Ticket
+from itsm_exporter.records import TICKET_TIME_COLUMNS, SkippedRecord, SlaClock, SurveyResponse, Ticket
 from itsm_exporter.store import Store
 from itsm_exporter.sync import SyncResult, sync_source
 from itsm_exporter.sync.runner import clip
@@ -404,7 +407,7 @@ def stamp(moment: datetime, zone: timezone) -> str:
 
 def sla_time(moment: datetime, zone: timezone) -> dict[str, Any]:
     return {"iso8601": stamp(moment, zone), "jira": stamp(moment, zone), "friendly": "",
-            "epochMillis": int(moment.timestamp() * 1000)}  # fmt: skip
+            "epochMillis": (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)}  # fmt: skip
 
 
 @st.composite
@@ -425,7 +428,33 @@ def jira_sla(draw: st.DrawFn, zone: timezone, name: str) -> dict[str, Any] | Non
                 "remainingTime": {"millis": -60_000, "friendly": ""},
             }
         )
-    return {"id": "1", "name": name, "_links": {}, "completedCycles": cycles, "slaDisplayFormat": "NEW_SLA_FORMAT"}
+    value = {"id": "1", "name": name, "_links": {}, "completedCycles": cycles, "slaDisplayFormat": "NEW_SLA_FORMAT"}
+    if draw(st.booleans()):
+        value["ongoingCycle"] = draw(ongoing_cycle(zone))
+    return value
+
+
+@st.composite
+def ongoing_cycle(draw: st.DrawFn, zone: timezone) -> dict[str, Any]:
+    """A running cycle: breachTime in full, in epoch millis only or in ISO form only; absent when paused."""
+    start = draw(MOMENTS)
+    goal = draw(st.integers(1, 10_000)) * 60_000
+    paused = draw(st.booleans())
+    breach = sla_time(start + timedelta(milliseconds=goal), zone)
+    form = draw(st.sampled_from(["full", "millis", "iso"]))
+    cycle: dict[str, Any] = {
+        "startTime": sla_time(start, zone),
+        "breached": draw(st.booleans()),
+        "paused": paused,
+        "withinCalendarHours": True,
+        "goalDuration": {"millis": goal, "friendly": ""},
+        "elapsedTime": {"millis": 0, "friendly": ""},
+        "remainingTime": {"millis": goal, "friendly": ""},
+    }
+    if not paused or draw(st.booleans()):
+        cycle["breachTime"] = {"full": breach, "millis": {"epochMillis": breach["epochMillis"]},
+                               "iso": {"iso8601": breach["iso8601"]}}[form]  # fmt: skip
+    return cycle
 
 
 @st.composite
@@ -824,3 +853,59 @@ def test_jira_sync_stores_good_issues_and_skips_each_bad_one_once(
         assert len(ticket_skips) <= 1 and (issue.id in tickets) != bool(ticket_skips), (issue.key, logs)
         assert len(survey_skips) <= 1 and not (survey_skips and f"{issue.id}:csat" in surveys), (issue.key, logs)
     assert {key for _, key, _ in logs} <= {issue.key for _, issue in page}
+
+
+# ----- running SLA clocks (issue 19) -----
+
+
+@PROPERTY
+@given(moment=MOMENTS, zone=st.sampled_from(ZONES), paused=st.booleans(), goal=st.integers(0, 10**9))
+def test_a_jsm_breach_time_reads_the_same_in_epoch_millis_and_iso_form(
+    moment: datetime, zone: timezone, paused: bool, goal: int
+) -> None:
+    instant = moment.replace(microsecond=moment.microsecond // 1000 * 1000)  # JSM times are to the millisecond
+    full = sla_time(instant, zone)
+    clocks = [
+        sla_clock(
+            "response", {"ongoingCycle": {"breachTime": form, "paused": paused, "goalDuration": {"millis": goal}}}
+        )
+        for form in (full, {"epochMillis": full["epochMillis"]}, {"iso8601": full["iso8601"]}, full["iso8601"])
+    ]
+    assert clocks[0] == SlaClock("response", instant, paused=paused, goal_seconds=goal / 1000)
+    assert all(clock == clocks[0] for clock in clocks)
+
+
+@PROPERTY
+@given(cycle=WEIRD_VALUES | st.dictionaries(st.sampled_from(["breachTime", "paused", "goalDuration", "breached"]),
+                                           WEIRD_VALUES))  # fmt: skip
+def test_a_jsm_ongoing_cycle_is_a_clock_or_bad_sla(cycle: Any) -> None:
+    try:
+        clock = sla_clock("resolution", {"name": "Time to resolution", "ongoingCycle": cycle})
+    except MappingError as error:
+        assert error.reason == "bad_sla"
+        return
+    assert clock is None or (clock.sla == "resolution" and (clock.breach_at is None or clock.breach_at.tzinfo is UTC))
+
+
+@PROPERTY
+@given(
+    breach=st.integers(0, 2**40),
+    warning=st.integers(1, 10**7),
+    offsets=st.lists(st.integers(-(10**8), 10**8), min_size=1, max_size=20),
+)
+def test_a_clock_moves_within_at_risk_breached_and_the_bounds_are_exact(
+    breach: int, warning: int, offsets: list[int]
+) -> None:
+    def state(as_of: float, *, paused: bool = False, breach_at: float = float(breach)) -> str:
+        index = clock_states(np.array([breach_at]), np.array([paused]), np.array([False]), as_of, float(warning))[0]
+        return CLOCK_STATES[index] if index >= 0 else "unknown"
+
+    assert state(breach) == "breached"  # exactly at the breach time
+    assert state(breach - 1) == "at_risk"
+    assert state(breach - warning) == "at_risk"  # exactly sla_warning before it
+    assert state(breach - warning - 1) == "within"
+    order = {"within": 0, "at_risk": 1, "breached": 2}
+    seen = [order[state(breach + offset)] for offset in sorted(offsets)]
+    assert seen == sorted(seen)  # time only moves a clock forward
+    assert {state(breach + offset, paused=True) for offset in offsets} == {"paused"}
+    assert state(breach, breach_at=float("nan")) == "unknown"  # running, no breach time, no verdict

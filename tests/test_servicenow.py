@@ -20,7 +20,7 @@ from itsm_exporter.connectors.servicenow_wire import (
     parse_time,
     value,
 )
-from itsm_exporter.records import Answer, Batch, SkippedRecord, SurveyResponse, Ticket
+from itsm_exporter.records import Answer, Batch, SkippedRecord, SlaClock, SurveyResponse, Ticket
 from tests.fakes.servicenow import FakeServiceNow, source_settings
 from tests.plans import glide, run_plan
 
@@ -404,6 +404,51 @@ def test_task_sla_outcomes_and_first_response(fake: FakeServiceNow) -> None:
     assert request.params["sysparm_query"].startswith("taskIN")
     assert set(request.params["sysparm_query"].split("^")[0][6:].split(",")) == {met, breached, open_, none}
     assert "sla.target" in request.params["sysparm_fields"].split(",")
+
+
+def test_running_task_slas_become_clocks_from_the_utc_planned_end_time(fake: FakeServiceNow) -> None:
+    """planned_end_time is displayed in the API user's zone (the fake's is UTC-5 with a 12-hour clock);
+    the clock takes the stored UTC value. Paused, breached and two definitions of one target."""
+    response = fake.add("contract_sla", name="P1 response 15m", target="response", duration="1970-01-01 00:15:00")
+    resolution = fake.add("contract_sla", name="P1 resolution 4h", target="resolution", duration="1970-01-01 04:00:00")
+    vip = fake.add("contract_sla", name="VIP resolution 2h", target="resolution", duration="1970-01-01 02:00:00")
+
+    def incident(number: str, state: str = "2") -> str:
+        return fake.add(
+            "incident", number=number, state=state, opened_at="2026-03-01 08:00:00",
+            sys_updated_on="2026-03-01 08:05:00", **({"resolved_at": "2026-03-01 09:00:00"} if state == "6" else {}),
+        )  # fmt: skip
+
+    def sla(task: str, definition: str, stage: str, planned_end: str, breached: str = "false") -> None:
+        fake.add(
+            "task_sla", task=task, sla=definition, stage=stage, has_breached=breached, planned_end_time=planned_end,
+            start_time="2026-03-01 08:00:00",
+        )  # fmt: skip
+
+    running = incident("RUNNING")
+    sla(running, response, "in_progress", "2026-03-01 08:15:00")
+    sla(running, resolution, "in_progress", "2026-03-01 12:00:00")
+    sla(running, vip, "in_progress", "2026-03-01 10:00:00")  # two definitions apply: the sooner breach is the clock
+    late = incident("LATE")
+    sla(late, response, "completed", "2026-03-01 08:15:00")  # a completed row is an outcome, not a clock
+    sla(late, resolution, "in_progress", "2026-03-01 12:00:00", breached="true")
+    waiting = incident("WAITING", state="3")
+    sla(waiting, resolution, "paused", "2026-03-01 12:00:00")
+    resolved = incident("RESOLVED", state="6")
+    sla(resolved, resolution, "in_progress", "2026-03-01 12:00:00")  # not yet completed upstream: still no clock
+    batches = fetch(fake, sla_source="task_sla")
+    got = {t.key: t.sla_clocks for t in batches[0].tickets}
+    assert got == {
+        "RUNNING": (
+            SlaClock("response", at("2026-03-01 08:15:00"), goal_seconds=900.0),
+            SlaClock("resolution", at("2026-03-01 10:00:00"), goal_seconds=7200.0),
+        ),
+        "LATE": (SlaClock("resolution", at("2026-03-01 12:00:00"), goal_seconds=14400.0, breached=True),),
+        "WAITING": (SlaClock("resolution", at("2026-03-01 12:00:00"), paused=True, goal_seconds=14400.0),),
+        "RESOLVED": (),
+    }
+    # With made_sla there is no clock at all.
+    assert all(not t.sla_clocks for t in fetch(fake)[0].tickets)
 
 
 def test_task_sla_lookups_are_chunked_to_keep_urls_short(fake: FakeServiceNow) -> None:

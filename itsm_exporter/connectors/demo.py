@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from itsm_exporter.config import DemoSource
 from itsm_exporter.connectors.base import RequestObserver, ScanPage, ignore_request
-from itsm_exporter.records import Answer, RecordKind, SlaOutcome, SurveyResponse, Ticket, TicketState
+from itsm_exporter.records import Answer, RecordKind, SlaClock, SlaOutcome, SurveyResponse, Ticket, TicketState
 
 OVERALL_QUESTION: Final = "Overall satisfaction"
 PERCEPTION_QUESTIONS: Final = {
@@ -213,7 +213,42 @@ def _day_tickets(seed: int, day: int, tickets_per_day: int) -> list[_Life]:
                 survey=survey,
             )
         )
+    lives += [_monitoring_alert(day, hour, profiles[WATERMELON_GROUP]) for hour in range(24)]
     return lives
+
+
+MONITORING_PRIORITY: Final = "p2"
+MONITORING_MARGIN: Final = 1.0
+"""Seconds before its resolution target that an hourly monitoring alert is resolved."""
+
+
+def _monitoring_alert(day: int, hour: int, group: GroupProfile) -> _Life:
+    """An hourly ticket raised by the monitoring integration, answered in minutes and resolved a second
+    inside its 8-hour target: the planted watermelon's perfect SLA record. At any instant the one raised
+    7 to 8 hours earlier is open with its resolution SLA at risk, so the demo always shows that state."""
+    number = day * 100 + hour  # its own id space: a day may hold any number of ordinary tickets
+    opened = day * DAY + hour * 3600.0 + 120.0
+    resolved = opened + RESOLUTION_TARGET[MONITORING_PRIORITY] - MONITORING_MARGIN
+    return _Life(
+        id=f"demo-alert-{number:07d}",
+        key=f"ALR{number:07d}",
+        opened=opened,
+        first_response=opened + 600.0,
+        resolved=resolved,
+        closed=resolved + AUTO_CLOSE,
+        canceled=False,
+        on_hold=False,
+        priority=MONITORING_PRIORITY,
+        group=group.name,
+        service=group.services[0],
+        channel="monitoring",
+        reassignments=0,
+        reopens=0,
+        response_met=True,
+        resolution_met=True,
+        category="request",
+        survey=None,
+    )
 
 
 class DemoConnector:
@@ -313,10 +348,25 @@ class DemoConnector:
             sla_response=response_sla if state != "canceled" else "unknown",
             sla_resolution=resolution_sla,
             complaint=self._is_complaint(life.category),
+            sla_clocks=_clocks(life, state, responded),
         )
 
     def close(self) -> None:
         """Nothing to release: the demo holds no connection."""
+
+
+def _clocks(life: _Life, state: TicketState, responded: bool) -> tuple[SlaClock, ...]:
+    """The running SLA clocks of a demo ticket: response until the first answer, resolution until resolved
+    (paused while on hold, as service desks pause it while waiting on the customer)."""
+    if state not in ("open", "on_hold"):
+        return ()
+    clocks = []
+    if not responded:
+        target = RESPONSE_TARGET[life.priority]
+        clocks.append(SlaClock("response", _moment(life.opened + target), goal_seconds=target))
+    target = RESOLUTION_TARGET[life.priority]
+    clocks.append(SlaClock("resolution", _moment(life.opened + target), paused=state == "on_hold", goal_seconds=target))
+    return tuple(clocks)
 
 
 def _pages(kind: RecordKind, records: list[Any], now: float) -> Iterator[ScanPage]:

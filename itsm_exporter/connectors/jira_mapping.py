@@ -5,13 +5,27 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from itsm_exporter.config import JiraSource
-from itsm_exporter.records import Answer, RecordKind, SkippedRecord, SlaOutcome, SurveyResponse, Ticket, TicketState
+from itsm_exporter.records import (
+    SLA_NAMES as CLOCK_ORDER,
+)
+from itsm_exporter.records import (
+    Answer,
+    RecordKind,
+    SkippedRecord,
+    SlaClock,
+    SlaName,
+    SlaOutcome,
+    SurveyResponse,
+    Ticket,
+    TicketState,
+)
 
 JIRA_TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%S.%f%z"
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 DEFAULT_PRIORITIES: Final = {
     "highest": "p1", "blocker": "p1", "critical": "p1",
     "high": "p2", "major": "p2",
@@ -201,6 +215,61 @@ def sla_outcome(value: object) -> SlaOutcome:
     return "breached" if cycles[-1].get("breached") is True else "met"
 
 
+def sla_clock(name: SlaName, value: object) -> SlaClock | None:
+    """The running clock of an SLA field: its `ongoingCycle` (absent until the SLA starts and once it stops).
+
+    `breachTime` is `{"epochMillis", "iso8601", ...}` on current sites; the millis are read first, then
+    the ISO form, so a site that sends only one of them (or the bare value) is read too.
+    """
+    if not isinstance(value, dict) or not isinstance(value.get("ongoingCycle"), dict):
+        return None
+    cycle = value["ongoingCycle"]
+    goal = cycle.get("goalDuration")
+    goal_millis = goal.get("millis") if isinstance(goal, dict) else None
+    try:
+        return SlaClock(
+            sla=name,
+            breach_at=_sla_instant(cycle.get("breachTime")),
+            paused=cycle.get("paused") is True,
+            goal_seconds=float(goal_millis) / 1000
+            if isinstance(goal_millis, int | float) and not isinstance(goal_millis, bool)
+            else None,
+            breached=cycle.get("breached") is True,
+        )
+    except ValueError as error:
+        raise MappingError("bad_sla", f"{value.get('name')!r}: ongoing cycle: {error}") from None
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _sla_instant(value: object) -> datetime | None:
+    """A JSM SLA time: `{"epochMillis": ...}`, `{"iso8601": ...}`, or either bare; None when absent."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        millis, iso = value.get("epochMillis"), value.get("iso8601")
+    else:
+        millis, iso = (value, None) if _is_number(value) else (None, value)
+    if _is_number(millis):
+        try:
+            # Exact to the millisecond: fromtimestamp(millis / 1000) goes through a binary float and can land
+            # a microsecond early (found by tests/test_parsers_property.py).
+            return _EPOCH + timedelta(milliseconds=millis)  # type: ignore[arg-type]
+        except (OverflowError, ValueError):
+            raise ValueError(f"breachTime {millis!r} is not a time") from None
+    if isinstance(iso, str):
+        try:
+            moment = datetime.fromisoformat(iso)
+        except ValueError:
+            raise ValueError(f"breachTime {iso!r} is not an ISO 8601 time") from None
+        if moment.tzinfo is None:
+            raise ValueError(f"breachTime {iso!r} has no offset")
+        return moment.astimezone(UTC)
+    raise ValueError(f"breachTime {value!r} has neither epochMillis nor iso8601")
+
+
 def sla_stop_time(value: object) -> datetime | None:
     """When the last completed cycle stopped (first response given), from its epoch millis."""
     if sla_outcome(value) == "unknown":
@@ -211,8 +280,8 @@ def sla_stop_time(value: object) -> datetime | None:
     if not isinstance(millis, int | float) or isinstance(millis, bool):
         raise MappingError("bad_sla", f"completed SLA cycle without stopTime.epochMillis in {value.get('name')!r}")
     try:
-        return datetime.fromtimestamp(millis / 1000, UTC)
-    except (OverflowError, OSError, ValueError):
+        return _EPOCH + timedelta(milliseconds=millis)  # exact, unlike fromtimestamp(millis / 1000)
+    except (OverflowError, ValueError):
         raise MappingError("bad_sla", f"stopTime.epochMillis {millis!r} is not a time") from None
 
 
@@ -343,9 +412,16 @@ class IssueMapper:
                 sla_response=sla_outcome(response_sla),
                 sla_resolution=sla_outcome(issue_fields.get(self.fields.sla.get("resolution", ""))),
                 complaint=self.is_complaint(issue_fields),
+                # A done issue has no running clock, whatever cycle JSM left open on it.
+                sla_clocks=self.clocks(issue_fields) if state in ("open", "on_hold") else (),
             )
         except ValueError as error:
             raise MappingError("invalid_ticket", str(error)) from error
+
+    def clocks(self, issue_fields: Mapping[str, Any]) -> tuple[SlaClock, ...]:
+        """The running response and resolution clocks of an issue, in SLA_NAMES order."""
+        found = (sla_clock(name, issue_fields.get(self.fields.sla.get(name, ""))) for name in CLOCK_ORDER)
+        return tuple(clock for clock in found if clock is not None)
 
     def survey_from_field(self, issue: Mapping[str, Any]) -> SurveyResponse | None:
         """The CSAT response from the Satisfaction field, or None when the issue is not rated."""

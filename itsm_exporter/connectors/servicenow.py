@@ -14,7 +14,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
@@ -35,14 +35,28 @@ from itsm_exporter.connectors.servicenow_wire import (
     value,
     values,
 )
-from itsm_exporter.records import Answer, RecordKind, SkippedRecord, SlaOutcome, SurveyResponse, Ticket
+from itsm_exporter.records import (
+    SLA_NAMES,
+    Answer,
+    RecordKind,
+    SkippedRecord,
+    SlaClock,
+    SlaOutcome,
+    SurveyResponse,
+    Ticket,
+)
 
 TICKET_FIELDS: Final = (
     "sys_id", "number", "state", "incident_state", "opened_at", "resolved_at", "closed_at", "sys_updated_on",
     "priority", "assignment_group", "business_service", "contact_type", "reassignment_count", "reopen_count",
     "made_sla",
 )  # fmt: skip
-SLA_FIELDS: Final = ("sys_id", "task", "sla.target", "stage", "has_breached", "start_time", "end_time", "duration")
+SLA_FIELDS: Final = (
+    "sys_id", "task", "sla.target", "sla.duration", "stage", "has_breached", "start_time", "end_time", "duration",
+    "planned_end_time",
+)  # fmt: skip
+RUNNING_STAGES: Final = frozenset({"in_progress", "paused"})
+_OPEN: Final = frozenset({"open", "on_hold"})
 SURVEY_FIELDS: Final = ("sys_id", "trigger_id", "taken_on", "state")
 RESULT_FIELDS: Final = ("sys_id", "instance", "metric", "actual_value")
 AUDIT_DELETE_TABLE: Final = "sys_audit_delete"
@@ -81,6 +95,8 @@ class _Sla:
     response: SlaOutcome = "unknown"
     resolution: SlaOutcome = "unknown"
     first_response_at: datetime | None = None
+    clocks: dict[str, SlaClock] = field(default_factory=dict)
+    """The running clock of each target (task_sla in stage in_progress or paused), the soonest to breach."""
 
 
 class ServiceNowConnector:
@@ -260,6 +276,10 @@ class ServiceNowConnector:
             sla_response=sla.response,
             sla_resolution=sla.resolution,
             complaint=any(raw.get(field, "").casefold() in wanted for field, wanted in self._complaints.items()),
+            # A resolved incident has no running clock, whatever stage a task_sla row still shows.
+            sla_clocks=tuple(sla.clocks[n] for n in SLA_NAMES if n in sla.clocks)
+            if state in ("open", "on_hold")
+            else (),
         )
 
     def _task_slas(self, ids: Sequence[str], skipped: list[SkippedRecord]) -> dict[str, _Sla]:
@@ -392,6 +412,13 @@ def _fold_task_slas(
         target, stage = value(row, "sla.target"), value(row, "stage")
         if sla is None or target not in ("response", "resolution") or stage == "cancelled":
             continue
+        if stage in RUNNING_STAGES:
+            try:
+                clock = _clock(target, stage, row)
+            except ValueError as error:
+                skipped.append(SkippedRecord("ticket", value(row, "sys_id"), "bad_sla_time", str(error)))
+            else:
+                sla.clocks[target] = _sooner(sla.clocks.get(target), clock)
         outcome: SlaOutcome = "unknown"
         if value(row, "has_breached") == "true":
             outcome = "breached"
@@ -412,6 +439,27 @@ def _fold_task_slas(
         else:
             sla.resolution = merged
     return slas
+
+
+def _clock(target: str, stage: str, row: Mapping[str, Any]) -> SlaClock:
+    """A running task_sla as a clock: planned_end_time (UTC as stored; displayed in the user's zone) is its breach."""
+    goal = parse_duration(value(row, "sla.duration"))
+    return SlaClock(
+        sla="response" if target == "response" else "resolution",
+        breach_at=parse_time(value(row, "planned_end_time")),
+        paused=stage == "paused",
+        goal_seconds=goal.total_seconds() if goal is not None else None,
+        breached=value(row, "has_breached") == "true",
+    )
+
+
+def _sooner(current: SlaClock | None, new: SlaClock) -> SlaClock:
+    """Of two running task_sla rows of one target (two SLA definitions apply), the one that breaches first."""
+    if current is None:
+        return new
+    if new.breach_at is None:
+        return current
+    return new if current.breach_at is None or new.breach_at < current.breach_at else current
 
 
 def _worst(current: SlaOutcome, new: SlaOutcome) -> SlaOutcome:

@@ -103,6 +103,10 @@ class SlaCycle:
     breached: bool = False
     remaining_ms: int | None = None
     """Ongoing cycles only; negative once breached."""
+    paused: bool = False
+    """Ongoing cycles only: a paused cycle carries no breachTime (it moves when the clock resumes)."""
+    breach_form: str = "full"
+    """`full`: breachTime with iso8601, jira, friendly and epochMillis (current sites); `iso`: only iso8601."""
 
 
 @dataclass
@@ -422,9 +426,12 @@ class FakeJira:
         }
         for cycle in cycles:
             goal = cycle.goal_minutes * 60_000
+            breach = _sla_time(datetime.fromtimestamp(cycle.start.timestamp() + goal / 1000, UTC), self.zone)
+            if cycle.breach_form == "iso":
+                breach = {"iso8601": breach["iso8601"]}
             shape: dict[str, Any] = {
                 "startTime": _sla_time(cycle.start, self.zone),
-                "breachTime": _sla_time(datetime.fromtimestamp(cycle.start.timestamp() + goal / 1000, UTC), self.zone),
+                "breachTime": breach,
                 "breached": cycle.breached,
                 "goalDuration": _millis(goal),
             }
@@ -437,8 +444,10 @@ class FakeJira:
                 remaining = cycle.remaining_ms if cycle.remaining_ms is not None else goal
                 shape |= {
                     "elapsedTime": _millis(goal - remaining), "remainingTime": _millis(remaining),
-                    "paused": False, "withinCalendarHours": True,
+                    "paused": cycle.paused, "withinCalendarHours": True,
                 }  # fmt: skip
+                if cycle.paused:
+                    del shape["breachTime"]
                 value["ongoingCycle"] = shape
         return value
 
@@ -714,13 +723,17 @@ def first_issues() -> list[FakeIssue]:
         ),
         FakeIssue(
             "10004", "HELP-4", at(6, 10), at(6, 15), status="10001", priority="Lowest", labels=["complaint", "vip"],
+            sla_resolution=[SlaCycle(at(6, 10), 480, remaining_ms=25_200_000, paused=True)],
         ),
         FakeIssue(
             "10005", "HELP-5", at(6, 11), at(6, 12, 30), status="10003", resolution="Won't Do", resolved=at(6, 12, 30),
             sla_response=[SlaCycle(at(6, 11), 60, remaining_ms=1_800_000)],
         ),
         FakeIssue("10006", "HELP-6", at(7, 8), at(7, 9), overrides={"created": "yesterday"}),
-        FakeIssue("10007", "HELP-7", at(7, 8), at(7, 8, 30), status="10002", priority="Urgent"),
+        FakeIssue(
+            "10007", "HELP-7", at(7, 8), at(7, 8, 30), status="10002", priority="Urgent",
+            sla_response=[SlaCycle(at(7, 8), 60, remaining_ms=1_800_000, breach_form="iso")],
+        ),
         FakeIssue("10008", "HELP-8", at(1, 9), at(2, 9), status="5", resolution="Done", resolved=at(1, 17)),
     ]  # fmt: skip
 
