@@ -195,3 +195,16 @@ def test_dashboard_provisioning() -> None:
     (provider,) = config["providers"]
     assert (provider["type"], provider["folder"]) == ("file", "ITSM")
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards/itsm-exporter"
+
+
+def test_the_now_row_comes_first_with_the_live_state_next_to_the_backlog() -> None:
+    rows = [panel for panel in dashboard()["panels"] if panel["type"] == "row"]
+    assert rows[0]["title"].startswith("Now") and rows[0]["gridPos"]["y"] == 0
+    now_row = [p for p in data_panels() if p["gridPos"]["y"] < rows[1]["gridPos"]["y"]]
+    names = {name for panel in now_row for target in panel["targets"] for name in metric_names(target["expr"])}
+    assert names == {
+        "itsm_awaiting_first_response_tickets",
+        "itsm_awaiting_first_response_age_seconds_bucket",
+        "itsm_sla_running_tickets",
+        "itsm_backlog_tickets",
+    }

@@ -100,7 +100,7 @@ def test_promtool_check_rules_accepts_both_files() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.split("\n\n") == [
         "Checking alerts/itsm-exporter.rules.yaml\n  SUCCESS: 15 rules found",
-        "Checking alerts/itsm-exporter.alerts.yaml\n  SUCCESS: 9 rules found",
+        "Checking alerts/itsm-exporter.alerts.yaml\n  SUCCESS: 12 rules found",
         "",
     ]
 
@@ -201,7 +201,7 @@ def test_recording_rules_follow_the_naming_convention() -> None:
 def test_alerts_carry_severity_summary_description_and_runbook() -> None:
     headings = re.findall(r"^### (\w+)$", RUNBOOKS.read_text(), re.MULTILINE)
     names = [rule["alert"] for rule in alerting_rules()]
-    assert len(set(names)) == len(names) == 9
+    assert len(set(names)) == len(names) == 12
     assert sorted(headings) == sorted(names)
     for rule in alerting_rules():
         assert rule["labels"] == {"severity": rule["labels"]["severity"]}
