@@ -9,6 +9,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from itsm_exporter.collectors.arrays import BoolArray, ratio
 from itsm_exporter.collectors.families import FamilyBuilder, Part
+from itsm_exporter.collectors.histograms import GroupHistograms
 from itsm_exporter.collectors.labels import build_grouping, capped_label
 from itsm_exporter.collectors.live import CLOCK_STATES, LiveStats, live_stats, with_bound
 from itsm_exporter.collectors.surveys import (
@@ -100,7 +101,7 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config) -> list[Met
             windowed=False,
         ),
         *_live_families(
-            build, live, ticket_present, _with_clocks(names, config)[grouping.sources], awaiting_bounds, breach_bounds
+            build, live, ticket_present, _live_sources(names, config)[grouping.sources], awaiting_bounds, breach_bounds
         ),
         *_reliability_families(build, tickets, ticket_present),
         *_survey_families(build, tickets, surveys, survey_present, sources_surveyed[grouping.sources]),
@@ -163,9 +164,11 @@ def _ticket_families(
     ]
 
 
-def _with_clocks(names: tuple[str, ...], config: Config) -> BoolArray:
-    """Sources whose upstream has running SLA clocks: not ServiceNow with `sla_source: made_sla` (an outcome
-    per incident, no clock) nor a csv source (surveys only). Their SLA clock series are absent, not 0."""
+def _live_sources(names: tuple[str, ...], config: Config) -> BoolArray:
+    """Sources whose upstream tells first responses and running SLA clocks: Jira, the demo and ServiceNow
+    with `sla_source: task_sla`. ServiceNow with `made_sla` has neither (no incident field holds the first
+    response, and an outcome is no clock), so its live series are absent rather than a backlog that seems
+    to wait for an answer; a csv source has no tickets."""
     has: list[bool] = []
     for name in names:
         source = config.source(name)
@@ -183,18 +186,22 @@ def _live_families(
 ) -> list[Metric]:
     shown = present & clocked
     state_parts = [Part((sla, state), [live.clocks[(sla, state)]], [shown]) for sla in SLAS for state in CLOCK_STATES]
+    awaiting = GroupHistograms(
+        cumulative=np.where(clocked[:, np.newaxis], live.awaiting.cumulative, 0),
+        sums=np.where(clocked, live.awaiting.sums, 0.0),
+    )
     return [
         build.unwindowed_gauge(
             "itsm_awaiting_first_response_tickets",
             "Backlog tickets with no first response at evaluation time (no window).",
-            live.awaiting.counts,
-            present,
+            awaiting.counts,
+            shown,
         ),
         build.histogram(
             "itsm_awaiting_first_response_age_seconds",
             "Age (evaluation time - opened) of the backlog tickets still waiting for a first response (no "
             "window); targets.first_response is always a bucket bound.",
-            [live.awaiting],
+            [awaiting],
             awaiting_bounds,
             windowed=False,
         ),
