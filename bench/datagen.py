@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from itsm_exporter.config import Config, parse_config
-from itsm_exporter.frames import ANSWER_DTYPES, QUESTION_DTYPES, SURVEY_DTYPES, TICKET_DTYPES, Frames
-from itsm_exporter.records import TICKET_COLUMNS, Ticket
+from itsm_exporter.frames import ANSWER_DTYPES, QUESTION_DTYPES, SLA_CLOCK_DTYPES, SURVEY_DTYPES, TICKET_DTYPES, Frames
+from itsm_exporter.records import TICKET_COLUMNS, SlaClock, Ticket
 
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 DAY = 86400.0
@@ -97,6 +97,38 @@ def ticket_arrays(
     }
 
 
+def clock_arrays(columns: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+    """Running SLA clocks of the open tickets, as epoch seconds (NaN: no such clock): a response clock
+    until the first response, a resolution clock (paused while on hold) until resolved."""
+    rng = np.random.default_rng(seed + 2)
+    n = len(columns["opened_at"])
+    is_open = np.isin(columns["state"], ["open", "on_hold"])
+    opened = columns["opened_at"]
+    response = np.where(is_open & np.isnan(columns["first_response_at"]), opened + 4 * 3600.0, np.nan)
+    resolution = np.where(is_open, opened + np.floor(rng.uniform(4 * 3600, 10 * DAY, n)), np.nan)
+    return {"response": response, "resolution": resolution, "paused": columns["state"] == "on_hold"}
+
+
+def _clock_frame(ids: np.ndarray, clocks: dict[str, np.ndarray]) -> pd.DataFrame:
+    parts = []
+    for sla in ("response", "resolution"):
+        rows = np.flatnonzero(~np.isnan(clocks[sla]))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "source": SOURCE,
+                    "ticket_id": np.array([i.encode().decode() for i in ids[rows]], dtype=object),
+                    "sla": sla,
+                    "breach_at": clocks[sla][rows],
+                    "paused": clocks["paused"][rows] & (sla == "resolution"),
+                    "goal_seconds": np.nan,
+                    "breached": False,
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True).astype(SLA_CLOCK_DTYPES)
+
+
 def _shared(values: np.ndarray) -> np.ndarray:
     """Object array referencing one str per distinct value, as the store loads label columns."""
     uniques, codes = np.unique(values, return_inverse=True)
@@ -150,7 +182,13 @@ def frames(tickets: int, surveys: int, groups: int = 50, seed: int = 7) -> Frame
     question_frame = pd.DataFrame(
         {"source": SOURCE, "question_id": question_ids, "name": None, "text": question_ids}
     ).astype(QUESTION_DTYPES)
-    return Frames(tickets=ticket_frame, surveys=survey_frame, answers=answer_frame, questions=question_frame)
+    return Frames(
+        tickets=ticket_frame,
+        surveys=survey_frame,
+        answers=answer_frame,
+        questions=question_frame,
+        sla_clocks=_clock_frame(columns["id"], clock_arrays(columns, seed)),
+    )
 
 
 def _repeated(value: str, n: int) -> np.ndarray:
@@ -170,6 +208,7 @@ def ticket_records(
 ) -> Iterator[list[Ticket]]:
     """The same tickets as canonical records, in chunks (a million records at once would dominate memory)."""
     columns = ticket_arrays(n, groups, seed, history_days, complaint_share)
+    clocks = clock_arrays(columns, seed)
     for start in range(0, n, chunk):
         rows = range(start, min(n, start + chunk))
         yield [
@@ -192,9 +231,18 @@ def ticket_records(
                 sla_response=columns["sla_response"][i],
                 sla_resolution=columns["sla_resolution"][i],
                 complaint=bool(columns["complaint"][i]),
+                sla_clocks=_clocks(clocks, i),
             )
             for i in rows
         ]
+
+
+def _clocks(clocks: dict[str, np.ndarray], i: int) -> tuple[SlaClock, ...]:
+    return tuple(
+        SlaClock(sla, _moment(clocks[sla][i]), paused=bool(clocks["paused"][i]) and sla == "resolution")
+        for sla in ("response", "resolution")
+        if not np.isnan(clocks[sla][i])
+    )
 
 
 def _moment(seconds: float) -> datetime | None:
