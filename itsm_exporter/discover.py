@@ -227,7 +227,8 @@ def _servicenow_slas(source: ServiceNowSource, client: Any, probe: _Probe, windo
             "sla_source is made_sla: one resolution outcome per incident, no response SLA. "
             "Set sla_source: task_sla to read the SLA definitions below."
         )
-    task_window = "task.opened_at>=" + window.rsplit("opened_at>=", 1)[1]
+    # The task_sla rows of the window's incidents (the source filter is on the incident, not dot-walked here).
+    task_window = "task." + window.rsplit("^", 1)[-1]
     slas = probe.read(
         "table task_sla",
         SERVICENOW_ROLES["task_sla"],

@@ -381,8 +381,12 @@ def _mapping_answers(responses: Responses, names: tuple[str, ...], window: Windo
     signature of a misnamed question (alerts/itsm-exporter.alerts.yaml, ITSMSurveyOverallUnmapped).
     """
     counted = window.contains(responses.submitted, now)
-    totals = np.zeros((len(names), len(MAPPING_ROLES)), dtype=np.int64)
-    np.add.at(totals, responses.own_source[counted], responses.answers_by_role[counted])
+    own = responses.own_source[counted]
+    by_role = responses.answers_by_role[counted]
+    totals = np.stack(
+        [np.bincount(own, weights=by_role[:, column], minlength=len(names)) for column in range(len(MAPPING_ROLES))],
+        axis=1,
+    )
     family = GaugeMetricFamily(
         "itsm_survey_mapping_answers",
         f"Answers of the responses submitted in the longest window ({window.name}), by the role their question "
