@@ -12,6 +12,7 @@ from prometheus_client.core import Metric
 from itsm_exporter.collectors import compute_metrics, surveys
 from itsm_exporter.config import demo_config
 from itsm_exporter.connectors.demo import WATERMELON_GROUP, DemoConnector
+from itsm_exporter.frames import Frames
 from itsm_exporter.records import Batch, SurveyResponse, Ticket
 from itsm_exporter.store import Store
 from itsm_exporter.sync import sync_source
@@ -94,3 +95,29 @@ def test_answers_scored_in_small_chunks_give_the_same_snapshot(tmp_path: Path, m
 
 def sample_values(families: list[Metric]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families for s in f.samples}
+
+
+@pytest.mark.parametrize(
+    "as_of",
+    [
+        AS_OF,  # a Friday noon
+        datetime(2026, 11, 22, 3, 30, tzinfo=UTC),  # a Sunday night: few tickets
+        datetime(2026, 11, 23, 7, 59, 59, tzinfo=UTC),  # Monday, a second before the hour
+    ],
+)
+def test_the_demo_shows_every_live_state_at_any_hour(tmp_path: Path, as_of: datetime) -> None:
+    metrics = compute_metrics(
+        Frames.from_records(*everything(run_plan(connector(tmp_path, as_of)))), as_of, demo_config(tmp_path / "x.db")
+    )
+    totals: dict[tuple[str, ...], float] = {}
+    for family in metrics:
+        for s in family.samples:
+            if s.name == "itsm_sla_running_tickets":
+                key = (s.labels["sla"], s.labels["state"])
+                totals[key] = totals.get(key, 0.0) + s.value
+            elif s.name == "itsm_awaiting_first_response_tickets":
+                totals[("awaiting",)] = totals.get(("awaiting",), 0.0) + s.value
+    # The hourly monitoring alerts keep one resolution clock within the warning at any instant.
+    for key in (("resolution", "within"), ("resolution", "at_risk"), ("resolution", "breached"),
+                ("resolution", "paused"), ("awaiting",)):  # fmt: skip
+        assert totals.get(key, 0) > 0, key
