@@ -231,7 +231,7 @@ def test_jira_report_with_no_surveys_block_counts_csat_as_overall(mode: str) -> 
     text = render_report([report])
     assert report.ok and report.tickets == 8 and report.sample == 8
     assert "    Satisfaction  csat      rating    1..5         2  overall\n" in text
-    assert "    Time to first response (customfield_10020, read as response)  4\n" in text
+    assert "    Time to first response (customfield_10020, read as response)  5\n" in text
     assert "    complaint  1  matches\n" in text
     assert '      overall: ["Satisfaction"]\n' in text
     assert TOKEN not in text

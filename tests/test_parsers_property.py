@@ -876,6 +876,7 @@ def test_a_jsm_breach_time_reads_the_same_in_epoch_millis_and_iso_form(
 
 
 @PROPERTY
+@example(cycle={"breachTime": "0001-01-01T00:00:00.000+0100"}).via("regression: OverflowError converting to UTC")
 @given(cycle=WEIRD_VALUES | st.dictionaries(st.sampled_from(["breachTime", "paused", "goalDuration", "breached"]),
                                            WEIRD_VALUES))  # fmt: skip
 def test_a_jsm_ongoing_cycle_is_a_clock_or_bad_sla(cycle: Any) -> None:

@@ -266,7 +266,10 @@ def _sla_instant(value: object) -> datetime | None:
             raise ValueError(f"breachTime {iso!r} is not an ISO 8601 time") from None
         if moment.tzinfo is None:
             raise ValueError(f"breachTime {iso!r} has no offset")
-        return moment.astimezone(UTC)
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:  # year 1 with a positive offset (found by tests/test_parsers_property.py)
+            raise ValueError(f"breachTime {iso!r} is out of range") from None
     raise ValueError(f"breachTime {value!r} has neither epochMillis nor iso8601")
 
 
