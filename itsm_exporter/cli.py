@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from itsm_exporter import __version__
 from itsm_exporter.config import Config, ConfigError, demo_config, load_config, warn_insecure_sources
@@ -106,6 +107,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return serve(config, config_path=getattr(args, "config", None), listen=args.listen, web=web)
 
 
+def _short_history(store: Any, config: Config, needed_from: datetime) -> list[str]:
+    """Sources whose store holds records only from a horizon later than `needed_from` (a bounded first sync
+    whose widening did not complete): their numbers at that --as-of would be wrong, so none are printed."""
+    from itsm_exporter.sync.plans import BACKFILL, HORIZON
+
+    problems = []
+    for source in config.enabled_sources:
+        horizon = store.sync_state(source.name).get((BACKFILL, HORIZON))
+        if horizon is not None and horizon.watermark is not None and horizon.watermark > needed_from:
+            problems.append(
+                f"source {source.name}: the store holds its records from {horizon.watermark.isoformat()} on, "
+                f"and this --as-of needs them from {needed_from.isoformat()}: raise `history` (now "
+                f"{config.history_for(source)}) so that a sync reads the missing span, and run again"
+            )
+    return problems
+
+
 def _discover(config: Config, source: str | None) -> int:
     from itsm_exporter.discover import run
 
@@ -190,6 +208,11 @@ def _once(config: Config, as_of: datetime | None) -> int:
                 failures.append(state.last_error or f"source {source.name}: sync failed")
         # What a computation at `as_of` can see, as the daemon loads it: memory follows the windows, not history.
         longest = max(window.seconds for window in config.windows)
+        short = _short_history(store, config, evaluated_at - timedelta(seconds=longest))
+        if short:
+            for problem in short:
+                print(f"error: {problem}", file=sys.stderr)
+            return 1
         frames = store.load_frames(
             [s.name for s in config.enabled_sources], since=evaluated_at - timedelta(seconds=longest)
         )

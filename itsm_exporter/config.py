@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -305,6 +306,9 @@ class Config(_Strict):
     targets: Targets = Field(default_factory=lambda: Targets.model_validate({}))
     buckets: list[float] = Field(default_factory=lambda: list(DEFAULT_BUCKETS), min_length=1)
     log: LogConfig = Field(default_factory=LogConfig)
+    history: Duration | None = None
+    """How far back a first sync reads (sync/plans.py BackfillPlan); default: the longest window plus
+    the source's overlap. Open tickets and the tickets of surveys in it are read whatever their age."""
     sources: list[Source] = Field(min_length=1)
 
     @field_validator("listen")
@@ -328,6 +332,21 @@ class Config(_Strict):
         if any(b <= 0 for b in value) or sorted(set(value)) != value:
             raise ValueError("buckets must be positive and strictly increasing (+Inf is implied)")
         return value
+
+    @model_validator(mode="after")
+    def _history(self) -> Config:
+        longest = max(self.windows, key=lambda window: window.seconds)
+        if self.history is not None and self.history.seconds < longest.seconds:
+            raise ValueError(f"history: {self.history} is shorter than the longest window ({longest})")
+        return self
+
+    def history_for(self, source: SourceBase) -> timedelta:
+        """How far back the first sync of `source` reads: `history`, else the longest window plus its overlap."""
+        if self.history is not None:
+            return timedelta(seconds=self.history.seconds)
+        overlap = getattr(source, "overlap", None)
+        longest = max(window.seconds for window in self.windows)
+        return timedelta(seconds=longest + (overlap.seconds if overlap is not None else 0.0))
 
     @model_validator(mode="after")
     def _sources(self) -> Config:

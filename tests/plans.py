@@ -69,13 +69,23 @@ def token(batch: Batch) -> str | None:
     return batch.state.token if batch.state is not None else None
 
 
+def resume_state(store: Store, source: str, phase: str) -> PhaseState | None:
+    """The state a sync of `phase` resumes from: the incremental one, or during a first (bounded) sync the
+    backfill's read of `phase` (its key names the horizon it reads down to)."""
+    states = store.sync_state(source)
+    if (INCREMENTAL, phase) in states:
+        return states[(INCREMENTAL, phase)]
+    backfill = [state for (plan, key), state in states.items() if plan == "backfill" and key.startswith(f"{phase}@")]
+    return backfill[0] if backfill else None
+
+
 def stored_glide(store: Store, source: str, phase: str) -> str | None:
-    """The committed incremental watermark of `phase`, as ServiceNow writes times."""
-    state = store.sync_state(source).get((INCREMENTAL, phase))
+    """The committed watermark of `phase` (resume_state), as ServiceNow writes times."""
+    state = resume_state(store, source, phase)
     return None if state is None or state.watermark is None else format_time(state.watermark)
 
 
 def stored_iso(store: Store, source: str, phase: str) -> str | None:
-    """The committed incremental watermark of `phase`, as an ISO UTC time."""
-    state = store.sync_state(source).get((INCREMENTAL, phase))
+    """The committed watermark of `phase` (resume_state), as an ISO UTC time."""
+    state = resume_state(store, source, phase)
     return None if state is None or state.watermark is None else state.watermark.isoformat()

@@ -27,7 +27,12 @@ T0 = datetime(2026, 3, 2, tzinfo=UTC)
 
 def sn_config(fake: FakeServiceNow, **settings: Any) -> tuple[Config, ServiceNowSource]:
     config = parse_config(
-        {"windows": ["7d", "30d"], "sources": [source_settings(fake, surveys_enabled=False, **settings)]},
+        # A ten-year history: every incident is stored, old closed ones too (the reconciliation's cases).
+        {
+            "windows": ["7d", "30d"],
+            "history": "3650d",
+            "sources": [source_settings(fake, surveys_enabled=False, **settings)],
+        },
         check_files=False,
     )
     source = config.sources[0]
@@ -46,8 +51,9 @@ def sn_sync(fake: FakeServiceNow, store: Store, now: datetime, **settings: Any) 
 
 def incident(fake: FakeServiceNow, n: int, updated: str, state: str = "2") -> str:
     return fake.add(
-        "incident", number=f"INC{n:07d}", state=state, opened_at="2025-11-01 08:00:00", sys_updated_on=updated
-    )
+        "incident", number=f"INC{n:07d}", state=state, active="true" if state in ("1", "2", "3") else "false",
+        opened_at="2025-11-01 08:00:00", sys_updated_on=updated,
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -182,7 +188,9 @@ def test_kill_9_during_reconciliation_loses_nothing_and_the_rerun_removes_the_de
         ids = [incident(fake, n, f"2026-03-01 09:{n // 60:02d}:{n % 60:02d}") for n in range(50)]
         settings = source_settings(fake, url=proxy.url, surveys_enabled=False, max_retries=0)
         config = tmp_path / "config.yaml"
-        config.write_text(yaml.safe_dump({"store": {"path": str(tmp_path / "store.db")}, "sources": [settings]}))
+        config.write_text(
+            yaml.safe_dump({"store": {"path": str(tmp_path / "store.db")}, "history": "3650d", "sources": [settings]})
+        )
         first = start_once_at(config, tmp_path, "first", T0)
         assert first.process.wait(WAIT_SECONDS) == 0, first.log()
         for sys_id in ids[:3]:

@@ -96,7 +96,10 @@ def kill_when_held(run: Run, proxy: FaultProxy) -> None:
 
 def write_config(tmp_path: Path, source: dict[str, Any]) -> Path:
     path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump({"store": {"path": str(tmp_path / "store.db")}, "sources": [source]}))
+    # The fakes' records are dated 2025-2026 and the child runs at the real time: a ten-year `history`
+    # makes its first sync read them all (the bounded first sync has tests of its own, tests/test_backfill.py).
+    config = {"store": {"path": str(tmp_path / "store.db")}, "history": "3650d", "sources": [source]}
+    path.write_text(yaml.safe_dump(config))
     return path
 
 

@@ -113,6 +113,15 @@ class RecordLookup(Protocol):
 
 
 @runtime_checkable
+class OpenBacklog(Protocol):
+    """A connector that can read the tickets still open, whatever their age (the bounded first backfill)."""
+
+    def open_tickets(self, updated_before: datetime, since: datetime | None) -> Iterator[ScanPage]:
+        """Open tickets last updated before `updated_before` (and at or after `since`, to resume), in update order."""
+        ...
+
+
+@runtime_checkable
 class DeletionLog(Protocol):
     """A connector whose upstream keeps a log of deleted records (ServiceNow's sys_audit_delete)."""
 

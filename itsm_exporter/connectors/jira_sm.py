@@ -48,6 +48,8 @@ UNKNOWN_ZONE_MARGIN: Final = timedelta(hours=14)
 """Without the API user's zone, a UTC literal minus the largest UTC offset is never too late."""
 FULL_SCAN_SINCE: Final = "1970-01-01 00:00"
 """Lower bound of the first sync: Cloud rejects unbounded JQL, and every query keeps one shape."""
+OPEN_CLAUSE: Final = "statusCategory != Done"
+"""The open backlog in JQL: every status outside the done category, whatever the workflow calls it."""
 CHANGELOG_PAGE: Final = 100
 ID_CHUNK: Final = 100
 """Issue ids per `id in (...)` lookup: a JQL of ~800 characters, well under URL limits."""
@@ -223,7 +225,13 @@ class JiraConnector:
         return _Page(issues, total, last, None, oldest, newest)
 
     def _scan(
-        self, client: JiraClient, span: _Span, fields: Sequence[str], reads: _Reads, expand: str = "changelog"
+        self,
+        client: JiraClient,
+        span: _Span,
+        fields: Sequence[str],
+        reads: _Reads,
+        expand: str = "changelog",
+        base: str | None = None,
     ) -> Iterator[_Page]:
         """The pages of one span, each page from a new search at the last issue's minute: a keyset, not a position."""
         # startAt and Cloud's page tokens are positions: an issue read on one page and updated (or deleted)
@@ -237,7 +245,8 @@ class JiraConnector:
         since, start, token = span.since, 0, None
         before: list[str] = []
         while True:
-            page = self._search(client, search_jql(self._source.jql, since, span.until), fields, start, token, expand)
+            scope = self._source.jql if base is None else base
+            page = self._search(client, search_jql(scope, since, span.until), fields, start, token, expand)
             if before:
                 # A skipped issue lies between the pages: up to this page's first issue (unbounded without one).
                 until = jql_until(page.oldest, self._zone) if page.oldest else span.until
@@ -352,6 +361,27 @@ class JiraConnector:
             yield ScanPage(
                 tickets=page.tickets, surveys=page.surveys, skipped=page.skipped, position=newest,
                 fetched_so_far=fetched, total_expected=total,
+            )  # fmt: skip
+
+    def open_tickets(self, updated_before: datetime, since: datetime | None) -> Iterator[ScanPage]:
+        """Issues of the scope not in a done status category and last updated before `updated_before`."""
+        self._check_jql()
+        client, mapper = self._connect()
+        scope = f"({self._source.jql}) AND {OPEN_CLAUSE}" if self._source.jql.strip() else OPEN_CLAUSE
+        span = _Span(
+            FULL_SCAN_SINCE if since is None else jql_since(since, self._zone), jql_until(updated_before, self._zone)
+        )
+        reads = _Reads()
+        newest: datetime | None = None
+        fetched = 0
+        for page in self._scan(client, span, mapper.requested_fields(), reads, base=scope):
+            scanned = self._page(mapper, reads.fresh(page))
+            if scanned.position is not None:
+                newest = scanned.position if newest is None else max(newest, scanned.position)
+            fetched += len(page.issues)
+            yield ScanPage(
+                tickets=scanned.tickets, surveys=scanned.surveys, skipped=scanned.skipped, position=newest,
+                fetched_so_far=fetched, total_expected=page.total,
             )  # fmt: skip
 
     def get(self, kind: RecordKind, ids: Sequence[str]) -> ScanPage:

@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from itsm_exporter.config import ServiceNowSource
@@ -204,8 +204,16 @@ class ServiceNowConnector:
         surveys = and_terms("state=complete", f"trigger_table={self._source.table}")
         return "asmt_assessment_instance", surveys, "taken_on"
 
-    def _ticket_pages(self, since: datetime | None) -> Iterator[ScanPage]:
-        table, base, field = self._scope("ticket")
+    def open_tickets(self, updated_before: datetime, since: datetime | None) -> Iterator[ScanPage]:
+        """Incidents still `active=true` and last updated before `updated_before` (the backlog older than a
+        bounded first sync's horizon), by the same keyset scan as any other."""
+        _table, base, _field = self._scope("ticket")
+        before = updated_before.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        return self._ticket_pages(since, and_terms(base, "active=true", f"sys_updated_on<{before}"))
+
+    def _ticket_pages(self, since: datetime | None, base: str | None = None) -> Iterator[ScanPage]:
+        table, scope, field = self._scope("ticket")
+        base = scope if base is None else base
         fetched, total = 0, None
         for page in self._scan(table, base, field, self._fields, _glide(since)):
             total = page.total if page.total is not None else total

@@ -268,6 +268,19 @@ class Store:
             rows = self._reader.execute(f"SELECT id FROM tickets WHERE {' AND '.join(where)} ORDER BY id", params)
             return [str(row[0]) for row in rows.fetchall()]
 
+    def unstored_survey_tickets(self, source: str, *, submitted_since: datetime) -> list[str]:
+        """Ids of tickets of `source` that responses submitted since then are about but that are not stored:
+        what a bounded first sync fetches by id (its ticket was last updated before the horizon)."""
+        with self._read_lock:
+            rows = self._reader.execute(
+                "SELECT DISTINCT s.ticket_id FROM surveys s WHERE s.ticket_source = ? AND s.submitted_at >= ? "
+                "AND s.ticket_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM tickets t "
+                "WHERE t.source = (SELECT code FROM labels WHERE text = ?) AND t.id = s.ticket_id) "
+                "ORDER BY s.ticket_id",
+                (source, micros(submitted_since), source),
+            ).fetchall()
+        return [str(row[0]) for row in rows]
+
     def question_use(self, source: str, *, submitted_since: datetime) -> list[QuestionUse]:
         """Every survey question stored for `source`, with its answers in responses submitted since then.
 

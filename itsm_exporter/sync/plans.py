@@ -18,13 +18,13 @@ plan its watermark.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, Protocol
 
 from itsm_exporter.config import Config, CsvSource, DemoSource, JiraSource, ServiceNowSource
-from itsm_exporter.connectors.base import AuthError, Connector, DeletionLog, RecordLookup
+from itsm_exporter.connectors.base import AuthError, Connector, DeletionLog, OpenBacklog, RecordLookup
 from itsm_exporter.records import Batch, PhaseState
 from itsm_exporter.sync.state import States, advanced, completed, starting
 
@@ -34,6 +34,11 @@ SourceConfig = DemoSource | CsvSource | ServiceNowSource | JiraSource
 
 INCREMENTAL: Final = "incremental"
 RECONCILE: Final = "reconcile"
+BACKFILL: Final = "backfill"
+HORIZON: Final = "horizon"
+"""The backfill phase whose watermark is the instant the store holds a source's records from."""
+TARGET: Final = "target"
+"""The horizon a backfill in progress is filling down to: persisted, so a restart does not let it slide."""
 LOOKUP_CHUNK: Final = 500
 """Candidate ids confirmed per `get`: each is one or a few upstream requests of ID_CHUNK ids."""
 
@@ -44,6 +49,8 @@ class StoredTickets(Protocol):
     def ticket_ids(
         self, source: str, *, updated_since: datetime | None = None, open_updated_before: datetime | None = None
     ) -> list[str]: ...
+
+    def unstored_survey_tickets(self, source: str, *, submitted_since: datetime) -> list[str]: ...
 
 
 class Plan(Protocol):
@@ -74,6 +81,8 @@ class IncrementalPlan:
     ) -> Iterator[Batch]:
         for phase in connector.phases:
             state = starting(states, self.name, phase)
+            if state.completed_at == now:
+                continue  # read to its end by an earlier plan of this sync (a first, bounded backfill)
             since = None if state.watermark is None else state.watermark - self.overlap
             for page in connector.scan(phase, since, state.token):
                 state = advanced(state, page)
@@ -87,6 +96,112 @@ class IncrementalPlan:
                     total_expected=page.total_expected,
                 )
             yield Batch(kind=phase, state=completed(state, now))
+
+
+@dataclass(frozen=True)
+class BackfillPlan:
+    """A first sync bounded by `history`, or a one-off backfill when `history` (or a window) grew.
+
+    A first sync reads, each part resumable from its own committed state:
+    - every record updated since `now - history` (`scan` of each phase from there);
+    - every ticket still open whatever its age (OpenBacklog.open_tickets);
+    - the tickets that surveys in the horizon are about but that neither read brought, by id
+      (RecordLookup.get), ID batches at a time;
+    then it records the horizon and hands the incremental plan each phase's watermark. Later, a
+    horizon earlier than the recorded one (a wider `history`) reads only the missing span, up to
+    the recorded horizon plus the overlap. A store that was filled by full first syncs (an
+    incremental state and no horizon) holds everything: nothing to do.
+    """
+
+    history: timedelta
+    overlap: timedelta
+    name: str = BACKFILL
+
+    def batches(
+        self, connector: Connector, states: States, now: datetime, stored: StoredTickets | None = None
+    ) -> Iterator[Batch]:
+        horizon = states.get((self.name, HORIZON))
+        first = horizon is None
+        if first and any(plan == INCREMENTAL for plan, _phase in states):
+            return  # filled by a full first sync before bounded ones existed: complete from the start
+        wanted = now - self.history
+        if horizon is not None and (horizon.watermark is None or horizon.watermark <= wanted):
+            return  # already complete down to the wanted horizon
+        target_state = states.get((self.name, TARGET))
+        in_progress = (
+            target_state is not None
+            and target_state.watermark is not None
+            and (horizon is None or horizon.watermark is None or target_state.watermark < horizon.watermark)
+        )
+        # A backfill in progress keeps the horizon it started with: a restart later must not let it slide.
+        target = target_state.watermark if in_progress and target_state and target_state.watermark else wanted
+        if target_state is None or target_state.watermark != target:
+            target_state = PhaseState(self.name, TARGET, watermark=target)
+            yield Batch(kind="ticket", state=target_state)
+        until = None if horizon is None else horizon.watermark
+        reached: dict[str, datetime | None] = {}
+        for phase in connector.phases:
+            reached[phase] = yield from self._recent(connector, states, phase, target, until, now)
+        if first and isinstance(connector, OpenBacklog):
+            yield from self._open(connector, states, target, now)
+        if stored is not None and isinstance(connector, RecordLookup):
+            yield from self._surveyed(connector, stored, target)
+        if first:
+            for phase in connector.phases:
+                # The incremental plan goes on from where this read ended (from the horizon if nothing came).
+                watermark = reached[phase] or target
+                yield Batch(kind=phase, state=completed(PhaseState(INCREMENTAL, phase, watermark=watermark), now))
+        yield Batch(kind="ticket", state=completed(PhaseState(self.name, HORIZON, watermark=target), now))
+
+    def _recent(
+        self, connector: Connector, states: States, phase: str, target: datetime, until: datetime | None, now: datetime
+    ) -> Generator[Batch, None, datetime | None]:
+        """Records of `phase` updated since `target` (up to `until` plus the overlap when widening)."""
+        state = starting(states, self.name, f"{phase}@{target.isoformat()}")
+        if state.completed_at is not None:
+            return state.watermark
+        since = target if state.watermark is None else max(target, state.watermark - self.overlap)
+        for page in connector.scan(phase, since, state.token):  # type: ignore[arg-type]
+            state = advanced(state, page)
+            yield Batch(
+                kind=phase,  # type: ignore[arg-type]
+                tickets=page.tickets,
+                surveys=page.surveys,
+                skipped=page.skipped,
+                state=state,
+                fetched_so_far=page.fetched_so_far,
+                total_expected=page.total_expected,
+            )
+            if until is not None and page.position is not None and page.position >= until + self.overlap:
+                break  # a widening reads the missing span only: the rest is stored
+        yield Batch(kind=phase, state=completed(state, now))  # type: ignore[arg-type]
+        return state.watermark
+
+    def _open(self, connector: OpenBacklog, states: States, target: datetime, now: datetime) -> Iterator[Batch]:
+        state = starting(states, self.name, f"open@{target.isoformat()}")
+        if state.completed_at is not None:
+            return
+        for page in connector.open_tickets(target, state.watermark):
+            state = advanced(state, page)
+            yield Batch(
+                kind="ticket",
+                tickets=page.tickets,
+                surveys=page.surveys,
+                skipped=page.skipped,
+                state=state,
+                fetched_so_far=page.fetched_so_far,
+                total_expected=page.total_expected,
+            )
+        yield Batch(kind="ticket", state=completed(state, now))
+
+    def _surveyed(self, connector: RecordLookup, stored: StoredTickets, target: datetime) -> Iterator[Batch]:
+        """Tickets of the horizon's surveys that are not stored, by id; recomputed from the store on a restart."""
+        missing = stored.unstored_survey_tickets(connector.name, submitted_since=target)  # type: ignore[attr-defined]
+        for offset in range(0, len(missing), LOOKUP_CHUNK):
+            page = connector.get("ticket", missing[offset : offset + LOOKUP_CHUNK])
+            yield Batch(
+                kind="ticket", tickets=page.tickets, skipped=page.skipped, fetched_so_far=offset + len(page.tickets)
+            )
 
 
 @dataclass(frozen=True)
@@ -113,6 +228,9 @@ class ReconcilePlan:
     def due(self, states: States, now: datetime) -> bool:
         if states.get((INCREMENTAL, "ticket")) is None:
             return False  # a first sync: everything stored was just read
+        backfill = states.get((BACKFILL, HORIZON))
+        if backfill is not None and backfill.completed_at == now:
+            return False  # a first sync (bounded) in this very sync: everything stored was just read
         last = states.get((RECONCILE, "ticket"))
         return last is None or last.completed_at is None or now - last.completed_at >= self.interval
 
@@ -176,6 +294,8 @@ def plans_for(source: SourceConfig, config: Config | None = None) -> list[Plan]:
     """
     overlap = timedelta(seconds=source.overlap.seconds) if isinstance(source, ServiceNowSource | JiraSource) else None
     plans: list[Plan] = [IncrementalPlan(overlap=overlap or timedelta(0))]
+    if config is not None and isinstance(source, ServiceNowSource | JiraSource):
+        plans.insert(0, BackfillPlan(history=config.history_for(source), overlap=overlap or timedelta(0)))
     if config is not None and isinstance(source, ServiceNowSource | JiraSource) and source.reconcile_interval:
         longest = max(window.seconds for window in config.windows)
         span = timedelta(seconds=longest) + (overlap or timedelta(0))

@@ -72,8 +72,13 @@ def sync_source(
     if plans is None:
         source = getattr(connector, "source", None)
         plans = plans_for(source) if source is not None else [IncrementalPlan(overlap=timedelta(0))]
-    for plan in plans:
-        for batch in plan.batches(connector, states, now(), store):
+    # One instant for every plan of the sync: a phase completed at it was read to its end by an earlier plan
+    # of this sync (the backfill hands the incremental plan its state), which need not read it again.
+    at = now()
+    for number, plan in enumerate(plans):
+        if number:
+            states = store.sync_state(connector.name)
+        for batch in plan.batches(connector, states, at, store):
             if should_stop():
                 log.info("sync interrupted", extra={"source": connector.name, "batches_committed": result.batches})
                 result.duration_seconds = monotonic() - started
@@ -141,7 +146,10 @@ class Progress:
             "rate_per_second": round(self.records / elapsed, 1) if elapsed > 0 else 0.0,
         }
         if batch.total_expected is not None:
-            context["remaining"] = max(0, batch.total_expected - batch.fetched_so_far)
+            remaining = max(0, batch.total_expected - batch.fetched_so_far)
+            context["remaining"] = remaining
+            if elapsed > 0 and self.records:
+                context["eta_seconds"] = round(remaining / (self.records / elapsed))
         log.info("sync in progress", extra=context)
         return True
 

@@ -62,6 +62,7 @@ _JQL = re.compile(
     rf'^(?:\((?P<base>.*)\) AND )?updated >= "(?P<since>{_MINUTE})"(?: AND updated < "(?P<until>{_MINUTE})")?'
     r" ORDER BY updated ASC, key ASC$"
 )
+OPEN_ONLY = "statusCategory != Done"
 _PROJECT_CLAUSE = re.compile(r"^project = (?P<key>[A-Z][A-Z0-9]*)$")
 _ID_LOOKUP = re.compile(r"^(?:\((?P<base>.*)\) AND )?id in \((?P<ids>\d+(?:, \d+)*)\) ORDER BY key ASC$")
 """A lookup of issues by id, as the connector's `get` writes it."""
@@ -596,6 +597,10 @@ class FakeJira:
                 until = datetime.strptime(match["until"], "%Y-%m-%d %H:%M").replace(tzinfo=self.zone)
                 issues = [i for i in issues if i.updated < until]
         base = match["base"]
+        if base is not None and (base == OPEN_ONLY or base.endswith(f") AND {OPEN_ONLY}")):
+            # The open backlog: statuses outside the done category (JQL `statusCategory != Done`).
+            issues = [i for i in issues if STATUSES[i.status][1] != "done"]
+            base = None if base == OPEN_ONLY else base.removesuffix(f" AND {OPEN_ONLY}").removeprefix("(")[:-1]
         if base is not None:
             clause = _PROJECT_CLAUSE.match(base.strip())
             if clause is None:

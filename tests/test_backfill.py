@@ -1,0 +1,195 @@
+"""The bounded first sync (issue 17): what the windows, the backlog and the surveys need, read against the
+fakes in their wire format; widening `history`; a restart mid-backfill; metrics equal to a full read."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from itsm_exporter.cli import main
+from itsm_exporter.collectors import compute_metrics
+from itsm_exporter.config import Config, ServiceNowSource, parse_config
+from itsm_exporter.connectors.servicenow import ServiceNowConnector
+from itsm_exporter.store import Store
+from itsm_exporter.sync import SyncResult, plans_for, sync_source
+from itsm_exporter.sync.plans import BACKFILL, HORIZON, INCREMENTAL
+from tests.fakes.jira import at as jira_at
+from tests.fakes.jira import fake_jira
+from tests.fakes.servicenow import FakeServiceNow, source_settings, status
+from tests.test_jira import connector as jira_connector
+from tests.test_jira import source_settings as jira_settings
+
+NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
+"""The 30-day window (and the default history, 30 d + 5 min) starts 2026-02-08 11:55."""
+
+
+def incident(fake: FakeServiceNow, number: str, updated: str, state: str = "6", **fields: str) -> str:
+    active = "true" if state in ("1", "2", "3") else "false"
+    return fake.add(
+        "incident", number=number, state=state, active=active, opened_at=fields.pop("opened_at", updated),
+        sys_updated_on=updated, **fields,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeServiceNow]:
+    """Recent incidents, an old open one, an old closed one, and a recent survey about another old closed one."""
+    with FakeServiceNow() as instance:
+        desk = instance.add("sys_user_group", name="Service Desk")
+        for n in range(5):
+            incident(instance, f"RECENT{n}", f"2026-03-0{n + 1} 10:00:00", assignment_group=desk)
+        incident(instance, "OLDOPEN", "2025-06-01 10:00:00", state="2", assignment_group=desk)
+        incident(instance, "OLDCLOSED", "2025-06-01 10:00:00", assignment_group=desk)
+        surveyed = incident(instance, "SURVEYED", "2026-01-20 10:00:00", assignment_group=desk)
+        overall = instance.add("asmt_metric", name="overall", question="Overall", datatype="scale", min="1", max="5")
+        survey = instance.add(
+            "asmt_assessment_instance", state="complete", taken_on="2026-03-05 09:00:00", trigger_table="incident",
+            trigger_id=surveyed,
+        )  # fmt: skip
+        instance.add("asmt_metric_result", instance=survey, metric=overall, actual_value="5")
+        yield instance
+
+
+def config_of(fake: FakeServiceNow, page_size: int = 1000, **top: Any) -> Config:
+    settings = source_settings(fake, max_retries=0, page_size=page_size)
+    return parse_config({"windows": ["7d", "30d"], **top, "sources": [settings]})
+
+
+def sync(fake: FakeServiceNow, store: Store, config: Config, now: datetime = NOW) -> SyncResult:
+    source = config.sources[0]
+    assert isinstance(source, ServiceNowSource)
+    connector = ServiceNowConnector(source, sleep=lambda _s: None)
+    try:
+        return sync_source(connector, store, plans_for(source, config), now=lambda: now)
+    finally:
+        connector.close()
+
+
+def numbers(store: Store) -> set[str]:
+    return {t.key for t in store.tickets("sn")}
+
+
+def test_a_first_sync_reads_the_horizon_the_open_backlog_and_the_surveyed_tickets(
+    fake: FakeServiceNow, tmp_path: Path
+) -> None:
+    store = Store(tmp_path / "store.db")
+    sync(fake, store, config_of(fake))
+    # The closed incident last updated before the horizon is the only one not read.
+    assert numbers(store) == {*(f"RECENT{n}" for n in range(5)), "OLDOPEN", "SURVEYED"}
+    queries = [r.params["sysparm_query"] for r in fake.table_requests("incident")]
+    assert queries[0] == "sys_updated_on>=2026-02-08 11:55:00^ORDERBYsys_updated_on^ORDERBYsys_id"
+    assert "active=true^sys_updated_on<2026-02-08 11:55:00^ORDERBYsys_updated_on^ORDERBYsys_id" in queries
+    assert sum("sys_idIN" in q for q in queries) == 1  # the surveyed incident, by id
+    states = store.sync_state("sn")
+    assert states[(BACKFILL, HORIZON)].watermark == datetime(2026, 2, 8, 11, 55, tzinfo=UTC)
+    assert states[(INCREMENTAL, "ticket")].watermark == datetime(2026, 3, 5, 10, tzinfo=UTC)
+    # The next sync is incremental, from the watermark less the overlap: nothing old is read again.
+    fake.requests.clear()
+    sync(fake, store, config_of(fake), NOW + timedelta(minutes=5))
+    assert [r.params["sysparm_query"] for r in fake.table_requests("incident")] == [
+        "sys_updated_on>=2026-03-05 09:55:00^ORDERBYsys_updated_on^ORDERBYsys_id"
+    ]
+    store.close()
+
+
+def test_metrics_equal_those_of_a_full_read_at_the_sync_time(fake: FakeServiceNow, tmp_path: Path) -> None:
+    bounded, full = Store(tmp_path / "bounded.db"), Store(tmp_path / "full.db")
+    sync(fake, bounded, config_of(fake))
+    sync(fake, full, config_of(fake, history="3650d"))
+    assert len(full.tickets("sn")) == len(bounded.tickets("sn")) + 1
+    config = config_of(fake)
+    assert compute_metrics(bounded.load_frames(), NOW, config) == compute_metrics(full.load_frames(), NOW, config)
+    bounded.close()
+    full.close()
+
+
+def test_widening_history_backfills_only_the_missing_span(fake: FakeServiceNow, tmp_path: Path) -> None:
+    store = Store(tmp_path / "store.db")
+    sync(fake, store, config_of(fake))
+    incremental = store.sync_state("sn")[(INCREMENTAL, "ticket")]
+    fake.requests.clear()
+    sync(fake, store, config_of(fake, page_size=2, history="400d"), NOW + timedelta(minutes=5))
+    assert "OLDCLOSED" in numbers(store)
+    queries = [r.params["sysparm_query"] for r in fake.table_requests("incident")]
+    # Pages of 2: the old pair, then SURVEYED and RECENT0, already past the old horizon: the widening stops.
+    assert sum(q.startswith("sys_updated_on>=2025-02-03") or "sys_updated_on>2025" in q for q in queries) == 2
+    # From the new horizon; the open backlog is not read again; then the incremental read as usual.
+    assert queries[0] == "sys_updated_on>=2025-02-03 12:05:00^ORDERBYsys_updated_on^ORDERBYsys_id"
+    assert not [q for q in queries if "active=true" in q]
+    states = store.sync_state("sn")
+    assert states[(BACKFILL, HORIZON)].watermark == datetime(2025, 2, 3, 12, 5, tzinfo=UTC)
+    assert states[(INCREMENTAL, "ticket")].watermark == incremental.watermark
+    store.close()
+
+
+@pytest.mark.parametrize("part", ["recent", "open", "surveyed"])
+def test_a_backfill_that_fails_in_each_part_resumes_there(fake: FakeServiceNow, tmp_path: Path, part: str) -> None:
+    def fail_in_part(request: Any) -> None:
+        query = request.params.get("sysparm_query", "")
+        hit = {
+            "recent": request.table == "asmt_assessment_instance",  # after the incidents of the horizon
+            "open": "active=true" in query,
+            "surveyed": "sys_idIN" in query,
+        }[part]
+        if hit and not failed:
+            failed.append(query)
+            fake.faults.setdefault(request.table, deque()).append(status(500))
+
+    failed: list[str] = []
+    fake.on_request = fail_in_part
+    store = Store(tmp_path / "store.db")
+    with pytest.raises(Exception, match="HTTP 500"):
+        sync(fake, store, config_of(fake))
+    assert failed and (BACKFILL, HORIZON) not in store.sync_state("sn")
+    before = len(fake.table_requests("incident"))
+    fake.on_request = None
+    sync(fake, store, config_of(fake), NOW + timedelta(minutes=1))
+    assert numbers(store) == {*(f"RECENT{n}" for n in range(5)), "OLDOPEN", "SURVEYED"}
+    again = [r.params["sysparm_query"] for r in fake.table_requests("incident")[before:]]
+    # The horizon stays the first run's; a part read to its end is not read again.
+    assert store.sync_state("sn")[(BACKFILL, HORIZON)].watermark == datetime(2026, 2, 8, 11, 55, tzinfo=UTC)
+    if part != "recent":
+        assert not [q for q in again if q.startswith("sys_updated_on>=2026-02-08 11:55:00")]
+    store.close()
+
+
+def test_once_before_the_stored_horizon_exits_1_when_the_backfill_cannot_run(
+    fake: FakeServiceNow, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.yaml"
+    settings = source_settings(fake, max_retries=0)
+    path.write_text(yaml.safe_dump({"store": {"path": str(tmp_path / "store.db")}, "sources": [settings]}))
+    assert main(["once", "--config", str(path), "--as-of", "2026-03-10T12:00:00Z"]) == 0
+    capsys.readouterr()
+    fake.fail("incident", *[status(503)] * 3)  # the source is down for the widening run
+    assert main(["once", "--config", str(path), "--as-of", "2026-01-15T12:00:00Z"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""  # no numbers rather than wrong ones
+    assert "source sn: the store holds its records from 2026-02-08T11:55:00+00:00 on" in err
+    assert "this --as-of needs them from 2025-12-16T12:00:00+00:00: raise `history`" in err
+
+
+@pytest.mark.parametrize("mode", ["cloud", "datacenter"])
+def test_jsm_first_sync_reads_the_horizon_and_the_open_backlog(mode: str, tmp_path: Path) -> None:
+    """At 9 Mar 12:00 with a 2-day window: HELP-1..3, 5, 8 were last updated before 7 Mar 11:55;
+    HELP-2 (in progress) and HELP-4 (waiting) are open, HELP-7 is recent."""
+    store = Store(tmp_path / "store.db")
+    with fake_jira(mode) as fake:
+        config = parse_config({"windows": ["2d"], "sources": [jira_settings(fake.url, mode)]}, check_files=False)
+        source = config.sources[0]
+        conn = jira_connector(fake, mode)
+        try:
+            sync_source(conn, store, plans_for(source, config), now=lambda: jira_at(9, 12))  # type: ignore[arg-type]
+        finally:
+            conn.close()
+        jql = [r for r in fake.searches() if "statusCategory != Done" in str(r.query) + r.body.decode()]
+    keys = {t.key for t in store.tickets("jsm")}
+    assert keys == {"HELP-2", "HELP-3", "HELP-4", "HELP-7"}  # HELP-3 was updated 7 Mar 18:00
+    assert jql  # the open backlog was read with the done category left out
+    store.close()
