@@ -90,11 +90,14 @@ class SourceReport:
     name: str
     kind: str
     window: str
+    window_seconds: float
     surveys_path: str
     """Where the source's survey mapping sits in the config file: `sources[0].surveys`."""
     access: list[Access] = field(default_factory=list)
     tickets: int | None = None
     tickets_basis: str = ""
+    first_sync: str = ""
+    """What a first sync of this source will read (the bounded backfill), when it could be counted."""
     sample: int | None = None
     """Jira: the values below are counted over this many issues of the window, not all of them."""
     groupings: dict[str, list[ValueCount]] = field(default_factory=dict)
@@ -154,7 +157,7 @@ def discover(config: Config, source_name: str | None = None, *, now: datetime | 
     reports = []
     for source in sources:
         index = config.sources.index(source)
-        report = SourceReport(source.name, source.kind, str(longest), f"sources[{index}].surveys")
+        report = SourceReport(source.name, source.kind, str(longest), longest.seconds, f"sources[{index}].surveys")
         try:
             if isinstance(source, ServiceNowSource):
                 _servicenow(source, config, since, report)
@@ -202,6 +205,14 @@ def _servicenow(source: ServiceNowSource, config: Config, since: datetime, repor
             report.complaints[complaint_field] = _complaint_values(
                 ((raw, display, count) for raw, display, count in groups), wanted, config.max_label_values
             )
+        horizon = (since + timedelta(seconds=report.window_seconds) - config.history_for(source)).astimezone(UTC)
+        cut = horizon.strftime("%Y-%m-%d %H:%M:%S")
+        recent = client.stats(table, wire.and_terms(source.filter, f"sys_updated_on>={cut}"))
+        old_open = client.stats(table, wire.and_terms(source.filter, "active=true", f"sys_updated_on<{cut}"))
+        report.first_sync = (
+            f"{_count(recent)} incidents updated since {cut} UTC (history {_history_text(config, source)}) "
+            f"+ {_count(old_open)} older open ones, of {_count(client.stats(table, source.filter))} in all"
+        )
         _servicenow_slas(source, client, probe, window, report)
         if source.surveys_enabled:
             _servicenow_surveys(source, client, probe, glide, report)
@@ -216,6 +227,16 @@ def _servicenow(source: ServiceNowSource, config: Config, since: datetime, repor
             )
     finally:
         client.close()
+
+
+def _history_text(config: Config, source: ServiceNowSource | JiraSource) -> str:
+    if config.history is not None:
+        return str(config.history)
+    return f"{max(config.windows, key=lambda w: w.seconds)} + overlap {source.overlap}"
+
+
+def _count(counts: Sequence[tuple[str, str, int]]) -> int:
+    return counts[0][2] if counts else 0
 
 
 def _servicenow_slas(source: ServiceNowSource, client: Any, probe: _Probe, window: str, report: SourceReport) -> None:
@@ -549,6 +570,8 @@ def render_report(reports: Sequence[SourceReport], *, colour: bool = False) -> s
             out += _table(rows, indent=4)
         if report.tickets is not None:
             out.append(f"  tickets {report.tickets_basis}: {report.tickets}")
+        if report.first_sync:
+            out.append(f"  a first sync reads: {report.first_sync} (and the tickets of recent surveys by id)")
         if report.sample is not None:
             out.append(f"  values below counted over a sample of {report.sample} of those issues (one page)")
         for name, values in report.groupings.items():

@@ -91,6 +91,8 @@ source sn (servicenow)
     table asmt_metric               readable
     table sys_audit_delete          readable
   tickets opened in the last 30d: 4
+  a first sync reads: 4 incidents updated since 2026-02-08 11:55:00 UTC (history 30d + overlap 5m) + 0 older \
+open ones, of 5 in all (and the tickets of recent surveys by id)
   group (assignment_group)
     Service Desk  2
     (empty)       1
@@ -113,7 +115,7 @@ read the SLA definitions below.
     inquiry    2
     complaint  1  matches
     network    1
-  9 requests; ok
+  12 requests; ok
 
 # Suggested mapping: merge into the matching entries of `sources:`.
 sources:
@@ -127,7 +129,7 @@ or leave it out)
 """
     )
     # Counted by the exporter and by the instance alike.
-    assert reports[0].requests == len(fake.requests) == 9
+    assert reports[0].requests == len(fake.requests) == 12
 
 
 def test_a_pasted_suggestion_maps_every_answer_and_the_report_says_so(fake: FakeServiceNow) -> None:
@@ -213,7 +215,7 @@ def test_the_request_budget_does_not_grow_with_the_instance() -> None:
             counts.append((report.requests, len(instance.requests)))
     # Four label group-bys, two complaint fields, SLA and survey reads: the same few requests for 4 or 3000
     # incidents, however small the page size.
-    assert counts[0] == counts[1] == (13, 13)
+    assert counts[0] == counts[1] == (16, 16)
 
 
 @pytest.mark.parametrize("mode", ["cloud", "datacenter"])
