@@ -14,7 +14,7 @@ import yaml
 
 from itsm_exporter.cli import main
 from itsm_exporter.collectors import compute_metrics
-from itsm_exporter.config import Config, ServiceNowSource, parse_config
+from itsm_exporter.config import Config, ConfigError, ServiceNowSource, parse_config
 from itsm_exporter.connectors.servicenow import ServiceNowConnector
 from itsm_exporter.store import Store
 from itsm_exporter.sync import SyncResult, plans_for, sync_source
@@ -177,19 +177,36 @@ def test_once_before_the_stored_horizon_exits_1_when_the_backfill_cannot_run(
 
 @pytest.mark.parametrize("mode", ["cloud", "datacenter"])
 def test_jsm_first_sync_reads_the_horizon_and_the_open_backlog(mode: str, tmp_path: Path) -> None:
-    """At 9 Mar 12:00 with a 2-day window: HELP-1..3, 5, 8 were last updated before 7 Mar 11:55;
-    HELP-2 (in progress) and HELP-4 (waiting) are open, HELP-7 is recent."""
+    """At 9 Mar 12:00 with a 2-day window the horizon is 7 Mar 11:55: only HELP-3 (7 Mar 18:00) was updated
+    since; HELP-2, HELP-4, HELP-7 and HELP-6 (skipped: unreadable `created`) are open and older."""
     store = Store(tmp_path / "store.db")
     with fake_jira(mode) as fake:
         config = parse_config({"windows": ["2d"], "sources": [jira_settings(fake.url, mode)]}, check_files=False)
         source = config.sources[0]
         conn = jira_connector(fake, mode)
+        totals: list[int | None] = []
         try:
-            sync_source(conn, store, plans_for(source, config), now=lambda: jira_at(9, 12))  # type: ignore[arg-type]
+            sync_source(
+                conn,
+                store,
+                plans_for(source, config),  # type: ignore[arg-type]
+                now=lambda: jira_at(9, 12),
+                on_batch=lambda _name, batch, _elapsed: totals.append(batch.total_expected),
+            )
         finally:
             conn.close()
         jql = [r for r in fake.searches() if "statusCategory != Done" in str(r.query) + r.body.decode()]
+        counts = [r for r in fake.requests if r.path.endswith("/search/approximate-count")]
+    # Progress knows what remains: Data Center's search total, Cloud's approximate count (one per scan).
+    assert 4 in totals  # the four open issues older than the horizon
+    assert len(counts) == (2 if mode == "cloud" else 0)
     keys = {t.key for t in store.tickets("jsm")}
-    assert keys == {"HELP-2", "HELP-3", "HELP-4", "HELP-7"}  # HELP-3 was updated 7 Mar 18:00
+    assert keys == {"HELP-2", "HELP-3", "HELP-4", "HELP-7"}
     assert jql  # the open backlog was read with the done category left out
     store.close()
+
+
+def test_a_history_shorter_than_the_longest_window_is_refused_naming_the_key() -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config({"windows": ["7d", "30d"], "history": "20d", "sources": [{"name": "d", "kind": "demo"}]})
+    assert raised.value.problems == ["(top level): history: 20d is shorter than the longest window (30d)"]

@@ -11,7 +11,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("script", ["bench.collectors", "bench.store", "bench.ingest", "bench.scrape", "bench.burst", "bench.backfill"])
+@pytest.mark.parametrize(
+    "script", ["bench.collectors", "bench.store", "bench.ingest", "bench.scrape", "bench.burst", "bench.backfill"]
+)
 def test_benchmark_runs_at_smoke_size(script: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", script, "--smoke"], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False

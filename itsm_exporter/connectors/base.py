@@ -122,6 +122,13 @@ class OpenBacklog(Protocol):
 
 
 @runtime_checkable
+class TotalEstimates(Protocol):
+    """A connector whose scans report no total unless asked (Jira Cloud): a backfill asks, for its ETA."""
+
+    def estimate_totals(self) -> None: ...
+
+
+@runtime_checkable
 class DeletionLog(Protocol):
     """A connector whose upstream keeps a log of deleted records (ServiceNow's sys_audit_delete)."""
 

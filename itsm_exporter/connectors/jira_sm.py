@@ -178,6 +178,7 @@ class JiraConnector:
         """The config the sync plans read their policy from (sync/plans.py `plans_for`)."""
         self._url = source.url.rstrip("/")
         self._jira = JiraClient(source, observe_request, sleep=sleep, jitter=jitter, now=now)
+        self._estimate_totals = False
         self._zone: ZoneInfo | None = None
         self._mapper: IssueMapper | None = None
 
@@ -353,7 +354,9 @@ class JiraConnector:
         literal = FULL_SCAN_SINCE if since is None else jql_since(since, self._zone)
         newest: datetime | None = None
         fetched = 0
+        estimate = self._estimate(client, self._source.jql, literal)
         for issues, total in self._pages(client, literal, mapper.requested_fields()):
+            total = total if total is not None else estimate
             page = self._page(mapper, issues)
             if page.position is not None:
                 newest = page.position if newest is None else max(newest, page.position)
@@ -362,6 +365,24 @@ class JiraConnector:
                 tickets=page.tickets, surveys=page.surveys, skipped=page.skipped, position=newest,
                 fetched_so_far=fetched, total_expected=total,
             )  # fmt: skip
+
+    def estimate_totals(self) -> None:
+        """From now on, ask Jira Cloud for an approximate count at the start of each scan (a long backfill)."""
+        self._estimate_totals = True
+
+    def _estimate(
+        self, client: JiraClient, base: str, since_literal: str, until_literal: str | None = None
+    ) -> int | None:
+        """Cloud's search has no total: during a backfill (estimate_totals), one `approximate-count` request per
+        scan gives the progress log its `remaining` and ETA. Data Center reports `total` itself."""
+        if not self._estimate_totals or not client.cloud:
+            return None
+        jql = search_jql(base, since_literal, until_literal).split(" ORDER BY ")[0]
+        body = client.call(
+            "approximate count", lambda: client.post("/rest/api/3/search/approximate-count", {"jql": jql})
+        )
+        count = body.get("count") if isinstance(body, dict) else None
+        return count if isinstance(count, int) and not isinstance(count, bool) else None
 
     def open_tickets(self, updated_before: datetime, since: datetime | None) -> Iterator[ScanPage]:
         """Issues of the scope not in a done status category and last updated before `updated_before`."""
@@ -374,6 +395,7 @@ class JiraConnector:
         reads = _Reads()
         newest: datetime | None = None
         fetched = 0
+        estimate = self._estimate(client, scope, span.since, span.until)
         for page in self._scan(client, span, mapper.requested_fields(), reads, base=scope):
             scanned = self._page(mapper, reads.fresh(page))
             if scanned.position is not None:
@@ -381,7 +403,7 @@ class JiraConnector:
             fetched += len(page.issues)
             yield ScanPage(
                 tickets=scanned.tickets, surveys=scanned.surveys, skipped=scanned.skipped, position=newest,
-                fetched_so_far=fetched, total_expected=page.total,
+                fetched_so_far=fetched, total_expected=page.total if page.total is not None else estimate,
             )  # fmt: skip
 
     def get(self, kind: RecordKind, ids: Sequence[str]) -> ScanPage:

@@ -24,7 +24,14 @@ from datetime import datetime, timedelta
 from typing import Final, Protocol
 
 from itsm_exporter.config import Config, CsvSource, DemoSource, JiraSource, ServiceNowSource
-from itsm_exporter.connectors.base import AuthError, Connector, DeletionLog, OpenBacklog, RecordLookup
+from itsm_exporter.connectors.base import (
+    AuthError,
+    Connector,
+    DeletionLog,
+    OpenBacklog,
+    RecordLookup,
+    TotalEstimates,
+)
 from itsm_exporter.records import Batch, PhaseState
 from itsm_exporter.sync.state import States, advanced, completed, starting
 
@@ -139,6 +146,8 @@ class BackfillPlan:
             target_state = PhaseState(self.name, TARGET, watermark=target)
             yield Batch(kind="ticket", state=target_state)
         until = None if horizon is None else horizon.watermark
+        if isinstance(connector, TotalEstimates):
+            connector.estimate_totals()  # one count request per scan buys the progress log an ETA
         reached: dict[str, datetime | None] = {}
         for phase in connector.phases:
             reached[phase] = yield from self._recent(connector, states, phase, target, until, now)
