@@ -114,7 +114,8 @@ class BackfillPlan:
     - every ticket still open whatever its age (OpenBacklog.open_tickets);
     - the tickets that surveys in the horizon are about but that neither read brought, by id
       (RecordLookup.get), ID batches at a time;
-    then it records the horizon and hands the incremental plan each phase's watermark. Later, a
+    then it records the horizon and hands the incremental plan each phase's watermark. Each part's
+    state is keyed by the horizon it fills (`ticket@<horizon>`), so a later widening starts afresh. Later, a
     horizon earlier than the recorded one (a wider `history`) reads only the missing span, up to
     the recorded horizon plus the overlap. A store that was filled by full first syncs (an
     incremental state and no horizon) holds everything: nothing to do.
@@ -209,7 +210,11 @@ class BackfillPlan:
         for offset in range(0, len(missing), LOOKUP_CHUNK):
             page = connector.get("ticket", missing[offset : offset + LOOKUP_CHUNK])
             yield Batch(
-                kind="ticket", tickets=page.tickets, skipped=page.skipped, fetched_so_far=offset + len(page.tickets)
+                kind="ticket",
+                tickets=page.tickets,
+                skipped=page.skipped,
+                fetched_so_far=offset + len(page.tickets),
+                total_expected=len(missing),
             )
 
 
