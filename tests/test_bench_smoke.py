@@ -12,7 +12,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize(
-    "script", ["bench.collectors", "bench.store", "bench.ingest", "bench.scrape", "bench.burst", "bench.backfill"]
+    "script",
+    [
+        "bench.collectors",
+        "bench.store",
+        "bench.ingest",
+        "bench.scrape",
+        "bench.burst",
+        "bench.backfill",
+        "bench.backfill_http",
+    ],
 )
 def test_benchmark_runs_at_smoke_size(script: str) -> None:
     result = subprocess.run(
@@ -31,3 +40,7 @@ def test_benchmark_runs_at_smoke_size(script: str) -> None:
     if script == "bench.backfill":
         # The bounded first sync reads a small part of what the unbounded one reads.
         assert "bounded / unbounded: records read 0.0" in result.stdout, result.stdout
+    if script == "bench.backfill_http":
+        # The bounded store gives the full store's metrics, and the model counts the reads the syncs made.
+        assert "of the bounded store equal the full store's: yes" in result.stdout, result.stdout
+        assert "the counted reads match the measured ones" in result.stdout, result.stdout
