@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 import pysnow
@@ -46,6 +46,7 @@ from itsm_exporter.connectors.servicenow_wire import error_message
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 TOKEN_PATH: Final = "/oauth_token.do"
 TOKEN_MARGIN_SECONDS: Final = 60.0
 """Renew an OAuth access token this long before it expires, so no request races its expiry."""
@@ -57,6 +58,14 @@ class Page:
 
     records: list[dict[str, Any]]
     total: int | None
+
+
+class _TokenRejected(Exception):
+    """A 401 while an OAuth token is in use: `_call` renews the token once, else raises `failure`."""
+
+    def __init__(self, failure: ConnectorError | Retry) -> None:
+        super().__init__(str(failure))
+        self.failure = failure
 
 
 @dataclass
@@ -100,44 +109,36 @@ class TableClient:
 
     def get(self, table: str, query: str, fields: Sequence[str], limit: int, *, count: bool = True) -> Page:
         """One page of `table`; 408, 429, 5xx, network failures and cut-short pages are retried (http.with_retries)."""
-        renewed = False
         what = f"table {table}"
 
-        def attempt(retries: int) -> Page:
-            nonlocal renewed
-            while True:
-                self._authorize()
-                resource = self._client.resource(api_path=f"/table/{table}", timeout=self._timeout)
-                if not count:
-                    resource.parameters.add_custom({"sysparm_no_count": "true"})
-                reply: Any = None
-                try:
-                    reply = resource.get(
-                        query=query, fields=list(fields), limit=limit, display_value="all", exclude_reference_link=True
-                    )
-                    records = reply.all()
-                except requests.HTTPError as error:
-                    response = error.response
-                    if response is None:
-                        raise UpstreamUnavailable(f"source {self._name}: {self._url}: {error}") from error
-                    if response.status_code == 401 and self._token is not None and not renewed:
-                        # The access token was revoked or expired early: renew it (refresh grant first), once.
-                        self._token.expires_at, renewed = float("-inf"), True
-                        continue
-                    raise self._failure(response, retries, what) from error
-                except requests.JSONDecodeError as error:
-                    raise self._not_json(reply.headers if reply is not None else {}, table, retries) from error
-                except requests.RequestException as error:
-                    raise self._network_failure(retries, what, error) from error
-                except pysnow.exceptions.MissingResult as error:
-                    raise SchemaError(
-                        f"source {self._name}: {self._url} answered table {table} without a `result` key"
-                    ) from error
-                if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-                    raise SchemaError(f"source {self._name}: {self._url}: table {table}: `result` is not a list")
-                return Page(records, _total(reply.headers))
+        def send(retries: int) -> Page:
+            resource = self._client.resource(api_path=f"/table/{table}", timeout=self._timeout)
+            if not count:
+                resource.parameters.add_custom({"sysparm_no_count": "true"})
+            reply: Any = None
+            try:
+                reply = resource.get(
+                    query=query, fields=list(fields), limit=limit, display_value="all", exclude_reference_link=True
+                )
+                records = reply.all()
+            except requests.HTTPError as error:
+                response = error.response
+                if response is None:
+                    raise UpstreamUnavailable(f"source {self._name}: {self._url}: {error}") from error
+                raise self._rejected(response, retries, what) from error
+            except requests.JSONDecodeError as error:
+                raise self._not_json(reply.headers if reply is not None else {}, table, retries) from error
+            except requests.RequestException as error:
+                raise self._network_failure(retries, what, error) from error
+            except pysnow.exceptions.MissingResult as error:
+                raise SchemaError(
+                    f"source {self._name}: {self._url} answered table {table} without a `result` key"
+                ) from error
+            if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+                raise SchemaError(f"source {self._name}: {self._url}: table {table}: `result` is not a list")
+            return Page(records, _total(reply.headers))
 
-        return with_retries(attempt, self._backoff)
+        return self._call(send)
 
     def stats(self, table: str, query: str, group_by: str | None = None) -> list[tuple[str, str, int]]:
         """Record counts of `table` matching `query` from the Aggregate API, one request whatever the table's size.
@@ -145,37 +146,55 @@ class TableClient:
         With `group_by`: (value, display value, count) per distinct value; without: one ("", "", count).
         Used by `discover` only; the sync reads the Table API.
         """
-        renewed = False
         what = f"stats of table {table}"
         params = {"sysparm_query": query, "sysparm_count": "true", "sysparm_display_value": "all"}
         if group_by:
             params["sysparm_group_by"] = group_by
 
-        def attempt(retries: int) -> list[tuple[str, str, int]]:
+        def send(retries: int) -> list[tuple[str, str, int]]:
+            try:
+                response = self._session.get(
+                    f"{self._url}/api/now/stats/{table}",
+                    params=params,
+                    headers={"Accept": "application/json"},
+                    timeout=self._timeout,
+                )
+            except requests.RequestException as error:
+                raise self._network_failure(retries, what, error) from error
+            if response.status_code >= 300:
+                raise self._rejected(response, retries, what)
+            try:
+                body = response.json()
+            except ValueError as error:
+                raise self._not_json(response.headers, table, retries) from error
+            return _aggregate_counts(body, group_by, f"source {self._name}: {self._url}: {what}")
+
+        return self._call(send)
+
+    def _call(self, send: Callable[[int], T]) -> T:
+        """`send` through the one retry loop, authorized, renewing the OAuth token once on a 401 (revoked or
+        expired early; the refresh grant first): the same for every API this client calls."""
+        renewed = False
+
+        def attempt(retries: int) -> T:
             nonlocal renewed
             while True:
                 self._authorize()
                 try:
-                    response = self._session.get(
-                        f"{self._url}/api/now/stats/{table}",
-                        params=params,
-                        headers={"Accept": "application/json"},
-                        timeout=self._timeout,
-                    )
-                except requests.RequestException as error:
-                    raise self._network_failure(retries, what, error) from error
-                if response.status_code == 401 and self._token is not None and not renewed:
+                    return send(retries)
+                except _TokenRejected as rejected:
+                    if self._token is None or renewed:
+                        raise rejected.failure from None
                     self._token.expires_at, renewed = float("-inf"), True
-                    continue
-                if response.status_code >= 300:
-                    raise self._failure(response, retries, what)
-                try:
-                    body = response.json()
-                except ValueError as error:
-                    raise self._not_json(response.headers, table, retries) from error
-                return _aggregate_counts(body, group_by, f"source {self._name}: {self._url}: {what}")
 
         return with_retries(attempt, self._backoff)
+
+    def _rejected(self, response: requests.Response, retries: int, what: str) -> Exception:
+        """The error of a failed response; a 401 under OAuth first offers `_call` the chance to renew."""
+        failure = self._failure(response, retries, what)
+        if response.status_code == 401 and self._token is not None:
+            return _TokenRejected(failure)
+        return failure
 
     def close(self) -> None:
         self._session.close()
