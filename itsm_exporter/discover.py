@@ -377,13 +377,9 @@ def _jira(source: JiraSource, config: Config, since: datetime, report: SourceRep
 
 def _jira_count(client: Any, jql: str) -> int | None:
     """Data Center's search `total`; Cloud's enhanced search has none, so its approximate count."""
-    if client.library() and client.cloud:
-        body = client.call(
-            "approximate count",
-            lambda: client.post("/rest/api/3/search/approximate-count", {"jql": jql.split(" ORDER BY ")[0]}),
-        )
-        count = body.get("count") if isinstance(body, dict) else None
-        return int(count) if isinstance(count, int) else None
+    client.library()  # detects the deployment
+    if client.cloud:
+        return client.approximate_count(jql)
     page = client.search(jql, ["id"], start=0, token=None, expand="", limit=1)
     total = page.get("total")
     return int(total) if isinstance(total, int) else None
@@ -513,14 +509,14 @@ def _suggestion(source: SourceConfig, report: SourceReport) -> list[str]:
                 f"      # unmapped, {question.answers} answers: {_quoted(_label(question))}"
                 " (add it under a RATER dimension or an expectation, or leave it out)"
             )
-    complaints = _complaint_suggestion(source, report)
+    complaints = _complaint_suggestion(report)
     if complaints:
         lines.append("    complaints:")
         lines += [f"      {name}: [{', '.join(_quoted(v) for v in values)}]" for name, values in complaints.items()]
     return lines
 
 
-def _complaint_suggestion(source: SourceConfig, report: SourceReport) -> dict[str, list[str]]:
+def _complaint_suggestion(report: SourceReport) -> dict[str, list[str]]:
     suggested: dict[str, list[str]] = {}
     for name, values in report.complaints.items():
         matching = [v.value.split(" (")[0] for v in values if v.mark]

@@ -107,8 +107,23 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config) -> list[Met
         *_survey_families(build, tickets, surveys, survey_present, sources_surveyed[grouping.sources]),
         *_complaint_families(build, tickets, ticket_present, bounds),
         *_watermelon_families(build, tickets, surveys, config),
-        _targets(names, config, build.note),
-        _time_targets(names, config, build.note),
+        _targets(
+            "itsm_target_ratio",
+            "Configured targets by objective (sla, satisfaction).",
+            names,
+            {"sla": config.targets.sla, "satisfaction": config.targets.satisfaction},
+            build.note,
+        ),
+        _targets(
+            "itsm_target_seconds",
+            "Configured time targets by objective (first_response, sla_warning).",
+            names,
+            {
+                "first_response": config.targets.first_response.seconds,
+                "sla_warning": config.targets.sla_warning.seconds,
+            },
+            build.note,
+        ),
         _mapping_answers(responses, names, longest(windows), now, build.note),
     ]
     return families
@@ -399,25 +414,10 @@ def _mapping_answers(responses: Responses, names: tuple[str, ...], window: Windo
     return family
 
 
-def _time_targets(names: tuple[str, ...], config: Config, note: str) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(
-        "itsm_target_seconds",
-        f"Configured time targets by objective (first_response, sla_warning). {note}",
-        labels=["source", "objective"],
-    )
-    for name in names:
-        family.add_metric([name, "first_response"], config.targets.first_response.seconds)
-        family.add_metric([name, "sla_warning"], config.targets.sla_warning.seconds)
-    return family
-
-
-def _targets(names: tuple[str, ...], config: Config, note: str) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(
-        "itsm_target_ratio",
-        f"Configured targets by objective (sla, satisfaction). {note}",
-        labels=["source", "objective"],
-    )
-    for name in names:
-        family.add_metric([name, "sla"], config.targets.sla)
-        family.add_metric([name, "satisfaction"], config.targets.satisfaction)
+def _targets(name: str, doc: str, names: tuple[str, ...], objectives: dict[str, float], note: str) -> GaugeMetricFamily:
+    """A configured target per source and objective (the same for every source: `targets` is global)."""
+    family = GaugeMetricFamily(name, f"{doc} {note}", labels=["source", "objective"])
+    for source in names:
+        for objective, value in objectives.items():
+            family.add_metric([source, objective], value)
     return family

@@ -232,6 +232,14 @@ class JiraClient:
         raise_on_error(response)
         return response.json()
 
+    def approximate_count(self, jql: str) -> int | None:
+        """Jira Cloud's estimate of the issues a JQL matches (its enhanced search reports no total); an
+        ORDER BY is dropped. None when the answer carries no count."""
+        query = {"jql": jql.split(" ORDER BY ")[0]}
+        body = self.call("approximate count", lambda: self.post("/rest/api/3/search/approximate-count", query))
+        count = body.get("count") if isinstance(body, dict) else None
+        return count if isinstance(count, int) and not isinstance(count, bool) else None
+
     def post(self, path: str, body: Mapping[str, Any]) -> Any:
         """A read-only POST the library has no method for (Cloud's approximate count), as `get`."""
         self.library()

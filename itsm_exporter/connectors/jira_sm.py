@@ -377,12 +377,7 @@ class JiraConnector:
         scan gives the progress log its `remaining` and ETA. Data Center reports `total` itself."""
         if not self._estimate_totals or not client.cloud:
             return None
-        jql = search_jql(base, since_literal, until_literal).split(" ORDER BY ")[0]
-        body = client.call(
-            "approximate count", lambda: client.post("/rest/api/3/search/approximate-count", {"jql": jql})
-        )
-        count = body.get("count") if isinstance(body, dict) else None
-        return count if isinstance(count, int) and not isinstance(count, bool) else None
+        return client.approximate_count(search_jql(base, since_literal, until_literal))
 
     def open_tickets(self, updated_before: datetime, since: datetime | None) -> Iterator[ScanPage]:
         """Issues of the scope not in a done status category and last updated before `updated_before`."""

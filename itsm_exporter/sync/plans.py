@@ -30,9 +30,10 @@ from itsm_exporter.connectors.base import (
     DeletionLog,
     OpenBacklog,
     RecordLookup,
+    ScanPage,
     TotalEstimates,
 )
-from itsm_exporter.records import Batch, PhaseState
+from itsm_exporter.records import Batch, PhaseState, RecordKind
 from itsm_exporter.sync.state import States, advanced, completed, starting
 
 log = logging.getLogger(__name__)
@@ -93,15 +94,7 @@ class IncrementalPlan:
             since = None if state.watermark is None else state.watermark - self.overlap
             for page in connector.scan(phase, since, state.token):
                 state = advanced(state, page)
-                yield Batch(
-                    kind=phase,
-                    tickets=page.tickets,
-                    surveys=page.surveys,
-                    skipped=page.skipped,
-                    state=state,
-                    fetched_so_far=page.fetched_so_far,
-                    total_expected=page.total_expected,
-                )
+                yield page_batch(phase, page, state)
             yield Batch(kind=phase, state=completed(state, now))
 
 
@@ -149,7 +142,7 @@ class BackfillPlan:
         until = None if horizon is None else horizon.watermark
         if isinstance(connector, TotalEstimates):
             connector.estimate_totals()  # one count request per scan buys the progress log an ETA
-        reached: dict[str, datetime | None] = {}
+        reached: dict[RecordKind, datetime | None] = {}
         for phase in connector.phases:
             reached[phase] = yield from self._recent(connector, states, phase, target, until, now)
         if first and isinstance(connector, OpenBacklog):
@@ -164,27 +157,25 @@ class BackfillPlan:
         yield Batch(kind="ticket", state=completed(PhaseState(self.name, HORIZON, watermark=target), now))
 
     def _recent(
-        self, connector: Connector, states: States, phase: str, target: datetime, until: datetime | None, now: datetime
+        self,
+        connector: Connector,
+        states: States,
+        phase: RecordKind,
+        target: datetime,
+        until: datetime | None,
+        now: datetime,
     ) -> Generator[Batch, None, datetime | None]:
         """Records of `phase` updated since `target` (up to `until` plus the overlap when widening)."""
         state = starting(states, self.name, f"{phase}@{target.isoformat()}")
         if state.completed_at is not None:
             return state.watermark
         since = target if state.watermark is None else max(target, state.watermark - self.overlap)
-        for page in connector.scan(phase, since, state.token):  # type: ignore[arg-type]
+        for page in connector.scan(phase, since, state.token):
             state = advanced(state, page)
-            yield Batch(
-                kind=phase,  # type: ignore[arg-type]
-                tickets=page.tickets,
-                surveys=page.surveys,
-                skipped=page.skipped,
-                state=state,
-                fetched_so_far=page.fetched_so_far,
-                total_expected=page.total_expected,
-            )
+            yield page_batch(phase, page, state)
             if until is not None and page.position is not None and page.position >= until + self.overlap:
                 break  # a widening reads the missing span only: the rest is stored
-        yield Batch(kind=phase, state=completed(state, now))  # type: ignore[arg-type]
+        yield Batch(kind=phase, state=completed(state, now))
         return state.watermark
 
     def _open(self, connector: OpenBacklog, states: States, target: datetime, now: datetime) -> Iterator[Batch]:
@@ -193,15 +184,7 @@ class BackfillPlan:
             return
         for page in connector.open_tickets(target, state.watermark):
             state = advanced(state, page)
-            yield Batch(
-                kind="ticket",
-                tickets=page.tickets,
-                surveys=page.surveys,
-                skipped=page.skipped,
-                state=state,
-                fetched_so_far=page.fetched_so_far,
-                total_expected=page.total_expected,
-            )
+            yield page_batch("ticket", page, state)
         yield Batch(kind="ticket", state=completed(state, now))
 
     def _surveyed(self, connector: RecordLookup, stored: StoredTickets, target: datetime) -> Iterator[Batch]:
@@ -295,6 +278,19 @@ class ReconcilePlan:
             found = {t.id for t in connector.get("ticket", chunk).tickets}
             gone.extend(i for i in chunk if i not in found)
         return gone
+
+
+def page_batch(kind: RecordKind, page: ScanPage, state: PhaseState) -> Batch:
+    """The batch of one scanned page: its records, skips and progress, committed with the state it moves to."""
+    return Batch(
+        kind=kind,
+        tickets=page.tickets,
+        surveys=page.surveys,
+        skipped=page.skipped,
+        state=state,
+        fetched_so_far=page.fetched_so_far,
+        total_expected=page.total_expected,
+    )
 
 
 _AUDIT_OVERLAP: Final = timedelta(minutes=5)
