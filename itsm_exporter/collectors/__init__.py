@@ -30,8 +30,9 @@ from itsm_exporter.collectors.tickets import (
 )
 from itsm_exporter.collectors.watermelon import watermelon
 from itsm_exporter.collectors.windows import Window, configured_windows, longest
-from itsm_exporter.config import DIMENSIONS, Config, DemoSource, JiraSource
+from itsm_exporter.config import DIMENSIONS, Config
 from itsm_exporter.frames import Frames
+from itsm_exporter.kinds import capabilities
 from itsm_exporter.records import utc
 
 __all__ = ["compute_metrics", "refresh_note"]
@@ -180,15 +181,9 @@ def _ticket_families(
 
 
 def _live_sources(names: tuple[str, ...], config: Config) -> BoolArray:
-    """Sources whose upstream tells first responses and running SLA clocks: Jira, the demo and ServiceNow
-    with `sla_source: task_sla`. ServiceNow with `made_sla` has neither (no incident field holds the first
-    response, and an outcome is no clock), so its live series are absent rather than a backlog that seems
-    to wait for an answer; a csv source has no tickets."""
-    has: list[bool] = []
-    for name in names:
-        source = config.source(name)
-        has.append(isinstance(source, JiraSource | DemoSource) or getattr(source, "sla_source", "") == "task_sla")
-    return np.array(has, dtype=bool)
+    """Sources whose upstream tells first responses and running SLA clocks (their kind's `live_state`
+    capability): the others' live series are absent rather than a backlog that seems to wait for an answer."""
+    return np.array([capabilities(config.source(name)).live_state for name in names], dtype=bool)
 
 
 def _live_families(
