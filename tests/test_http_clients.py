@@ -16,10 +16,10 @@ import pytest
 
 from itsm_exporter.connectors.base import (
     AccessDenied,
-    AuthError,
     BadRequest,
     Connector,
     ConnectorError,
+    CredentialsRefused,
     RateLimited,
     UpstreamUnavailable,
 )
@@ -84,7 +84,7 @@ def upstream(kind: Kind) -> Iterator[Upstream]:
 
 TABLE: list[tuple[int, type[ConnectorError], bool]] = [
     (400, BadRequest, False),
-    (401, AuthError, False),
+    (401, CredentialsRefused, False),
     (403, AccessDenied, False),  # an AuthError: the sync treats both alike, discover reports a denied table
     (404, BadRequest, False),
     (405, BadRequest, False),

@@ -18,6 +18,10 @@ class AuthError(ConnectorError):
     """Credentials were refused (401) or lack a permission (403)."""
 
 
+class CredentialsRefused(AuthError):
+    """The upstream refused the credentials (401)."""
+
+
 class AccessDenied(AuthError):
     """The credentials were accepted but a table or endpoint is not readable by them (403)."""
 
