@@ -8,6 +8,8 @@ import numpy as np
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from itsm_exporter.collectors.arrays import BoolArray, ratio
+from itsm_exporter.collectors.durations import WALL_CLOCK, Durations
+from itsm_exporter.collectors.facts import OUTCOMES, SLAS, ticket_facts
 from itsm_exporter.collectors.families import FamilyBuilder, Part
 from itsm_exporter.collectors.histograms import GroupHistograms
 from itsm_exporter.collectors.labels import build_grouping, capped_label
@@ -20,14 +22,7 @@ from itsm_exporter.collectors.surveys import (
     load_responses,
     survey_window_stats,
 )
-from itsm_exporter.collectors.tickets import (
-    OUTCOMES,
-    SLAS,
-    TicketWindowStats,
-    backlog_stats,
-    ticket_facts,
-    ticket_window_stats,
-)
+from itsm_exporter.collectors.tickets import TicketWindowStats, backlog_stats, ticket_window_stats
 from itsm_exporter.collectors.watermelon import watermelon
 from itsm_exporter.collectors.windows import Window, configured_windows, longest
 from itsm_exporter.config import DIMENSIONS, Config, DemoSource, JiraSource
@@ -63,9 +58,10 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config) -> list[Met
     responses = load_responses(frames.surveys, frames.answers, frames.questions, facts, names, config)
     grouping = build_grouping(names, labels, facts.source, responses.source, responses.ticket_rows)
     size = grouping.size
-    tickets = [ticket_window_stats(facts, grouping.ticket_groups, size, w, now, bounds) for w in windows]
+    durations = Durations(facts, WALL_CLOCK, now)
+    tickets = [ticket_window_stats(facts, grouping.ticket_groups, size, w, now, durations, bounds) for w in windows]
     surveys = [survey_window_stats(responses, grouping.survey_groups, size, w, now) for w in windows]
-    backlog = backlog_stats(facts, grouping.ticket_groups, size, now, bounds)
+    backlog = backlog_stats(facts, grouping.ticket_groups, size, durations, bounds)
     awaiting_bounds = with_bound(bounds, config.targets.first_response.seconds)
     breach_bounds = with_bound(bounds, config.targets.sla_warning.seconds)
     live = live_stats(
@@ -75,6 +71,7 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config) -> list[Met
         grouping.ticket_groups,
         size,
         now,
+        durations,
         awaiting_bounds,
         breach_bounds,
         config.targets.sla_warning.seconds,

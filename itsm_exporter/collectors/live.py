@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from itsm_exporter.collectors.arrays import FloatArray, IntArray, lookup, source_codes
+from itsm_exporter.collectors.durations import Durations
+from itsm_exporter.collectors.facts import SLAS, TicketFacts
 from itsm_exporter.collectors.histograms import GroupHistograms, histogram_by_group
-from itsm_exporter.collectors.tickets import SLAS, TicketFacts
 
 CLOCK_STATES: Final = ("within", "at_risk", "breached", "paused")
 """Values of itsm_sla_running_tickets' `state`, in this order."""
@@ -67,12 +68,13 @@ def live_stats(
     groups: IntArray,
     n_groups: int,
     as_of: float,
+    durations: Durations,
     awaiting_bounds: FloatArray,
     breach_bounds: FloatArray,
     warning: float,
 ) -> LiveStats:
     awaiting = facts.backlog & ~(facts.first_response <= as_of)  # NaN (no response yet) compares False
-    ages = histogram_by_group(groups, facts.opened, as_of, awaiting, n_groups, awaiting_bounds)
+    ages = histogram_by_group(groups, durations.age(awaiting), n_groups, awaiting_bounds)
     # Clocks count for backlog tickets only, so only those are hashed: a tenth of a million ids, not all
     # of them (hashing every ticket id cost the 1M-ticket snapshot 0.2 s, bench/collectors.py).
     backlog_rows = np.flatnonzero(facts.backlog)
@@ -103,6 +105,6 @@ def live_stats(
             counts[(name, state)] = np.bincount(clock_groups[selected], minlength=n_groups).astype(np.int64)
         running = mine & ((states == _WITHIN) | (states == _AT_RISK))
         to_breach[name] = histogram_by_group(
-            clock_groups, np.full(len(breach_at), as_of), breach_at, running, n_groups, breach_bounds
+            clock_groups, durations.time_to_breach(breach_at, rows, running), n_groups, breach_bounds
         )
     return LiveStats(awaiting=ages, clocks=counts, time_to_breach=to_breach)

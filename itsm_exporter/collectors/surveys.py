@@ -18,8 +18,8 @@ from itsm_exporter.collectors.arrays import (
     ratio,
     source_codes,
 )
+from itsm_exporter.collectors.facts import TicketFacts
 from itsm_exporter.collectors.roles import question_roles_by_source
-from itsm_exporter.collectors.tickets import TicketFacts
 from itsm_exporter.collectors.windows import Window
 from itsm_exporter.config import DIMENSIONS, Config
 
