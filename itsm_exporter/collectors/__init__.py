@@ -1,4 +1,4 @@
-"""Domain metrics of docs/metrics.md as pure functions of (frames, as_of, config): no I/O, no clock."""
+"""Domain metrics of docs/metrics.md as pure functions of (frames, as_of, config): no I/O, no reading of the time."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from itsm_exporter.collectors.arrays import BoolArray, ratio
-from itsm_exporter.collectors.durations import WALL_CLOCK, Durations
+from itsm_exporter.collectors.durations import WALL_CLOCK, Clock, Durations
 from itsm_exporter.collectors.facts import OUTCOMES, SLAS, ticket_facts
 from itsm_exporter.collectors.families import FamilyBuilder, Part
 from itsm_exporter.collectors.histograms import GroupHistograms
@@ -43,8 +43,9 @@ def refresh_note(config: Config) -> str:
     )
 
 
-def compute_metrics(frames: Frames, as_of: datetime, config: Config) -> list[Metric]:
-    """Every domain metric of docs/metrics.md at `as_of` for the enabled sources (not the exporter-health ones)."""
+def compute_metrics(frames: Frames, as_of: datetime, config: Config, *, clock: Clock = WALL_CLOCK) -> list[Metric]:
+    """Every domain metric of docs/metrics.md at `as_of` for the enabled sources (not the exporter-health ones);
+    every duration is measured on `clock` (collectors/durations.py)."""
     now = utc(as_of).timestamp()
     names = tuple(source.name for source in config.enabled_sources)
     windows = configured_windows(config)
@@ -58,7 +59,7 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config) -> list[Met
     responses = load_responses(frames.surveys, frames.answers, frames.questions, facts, names, config)
     grouping = build_grouping(names, labels, facts.source, responses.source, responses.ticket_rows)
     size = grouping.size
-    durations = Durations(facts, WALL_CLOCK, now)
+    durations = Durations(facts, clock, now)
     tickets = [ticket_window_stats(facts, grouping.ticket_groups, size, w, now, durations, bounds) for w in windows]
     surveys = [survey_window_stats(responses, grouping.survey_groups, size, w, now) for w in windows]
     backlog = backlog_stats(facts, grouping.ticket_groups, size, durations, bounds)
