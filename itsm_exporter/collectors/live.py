@@ -1,4 +1,5 @@
-"""What needs action at as_of: backlog tickets still waiting for a first response, and running SLA clocks.
+"""What needs action at as_of: backlog tickets still waiting for a first response, and running SLA clocks;
+which sources tell them, and their metric families.
 
 No window: like the backlog, these are the state at the evaluation time. A clock is evaluated from
 what the sync stored (records.SlaClock), so any as_of after the sync gives the state then: a clock
@@ -14,11 +15,14 @@ from typing import Final
 
 import numpy as np
 import pandas as pd
+from prometheus_client.core import Metric
 
-from itsm_exporter.collectors.arrays import FloatArray, IntArray, lookup, source_codes
+from itsm_exporter.collectors.arrays import BoolArray, FloatArray, IntArray, lookup, source_codes
 from itsm_exporter.collectors.durations import Durations
 from itsm_exporter.collectors.facts import SLAS, TicketFacts
+from itsm_exporter.collectors.families import FamilyBuilder, Part
 from itsm_exporter.collectors.histograms import GroupHistograms, histogram_by_group
+from itsm_exporter.config import Config, DemoSource, JiraSource, Targets
 
 CLOCK_STATES: Final = ("within", "at_risk", "breached", "paused")
 """Values of itsm_sla_running_tickets' `state`, in this order."""
@@ -33,6 +37,10 @@ class LiveStats:
     clocks: dict[tuple[str, str], IntArray]
     """(sla, state) -> backlog tickets whose clock of that SLA is in that state."""
     time_to_breach: dict[str, GroupHistograms]
+    awaiting_bounds: FloatArray
+    """The histogram bounds and targets.first_response."""
+    breach_bounds: FloatArray
+    """The histogram bounds and targets.sla_warning."""
 
 
 def with_bound(bounds: FloatArray, bound: float) -> FloatArray:
@@ -69,10 +77,12 @@ def live_stats(
     n_groups: int,
     as_of: float,
     durations: Durations,
-    awaiting_bounds: FloatArray,
-    breach_bounds: FloatArray,
-    warning: float,
+    bounds: FloatArray,
+    targets: Targets,
 ) -> LiveStats:
+    warning = targets.sla_warning.seconds
+    awaiting_bounds = with_bound(bounds, targets.first_response.seconds)
+    breach_bounds = with_bound(bounds, warning)
     awaiting = facts.backlog & ~(facts.first_response <= as_of)  # NaN (no response yet) compares False
     ages = histogram_by_group(groups, durations.age(awaiting), n_groups, awaiting_bounds)
     # Clocks count for backlog tickets only, so only those are hashed: a tenth of a million ids, not all
@@ -107,4 +117,64 @@ def live_stats(
         to_breach[name] = histogram_by_group(
             clock_groups, durations.time_to_breach(breach_at, rows, running), n_groups, breach_bounds
         )
-    return LiveStats(awaiting=ages, clocks=counts, time_to_breach=to_breach)
+    return LiveStats(
+        awaiting=ages,
+        clocks=counts,
+        time_to_breach=to_breach,
+        awaiting_bounds=awaiting_bounds,
+        breach_bounds=breach_bounds,
+    )
+
+
+def live_sources(names: tuple[str, ...], config: Config) -> BoolArray:
+    """Sources whose upstream tells first responses and running SLA clocks: Jira, the demo and ServiceNow
+    with `sla_source: task_sla`. ServiceNow with `made_sla` has neither (no incident field holds the first
+    response, and an outcome is no clock), so its live series are absent rather than a backlog that seems
+    to wait for an answer; a csv source has no tickets."""
+    has: list[bool] = []
+    for name in names:
+        source = config.source(name)
+        has.append(isinstance(source, JiraSource | DemoSource) or getattr(source, "sla_source", "") == "task_sla")
+    return np.array(has, dtype=bool)
+
+
+def families(build: FamilyBuilder, live: LiveStats, present: BoolArray, clocked: BoolArray) -> list[Metric]:
+    """The live families; `clocked` marks the label sets of live sources (the others have none)."""
+    shown = present & clocked
+    state_parts = [Part((sla, state), [live.clocks[(sla, state)]], [shown]) for sla in SLAS for state in CLOCK_STATES]
+    awaiting = GroupHistograms(
+        cumulative=np.where(clocked[:, np.newaxis], live.awaiting.cumulative, 0),
+        sums=np.where(clocked, live.awaiting.sums, 0.0),
+    )
+    return [
+        build.unwindowed_gauge(
+            "itsm_awaiting_first_response_tickets",
+            "Backlog tickets with no first response at evaluation time (no window).",
+            awaiting.counts,
+            shown,
+        ),
+        build.histogram(
+            "itsm_awaiting_first_response_age_seconds",
+            "Age (evaluation time - opened) of the backlog tickets still waiting for a first response (no "
+            "window); targets.first_response is always a bucket bound.",
+            [awaiting],
+            live.awaiting_bounds,
+            windowed=False,
+        ),
+        build.state_gauge(
+            "itsm_sla_running_tickets",
+            "Backlog tickets by the state of their running response or resolution SLA clock at evaluation time: "
+            "within, at_risk (breach within targets.sla_warning), breached (past its breach time), paused.",
+            state_parts,
+            ("sla", "state"),
+        ),
+        build.histogram(
+            "itsm_sla_time_to_breach_seconds",
+            "Time left before the breach of the running, unpaused, unbreached SLA clocks of the backlog, by SLA "
+            "(no window); targets.sla_warning is always a bucket bound.",
+            [live.time_to_breach[sla] for sla in SLAS],
+            live.breach_bounds,
+            windowed=False,
+            by=("sla", SLAS),
+        ),
+    ]
