@@ -1,4 +1,4 @@
-"""Every published duration, measured on one clock: the only place that subtracts two instants.
+"""Every published duration, measured on one clock: the only place a duration is computed.
 
 Which instants a duration runs between is written once here (first response and resolution from
 the opening, ages from the opening to as_of, time to breach from as_of to the breach time), and one
