@@ -3,7 +3,7 @@
 Which instants a duration runs between is written once here (first response and resolution from
 the opening, ages from the opening to as_of, time to breach from as_of to the breach time), and one
 clock measures them all. Today that clock is the wall clock; a business-hours calendar (issue 26) is
-another `Clock`, given to `Durations` by `compute_metrics`, and nothing else changes.
+another `Clock`, given to `Durations` by `compute_metrics`; no other code measures a duration.
 """
 
 from __future__ import annotations
