@@ -178,14 +178,15 @@ def _once(config: Config, as_of: datetime | None) -> int:
     """Sync every enabled source once, then print the exposition computed at `as_of`."""
     from prometheus_client.exposition import generate_latest
 
-    from itsm_exporter.collectors import compute_metrics
     from itsm_exporter.connectors import build_connector
     from itsm_exporter.health import SourceHealth, health_metrics
+    from itsm_exporter.pipeline import compute, sync_one
     from itsm_exporter.snapshot import snapshot_registry
     from itsm_exporter.store import Store, StoreError
     from itsm_exporter.sync.runner import SourceRunner
 
     evaluated_at = as_of or datetime.now(UTC)
+    now = (lambda: evaluated_at) if as_of else (lambda: datetime.now(UTC))
     try:
         store = Store(config.store.path)
     except StoreError as error:
@@ -204,24 +205,17 @@ def _once(config: Config, as_of: datetime | None) -> int:
                 connector_factory=build_connector,
                 now=(lambda: evaluated_at) if as_of else None,
             )
-            if not runner.run(source, config):
+            if not sync_one(runner, source, config, store, now):
                 failures.append(state.last_error or f"source {source.name}: sync failed")
-        # What a computation at `as_of` can see, as the daemon loads it: memory follows the windows, not history.
-        longest = max(window.seconds for window in config.windows)
-        short = _short_history(store, config, evaluated_at - timedelta(seconds=longest))
+        short = _short_history(store, config, evaluated_at - timedelta(seconds=config.longest_window.seconds))
         if short:
             for problem in short:
                 print(f"error: {problem}", file=sys.stderr)
             return 1
-        frames = store.load_frames(
-            [s.name for s in config.enabled_sources], since=evaluated_at - timedelta(seconds=longest)
-        )
+        domain = compute(store, config, [s.name for s in config.enabled_sources], evaluated_at)
     finally:
         store.close()
-    families = [
-        *compute_metrics(frames, evaluated_at, config),
-        *health_metrics(health, "One-shot run: data synced once, computed at the evaluation time."),
-    ]
+    families = [*domain, *health_metrics(health, "One-shot run: data synced once, computed at the evaluation time.")]
     sys.stdout.write(generate_latest(snapshot_registry(families)).decode())
     for failure in failures:
         print(f"error: {failure}", file=sys.stderr)

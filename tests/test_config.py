@@ -11,13 +11,13 @@ import pytest
 from itsm_exporter.config import (
     DEFAULT_BUCKETS,
     ConfigError,
-    CsvSource,
-    ServiceNowSource,
     load_config,
     parse_config,
     parse_duration,
     warn_insecure_sources,
 )
+from itsm_exporter.connectors.csv.config import CsvSource
+from itsm_exporter.connectors.servicenow.config import ServiceNowSource
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -101,7 +101,7 @@ class Upstreams(dict[str, FakeUpstream]):
     """The connector factory the daemon is given: each source name maps to its fake upstream."""
 
     def __call__(
-        self, source: Any, config: Config, *, observe_request: RequestObserver, now: Callable[[], datetime] | None
+        self, source: Any, *, observe_request: RequestObserver, now: Callable[[], datetime] | None
     ) -> Connector:
         assert now is not None
         return FakeConnector(self[source.name], observe_request, now)

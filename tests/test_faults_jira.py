@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from itsm_exporter.config import Config, JiraSource, parse_config
+from itsm_exporter.config import parse_config
 from itsm_exporter.connectors.base import (
     BadRequest,
     Connector,
@@ -26,10 +26,10 @@ from itsm_exporter.connectors.base import (
     SchemaError,
     UpstreamUnavailable,
 )
-from itsm_exporter.connectors.jira_sm import JiraConnector
+from itsm_exporter.connectors.jira.config import JiraSource
+from itsm_exporter.connectors.jira.connector import JiraConnector
 from itsm_exporter.records import Batch, SurveyResponse, Ticket
 from itsm_exporter.store import Store
-from itsm_exporter.sync import sync_source
 from tests.fakes.faults import (
     HTML_TYPE,
     WAIT_SECONDS,
@@ -51,7 +51,7 @@ from tests.fakes.faults import (
     truncated,
 )
 from tests.fakes.jira import EMAIL, TOKEN, FakeIssue, FakeJira, Mode, at, change_for_incremental, fake_jira
-from tests.plans import run_plan, stored_iso
+from tests.plans import run_plan, stored_iso, synced
 from tests.test_jira import MODES, source_settings
 
 SEARCH = "/search"
@@ -83,7 +83,7 @@ def clean_sync(fake: FakeJira, mode: Mode, tmp_path: Path) -> tuple[list[Ticket]
     store = Store(tmp_path / f"clean-{next(_clean_stores)}.db")
     conn = connector(fake.url, mode, Waits())
     try:
-        sync_source(conn, store)
+        synced(conn, store)
         return store.tickets("jsm"), store.surveys("jsm")
     finally:
         conn.close()
@@ -271,7 +271,7 @@ def test_a_persistent_fault_is_a_typed_error_naming_the_source(
 def sync_through(proxy: FaultProxy, mode: Mode, store: Store, waits: Waits, codes: list[str]) -> None:
     conn = connector(proxy.url, mode, waits, codes)
     try:
-        sync_source(conn, store)
+        synced(conn, store)
     finally:
         conn.close()
 
@@ -357,7 +357,7 @@ def test_a_failed_changelog_page_fails_the_sync_after_the_pages_before_it(tmp_pa
         conn = connector(proxy.url, "cloud", waits)
         try:
             with pytest.raises(UpstreamUnavailable) as caught:
-                sync_source(conn, store)
+                synced(conn, store)
         finally:
             conn.close()
         assert str(caught.value) == f"source jsm: changelog at {proxy.url} failed after 2 retries: ConnectionError"
@@ -377,7 +377,7 @@ class Connectors:
         self._clock = clock
 
     def __call__(
-        self, source: Any, config: Config, *, observe_request: RequestObserver, now: Callable[[], datetime] | None
+        self, source: Any, *, observe_request: RequestObserver, now: Callable[[], datetime] | None
     ) -> Connector:
         assert isinstance(source, JiraSource)
         clock = self._clock
@@ -522,7 +522,7 @@ def test_an_issue_updated_after_its_page_was_read_does_not_hide_another(mode: Mo
         for _ in range(2):  # the first sync, then an incremental one: neither may lose HELP-2
             conn = connector(proxy.url, mode, Waits())
             try:
-                sync_source(conn, store)
+                synced(conn, store)
             finally:
                 conn.close()
         assert proxy.unfired() == []

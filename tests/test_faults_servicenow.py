@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 import requests
 
-from itsm_exporter.config import Config, ServiceNowSource, parse_config
+from itsm_exporter.config import Config, parse_config
 from itsm_exporter.connectors.base import Connector, RateLimited, RequestObserver, SchemaError, UpstreamUnavailable
-from itsm_exporter.connectors.servicenow import ServiceNowConnector
+from itsm_exporter.connectors.servicenow.config import ServiceNowSource
+from itsm_exporter.connectors.servicenow.connector import ServiceNowConnector
 from itsm_exporter.records import Answer, Batch, SurveyResponse
 from itsm_exporter.store import Store
-from itsm_exporter.sync import sync_source
 from tests.fakes.faults import (
     WAIT_SECONDS,
     FakeClock,
@@ -41,7 +41,7 @@ from tests.fakes.faults import (
     truncated,
 )
 from tests.fakes.servicenow import FakeServiceNow, source_settings
-from tests.plans import iter_plan, run_plan, stored_glide
+from tests.plans import iter_plan, run_plan, stored_glide, synced
 from tests.test_servicenow import at
 from tests.test_servicenow_sync import expected_tickets
 
@@ -432,7 +432,7 @@ class Connectors:
         self.waits = Waits()
 
     def __call__(
-        self, source: Any, config: Config, *, observe_request: RequestObserver, now: Callable[[], datetime] | None
+        self, source: Any, *, observe_request: RequestObserver, now: Callable[[], datetime] | None
     ) -> Connector:
         assert isinstance(source, ServiceNowSource)
         return ServiceNowConnector(source, observe_request, sleep=self.waits, jitter=lambda: 0.5)
@@ -600,10 +600,10 @@ def test_a_row_stamped_minutes_behind_the_watermark_by_a_lagging_node_is_fetched
     store = Store(tmp_path / "store.db")
     connector = ServiceNowConnector(sn_source(fake, proxy, surveys_enabled=False, overlap=overlap), sleep=Waits())
     try:
-        sync_source(connector, store)
+        synced(connector, store)
         assert stored_glide(store, "sn", "ticket") == "2026-03-06 12:00:00"
         lagging = incident(fake, 2, "2026-03-06 11:57:00")
-        sync_source(connector, store)
+        synced(connector, store)
         assert (lagging in {t.id for t in store.tickets("sn")}) is fetched
         # The re-read lies behind the watermark, which never goes back.
         assert stored_glide(store, "sn", "ticket") == "2026-03-06 12:00:00"

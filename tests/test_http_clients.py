@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 import pytest
 
-from itsm_exporter.config import JiraSource
 from itsm_exporter.connectors.base import (
     AccessDenied,
     AuthError,
@@ -24,8 +23,9 @@ from itsm_exporter.connectors.base import (
     RateLimited,
     UpstreamUnavailable,
 )
-from itsm_exporter.connectors.jira_sm import JiraConnector
-from itsm_exporter.connectors.servicenow import ServiceNowConnector
+from itsm_exporter.connectors.jira.config import JiraSource
+from itsm_exporter.connectors.jira.connector import JiraConnector
+from itsm_exporter.connectors.servicenow.connector import ServiceNowConnector
 from tests.fakes.faults import Fault, FaultProxy, Waits, jira_envelope, servicenow_envelope, status
 from tests.fakes.jira import fake_jira
 from tests.fakes.servicenow import FakeServiceNow

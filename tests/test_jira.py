@@ -15,13 +15,12 @@ from typing import Any
 import pytest
 
 from itsm_exporter.cli import main
-from itsm_exporter.config import JiraSource
 from itsm_exporter.connectors.base import AuthError, BadRequest, RateLimited, SchemaError, UpstreamUnavailable
-from itsm_exporter.connectors.jira_mapping import CSAT_QUESTION_TEXT
-from itsm_exporter.connectors.jira_sm import JiraConnector
+from itsm_exporter.connectors.jira.config import JiraSource
+from itsm_exporter.connectors.jira.connector import JiraConnector
+from itsm_exporter.connectors.jira.mapping import CSAT_QUESTION_TEXT
 from itsm_exporter.records import Answer, Batch, SkippedRecord, SlaClock, SurveyResponse, Ticket
 from itsm_exporter.store import Store
-from itsm_exporter.sync import sync_source
 from tests.fakes.jira import (
     EMAIL,
     TOKEN,
@@ -34,7 +33,7 @@ from tests.fakes.jira import (
     fake_jira,
     jira_time,
 )
-from tests.plans import iso, run_plan, stored_iso
+from tests.plans import iso, run_plan, stored_iso, synced
 
 MODES: list[Mode] = ["cloud", "datacenter"]
 
@@ -160,7 +159,7 @@ def sync(fake: FakeJira, mode: Mode, store: Store, **extra: Any) -> list[Batch]:
     batches: list[Batch] = []
     conn = connector(fake, mode, **extra)
     try:
-        sync_source(conn, store, on_batch=lambda _name, batch, _elapsed: batches.append(batch))
+        synced(conn, store, on_batch=lambda _name, batch, _elapsed: batches.append(batch))
     finally:
         conn.close()
     return batches

@@ -14,10 +14,10 @@ import pytest
 from jira import JIRA
 from jira.resilientsession import ResilientSession
 
-from itsm_exporter.config import JiraSource
 from itsm_exporter.connectors.base import SchemaError
 from itsm_exporter.connectors.http import build_session
-from itsm_exporter.connectors.jira_client import HEADERS, JiraClient, library_on_session
+from itsm_exporter.connectors.jira.client import HEADERS, JiraClient, library_on_session
+from itsm_exporter.connectors.jira.config import JiraSource
 from tests.fakes.jira import EMAIL, TOKEN, FakeJira, Fault, Mode, fake_jira
 from tests.test_jira import MODES, Waits, source_settings
 

@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from itsm_exporter.config import JiraSource
-from itsm_exporter.connectors.jira_mapping import (
+from itsm_exporter.connectors.jira.config import JiraSource
+from itsm_exporter.connectors.jira.connector import jql_since, search_jql
+from itsm_exporter.connectors.jira.mapping import (
     FieldCatalog,
     IssueMapper,
     MappingError,
@@ -19,7 +20,6 @@ from itsm_exporter.connectors.jira_mapping import (
     sla_outcome,
     sla_stop_time,
 )
-from itsm_exporter.connectors.jira_sm import jql_since, search_jql
 
 DONE = StatusCatalog(frozenset({"5", "6"}), frozenset({"resolved", "closed"}))
 

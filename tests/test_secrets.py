@@ -36,9 +36,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from itsm_exporter.cli import main
-from itsm_exporter.config import JiraSource, ServiceNowSource, load_config, parse_config
+from itsm_exporter.config import load_config, parse_config
 from itsm_exporter.connectors.http import build_session
-from itsm_exporter.connectors.servicenow import ServiceNowConnector
+from itsm_exporter.connectors.jira.config import JiraSource
+from itsm_exporter.connectors.servicenow.config import ServiceNowSource
+from itsm_exporter.connectors.servicenow.connector import ServiceNowConnector
 from tests.fakes.jira import FakeJira
 from tests.fakes.loopback import LoopbackServer
 from tests.fakes.servicenow import FakeServiceNow

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from itsm_exporter.config import ServiceNowSource, parse_config
+from itsm_exporter.config import parse_config
 from itsm_exporter.connectors.base import AuthError, BadRequest, RateLimited, SchemaError, UpstreamUnavailable
-from itsm_exporter.connectors.servicenow import ServiceNowConnector
+from itsm_exporter.connectors.servicenow.config import ServiceNowSource
+from itsm_exporter.connectors.servicenow.connector import ServiceNowConnector
 from itsm_exporter.records import Batch
 from tests.fakes.servicenow import FakeServiceNow, Reply, source_settings, status
 from tests.plans import run_plan

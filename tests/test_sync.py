@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ import pytest
 from itsm_exporter.connectors.base import ScanPage
 from itsm_exporter.records import RecordKind, SkippedRecord
 from itsm_exporter.store import Store
-from itsm_exporter.sync import LOGGED_VALUE_LIMIT, sync_source
+from itsm_exporter.sync import LOGGED_VALUE_LIMIT, IncrementalPlan, sync_source
 from tests.test_store import token
 
 
@@ -39,8 +39,8 @@ def test_a_skipped_record_is_counted_and_logged_once_with_clipped_values(
     store = Store(tmp_path / "store.db")
     short_id, long_detail = "abc123", "x" * 100_000
     with caplog.at_level(logging.WARNING, logger="itsm_exporter.sync"):
-        result = sync_source(OneBadRecord(short_id, long_detail), store)
-        sync_source(OneBadRecord("y" * 5_000, "short"), store)
+        result = sync_source(OneBadRecord(short_id, long_detail), store, [IncrementalPlan(timedelta(0))])
+        sync_source(OneBadRecord("y" * 5_000, "short"), store, [IncrementalPlan(timedelta(0))])
     assert result.skipped == {("ticket", "bad_time"): 1}
     lines = [(r.getMessage(), r.__dict__) for r in caplog.records]
     assert [message for message, _ in lines] == ["skipped record", "skipped record"]

@@ -22,7 +22,8 @@ from itsm_exporter.collectors.durations import Durations
 from itsm_exporter.collectors.facts import SLAS, TicketFacts
 from itsm_exporter.collectors.families import FamilyBuilder, Part
 from itsm_exporter.collectors.histograms import GroupHistograms, histogram_by_group
-from itsm_exporter.config import Config, DemoSource, JiraSource, Targets
+from itsm_exporter.config import Config, Targets
+from itsm_exporter.kinds import capabilities
 
 CLOCK_STATES: Final = ("within", "at_risk", "breached", "paused")
 """Values of itsm_sla_running_tickets' `state`, in this order."""
@@ -127,15 +128,9 @@ def live_stats(
 
 
 def live_sources(names: tuple[str, ...], config: Config) -> BoolArray:
-    """Sources whose upstream tells first responses and running SLA clocks: Jira, the demo and ServiceNow
-    with `sla_source: task_sla`. ServiceNow with `made_sla` has neither (no incident field holds the first
-    response, and an outcome is no clock), so its live series are absent rather than a backlog that seems
-    to wait for an answer; a csv source has no tickets."""
-    has: list[bool] = []
-    for name in names:
-        source = config.source(name)
-        has.append(isinstance(source, JiraSource | DemoSource) or getattr(source, "sla_source", "") == "task_sla")
-    return np.array(has, dtype=bool)
+    """Sources whose upstream tells first responses and running SLA clocks (their kind's `live_state`
+    capability): the others' live series are absent rather than a backlog that seems to wait for an answer."""
+    return np.array([capabilities(config.source(name)).live_state for name in names], dtype=bool)
 
 
 def families(build: FamilyBuilder, live: LiveStats, present: BoolArray, clocked: BoolArray) -> list[Metric]:

@@ -127,9 +127,7 @@ def _scores(
     sums, so the temporaries do not grow with the history.
     """
     sources = {name: config.source(name) for name in names}
-    roles_by_source = question_roles_by_source(
-        questions, names, sources, {name: source.surveys for name, source in sources.items()}
-    )
+    roles_by_source = question_roles_by_source(questions, names, sources)
     size = n_responses * len(ROLES)
     sums = np.zeros(size, dtype=np.float64)
     counts = np.zeros(size, dtype=np.int32)  # answers per response and role: a handful

@@ -103,6 +103,8 @@ class RecordLookup(Protocol):
     (an id-only sweep compared with the store) are built on them.
     """
 
+    name: str
+
     def get(self, kind: RecordKind, ids: Sequence[str]) -> ScanPage:
         """The records of `kind` with these upstream ids (those that exist), in one page."""
         ...

@@ -12,8 +12,8 @@ from typing import Any, Final, Literal, TypeVar
 import requests
 
 from itsm_exporter import __version__
-from itsm_exporter.config import TlsMixin
 from itsm_exporter.connectors.base import ConnectorError, RequestObserver, SleepFn, ignore_request
+from itsm_exporter.source_config import TlsMixin
 
 USER_AGENT = f"itsm-exporter/{__version__}"
 MAX_RETRY_AFTER_SECONDS = 300.0

@@ -19,7 +19,6 @@ import pysnow
 import pysnow.exceptions
 import requests
 
-from itsm_exporter.config import ServiceNowSource, read_secret
 from itsm_exporter.connectors.base import (
     AccessDenied,
     AuthError,
@@ -42,7 +41,9 @@ from itsm_exporter.connectors.http import (
     status_class,
     with_retries,
 )
-from itsm_exporter.connectors.servicenow_wire import error_message
+from itsm_exporter.connectors.servicenow.config import ServiceNowSource
+from itsm_exporter.connectors.servicenow.wire import error_message
+from itsm_exporter.source_config import read_secret
 
 log = logging.getLogger(__name__)
 

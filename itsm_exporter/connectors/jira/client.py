@@ -23,7 +23,6 @@ import requests
 from jira import JIRA, JIRAError
 from jira.resilientsession import raise_on_error
 
-from itsm_exporter.config import JiraSource, read_secret
 from itsm_exporter.connectors.base import (
     AccessDenied,
     AuthError,
@@ -46,6 +45,8 @@ from itsm_exporter.connectors.http import (
     status_class,
     with_retries,
 )
+from itsm_exporter.connectors.jira.config import JiraSource
+from itsm_exporter.source_config import read_secret
 
 T = TypeVar("T")
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from itsm_exporter.config import JiraSource
+from itsm_exporter.connectors.jira.config import JiraSource
 from itsm_exporter.records import (
     SLA_NAMES as CLOCK_ORDER,
 )

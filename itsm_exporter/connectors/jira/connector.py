@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 
 from jira import JIRAError
 
-from itsm_exporter.config import JiraSource
 from itsm_exporter.connectors.base import (
     BadRequest,
     RequestObserver,
@@ -30,8 +29,9 @@ from itsm_exporter.connectors.base import (
     SleepFn,
     ignore_request,
 )
-from itsm_exporter.connectors.jira_client import JiraClient
-from itsm_exporter.connectors.jira_mapping import (
+from itsm_exporter.connectors.jira.client import JiraClient
+from itsm_exporter.connectors.jira.config import JiraSource
+from itsm_exporter.connectors.jira.mapping import (
     FieldCatalog,
     IssueMapper,
     MappingError,
@@ -173,9 +173,8 @@ class JiraConnector:
         now: Callable[[], float] = time.time,
     ) -> None:
         self.name = source.name
-        self._source = source
         self.source = source
-        """The config the sync plans read their policy from (sync/plans.py `plans_for`)."""
+        """The configuration this connector reads (the sync plans get theirs from its kind's capabilities)."""
         self._url = source.url.rstrip("/")
         self._jira = JiraClient(source, observe_request, sleep=sleep, jitter=jitter, now=now)
         self._estimate_totals = False
@@ -195,8 +194,8 @@ class JiraConnector:
         site = self._jira.site()
         self._zone = site.zone
         self._mapper = IssueMapper(
-            self._source,
-            FieldCatalog.from_fields(site.fields, self._source.sla_fields),
+            self.source,
+            FieldCatalog.from_fields(site.fields, self.source.sla_fields),
             StatusCatalog.from_statuses(site.statuses),
         )
         return self._jira, self._mapper
@@ -213,7 +212,7 @@ class JiraConnector:
         expand: str = "changelog",
     ) -> _Page:
         """One search page: Cloud's enhanced search by token, Data Center's search by startAt."""
-        page = client.search(jql, fields, start=start, token=token, expand=expand, limit=self._source.page_size)
+        page = client.search(jql, fields, start=start, token=token, expand=expand, limit=self.source.page_size)
         issues: list[dict[str, Any]] = page["issues"]
         times = _updated_times(issues)
         oldest, newest = (min(times), max(times)) if times else (None, None)
@@ -246,7 +245,7 @@ class JiraConnector:
         since, start, token = span.since, 0, None
         before: list[str] = []
         while True:
-            scope = self._source.jql if base is None else base
+            scope = self.source.jql if base is None else base
             page = self._search(client, search_jql(scope, since, span.until), fields, start, token, expand)
             if before:
                 # A skipped issue lies between the pages: up to this page's first issue (unbounded without one).
@@ -354,7 +353,7 @@ class JiraConnector:
         literal = FULL_SCAN_SINCE if since is None else jql_since(since, self._zone)
         newest: datetime | None = None
         fetched = 0
-        estimate = self._estimate(client, self._source.jql, literal)
+        estimate = self._estimate(client, self.source.jql, literal)
         for issues, total in self._pages(client, literal, mapper.requested_fields()):
             total = total if total is not None else estimate
             page = self._page(mapper, issues)
@@ -383,7 +382,7 @@ class JiraConnector:
         """Issues of the scope not in a done status category and last updated before `updated_before`."""
         self._check_jql()
         client, mapper = self._connect()
-        scope = f"({self._source.jql}) AND {OPEN_CLAUSE}" if self._source.jql.strip() else OPEN_CLAUSE
+        scope = f"({self.source.jql}) AND {OPEN_CLAUSE}" if self.source.jql.strip() else OPEN_CLAUSE
         span = _Span(
             FULL_SCAN_SINCE if since is None else jql_since(since, self._zone), jql_until(updated_before, self._zone)
         )
@@ -411,7 +410,7 @@ class JiraConnector:
         pages: list[ScanPage] = []
         for start in range(0, len(wanted), ID_CHUNK):
             clause = f"id in ({', '.join(wanted[start : start + ID_CHUNK])})"
-            scope = f"({self._source.jql}) AND {clause}" if self._source.jql.strip() else clause
+            scope = f"({self.source.jql}) AND {clause}" if self.source.jql.strip() else clause
             for issues in self._search_all(client, f"{scope} ORDER BY key ASC", mapper.requested_fields()):
                 pages.append(self._page(mapper, issues))
         return ScanPage(
@@ -433,7 +432,7 @@ class JiraConnector:
             yield [str(issue.get("id")) for issue in reads.fresh(page)]
 
     def _check_jql(self) -> None:
-        if _ORDER_BY.search(self._source.jql):
+        if _ORDER_BY.search(self.source.jql):
             raise BadRequest(f"source {self.name}: jql must not contain ORDER BY: the connector orders for paging")
 
     def _search_all(self, client: JiraClient, jql: str, fields: Sequence[str]) -> Iterator[list[dict[str, Any]]]:
@@ -463,7 +462,7 @@ class JiraConnector:
             tickets.append(ticket)
             try:
                 survey = mapper.survey_from_field(issue)
-                if survey is None and self._source.csat_feedback_endpoint and mapper.fields.satisfaction is None:
+                if survey is None and self.source.csat_feedback_endpoint and mapper.fields.satisfaction is None:
                     survey = self._feedback_survey(mapper, issue, ticket)
             except MappingError as error:
                 skips.append(skipped("survey", issue, error))
