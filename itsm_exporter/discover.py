@@ -277,6 +277,9 @@ def render_report(reports: Sequence[SourceReport], *, colour: bool = False) -> s
             out.append(f"  complaints field {name}")
             out += _table([(v.value, str(v.count), v.mark) for v in values], indent=4, right=frozenset({1}))
         out += [f"  {note}" for note in facts.complaint_notes]
+        if facts.calendar_notes:
+            out.append("  business hours (for calendars:)")
+            out += [f"    {note}" for note in facts.calendar_notes]
         verdict = paint("ok", "green") if report.ok else paint("NOT READY", "red")
         out.append(f"  {report.requests} request{'' if report.requests == 1 else 's'}; {verdict}")
         out.append("")

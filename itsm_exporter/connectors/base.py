@@ -71,7 +71,9 @@ class ScanPage:
     fetched_so_far: int = 0
     total_expected: int | None = None
     deleted_ids: tuple[str, ...] = ()
-    """Ids of records an upstream deletion log says are gone (DeletionLog)."""
+    """Ids of tickets deleted upstream. On a `scan` page (an export that lists deleted tickets among the
+    changes, as Zendesk's does) they leave the store with the page; on a DeletionLog's `deletions` page
+    they are candidates the reconciliation confirms by a lookup first (a log can name a restored record)."""
 
 
 class Connector(Protocol):

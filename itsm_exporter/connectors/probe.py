@@ -70,6 +70,9 @@ class SourceFacts:
     sla_notes: list[str] = field(default_factory=list)
     complaints: dict[str, list[ValueCount]] = field(default_factory=dict)
     complaint_notes: list[str] = field(default_factory=list)
+    calendar_notes: list[str] = field(default_factory=list)
+    """The working hours and holidays the upstream knows (its schedules, and which SLA uses which), so a
+    user can mirror them in `calendars:`."""
     requests: int = 0
 
 

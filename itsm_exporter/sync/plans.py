@@ -282,11 +282,13 @@ class ReconcilePlan:
 
 
 def page_batch(kind: RecordKind, page: ScanPage, state: PhaseState) -> Batch:
-    """The batch of one scanned page: its records, skips and progress, committed with the state it moves to."""
+    """The batch of one scanned page: its records, the tickets it saw deleted, skips and progress, committed
+    with the state it moves to."""
     return Batch(
         kind=kind,
         tickets=page.tickets,
         surveys=page.surveys,
+        deleted_ticket_ids=page.deleted_ids,
         skipped=page.skipped,
         state=state,
         fetched_so_far=page.fetched_so_far,
