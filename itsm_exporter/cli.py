@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from itsm_exporter import __version__
-from itsm_exporter.config import Config, ConfigError, demo_config, load_config, warn_insecure_sources
+from itsm_exporter.config import (
+    Config,
+    ConfigError,
+    check_listen,
+    demo_config,
+    load_config,
+    warn_insecure_sources,
+)
 from itsm_exporter.webconfig import PLAIN_HTTP, WebConfig, WebConfigError, load_web_config
 
 log = logging.getLogger("itsm_exporter")
@@ -82,6 +89,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     args = _parser().parse_args(argv)
+    if getattr(args, "listen", None) is not None:
+        try:
+            check_listen(args.listen)
+        except ValueError as error:
+            print(f"error: --web.listen-address: {error}", file=sys.stderr)
+            return 2
     if args.command == "check-config":
         return _check_config(args.config, args.web_config)
     try:

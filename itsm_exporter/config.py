@@ -35,6 +35,15 @@ GroupLabel = Literal["group", "service", "priority", "channel"]
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
 _DURATION_UNITS: Final = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PORT = re.compile(r"[0-9]{1,5}")
+
+
+def check_listen(value: str) -> str:
+    """`HOST:PORT` as `listen` and `--web.listen-address` take it; port 0 asks the kernel for a free one."""
+    _host, sep, port = value.rpartition(":")
+    if not sep or not _PORT.fullmatch(port) or int(port) > 65535:
+        raise ValueError(f"not HOST:PORT, e.g. {DEFAULT_LISTEN}")
+    return value
 
 
 class ConfigError(Exception):
@@ -314,10 +323,7 @@ class Config(_Strict):
     @field_validator("listen")
     @classmethod
     def _listen(cls, value: str) -> str:
-        _host, sep, port = value.rpartition(":")
-        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("not HOST:PORT, e.g. 0.0.0.0:8837")
-        return value
+        return check_listen(value)
 
     @field_validator("windows", "group_by")
     @classmethod
@@ -495,9 +501,14 @@ def load_config(path: str | Path, *, check_files: bool = True) -> Config:
     """Read and validate a YAML config file; raise ConfigError naming each problem."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        data = file.read_bytes()
     except OSError as error:
         raise ConfigError([f"{file}: cannot read: {error.strerror or error}"]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ConfigError([f"{file}: not UTF-8 text (line {line}): save the file as UTF-8"]) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as error:

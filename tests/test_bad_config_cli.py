@@ -86,3 +86,32 @@ def test_a_bad_config_in_a_real_process_prints_no_traceback(tmp_path: Path) -> N
         "  refresh_interval: not a duration such as 30s, 5m, 1h or 7d",
         "  sources[0].seed: Input should be a valid integer, unable to parse string as an integer",
     ]
+
+
+@pytest.mark.parametrize("address", ["notanaddress", "127.0.0.1", "127.0.0.1:99999", "127.0.0.1:http", ":-1"])
+@pytest.mark.parametrize("command", ["demo", "run"])
+def test_a_bad_listen_address_flag_is_one_line_and_exit_2(
+    command: str, address: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The flag gets the `listen` key's check before anything starts (it used to raise from the server)."""
+    path = tmp_path / "config.yaml"
+    path.write_text(GOOD_SOURCE, encoding="utf-8")
+    config = ["--config", str(path)] if command == "run" else ["--store", str(tmp_path / "demo.db")]
+    assert main([command, *config, "--web.listen-address", address]) == 2
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", "error: --web.listen-address: not HOST:PORT, e.g. 0.0.0.0:8837\n")
+    assert list(tmp_path.iterdir()) == [path]  # no store was opened
+
+
+@pytest.mark.parametrize("command", ["check-config", "once", "run", "discover"])
+def test_a_config_file_that_is_not_utf8_is_named_with_its_line(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "binary.yaml"
+    path.write_bytes(GOOD_SOURCE.encode() + b"# \xff\xfe caf\xe9 in Latin-1\n")
+    assert main([command, "--config", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"{path}: invalid configuration",
+        f"  {path}: not UTF-8 text (line 3): save the file as UTF-8",
+    ]

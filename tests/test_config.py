@@ -132,6 +132,11 @@ BAD_CONFIGS: list[tuple[str, Any, str]] = [
         "listen: not HOST:PORT, e.g. 0.0.0.0:8837",
     ),
     (
+        "listen port out of range",
+        config_with({"name": "d", "kind": "demo"}, listen="127.0.0.1:99999"),
+        "listen: not HOST:PORT, e.g. 0.0.0.0:8837",
+    ),
+    (
         "unsorted buckets",
         config_with({"name": "d", "kind": "demo"}, buckets=[60, 30]),
         "buckets: buckets must be positive and strictly increasing (+Inf is implied)",
