@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import logging
 import os
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from types import UnionType
+from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -44,6 +48,24 @@ def check_listen(value: str) -> str:
     if not sep or not _PORT.fullmatch(port) or int(port) > 65535:
         raise ValueError(f"not HOST:PORT, e.g. {DEFAULT_LISTEN}")
     return value
+
+
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^\s/?#]*)@")
+
+
+def redact_urls(text: str) -> str:
+    """`text` with the password of every URL in it replaced by `xxxxx` (a lone user part may be a token)."""
+
+    def hide(match: re.Match[str]) -> str:
+        user, colon, _password = match.group(2).partition(":")
+        return f"{match.group(1)}{user if colon else ''}{colon}xxxxx@"
+
+    return _URL_USERINFO.sub(hide, text)
+
+
+def redacted_url(url: str) -> str:
+    """A URL fit to print: a password in it (refused by the config, but a URL may come from elsewhere) hidden."""
+    return redact_urls(url)
 
 
 class ConfigError(Exception):
@@ -86,9 +108,16 @@ class Duration(str):
     def __get_pydantic_core_schema__(cls, _source: Any, _handler: Any) -> Any:
         from pydantic_core import core_schema
 
-        return core_schema.no_info_after_validator_function(
-            cls, core_schema.str_schema(), serialization=core_schema.to_string_ser_schema()
-        )
+        # Any input reaches parse_duration, so `first_response: 5` gets the duration message, not "a valid string".
+        return core_schema.no_info_plain_validator_function(cls._of, serialization=core_schema.to_string_ser_schema())
+
+    @classmethod
+    def _of(cls, value: Any) -> Duration:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ValueError("not a duration such as 30s, 5m, 1h or 7d")
+        if not isinstance(value, str):
+            raise ValueError("not a duration such as 30s, 5m, 1h or 7d: a number needs a unit")
+        return cls(value)
 
 
 class _Strict(BaseModel):
@@ -170,6 +199,21 @@ class SurveyMapping(_Strict):
         return roles
 
 
+def upstream_url(value: str, example: str, credentials: str) -> str:
+    """An ITSM base URL: http(s), a host, no credentials. Errors never quote it: it may hold a password."""
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # raises on a port out of range
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or re.search(r"\s", value):
+        raise ValueError(f"not an http:// or https:// URL such as {example}")
+    if "@" in parts.netloc:
+        # A password here would be printed wherever the URL is: in errors, logs, discover and the landing page.
+        raise ValueError(f"holds a user name or password: remove it from the URL and set {credentials} instead")
+    return value
+
+
 class TlsMixin(_Strict):
     timeout: Duration = Duration("30s")
     connect_timeout: Duration = Duration("10s")
@@ -236,7 +280,7 @@ class ReconcileMixin(_Strict):
 
 class ServiceNowSource(ReconcileMixin, TlsMixin, SourceBase):
     kind: Literal["servicenow"]
-    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")]
+    url: str
     username: str | None = None
     password: SecretStr | None = None
     password_file: Path | None = None
@@ -253,6 +297,11 @@ class ServiceNowSource(ReconcileMixin, TlsMixin, SourceBase):
     """Re-read window behind the watermark (applied by sync/plans.py): a row committed late, or stamped by
     an app node whose clock lags, can carry a sys_updated_on a little before rows already read."""
 
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return upstream_url(value, "https://acme.service-now.com", "username and password (or password_file)")
+
     @model_validator(mode="after")
     def _auth(self) -> ServiceNowSource:
         if self.password is not None and self.password_file is not None:
@@ -268,7 +317,7 @@ class ServiceNowSource(ReconcileMixin, TlsMixin, SourceBase):
 
 class JiraSource(ReconcileMixin, TlsMixin, SourceBase):
     kind: Literal["jira"]
-    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")]
+    url: str
     username: str | None = None
     token: SecretStr | None = None
     token_file: Path | None = None
@@ -286,6 +335,11 @@ class JiraSource(ReconcileMixin, TlsMixin, SourceBase):
     page_size: int = Field(100, ge=1, le=1000)
     overlap: Duration = Duration("5m")
     """Re-read window behind the watermark: Cloud search is eventually consistent (index lag)."""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return upstream_url(value, "https://acme.atlassian.net", "username and token (or token_file)")
 
     @model_validator(mode="after")
     def _auth(self) -> JiraSource:
@@ -387,17 +441,41 @@ class Config(_Strict):
 
 
 def warn_insecure_sources(config: Config, logger: logging.Logger) -> list[str]:
-    """Log a WARNING per enabled source that does not verify TLS; return their names.
+    """Log a WARNING per enabled source that does not verify TLS or sends its credentials over plain http://
+    to another machine; return their names.
 
-    Turning verification off is sometimes needed against a lab instance, but it must never go unnoticed.
+    Turning verification off, or plain HTTP, is sometimes needed against a lab instance, but it must never
+    go unnoticed.
     """
-    insecure = [s.name for s in config.enabled_sources if isinstance(s, TlsMixin) and not s.verify_tls]
-    for name in insecure:
-        logger.warning(
-            "TLS certificate verification is off for this source: its credentials can be intercepted",
-            extra={"source": name},
-        )
+    insecure = []
+    for source in config.enabled_sources:
+        if not isinstance(source, ServiceNowSource | JiraSource):
+            continue
+        if not source.verify_tls:
+            logger.warning(
+                "TLS certificate verification is off for this source: its credentials can be intercepted",
+                extra={"source": source.name},
+            )
+        plain = urlsplit(source.url).scheme == "http" and not _loopback(urlsplit(source.url).hostname or "")
+        if plain:
+            logger.warning(
+                "this source sends its credentials over plain http:// to another machine: "
+                "anyone on the way can read them; use https://",
+                extra={"source": source.name, "url": redacted_url(source.url)},
+            )
+        if plain or not source.verify_tls:
+            insecure.append(source.name)
     return insecure
+
+
+def _loopback(host: str) -> bool:
+    """This machine: a tunnel or a proxy on localhost keeps credentials off the network."""
+    if host.casefold() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def read_secret(value: SecretStr | None, path: Path | None) -> str | None:
@@ -423,6 +501,44 @@ def _location(loc: tuple[int | str, ...], raw: Any) -> str:
         parts.append(f".{item}" if parts else item)
         node = node.get(item) if isinstance(node, dict) else None
     return "".join(parts) or "(top level)"
+
+
+def _unknown_key(loc: tuple[int | str, ...]) -> str:
+    """ "unknown key", with the closest key known at that place: a typo should not send anyone to the docs."""
+    known = _keys_at(Config, loc[:-1])
+    close = difflib.get_close_matches(str(loc[-1]), sorted(known), n=1, cutoff=0.6)
+    return f"unknown key; did you mean {close[0]}?" if close else "unknown key"
+
+
+def _keys_at(annotation: Any, loc: tuple[int | str, ...]) -> set[str]:
+    """The keys a block accepts, found by following pydantic's error location through the models' annotations."""
+    members = _members(annotation)
+    if not loc:
+        return {key for member in members if _is_model(member) for key in member.model_fields}
+    item, rest = loc[0], loc[1:]
+    for member in members:
+        if isinstance(item, int) and get_origin(member) is list:
+            return _keys_at(get_args(member)[0], rest)
+        if isinstance(item, str) and _is_model(member):
+            if item in member.model_fields:
+                return _keys_at(member.model_fields[item].annotation, rest)
+            kind = member.model_fields.get("kind")
+            if kind is not None and item in get_args(kind.annotation):  # a source kind's union tag
+                return _keys_at(member, rest)
+    return set()
+
+
+def _members(annotation: Any) -> list[Any]:
+    """The types a field's annotation allows: Annotated unwrapped, unions flattened."""
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) in (Union, UnionType):
+        return [member for arg in get_args(annotation) for member in _members(arg)]
+    return [annotation]
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 def _expand_env(node: Any, path: str, problems: list[str]) -> Any:
@@ -463,12 +579,44 @@ def _check_secret_files(config: Config) -> list[str]:
                 problems.append(f"sources[{index}].{name}: {path} is not readable")
         if isinstance(source, CsvSource) and not source.path.is_file():
             problems.append(f"sources[{index}].path: {source.path} does not exist")
-    store_dir = config.store.path.expanduser().resolve().parent
-    if not store_dir.is_dir():
-        problems.append(f"store.path: directory {store_dir} does not exist")
-    elif not os.access(store_dir, os.W_OK):
-        problems.append(f"store.path: directory {store_dir} is not writable")
+    problem = _store_problem(config.store.path.expanduser().resolve())
+    if problem:
+        problems.append(f"store.path: {problem}")
     return problems
+
+
+STORE_APPLICATION_ID: Final = b"ITMX"
+"""The application id in an itsm-exporter store's SQLite header (store/schema.py APPLICATION_ID, as bytes)."""
+_SQLITE_MAGIC: Final = b"SQLite format 3\x00"
+
+
+def _store_problem(path: Path) -> str | None:
+    """What keeps `path` from being the store, checked before a sync is tried: absent, or an itsm-exporter store
+    (or an empty SQLite file) that can be written; and its directory must exist and be writable."""
+    directory = next((p for p in path.parents if p.exists()), path.parent)
+    if directory != path.parent:
+        return f"directory {path.parent} does not exist" + (f" ({directory} is a file)" if directory.is_file() else "")
+    if not directory.is_dir():
+        return f"{directory} is a file, not a directory"
+    if path.is_dir():
+        return f"{path} is a directory: name a file in it, such as {path / 'itsm-exporter.db'}"
+    if not path.exists():
+        return None if os.access(directory, os.W_OK) else f"directory {directory} is not writable"
+    if not os.access(path, os.R_OK | os.W_OK) or not os.access(directory, os.W_OK):
+        # SQLite writes its -wal and -shm files beside the store: the directory must be writable too.
+        what = path if not os.access(path, os.R_OK | os.W_OK) else f"directory {directory}"
+        return f"{what} is not writable"
+    with path.open("rb") as file:
+        header = file.read(100)
+    if not header:
+        return None  # an empty file is an empty SQLite database: the store creates its tables in it
+    if not header.startswith(_SQLITE_MAGIC):
+        return f"{path} is not an SQLite file: point store.path at an itsm-exporter store or a new file"
+    application_id = header[68:72]
+    page_count = int.from_bytes(header[28:32], "big")
+    if application_id != STORE_APPLICATION_ID and not (application_id == bytes(4) and page_count <= 1):
+        return f"{path} is an SQLite database of another application: point store.path at a new file"
+    return None
 
 
 def parse_config(raw: Any, *, check_files: bool = True) -> Config:
@@ -488,6 +636,8 @@ def parse_config(raw: Any, *, check_files: bool = True) -> Config:
             if item["type"] == "union_tag_invalid":  # pydantic quotes the given tag; name the choices only
                 location += ".kind"
                 message = f"not a known source kind: one of {item.get('ctx', {}).get('expected_tags', '')}"
+            elif item["type"] == "extra_forbidden":
+                message = _unknown_key(item["loc"])
             problems.append(f"{location}: {message}")
         raise ConfigError(problems) from None
     if check_files:
@@ -509,14 +659,45 @@ def load_config(path: str | Path, *, check_files: bool = True) -> Config:
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         raise ConfigError([f"{file}: not UTF-8 text (line {line}): save the file as UTF-8"]) from None
+    loader = yaml.SafeLoader(text)
     try:
-        raw = yaml.safe_load(text)
+        node = loader.get_single_node()
+        duplicates = _duplicate_keys(node, "") if node is not None else []
+        if duplicates:
+            raise ConfigError(duplicates)
+        raw = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
         problem = getattr(error, "problem", None) or str(error)
         raise ConfigError([f"{file}: invalid YAML at {where}: {problem}"]) from None
+    finally:
+        loader.dispose()
     return parse_config(raw, check_files=check_files)
+
+
+def _duplicate_keys(node: yaml.Node, path: str) -> list[str]:
+    """Every key set twice in one mapping, with both lines, in file order: YAML loaders keep the last silently."""
+    found: list[tuple[int, str]] = []
+
+    def walk(node: yaml.Node, path: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            first: dict[tuple[str, str], int] = {}
+            for key, value in node.value:
+                if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                    continue
+                inner = f"{path}.{key.value}" if path else str(key.value)
+                line = key.start_mark.line + 1
+                if (key.tag, key.value) in first:
+                    found.append((line, f"{inner}: set twice, at lines {first[key.tag, key.value]} and {line}"))
+                first.setdefault((key.tag, key.value), line)
+                walk(value, inner)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                walk(item, f"{path}[{index}]")
+
+    walk(node, path)
+    return [problem for _line, problem in sorted(found)]
 
 
 def demo_config(store_path: Path) -> Config:
