@@ -17,6 +17,7 @@ from itsm_exporter.config import (
     check_listen,
     demo_config,
     load_config,
+    redact_urls,
     warn_insecure_sources,
 )
 from itsm_exporter.webconfig import PLAIN_HTTP, WebConfig, WebConfigError, load_web_config
@@ -237,5 +238,5 @@ def _once(config: Config, as_of: datetime | None) -> int:
     ]
     sys.stdout.write(generate_latest(snapshot_registry(families)).decode())
     for failure in failures:
-        print(f"error: {failure}", file=sys.stderr)
+        print(f"error: {redact_urls(failure)}", file=sys.stderr)
     return 1 if failures else 0

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import IO, Any, Final, Literal
 
 from itsm_exporter.collectors.roles import Role, check_mapping
-from itsm_exporter.config import Config, JiraSource, ServiceNowSource, question_key
+from itsm_exporter.config import Config, JiraSource, ServiceNowSource, question_key, redact_urls
 from itsm_exporter.connectors import servicenow_wire as wire
 from itsm_exporter.connectors.base import AccessDenied, AuthError, ConnectorError
 from itsm_exporter.records import QuestionUse
@@ -637,5 +637,5 @@ def run(config: Config, source_name: str | None, out: IO[str] | None = None, *, 
     out = out or sys.stdout  # looked up at call time: tests and wrappers replace sys.stdout
     reports = discover(config, source_name, now=now)
     colour = out.isatty() and os.environ.get("NO_COLOR") is None
-    out.write(render_report(reports, colour=colour))
+    out.write(redact_urls(render_report(reports, colour=colour)))
     return 0 if all(r.ok for r in reports) else 1

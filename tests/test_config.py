@@ -508,3 +508,24 @@ def test_credentials_over_plain_http_to_another_machine_are_warned(
         if warned
         else []
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (
+            "source sn: http://u:SeCrEt@127.0.0.1:47071 unreachable",
+            "source sn: http://u:xxxxx@127.0.0.1:47071 unreachable",
+        ),
+        ("https://SeCrEt-token@x.atlassian.net/rest", "https://xxxxx@x.atlassian.net/rest"),
+        (
+            "a https://u:p@ss:SeCrEt@host/x?q=a@b and http://plain.host/",
+            "a https://u:xxxxx@host/x?q=a@b and http://plain.host/",
+        ),
+        ("mail bot@acme.com at https://acme.atlassian.net", "mail bot@acme.com at https://acme.atlassian.net"),
+    ],
+)
+def test_urls_are_printed_without_their_password(text: str, shown: str) -> None:
+    from itsm_exporter.config import redact_urls
+
+    assert redact_urls(text) == shown

@@ -23,7 +23,7 @@ import requests
 from jira import JIRA, JIRAError
 from jira.resilientsession import raise_on_error
 
-from itsm_exporter.config import JiraSource, read_secret
+from itsm_exporter.config import JiraSource, read_secret, redacted_url
 from itsm_exporter.connectors.base import (
     AccessDenied,
     AuthError,
@@ -250,7 +250,7 @@ class JiraClient:
 
     def call(self, what: str, request: Callable[[], T]) -> T:
         """Run one GET through the one retry loop (http.with_retries) and map failures to typed errors."""
-        where = f"source {self.name}: {what} at {self.url}"
+        where = f"source {self.name}: {what} at {redacted_url(self.url)}"
 
         def attempt(retries: int) -> T:
             self._content_type = ""

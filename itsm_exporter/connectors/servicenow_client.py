@@ -19,7 +19,7 @@ import pysnow
 import pysnow.exceptions
 import requests
 
-from itsm_exporter.config import ServiceNowSource, read_secret
+from itsm_exporter.config import ServiceNowSource, read_secret, redacted_url
 from itsm_exporter.connectors.base import (
     AccessDenied,
     AuthError,
@@ -203,7 +203,7 @@ class TableClient:
         """The typed error of a failed response, or Retry when the status table says it is worth another try."""
         status = response.status_code
         message = _envelope(response) or response.reason or ""
-        where = f"source {self._name}: {self._url}"
+        where = f"source {self._name}: {redacted_url(self._url)}"
         outcome = status_class(status)
         if outcome == "auth":
             if status == 403:
