@@ -111,6 +111,8 @@ class SourceReport:
     suggestion: list[str] = field(default_factory=list)
     requests: int = 0
     error: str | None = None
+    failure: str = "unreachable"
+    """What `error` was: `unreachable`, or `credentials refused` when the upstream answered and said no."""
 
     @property
     def ok(self) -> bool:
@@ -167,6 +169,8 @@ def discover(config: Config, source_name: str | None = None, *, now: datetime | 
                 report.survey_notes.append(f"a {source.kind} source reads local data: nothing to discover upstream")
         except ConnectorError as error:
             report.error = str(error)
+            if isinstance(error, AuthError):
+                report.failure = "credentials refused"
         report.suggestion = _suggestion(source, report)
         reports.append(report)
     return reports
@@ -552,7 +556,7 @@ def render_report(reports: Sequence[SourceReport], *, colour: bool = False) -> s
     for report in reports:
         out.append(paint(f"source {report.name} ({report.kind})", "bold"))
         if report.error is not None:
-            out.append(f"  {paint('unreachable', 'red')}: {report.error}")
+            out.append(f"  {paint(report.failure, 'red')}: {report.error}")
         if report.access:
             out.append("  access")
             rows = [
@@ -603,10 +607,16 @@ def render_report(reports: Sequence[SourceReport], *, colour: bool = False) -> s
         verdict = paint("ok", "green") if report.ok else paint("NOT READY", "red")
         out.append(f"  {report.requests} request{'' if report.requests == 1 else 's'}; {verdict}")
         out.append("")
-    suggestions = [line for report in reports for line in report.suggestion]
-    out.append("# Suggested mapping: merge into the matching entries of `sources:`.")
-    out.append("sources:")
-    out += suggestions
+    # A source that could not be read, or has nothing to map, would only add its bare name.
+    suggestions = [line for r in reports if r.error is None and len(r.suggestion) > 1 for line in r.suggestion]
+    if suggestions:
+        out.append("# Suggested mapping: merge into the matching entries of `sources:`.")
+        out.append("sources:")
+        out += suggestions
+    elif reports and all(r.error is not None for r in reports):
+        out.append("# No mapping to suggest: no source could be read.")
+    else:
+        out.append("# No mapping to suggest: no survey question or complaint value was found.")
     return "\n".join(out) + "\n"
 
 
