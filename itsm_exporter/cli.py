@@ -12,6 +12,7 @@ from typing import Any
 
 from itsm_exporter import __version__
 from itsm_exporter.config import (
+    DEFAULT_PORT,
     Config,
     ConfigError,
     check_listen,
@@ -79,6 +80,18 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--config", required=True, type=Path, metavar="FILE")
     web_config_flag(check)
 
+    health = commands.add_parser(
+        "healthcheck",
+        help="probe a running exporter's /-/healthy over HTTP or HTTPS (the Docker HEALTHCHECK); exit 0 when healthy",
+    )
+    health.add_argument(
+        "--web.listen-address",
+        dest="listen",
+        default=f"127.0.0.1:{DEFAULT_PORT}",
+        metavar="HOST:PORT",
+        help="where the exporter listens (default: %(default)s)",
+    )
+
     demo = commands.add_parser("demo", help="run the daemon on the built-in demo source, no config needed")
     demo.add_argument("--web.listen-address", dest="listen", metavar="HOST:PORT")
     demo.add_argument("--store", type=Path, default=Path("itsm-exporter-demo.db"), metavar="FILE")
@@ -98,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     if args.command == "check-config":
         return _check_config(args.config, args.web_config)
+    if args.command == "healthcheck":
+        return _healthcheck(args.listen)
     try:
         config = demo_config(args.store) if args.command == "demo" else load_config(args.config)
     except ConfigError as error:
@@ -175,6 +190,58 @@ def _check_config(path: Path, web_path: Path | None) -> int:
         else:
             print(f"{web_path}: valid; {_describe(web)}")
     return 0 if valid else 1
+
+
+def _healthcheck(listen: str) -> int:
+    """GET /-/healthy of the exporter at `listen`, over plain HTTP, else TLS; one line on stdout, exit 0 or 1.
+
+    The probe knows nothing of the web configuration: plain HTTP sent to the TLS port gets the connection
+    closed, so TLS is tried next, without checking the certificate (this is the exporter on this machine).
+    Behind basic auth a 401 is taken as healthy: the server answers, but the refresh loop's state is
+    only visible to a user with a password, which a health check has no business holding.
+    """
+    import http.client
+    import ssl
+
+    host, _sep, port = listen.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    url = f"http://{listen}/-/healthy"
+    try:
+        status = _status(http.client.HTTPConnection(host, int(port), timeout=4))
+    except ConnectionRefusedError:
+        print(f"unhealthy: {url}: connection refused (is the exporter running, on this address?)")
+        return 1
+    except (http.client.HTTPException, ConnectionError):
+        # A TLS port closes a plain HTTP connection: the same request over TLS.
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        url = f"https://{listen}/-/healthy"
+        try:
+            status = _status(http.client.HTTPSConnection(host, int(port), timeout=4, context=context))
+        except (OSError, http.client.HTTPException) as error:
+            print(f"unhealthy: {url}: {error}")
+            return 1
+    except OSError as error:
+        print(f"unhealthy: {url}: {error}")
+        return 1
+    if status == 200:
+        print(f"healthy: {url} answered 200")
+        return 0
+    if status == 401:
+        print(f"healthy: {url} answered 401 (basic auth): the server is up; its refresh loop is not visible")
+        return 0
+    print(f"unhealthy: {url} answered {status}")
+    return 1
+
+
+def _status(connection: Any) -> int:
+    try:
+        connection.request("GET", "/-/healthy")
+        return int(connection.getresponse().status)
+    finally:
+        connection.close()
 
 
 def _describe(web: WebConfig) -> str:
