@@ -16,6 +16,7 @@ import requests
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from itsm_exporter.build import build_info
 from itsm_exporter.collectors import compute_metrics
 from itsm_exporter.config import Config, demo_config, parse_config
 from itsm_exporter.connectors import UpstreamUnavailable
@@ -192,7 +193,10 @@ def test_health_series_exist_before_the_first_sync_and_readiness_follows_it(
     assert value(before, "itsm_source_last_success_timestamp_seconds", source="alpha") is None
     assert value(before, "itsm_config_reloads_total", result="failure") == 0.0
     assert value(before, "itsm_config_last_reload_successful") == 1.0
-    assert value(before, "itsm_build_info", version="0.1.0") == 1.0
+    info = build_info()
+    build = {"version": "0.1.0", "revision": info.revision, "branch": info.branch, "pythonversion": info.python_version}
+    assert value(before, "itsm_build_info", **build) == 1.0
+    assert (value(before, "process_start_time_seconds") or 0) > 0  # the process collector, read on the scrape
     assert sources_with(before, "itsm_tickets_opened") == set()
     ready = running.get("/-/ready")
     assert (ready.status_code, ready.text) == (503, "Not ready: first sync pending for alpha, beta.\n")
