@@ -659,21 +659,39 @@ def load_config(path: str | Path, *, check_files: bool = True) -> Config:
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         raise ConfigError([f"{file}: not UTF-8 text (line {line}): save the file as UTF-8"]) from None
-    loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
-        duplicates = _duplicate_keys(node, "") if node is not None else []
-        if duplicates:
-            raise ConfigError(duplicates)
-        raw = loader.construct_document(node) if node is not None else None
+        raw = load_yaml(text)
+    except DuplicateKeys as error:
+        raise ConfigError(error.problems) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
         problem = getattr(error, "problem", None) or str(error)
         raise ConfigError([f"{file}: invalid YAML at {where}: {problem}"]) from None
+    return parse_config(raw, check_files=check_files)
+
+
+class DuplicateKeys(ValueError):
+    """A YAML document sets a key twice in one mapping; `problems` names each with both lines."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def load_yaml(text: str) -> Any:
+    """`yaml.safe_load` of one document, refusing a key set twice (DuplicateKeys) where YAML keeps the last."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        duplicates = _duplicate_keys(node, "")
+        if duplicates:
+            raise DuplicateKeys(duplicates)
+        return loader.construct_document(node)
     finally:
         loader.dispose()
-    return parse_config(raw, check_files=check_files)
 
 
 def _duplicate_keys(node: yaml.Node, path: str) -> list[str]:
