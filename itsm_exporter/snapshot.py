@@ -79,7 +79,7 @@ class _Rendered:
         text = (gzip.decompress(body) if self.zipped else body).removesuffix(_EOF)
         self.text, self.crc, self.size = text, zlib.crc32(text), len(text)
         if self.zipped:
-            self.compressor = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+            self.compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)  # as gzip.compress
             self.deflated = self.compressor.compress(text) + self.compressor.flush(zlib.Z_SYNC_FLUSH)
 
     def followed_by(self, live: bytes) -> bytes:
