@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import logging
 import os
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, Union
+from types import UnionType
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 import itsm_exporter.connectors  # noqa: F401  (imports the built-in source kinds: they register themselves)
 from itsm_exporter.kinds import capabilities, kind_of, kinds
@@ -24,6 +28,8 @@ from itsm_exporter.source_config import (
     parse_duration,
     question_key,
     read_secret,
+    redact_urls,
+    redacted_url,
 )
 
 __all__ = [
@@ -38,6 +44,8 @@ __all__ = [
     "parse_duration",
     "question_key",
     "read_secret",
+    "redact_urls",
+    "redacted_url",
 ]
 
 DEFAULT_PORT: Final = 9000 - 163
@@ -51,6 +59,15 @@ GROUP_LABELS: Final = ("group", "service", "priority", "channel")
 GroupLabel = Literal["group", "service", "priority", "channel"]
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PORT = re.compile(r"[0-9]{1,5}")
+
+
+def check_listen(value: str) -> str:
+    """`HOST:PORT` as `listen` and `--web.listen-address` take it; port 0 asks the kernel for a free one."""
+    _host, sep, port = value.rpartition(":")
+    if not sep or not _PORT.fullmatch(port) or int(port) > 65535:
+        raise ValueError(f"not HOST:PORT, e.g. {DEFAULT_LISTEN}")
+    return value
 
 
 class ConfigError(Exception):
@@ -114,10 +131,7 @@ class Config(Strict):
     @field_validator("listen")
     @classmethod
     def _listen(cls, value: str) -> str:
-        _host, sep, port = value.rpartition(":")
-        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("not HOST:PORT, e.g. 0.0.0.0:8837")
-        return value
+        return check_listen(value)
 
     @field_validator("windows", "group_by")
     @classmethod
@@ -179,17 +193,41 @@ class Config(Strict):
 
 
 def warn_insecure_sources(config: Config, logger: logging.Logger) -> list[str]:
-    """Log a WARNING per enabled source that does not verify TLS; return their names.
+    """Log a WARNING per enabled source that does not verify TLS or sends its credentials over plain http://
+    to another machine; return their names.
 
-    Turning verification off is sometimes needed against a lab instance, but it must never go unnoticed.
+    Turning verification off, or plain HTTP, is sometimes needed against a lab instance, but it must never
+    go unnoticed.
     """
-    insecure = [s.name for s in config.enabled_sources if isinstance(s, TlsMixin) and not s.verify_tls]
-    for name in insecure:
-        logger.warning(
-            "TLS certificate verification is off for this source: its credentials can be intercepted",
-            extra={"source": name},
-        )
+    insecure = []
+    for source in config.enabled_sources:
+        if not isinstance(source, TlsMixin):
+            continue
+        if not source.verify_tls:
+            logger.warning(
+                "TLS certificate verification is off for this source: its credentials can be intercepted",
+                extra={"source": source.name},
+            )
+        plain = urlsplit(source.url).scheme == "http" and not _loopback(urlsplit(source.url).hostname or "")
+        if plain:
+            logger.warning(
+                "this source sends its credentials over plain http:// to another machine: "
+                "anyone on the way can read them; use https://",
+                extra={"source": source.name, "url": redacted_url(source.url)},
+            )
+        if plain or not source.verify_tls:
+            insecure.append(source.name)
     return insecure
+
+
+def _loopback(host: str) -> bool:
+    """This machine: a tunnel or a proxy on localhost keeps credentials off the network."""
+    if host.casefold() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 _KIND_NAMES: Final = frozenset(kind.name for kind in kinds())
@@ -210,6 +248,44 @@ def _location(loc: tuple[int | str, ...], raw: Any) -> str:
         parts.append(f".{item}" if parts else item)
         node = node.get(item) if isinstance(node, dict) else None
     return "".join(parts) or "(top level)"
+
+
+def _unknown_key(loc: tuple[int | str, ...]) -> str:
+    """ "unknown key", with the closest key known at that place: a typo should not send anyone to the docs."""
+    known = _keys_at(Config, loc[:-1])
+    close = difflib.get_close_matches(str(loc[-1]), sorted(known), n=1, cutoff=0.6)
+    return f"unknown key; did you mean {close[0]}?" if close else "unknown key"
+
+
+def _keys_at(annotation: Any, loc: tuple[int | str, ...]) -> set[str]:
+    """The keys a block accepts, found by following pydantic's error location through the models' annotations."""
+    members = _members(annotation)
+    if not loc:
+        return {key for member in members if _is_model(member) for key in member.model_fields}
+    item, rest = loc[0], loc[1:]
+    for member in members:
+        if isinstance(item, int) and get_origin(member) is list:
+            return _keys_at(get_args(member)[0], rest)
+        if isinstance(item, str) and _is_model(member):
+            if item in member.model_fields:
+                return _keys_at(member.model_fields[item].annotation, rest)
+            kind = member.model_fields.get("kind")
+            if kind is not None and item in get_args(kind.annotation):  # a source kind's union tag
+                return _keys_at(member, rest)
+    return set()
+
+
+def _members(annotation: Any) -> list[Any]:
+    """The types a field's annotation allows: Annotated unwrapped, unions flattened."""
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) in (Union, UnionType):
+        return [member for arg in get_args(annotation) for member in _members(arg)]
+    return [annotation]
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 def _expand_env(node: Any, path: str, problems: list[str]) -> Any:
@@ -253,12 +329,44 @@ def _check_secret_files(config: Config) -> list[str]:
             path = getattr(source, name)
             if not Path(path).is_file():
                 problems.append(f"sources[{index}].{name}: {path} does not exist")
-    store_dir = config.store.path.expanduser().resolve().parent
-    if not store_dir.is_dir():
-        problems.append(f"store.path: directory {store_dir} does not exist")
-    elif not os.access(store_dir, os.W_OK):
-        problems.append(f"store.path: directory {store_dir} is not writable")
+    problem = _store_problem(config.store.path.expanduser().resolve())
+    if problem:
+        problems.append(f"store.path: {problem}")
     return problems
+
+
+STORE_APPLICATION_ID: Final = b"ITMX"
+"""The application id in an itsm-exporter store's SQLite header (store/schema.py APPLICATION_ID, as bytes)."""
+_SQLITE_MAGIC: Final = b"SQLite format 3\x00"
+
+
+def _store_problem(path: Path) -> str | None:
+    """What keeps `path` from being the store, checked before a sync is tried: absent, or an itsm-exporter store
+    (or an empty SQLite file) that can be written; and its directory must exist and be writable."""
+    directory = next((p for p in path.parents if p.exists()), path.parent)
+    if directory != path.parent:
+        return f"directory {path.parent} does not exist" + (f" ({directory} is a file)" if directory.is_file() else "")
+    if not directory.is_dir():
+        return f"{directory} is a file, not a directory"
+    if path.is_dir():
+        return f"{path} is a directory: name a file in it, such as {path / 'itsm-exporter.db'}"
+    if not path.exists():
+        return None if os.access(directory, os.W_OK) else f"directory {directory} is not writable"
+    if not os.access(path, os.R_OK | os.W_OK) or not os.access(directory, os.W_OK):
+        # SQLite writes its -wal and -shm files beside the store: the directory must be writable too.
+        what = path if not os.access(path, os.R_OK | os.W_OK) else f"directory {directory}"
+        return f"{what} is not writable"
+    with path.open("rb") as file:
+        header = file.read(100)
+    if not header:
+        return None  # an empty file is an empty SQLite database: the store creates its tables in it
+    if not header.startswith(_SQLITE_MAGIC):
+        return f"{path} is not an SQLite file: point store.path at an itsm-exporter store or a new file"
+    application_id = header[68:72]
+    page_count = int.from_bytes(header[28:32], "big")
+    if application_id != STORE_APPLICATION_ID and not (application_id == bytes(4) and page_count <= 1):
+        return f"{path} is an SQLite database of another application: point store.path at a new file"
+    return None
 
 
 def parse_config(raw: Any, *, check_files: bool = True) -> Config:
@@ -278,6 +386,8 @@ def parse_config(raw: Any, *, check_files: bool = True) -> Config:
             if item["type"] == "union_tag_invalid":  # pydantic quotes the given tag; name the choices only
                 location += ".kind"
                 message = f"not a known source kind: one of {item.get('ctx', {}).get('expected_tags', '')}"
+            elif item["type"] == "extra_forbidden":
+                message = _unknown_key(item["loc"])
             problems.append(f"{location}: {message}")
         raise ConfigError(problems) from None
     if check_files:
@@ -291,17 +401,71 @@ def load_config(path: str | Path, *, check_files: bool = True) -> Config:
     """Read and validate a YAML config file; raise ConfigError naming each problem."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        data = file.read_bytes()
     except OSError as error:
         raise ConfigError([f"{file}: cannot read: {error.strerror or error}"]) from None
     try:
-        raw = yaml.safe_load(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ConfigError([f"{file}: not UTF-8 text (line {line}): save the file as UTF-8"]) from None
+    try:
+        raw = load_yaml(text)
+    except DuplicateKeys as error:
+        raise ConfigError(error.problems) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
         problem = getattr(error, "problem", None) or str(error)
         raise ConfigError([f"{file}: invalid YAML at {where}: {problem}"]) from None
     return parse_config(raw, check_files=check_files)
+
+
+class DuplicateKeys(ValueError):
+    """A YAML document sets a key twice in one mapping; `problems` names each with both lines."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def load_yaml(text: str) -> Any:
+    """`yaml.safe_load` of one document, refusing a key set twice (DuplicateKeys) where YAML keeps the last."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        duplicates = _duplicate_keys(node, "")
+        if duplicates:
+            raise DuplicateKeys(duplicates)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _duplicate_keys(node: yaml.Node, path: str) -> list[str]:
+    """Every key set twice in one mapping, with both lines, in file order: YAML loaders keep the last silently."""
+    found: list[tuple[int, str]] = []
+
+    def walk(node: yaml.Node, path: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            first: dict[tuple[str, str], int] = {}
+            for key, value in node.value:
+                if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                    continue
+                inner = f"{path}.{key.value}" if path else str(key.value)
+                line = key.start_mark.line + 1
+                if (key.tag, key.value) in first:
+                    found.append((line, f"{inner}: set twice, at lines {first[key.tag, key.value]} and {line}"))
+                first.setdefault((key.tag, key.value), line)
+                walk(value, inner)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                walk(item, f"{path}[{index}]")
+
+    walk(node, path)
+    return [problem for _line, problem in sorted(found)]
 
 
 def demo_config(store_path: Path) -> Config:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Final
 
 import schedule
+from prometheus_client import ProcessCollector
 from prometheus_client.core import Metric
 from prometheus_client.registry import CollectorRegistry
 
@@ -102,9 +103,12 @@ class Daemon:
         self._dirty = threading.Event()
         """Set by a finished sync: the next tick recomputes the snapshot."""
         self.recomputes = 0
-        self.collector = SnapshotCollector(())
+        # process_* (memory, CPU, open files, start time) as node_exporter has them: read on each scrape.
+        process = ProcessCollector(registry=None)
+        self.collector = SnapshotCollector((), live=[process])
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
+        self.registry.register(process)
         self._schedule(config)
         self._publish()
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Final
 
-from itsm_exporter.config import Config, question_key
-from itsm_exporter.connectors.base import ConnectorError
+from itsm_exporter.config import Config, question_key, redact_urls
+from itsm_exporter.connectors.base import AuthError, ConnectorError
 from itsm_exporter.connectors.probe import Access, Probe, ProbeSettings, SourceFacts
 from itsm_exporter.kinds import capabilities, kind_of
 from itsm_exporter.source_config import SourceBase
@@ -56,6 +56,8 @@ class SourceReport:
     """Configured questions that match no question upstream, as notes."""
     suggestion: list[str] = field(default_factory=list)
     error: str | None = None
+    failure: str = "unreachable"
+    """What `error` was: `unreachable`, or `credentials refused` when the upstream answered and said no."""
 
     @property
     def access(self) -> list[Access]:
@@ -109,6 +111,8 @@ def discover(config: Config, source_name: str | None = None, *, now: datetime | 
                 kind.probe(source, probe)
             except ConnectorError as error:
                 report.error = str(error)
+                if isinstance(error, AuthError):
+                    report.failure = "credentials refused"
             _hold_against_mapping(source, report)
         report.suggestion = _suggestion(source, report)
         reports.append(report)
@@ -229,7 +233,7 @@ def render_report(reports: Sequence[SourceReport], *, colour: bool = False) -> s
         facts = report.facts
         out.append(paint(f"source {report.name} ({report.kind})", "bold"))
         if report.error is not None:
-            out.append(f"  {paint('unreachable', 'red')}: {report.error}")
+            out.append(f"  {paint(report.failure, 'red')}: {report.error}")
         if report.access:
             out.append("  access")
             rows = [
@@ -283,10 +287,16 @@ def render_report(reports: Sequence[SourceReport], *, colour: bool = False) -> s
         verdict = paint("ok", "green") if report.ok else paint("NOT READY", "red")
         out.append(f"  {report.requests} request{'' if report.requests == 1 else 's'}; {verdict}")
         out.append("")
-    suggestions = [line for report in reports for line in report.suggestion]
-    out.append("# Suggested mapping: merge into the matching entries of `sources:`.")
-    out.append("sources:")
-    out += suggestions
+    # A source that could not be read, or has nothing to map, would only add its bare name.
+    suggestions = [line for r in reports if r.error is None and len(r.suggestion) > 1 for line in r.suggestion]
+    if suggestions:
+        out.append("# Suggested mapping: merge into the matching entries of `sources:`.")
+        out.append("sources:")
+        out += suggestions
+    elif reports and all(r.error is not None for r in reports):
+        out.append("# No mapping to suggest: no source could be read.")
+    else:
+        out.append("# No mapping to suggest: no survey question or complaint value was found.")
     return "\n".join(out) + "\n"
 
 
@@ -317,5 +327,5 @@ def run(config: Config, source_name: str | None, out: IO[str] | None = None, *, 
     out = out or sys.stdout  # looked up at call time: tests and wrappers replace sys.stdout
     reports = discover(config, source_name, now=now)
     colour = out.isatty() and os.environ.get("NO_COLOR") is None
-    out.write(render_report(reports, colour=colour))
+    out.write(redact_urls(render_report(reports, colour=colour)))
     return 0 if all(r.ok for r in reports) else 1

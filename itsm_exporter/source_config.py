@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -52,9 +53,16 @@ class Duration(str):
     def __get_pydantic_core_schema__(cls, _source: Any, _handler: Any) -> Any:
         from pydantic_core import core_schema
 
-        return core_schema.no_info_after_validator_function(
-            cls, core_schema.str_schema(), serialization=core_schema.to_string_ser_schema()
-        )
+        # Any input reaches parse_duration, so `first_response: 5` gets the duration message, not "a valid string".
+        return core_schema.no_info_plain_validator_function(cls._of, serialization=core_schema.to_string_ser_schema())
+
+    @classmethod
+    def _of(cls, value: Any) -> Duration:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ValueError("not a duration such as 30s, 5m, 1h or 7d")
+        if not isinstance(value, str):
+            raise ValueError("not a duration such as 30s, 5m, 1h or 7d: a number needs a unit")
+        return cls(value)
 
 
 class Strict(BaseModel):
@@ -126,8 +134,14 @@ class SourceBase(Strict):
 
 
 class TlsMixin(Strict):
-    """The HTTP settings of a source read over the network (connectors/http.py builds its session from them)."""
+    """A source read over HTTP: its base URL and network settings (connectors/http.py builds its session from them).
 
+    A kind's model sets `url_example` and `url_credentials` for the URL's error messages.
+    """
+
+    url_example: ClassVar[str] = "https://itsm.example.com"
+    url_credentials: ClassVar[str] = "the source's credential keys"
+    url: str
     timeout: Duration = Duration("30s")
     connect_timeout: Duration = Duration("10s")
     verify_tls: bool = True
@@ -135,6 +149,11 @@ class TlsMixin(Strict):
     proxy: str | None = None
     """Proxy URL for this source; unset means the HTTP(S)_PROXY environment is honoured."""
     max_retries: int = Field(4, ge=0, le=10)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return upstream_url(value, cls.url_example, cls.url_credentials)
 
 
 class ReconcileMixin(Strict):
@@ -147,8 +166,37 @@ class ReconcileMixin(Strict):
         return None if value in (0, "0") else value
 
 
-URL_PATTERN: Final = r"^https?://[^\s/]+(/[^\s]*)?$"
-"""A source's base URL: http(s), a host, an optional path."""
+def upstream_url(value: str, example: str, credentials: str) -> str:
+    """An ITSM base URL: http(s), a host, no credentials. Errors never quote it: it may hold a password."""
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # raises on a port out of range
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or re.search(r"\s", value):
+        raise ValueError(f"not an http:// or https:// URL such as {example}")
+    if "@" in parts.netloc:
+        # A password here would be printed wherever the URL is: in errors, logs, discover and the landing page.
+        raise ValueError(f"holds a user name or password: remove it from the URL and set {credentials} instead")
+    return value
+
+
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^\s/?#]*)@")
+
+
+def redact_urls(text: str) -> str:
+    """`text` with the password of every URL in it replaced by `xxxxx` (a lone user part may be a token)."""
+
+    def hide(match: re.Match[str]) -> str:
+        user, colon, _password = match.group(2).partition(":")
+        return f"{match.group(1)}{user if colon else ''}{colon}xxxxx@"
+
+    return _URL_USERINFO.sub(hide, text)
+
+
+def redacted_url(url: str) -> str:
+    """A URL fit to print: a password in it (refused by the config, but a URL may come from elsewhere) hidden."""
+    return redact_urls(url)
 
 
 def read_secret(value: SecretStr | None, path: Path | None) -> str | None:

@@ -370,7 +370,7 @@ def test_the_feedback_endpoint_is_retried(tmp_path: Path) -> None:
 
 def test_a_failed_changelog_page_fails_the_sync_after_the_pages_before_it(tmp_path: Path) -> None:
     with closing(Store(tmp_path / "store.db")) as store, fake_jira("cloud") as fake, FaultProxy(fake.url) as proxy:
-        proxy.plan(reset(path="/changelog", times=3))  # HELP-2's changelog, on the second page, is truncated: paged
+        proxy.plan(reset(path="/HELP-2/changelog", times=3))  # HELP-2's, on the second page, is truncated: paged
         waits = Waits()
         conn = connector(proxy.url, "cloud", waits)
         try:

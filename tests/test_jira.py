@@ -24,14 +24,19 @@ from itsm_exporter.store import Store
 from tests.fakes.jira import (
     EMAIL,
     TOKEN,
+    ChangelogOrder,
+    FakeIssue,
     FakeJira,
     Fault,
     Mode,
     RecordedRequest,
+    assignee_change,
     at,
     change_for_incremental,
     fake_jira,
+    history,
     jira_time,
+    status_change,
 )
 from tests.plans import iso, run_plan, stored_iso, synced
 
@@ -235,8 +240,11 @@ def test_truncated_cloud_changelog_is_paged_from_the_issue() -> None:
     with fake_jira("cloud") as fake:
         fetch_all(connector(fake, "cloud"))
     pages = [(r.path, r.query["startAt"][0]) for r in fake.requests if r.path.endswith("/changelog")]
-    # HELP-2 (4 histories) and HELP-3 (5) exceed the 3 embedded; the endpoint serves 2 per page.
+    # HELP-2 (4 histories) and HELP-3 (5) exceed the 3 embedded; HELP-1's 3 fill the first embedded list the site
+    # shows, which may have been cut. The endpoint serves 2 per page.
     assert pages == [
+        ("/rest/api/3/issue/HELP-1/changelog", "0"),
+        ("/rest/api/3/issue/HELP-1/changelog", "2"),
         ("/rest/api/3/issue/HELP-2/changelog", "0"),
         ("/rest/api/3/issue/HELP-2/changelog", "2"),
         ("/rest/api/3/issue/HELP-3/changelog", "0"),
@@ -250,9 +258,55 @@ def test_data_center_reads_a_truncated_changelog_from_the_issue() -> None:
         fake.embedded_changelog_limit = 3
         batches = fetch_all(connector(fake, "datacenter"))
     reads = [r.path for r in fake.requests if r.path.startswith("/rest/api/2/issue/")]
-    assert reads == ["/rest/api/2/issue/HELP-2", "/rest/api/2/issue/HELP-3"]
+    assert reads == ["/rest/api/2/issue/HELP-1", "/rest/api/2/issue/HELP-2", "/rest/api/2/issue/HELP-3"]
     counts = {t.key: (t.reopens, t.reassignments) for b in batches for t in b.tickets}
     assert counts["HELP-2"] == (0, 2) and counts["HELP-3"] == (1, 0)
+
+
+def long_history_issue() -> FakeIssue:
+    """Reassigned and reopened early, then three entries that change no count: a cut to the 3 most recent
+    hides both."""
+    return FakeIssue(
+        "10010", "HELP-10", at(8, 8), at(9, 17), status="3", priority="High",
+        histories=[
+            history(20, at(8, 8, 5), assignee_change(None, "alice")),
+            history(21, at(8, 9), assignee_change("alice", "bob")),
+            history(22, at(8, 10), status_change("3", "5")),
+            history(23, at(8, 11), status_change("5", "3")),
+            history(24, at(9, 9), status_change("3", "10001")),
+            history(25, at(9, 12), status_change("10001", "3")),
+            history(26, at(9, 17), status_change("3", "10001")),
+        ],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("order", ["oldest-first", "most-recent-first"])
+@pytest.mark.parametrize("mode", ["cloud", "datacenter"])
+def test_a_cut_embedded_changelog_is_read_whole_however_the_site_cuts_it(mode: Mode, order: ChangelogOrder) -> None:
+    """Cut to its 3 most recent entries, `total` and `maxResults` 3 (the spec read literally), HELP-10's
+    embedded changelog looks whole: it is read from the issue, and the early reopen and reassignment count."""
+    with fake_jira(mode, embedded_changelog_order=order) as fake:
+        fake.embedded_changelog_limit = 3
+        fake.add(long_history_issue())
+        batches = fetch_all(connector(fake, mode))
+    counts = {t.key: (t.reopens, t.reassignments) for b in batches for t in b.tickets}
+    assert counts["HELP-10"] == (1, 1)
+    assert (counts["HELP-1"], counts["HELP-2"], counts["HELP-3"]) == ((0, 0), (0, 2), (1, 0))
+    read = "/rest/api/3/issue/HELP-10/changelog" if mode == "cloud" else "/rest/api/2/issue/HELP-10"
+    assert read in {r.path for r in fake.requests}
+
+
+def test_an_embedded_changelog_shorter_than_one_already_seen_is_taken_whole() -> None:
+    """Data Center embeds every entry with `maxResults` equal to their number: only an issue whose changelog is
+    the longest of the sync so far is read again; HELP-1 (3) after HELP-10 (7) is not."""
+    with fake_jira("datacenter") as fake:
+        fake.add(long_history_issue())
+        fake.issues["10010"].updated = at(1, 8)  # read before every other issue
+        batches = fetch_all(connector(fake, "datacenter"))
+    reads = [r.path for r in fake.requests if r.path.startswith("/rest/api/2/issue/")]
+    assert reads == ["/rest/api/2/issue/HELP-10"]
+    counts = {t.key: (t.reopens, t.reassignments) for b in batches for t in b.tickets}
+    assert (counts["HELP-10"], counts["HELP-2"], counts["HELP-3"]) == ((1, 1), (0, 2), (1, 0))
 
 
 def test_base_jql_is_anded_in_parentheses() -> None:

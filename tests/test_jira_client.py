@@ -1,6 +1,6 @@
-"""The Jira client on its own (connectors/jira_client.py): our session under the `jira` library, detection, site facts.
+"""The Jira client on its own (connectors/jira/client.py): our session under the `jira` library, detection, site facts.
 
-The library takes no session, so jira_client.library_on_session replaces the one it builds; the
+The library takes no session, so client.library_on_session replaces the one it builds; the
 first tests fail when the library changes in a way that breaks that seam or makes it unneeded.
 """
 
@@ -30,7 +30,7 @@ def client(fake: FakeJira, mode: Mode, codes: list[str] | None = None, **extra: 
 
 def test_the_library_still_takes_no_session_of_its_own() -> None:
     # When this fails, the library has a public way to be given a session: pass ours through it and
-    # drop the replacement in jira_client.library_on_session.
+    # drop the replacement in client.library_on_session.
     assert "session" not in inspect.signature(JIRA.__init__).parameters
 
 

@@ -12,6 +12,7 @@ import copy
 import logging
 import math
 import re
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -499,7 +500,9 @@ def jira_issue(draw: st.DrawFn) -> dict[str, Any]:
 def map_issue(issue: dict[str, Any]) -> tuple[Ticket | MappingError, SurveyResponse | MappingError | None]:
     """What the connector does with one issue of a search page: the ticket, then its CSAT survey."""
     try:
-        ticket = MAPPER.ticket(issue, embedded_histories(issue) or [])
+        # A list that may have been cut is read whole from the issue, in the same shape: here the embedded one
+        # stands in for it (any cap), so the mapping always sees the histories the issue carries.
+        ticket = MAPPER.ticket(issue, embedded_histories(issue, cap=sys.maxsize) or [])
     except MappingError as error:
         return error, None
     try:

@@ -33,7 +33,7 @@ from itsm_exporter.connectors.base import (
     UpstreamUnavailable,
     ignore_request,
 )
-from itsm_exporter.source_config import TlsMixin
+from itsm_exporter.source_config import TlsMixin, redacted_url
 
 USER_AGENT = f"itsm-exporter/{__version__}"
 MAX_RETRY_AFTER_SECONDS = 300.0
@@ -203,8 +203,8 @@ class Classifier:
     | a JSON body cut short | SchemaError once the retries run out | yes |
     | an HTML page where JSON was expected (maintenance, hibernation, a login page) | UpstreamUnavailable | no |
 
-    Messages start with `source NAME: WHAT at URL` (the URL as configured: it holds no credential, config
-    refuses userinfo) and never quote a response body beyond the upstream's own error text.
+    Messages start with `source NAME: WHAT at URL` (the URL with any password hidden: config refuses one, this
+    is defence in depth) and never quote a response body beyond the upstream's own error text.
     """
 
     source: str
@@ -215,7 +215,7 @@ class Classifier:
     now: Callable[[], float] = time.time
 
     def where(self, what: str) -> str:
-        return f"source {self.source}: {what} at {self.url}"
+        return f"source {self.source}: {what} at {redacted_url(self.url)}"
 
     def response(self, response: requests.Response, what: str, retries: int) -> ConnectorError | Retry:
         """The error of a response whose status is not a success."""

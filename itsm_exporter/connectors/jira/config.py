@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from itsm_exporter.source_config import URL_PATTERN, Duration, ReconcileMixin, SourceBase, TlsMixin
+from itsm_exporter.source_config import Duration, ReconcileMixin, SourceBase, TlsMixin
 
 
 class JiraSource(ReconcileMixin, TlsMixin, SourceBase):
     kind: Literal["jira"]
-    url: Annotated[str, Field(pattern=URL_PATTERN)]
+    url_example: ClassVar[str] = "https://acme.atlassian.net"
+    url_credentials: ClassVar[str] = "username and token (or token_file)"
     username: str | None = None
     token: SecretStr | None = None
     token_file: Path | None = None

@@ -1,6 +1,6 @@
 """Jira Service Management (Cloud and Data Center): issues become tickets, CSAT ratings surveys.
 
-Search goes through jira_client.JiraClient (the `jira` library on our own session, retries and typed
+Search goes through client.JiraClient (the `jira` library on our own session, retries and typed
 errors): Cloud's enhanced search (`/rest/api/3/search/jql`, paged by `nextPageToken`), Data Center's
 `/rest/api/2/search` (paged by `startAt`); both page positions, so each page starts a new search from
 the minute of the last issue read (see `_scan`).
@@ -37,6 +37,7 @@ from itsm_exporter.connectors.jira.mapping import (
     MappingError,
     StatusCatalog,
     embedded_histories,
+    embedded_length,
     parse_jira_time,
     skipped,
 )
@@ -180,6 +181,8 @@ class JiraConnector:
         self._estimate_totals = False
         self._zone: ZoneInfo | None = None
         self._mapper: IssueMapper | None = None
+        self._changelog_cap = 0
+        """The longest embedded changelog the site has shown in this sync: a shorter one is not cut."""
 
     def close(self) -> None:
         self._jira.close()
@@ -296,8 +299,9 @@ class JiraConnector:
             )
 
     def _histories(self, issue: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """The whole changelog: the embedded one when complete, else paged from the issue."""
-        embedded = embedded_histories(issue)
+        """The whole changelog: the embedded one when surely complete, else paged from the issue."""
+        embedded = embedded_histories(issue, self._changelog_cap)
+        self._changelog_cap = max(self._changelog_cap, embedded_length(issue))
         if embedded is not None:
             return embedded
         key = str(issue.get("key") or issue.get("id"))

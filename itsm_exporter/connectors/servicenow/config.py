@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from itsm_exporter.source_config import URL_PATTERN, Duration, ReconcileMixin, SourceBase, TlsMixin
+from itsm_exporter.source_config import Duration, ReconcileMixin, SourceBase, TlsMixin
 
 
 class ServiceNowSource(ReconcileMixin, TlsMixin, SourceBase):
     kind: Literal["servicenow"]
-    url: Annotated[str, Field(pattern=URL_PATTERN)]
+    url_example: ClassVar[str] = "https://acme.service-now.com"
+    url_credentials: ClassVar[str] = "username and password (or password_file)"
     username: str | None = None
     password: SecretStr | None = None
     password_file: Path | None = None
