@@ -197,7 +197,9 @@ def test_refused_credentials_are_not_called_unreachable_and_a_failure_suggests_n
     out = io.StringIO()
     assert run(parse_config({"sources": [refused, dead]}), None, out, now=NOW) == 1
     text = out.getvalue()
-    assert "source sn (servicenow)\n  credentials refused: source sn: stats of table incident at http://127.0.0.1:" in text
+    assert (
+        "source sn (servicenow)\n  credentials refused: source sn: stats of table incident at http://127.0.0.1:" in text
+    )
     assert "HTTP 401, user itsm-exporter was refused" in text
     assert "source dead (servicenow)\n  unreachable: source dead: stats of table incident at http://127.0.0.1:" in text
     assert "Suggested mapping" not in text and "sources:" not in text
