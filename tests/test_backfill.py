@@ -22,20 +22,18 @@ from itsm_exporter.sync import SyncResult, plans_for, sync_source
 from itsm_exporter.sync.plans import BACKFILL, HORIZON, INCREMENTAL
 from tests.fakes.jira import at as jira_at
 from tests.fakes.jira import fake_jira
-from tests.fakes.servicenow import FakeServiceNow, source_settings, status
+from tests.fakes.servicenow import FakeServiceNow, add_incident, source_settings, status
 from tests.test_jira import connector as jira_connector
 from tests.test_jira import source_settings as jira_settings
+
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
 
 NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
 """The 30-day window (and the default history, 30 d + 5 min) starts 2026-02-08 11:55."""
 
 
 def incident(fake: FakeServiceNow, number: str, updated: str, state: str = "6", **fields: str) -> str:
-    active = "true" if state in ("1", "2", "3") else "false"
-    return fake.add(
-        "incident", number=number, state=state, active=active, opened_at=fields.pop("opened_at", updated),
-        sys_updated_on=updated, **fields,
-    )  # fmt: skip
+    return add_incident(fake, number, updated, state=state, **fields)
 
 
 @pytest.fixture

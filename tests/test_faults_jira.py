@@ -36,13 +36,12 @@ from tests.fakes.faults import (
     FakeClock,
     Fault,
     FaultProxy,
-    RunningExporter,
     Waits,
+    assert_metrics,
     hibernating,
     hook,
     html_status,
     jira_envelope,
-    requests_by_code,
     reset,
     running_daemon,
     sample,
@@ -53,6 +52,8 @@ from tests.fakes.faults import (
 from tests.fakes.jira import EMAIL, TOKEN, FakeIssue, FakeJira, Mode, at, change_for_incremental, fake_jira
 from tests.plans import run_plan, stored_iso, synced
 from tests.test_jira import MODES, source_settings
+
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
 
 SEARCH = "/search"
 READ_TIMEOUT = "300ms"
@@ -403,14 +404,6 @@ class Connectors:
         return JiraConnector(source, observe_request, sleep=self.waits, jitter=lambda: 0.5, now=lambda: clock.wall)
 
 
-def assert_metrics(running: RunningExporter, proxy: FaultProxy, up: float) -> None:
-    """/metrics answers, shows the source's state, and counts exactly the requests the proxy saw."""
-    assert not proxy.overrun, "the connector kept requesting: it pages in circles"
-    samples = running.scrape()
-    assert sample(samples, "itsm_source_up", source="jsm") == up
-    assert requests_by_code(samples, "jsm") == dict(proxy.codes())
-
-
 def issue(number: int, updated: datetime, **fields: Any) -> FakeIssue:
     return FakeIssue(str(10000 + number), f"HELP-{number}", updated - timedelta(hours=1), updated, **fields)
 
@@ -430,7 +423,7 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
             check_files=False,
         )
         with running_daemon(config, connectors, clock) as running:
-            assert_metrics(running, proxy, up=0.0)
+            assert_metrics(running, proxy, "jsm", up=0.0)
 
             # 1. The first sync waits out a 429 and a 503 burst (envelope, then a gateway's HTML page),
             #    while an issue not read yet is updated and a new one is created between two pages.
@@ -447,7 +440,7 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
             assert proxy.unfired() == []
             assert running.last_error("jsm") is None
             assert waits == [7.0, 5.0, 10.0]
-            assert_metrics(running, proxy, up=1.0)
+            assert_metrics(running, proxy, "jsm", up=1.0)
             assert_store_equals_site(store, fake, mode, tmp_path)
             assert stored_iso(store, "jsm", "ticket") == "2025-03-08T09:30:00+00:00"
 
@@ -462,7 +455,7 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
                 "2 retries"
             )
             assert waits[3:] == [5.0, 10.0]
-            assert_metrics(running, proxy, up=0.0)
+            assert_metrics(running, proxy, "jsm", up=0.0)
             assert stored_iso(store, "jsm", "ticket") == "2025-03-08T10:00:00+00:00"
             assert "10009" not in {t.id for t in store.tickets("jsm")}
             assert_watermark_covers_only_what_is_stored(store, fake, mode, tmp_path)
@@ -478,7 +471,7 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
             assert running.last_error("jsm") == (
                 f"source jsm: search at {proxy.url}: no answer within timeout after 2 retries"
             )
-            assert_metrics(running, proxy, up=0.0)
+            assert_metrics(running, proxy, "jsm", up=0.0)
 
             # 4. A search page cut short on every try, then a maintenance page instead of serverInfo (not
             #    retried), then 500s on the fields beyond the retries.
@@ -495,7 +488,7 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
                 proxy.plan(fault)
                 running.sync()
                 assert proxy.unfired() == []
-                assert_metrics(running, proxy, up=0.0)
+                assert_metrics(running, proxy, "jsm", up=0.0)
                 expected, last_error = "source jsm: " + error.format(url=proxy.url), running.last_error("jsm") or ""
                 # A JSON decoder's position in a cut page depends on the page: only the start is fixed.
                 assert last_error.startswith(expected) if fault.action == "truncate" else last_error == expected
@@ -507,7 +500,7 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
             exporter_now = datetime.fromtimestamp(clock.wall + 60, UTC)
             fake.add(issue(20, exporter_now + timedelta(minutes=4), status="3", team="Network"))
             running.sync()
-            assert_metrics(running, proxy, up=1.0)
+            assert_metrics(running, proxy, "jsm", up=1.0)
             assert datetime.fromisoformat(stored_iso(store, "jsm", "ticket") or "") == exporter_now + timedelta(
                 minutes=4
             )
@@ -523,7 +516,7 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
 
             # 6. The faults stop: one more sync and the store is the site, record by record.
             running.sync()
-            assert_metrics(running, proxy, up=1.0)
+            assert_metrics(running, proxy, "jsm", up=1.0)
             assert_store_equals_site(store, fake, mode, tmp_path)
             assert datetime.fromisoformat(stored_iso(store, "jsm", "ticket") or "") == exporter_now + timedelta(
                 minutes=7

@@ -40,6 +40,8 @@ from tests.fakes.jira import (
 )
 from tests.plans import iso, run_plan, stored_iso, synced
 
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
+
 MODES: list[Mode] = ["cloud", "datacenter"]
 
 

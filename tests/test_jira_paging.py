@@ -23,6 +23,8 @@ from tests.fakes.jira import EMAIL, TOKEN, ZONES, FakeIssue, FakeJira, Mode, at,
 from tests.plans import stored_iso
 from tests.test_jira import MODES, sync
 
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
+
 PRIORITIES = {"Medium": "p3", "Blocker": "p1"}
 ORDER = " ORDER BY updated ASC, key ASC"
 

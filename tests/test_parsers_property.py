@@ -1,5 +1,7 @@
 """Property tests of both connectors' payload parsers (issue 8): a broken field skips its record, never the sync.
 
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
+
 Records start valid and are mutated: keys dropped, values nulled or swapped for other JSON types,
 oversized or half-surrogate strings, impossible dates, huge or negative numbers. Parser level: a
 record becomes a canonical record or the module's skip exception with a documented reason. Sync

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,11 @@ from itsm_exporter.store import Store
 from itsm_exporter.sync import SyncResult, plans_for, sync_source
 from tests.fakes.faults import FaultProxy, slow
 from tests.fakes.jira import fake_jira
-from tests.fakes.servicenow import FakeServiceNow, source_settings
+from tests.fakes.servicenow import FakeServiceNow, add_incident, source_settings
 from tests.test_jira import source_settings as jira_settings
 from tests.test_restart import WAIT_SECONDS, Run, kill_when_held, start_once
+
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 
@@ -52,16 +53,7 @@ def sn_sync(fake: FakeServiceNow, store: Store, now: datetime, **settings: Any) 
 
 
 def incident(fake: FakeServiceNow, n: int, updated: str, state: str = "2") -> str:
-    return fake.add(
-        "incident", number=f"INC{n:07d}", state=state, active="true" if state in ("1", "2", "3") else "false",
-        opened_at="2025-11-01 08:00:00", sys_updated_on=updated,
-    )  # fmt: skip
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeServiceNow]:
-    with FakeServiceNow() as instance:
-        yield instance
+    return add_incident(fake, f"INC{n:07d}", updated, state=state, opened_at="2025-11-01 08:00:00")
 
 
 def stored_ids(store: Store, source: str = "sn") -> set[str]:

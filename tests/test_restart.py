@@ -32,6 +32,8 @@ from tests.fakes.servicenow import FakeServiceNow, LoggedRequest, source_setting
 from tests.plans import stored_glide, stored_iso, synced
 from tests.test_servicenow_sync import expected_tickets
 
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
+
 ROOT = Path(__file__).resolve().parent.parent
 WAIT_SECONDS = 60.0
 """Upper bound on waiting for the held request or a process: reached only when something hangs."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,8 @@ from itsm_exporter.store import Store
 from tests.fakes.servicenow import FakeServiceNow, Reply, source_settings
 from tests.plans import stored_glide, synced
 from tests.test_servicenow import at
+
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
 
 STATES = {"1": "open", "2": "open", "3": "on_hold", "6": "resolved", "7": "closed", "8": "canceled"}
 
@@ -92,12 +93,6 @@ def connector(fake: FakeServiceNow, **settings: Any) -> ServiceNowConnector:
     source = config.sources[0]
     assert isinstance(source, ServiceNowSource)
     return ServiceNowConnector(source, sleep=lambda _s: None, jitter=lambda: 0.5)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeServiceNow]:
-    with FakeServiceNow() as instance:
-        yield instance
 
 
 def test_full_then_incremental_sync_leaves_the_store_equal_to_the_instance(
