@@ -37,6 +37,7 @@ from itsm_exporter.connectors.servicenow import TICKET_FIELDS, ServiceNowConnect
 from itsm_exporter.records import Batch
 from itsm_exporter.store import Store
 from itsm_exporter.sync import IncrementalPlan, sync_source
+from tests.storeread import stored_count
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from fakes.servicenow import FakeServiceNow
@@ -216,7 +217,7 @@ def main() -> int:
             fake.urls.clear()
             seconds, result = _timed(sync_source, ServiceNowConnector(source), store)  # type: ignore[arg-type]
             syncs.append(seconds)
-            stored = store.count("sn", "ticket")
+            stored = stored_count(store, "sn", "ticket")
             full_sync_urls = [url for url in fake.urls if "/incident" in url]
             seconds, decoded = _timed(_bare_loop, session, fake.url, full_sync_urls)
             bares.append(seconds)
@@ -231,7 +232,7 @@ def main() -> int:
         batches = list(_first_sync(ServiceNowConnector(source)))  # type: ignore[arg-type]
         alone = Store(Path(tmp) / "alone.db")
         store_only, _ = _timed(_commit_all, alone, source.name, batches)
-        stored_alone = alone.count("sn", "ticket")  # while the file exists: the directory goes with the block
+        stored_alone = stored_count(alone, "sn", "ticket")  # while the file exists: the directory goes with the block
 
     exporter, bare = min(syncs), min(bares)
     print(
