@@ -327,7 +327,6 @@ SYNC_STATE: Final = Table(
 TABLES: Final = (TICKETS, SURVEYS, ANSWERS, SLA_CLOCKS, QUESTIONS, SYNC_STATE)
 """Every table of the store (labels aside: store/schema.py), parents before their children."""
 
-TICKET_FIELDS: Final = TICKETS.columns
 TICKET_COLUMNS: Final = TICKETS.names
 TICKET_TIME_COLUMNS: Final = TICKETS.kind_names("time")
 TICKET_LABEL_COLUMNS: Final = ("group", "service", "priority", "channel")

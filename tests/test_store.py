@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,8 +11,10 @@ import pandas as pd
 import pytest
 
 from itsm_exporter.frames import Frames
-from itsm_exporter.records import Answer, Batch, PhaseState, SlaClock, SurveyResponse, Ticket
+from itsm_exporter.records import TICKETS, Answer, Batch, PhaseState, SlaClock, SurveyResponse, Ticket
 from itsm_exporter.store import APPLICATION_ID, SCHEMA_VERSION, Store, StoreError
+from itsm_exporter.store.schema import SCHEMA
+from itsm_exporter.tables import Column, Parent, Table
 from tests.storeread import delete_tickets, stored_count, stored_surveys, stored_tickets
 from tests.test_migrations import V1 as SCHEMA_V1
 
@@ -404,3 +407,86 @@ def test_sla_clocks_round_trip_and_leave_with_a_reread_ticket(store: Store) -> N
     store.commit_batch("sn", Batch(kind="ticket", tickets=(done,)))
     assert stored_tickets(store, "sn") == [done]
     assert store.load_frames().sla_clocks.empty
+
+
+# A child table declared only by its declaration, as issue 28's per-ticket customer segments will be:
+# a Table with a Parent in a schema, and no other code. The ticket record gains the list it holds.
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentedTicket(Ticket):
+    segments: tuple[Segment, ...] = ()
+
+
+SEGMENTS = Table(
+    "ticket_segments",
+    columns=(Column("source", "label"), Column("ticket_id", "text"), Column("name", "label"), Column("value", "label")),
+    key=("source", "ticket_id", "name"),
+    record=Segment,
+    parent=Parent(TICKETS, "segments", key=("source", "ticket_id")),
+)
+SEGMENTED = SCHEMA.with_table(replace(TICKETS, record=SegmentedTicket)).with_table(SEGMENTS)
+
+
+def segmented(id: str, *segments: tuple[str, str], **changes: object) -> SegmentedTicket:
+    fields = {f: getattr(ticket(id, **changes), f) for f in TICKETS.names}
+    return SegmentedTicket(**fields, segments=tuple(Segment(*s) for s in segments))  # type: ignore[arg-type]
+
+
+def segment_rows(path: Path) -> list[tuple[str, str, str, str]]:
+    raw = sqlite3.connect(path)
+    rows = raw.execute("SELECT * FROM ticket_segments ORDER BY source, ticket_id, name").fetchall()
+    raw.close()
+    return rows
+
+
+def test_a_declared_child_table_is_stored_replaced_per_parent_and_deleted_with_it(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store.db", schema=SEGMENTED)
+    one = segmented("1", ("customer", "Acme"), ("tier", "gold"))
+    two = segmented("2", ("tier", "silver"))
+    store.commit_batch("sn", Batch(kind="ticket", tickets=(one, two)))
+    store.commit_batch("jsm", Batch(kind="ticket", tickets=(segmented("1", ("tier", "gold"), source="jsm"),)))
+    assert stored_tickets(store, "sn") == [one, two]
+    # Re-read without its customer: the ticket's old rows go, the other ticket's stay.
+    edited = segmented("1", ("tier", "platinum"))
+    store.commit_batch("sn", Batch(kind="ticket", tickets=(edited,)))
+    assert stored_tickets(store, "sn") == [edited, two]
+    # Deleted upstream: its rows leave with it, the same id of another source keeps its own.
+    store.commit_batch("sn", Batch(kind="ticket", deleted_ticket_ids=("1",)))
+    assert segment_rows(tmp_path / "store.db") == [("jsm", "1", "tier", "gold"), ("sn", "2", "tier", "silver")]
+    store.close()
+
+
+def test_a_declared_child_table_is_loaded_with_the_tickets_of_the_window(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store.db", schema=SEGMENTED)
+    old = T0 - timedelta(days=200)
+    recent = segmented("new", ("tier", "gold"), ("customer", "Acme"))
+    backlog = segmented("backlog", ("tier", "silver"), opened_at=old, updated_at=old, state="open", resolved_at=None)
+    done = segmented("old", ("tier", "bronze"), opened_at=old, updated_at=old, resolved_at=old, first_response_at=old)
+    store.commit_batch("sn", Batch(kind="ticket", tickets=(recent, backlog, done)))
+    store.commit_batch("jsm", Batch(kind="ticket", tickets=(segmented("j", ("tier", "gold"), source="jsm"),)))
+    frames = store.load_frames()
+    expected = Frames.from_records(
+        [recent, backlog, done, segmented("j", ("tier", "gold"), source="jsm")],
+        tables=[t for t in SEGMENTED.tables if t.framed],
+    )
+    key = ["source", "ticket_id", "name"]
+    pd.testing.assert_frame_equal(
+        frames.tables["ticket_segments"].sort_values(key, ignore_index=True),
+        expected.tables["ticket_segments"].sort_values(key, ignore_index=True),
+    )
+    assert list(expected.tables["ticket_segments"].columns) == ["source", "ticket_id", "name", "value"]
+    window = store.load_frames(["sn"], since=T0 - timedelta(days=30)).tables["ticket_segments"]
+    assert sorted(zip(window["ticket_id"], window["name"], strict=True)) == [
+        ("backlog", "tier"),
+        ("new", "customer"),
+        ("new", "tier"),
+    ]
+    assert sorted(store.load_frames(["jsm"]).tables["ticket_segments"]["ticket_id"]) == ["j"]
+    store.close()

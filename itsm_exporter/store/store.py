@@ -409,7 +409,7 @@ def _load_query(table: Table, sources: Sequence[str] | None, cutoff: int | None)
             f"p.{p} = (SELECT code FROM labels WHERE text = c.{c})" if name in owner.coded else f"p.{p} = c.{c}"
             for name, p, c in zip(key, sql_columns(owner, key), sql_columns(table, parent.key), strict=True)
         )
-        sql = f"SELECT {_select_list(table, 'c.')} FROM {table.name} c JOIN {owner.name} p ON {join} WHERE {window}"
+        sql = f"SELECT {_select_list(table, 'c.')} FROM {table.name} c JOIN {owner.name} p ON {join} WHERE ({window})"
         if sources is not None:
             clause, source_params = _source_clause(sources, "c.source", coded=coded_source)
             sql += f" AND {clause}"
