@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from types import MappingProxyType
 from typing import Any, Final
 
 import numpy as np
@@ -69,7 +68,7 @@ class Frames:
     def __init__(self, **tables: pd.DataFrame) -> None:
         """Frames by table name; a table of FRAME_TABLES left out is empty."""
         frames = {table.name: empty_frame(table) for table in FRAME_TABLES if table.name not in tables}
-        object.__setattr__(self, "tables", MappingProxyType({**frames, **tables}))
+        object.__setattr__(self, "tables", {**frames, **tables})
 
     @property
     def tickets(self) -> pd.DataFrame:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 # Kinds: `time` (UTC datetime; integer microseconds in the store, float epoch seconds in frames, NaN
@@ -77,7 +78,7 @@ class Table:
     """One stored table, declared once.
 
     `rowid`: a rowid table with a unique index `<name>_key` on `key` instead of a WITHOUT ROWID table
-    whose primary key is `key` (store/schema.py says when and why). `coded_labels`: label columns hold
+    whose primary key is `key` (records.TICKETS says why). `coded_labels`: label columns hold
     codes of the `labels` table. `record`: the record type of a row (of an item, for a child table).
     `scope`: leading key columns that the record does not carry, given by whoever writes it (the
     source of a sync state). `framed`: loaded into a frame for the collectors.
@@ -94,19 +95,19 @@ class Table:
     scope: tuple[str, ...] = ()
     framed: bool = True
 
-    @property
+    @cached_property
     def names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
     def kind_names(self, kind: ColumnKind) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.kind == kind)
 
-    @property
+    @cached_property
     def coded(self) -> frozenset[str]:
         """Columns stored as label codes."""
         return frozenset(self.kind_names("label") if self.coded_labels else ())
 
-    @property
+    @cached_property
     def shared(self) -> frozenset[str]:
         """Text columns loaded as one string object per distinct value."""
         return frozenset(c.name for c in self.columns if (c.kind == "label" or c.shared) and c.name not in self.coded)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import sqlite3
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -146,6 +147,19 @@ def test_load_frames_equals_frames_built_from_the_same_records(store: Store) -> 
     assert sorted(only_sn.tickets["id"]) == ["1", "2"]
     assert list(only_sn.answers["survey_id"]) == ["s1", "s1"]
     assert store.load_frames([]).tickets.empty
+
+
+def test_loaded_frames_pickle_with_every_table(store: Store) -> None:
+    """bench/collectors.py saves frames with pickle and loads them into another process."""
+    clocks = (SlaClock("response", T0),)
+    store.commit_batch(
+        "sn", Batch(kind="ticket", tickets=(ticket("1", sla_clocks=clocks),), surveys=(survey("s", "1", 4.0),))
+    )
+    frames = store.load_frames()
+    again = pickle.loads(pickle.dumps(frames, protocol=pickle.HIGHEST_PROTOCOL))
+    assert list(again.tables) == list(frames.tables) == ["tickets", "surveys", "answers", "sla_clocks", "questions"]
+    for name, frame in frames.tables.items():
+        pd.testing.assert_frame_equal(again.tables[name], frame)
 
 
 def test_load_frames_holds_one_string_per_label_value_and_per_survey_id(store: Store) -> None:
