@@ -9,7 +9,7 @@ its migration; the store replaces its rows per parent, deletes them with the par
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -105,20 +105,24 @@ def row_builder(table: Table) -> Callable[..., Any]:
     return compile_rows(table, convert, {"micros": micros})
 
 
-def decode(table: Table, names: Iterable[str], row: Iterable[object], texts: Any = None) -> dict[str, object]:
-    """A stored row (of columns `names`) as record attributes: times, flags, label codes (`texts`:
-    code -> text) and unset fallbacks turned back."""
+def decode(
+    table: Table, names: Sequence[str], row: Sequence[object], texts: Mapping[object, str | None] | None = None
+) -> dict[str, object]:
+    """A stored row (of columns `names`) as record attributes: times, flags and label codes (`texts`:
+    code -> text, for a table that codes its labels) turned back, and a fallback's value back to unset."""
     by_name = {c.name: c for c in table.columns}
-    values: dict[str, object] = dict(zip(names, row, strict=True))
-    for name, value in values.items():
-        column = by_name[name]
-        if column.kind == "time":
-            values[name] = moment(value)  # type: ignore[arg-type]
-        elif column.kind == "flag":
+    values: dict[str, object] = {}
+    for name, value in zip(names, row, strict=True):
+        kind = by_name[name].kind
+        if kind == "time":
+            values[name] = moment(value)  # type: ignore[arg-type]  # an INTEGER column: int or None
+        elif kind == "flag":
             values[name] = bool(value)
-        elif name in table.coded:
+        elif name in table.coded and texts is not None:
             values[name] = texts.get(value)
-    for name in values:
+        else:
+            values[name] = value
+    for name in names:
         fallback = by_name[name].fallback
         if fallback and values[name] == values.get(fallback):
             values[name] = None
@@ -132,7 +136,7 @@ class Schema:
     tables: tuple[Table, ...]
 
     def table(self, name: str) -> Table:
-        return next(t for t in self.tables if t.name == name)
+        return {t.name: t for t in self.tables}[name]
 
     def children(self, parent: str) -> tuple[Table, ...]:
         """The tables whose rows hang off records of `parent`."""
