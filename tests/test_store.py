@@ -450,7 +450,7 @@ SEGMENTED = SCHEMA.with_table(replace(TICKETS, record=SegmentedTicket)).with_tab
 
 def segmented(id: str, *segments: tuple[str, str], **changes: object) -> SegmentedTicket:
     fields = {f: getattr(ticket(id, **changes), f) for f in TICKETS.names}
-    return SegmentedTicket(**fields, segments=tuple(Segment(*s) for s in segments))  # type: ignore[arg-type]
+    return SegmentedTicket(**fields, segments=tuple(Segment(*s) for s in segments))
 
 
 def segment_rows(path: Path) -> list[tuple[str, str, str, str]]:
