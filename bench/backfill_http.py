@@ -39,8 +39,9 @@ import numpy as np
 from prometheus_client.exposition import generate_latest
 
 from itsm_exporter.collectors import compute_metrics
-from itsm_exporter.config import Config, ServiceNowSource, parse_config
-from itsm_exporter.connectors.servicenow import (
+from itsm_exporter.config import Config, parse_config
+from itsm_exporter.connectors.servicenow.config import ServiceNowSource
+from itsm_exporter.connectors.servicenow.connector import (
     ID_CHUNK,
     METRIC_FIELDS,
     RESULT_FIELDS,

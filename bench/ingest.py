@@ -33,10 +33,10 @@ import numpy as np
 import requests
 
 from itsm_exporter.config import parse_config
-from itsm_exporter.connectors.servicenow import TICKET_FIELDS, ServiceNowConnector
+from itsm_exporter.connectors.servicenow.connector import TICKET_FIELDS, ServiceNowConnector
 from itsm_exporter.records import Batch
 from itsm_exporter.store import Store
-from itsm_exporter.sync import IncrementalPlan, sync_source
+from itsm_exporter.sync import IncrementalPlan, plans_for, sync_source
 from tests.storeread import stored_count
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -215,7 +215,7 @@ def main() -> int:
             # Rounds alternate the two sides, each from a collected heap: the best of each is compared.
             store = Store(Path(tmp) / f"round{round_}.db")
             fake.urls.clear()
-            seconds, result = _timed(sync_source, ServiceNowConnector(source), store)  # type: ignore[arg-type]
+            seconds, result = _timed(sync_source, ServiceNowConnector(source), store, plans_for(source))  # type: ignore[arg-type]
             syncs.append(seconds)
             stored = stored_count(store, "sn", "ticket")
             full_sync_urls = [url for url in fake.urls if "/incident" in url]
@@ -223,7 +223,7 @@ def main() -> int:
             bares.append(seconds)
 
         fake.requests.clear()
-        incremental = sync_source(ServiceNowConnector(source), store)  # type: ignore[arg-type]
+        incremental = sync_source(ServiceNowConnector(source), store, plans_for(source))  # type: ignore[arg-type]
         per_table = dict(fake.requests)
 
         # Where the time goes: the same full read without the store, then the store alone committing

@@ -14,8 +14,9 @@ import yaml
 
 from itsm_exporter.cli import main
 from itsm_exporter.collectors import compute_metrics
-from itsm_exporter.config import Config, ConfigError, ServiceNowSource, parse_config
-from itsm_exporter.connectors.servicenow import ServiceNowConnector
+from itsm_exporter.config import Config, ConfigError, parse_config
+from itsm_exporter.connectors.servicenow.config import ServiceNowSource
+from itsm_exporter.connectors.servicenow.connector import ServiceNowConnector
 from itsm_exporter.store import Store
 from itsm_exporter.sync import SyncResult, plans_for, sync_source
 from itsm_exporter.sync.plans import BACKFILL, HORIZON, INCREMENTAL

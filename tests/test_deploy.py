@@ -175,7 +175,7 @@ def test_the_exporter_serves_tls_with_basic_auth_and_its_probes_get_through(path
 
 def test_the_sidecar_prometheus_scrapes_with_the_password_of_the_web_config() -> None:
     path = DEPLOY / "kubernetes" / "sidecar.yaml"
-    (config_map,) = [d for d in documents(path) if d["kind"] == "ConfigMap"]
+    (config_map,) = [d for d in documents(path) if d["kind"] == "ConfigMap" and "prometheus.yml" in d["data"]]
     (job,) = yaml.safe_load(config_map["data"]["prometheus.yml"])["scrape_configs"]
     assert job["scheme"] == "https"
     (prometheus,) = [c for c in pod_spec(path)["containers"] if c["name"] == "prometheus"]
@@ -212,7 +212,7 @@ def test_the_dockerfile_runs_the_exporter_under_tini_as_a_non_root_user() -> Non
     assert json.loads(dict(steps)["ENTRYPOINT"]) == ["tini", "--", "itsm-exporter"]
     assert any("apt-get install" in arguments and " tini " in arguments for _, arguments in steps)
     assert ("EXPOSE", str(DEFAULT_PORT)) in steps
-    assert "/-/healthy" in dict(steps)["HEALTHCHECK"]
+    assert dict(steps)["HEALTHCHECK"].endswith(' CMD ["itsm-exporter", "healthcheck"]')  # tests/test_deploy_running.py
 
 
 def test_the_dockerfile_and_its_context_carry_no_secrets() -> None:
@@ -221,3 +221,13 @@ def test_the_dockerfile_and_its_context_carry_no_secrets() -> None:
             assert not any(word in arguments.upper() for word in ("PASSWORD", "TOKEN", "SECRET", "KEY"))
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
     assert ignore[1:5] == ["*", "!pyproject.toml", "!README.md", "!itsm_exporter/"]
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
+def test_the_shipped_demo_source_maps_every_demo_question(path: Path) -> None:
+    """Else every sync logs WARNINGs and itsm_survey_mapping_answers{role="unmapped"} is not 0 (README step 4)."""
+    from itsm_exporter.connectors.demo.connector import DEMO_COMPLAINTS, DEMO_SURVEYS
+
+    (config_map,) = [d for d in documents(path) if d["kind"] == "ConfigMap" and "config.yaml" in d["data"]]
+    (demo,) = [s for s in yaml.safe_load(config_map["data"]["config.yaml"])["sources"] if s["kind"] == "demo"]
+    assert (demo["surveys"], demo["complaints"]) == (DEMO_SURVEYS, DEMO_COMPLAINTS)

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 import requests
 
-from itsm_exporter.config import Config, ServiceNowSource, parse_config
+from itsm_exporter.config import Config, parse_config
 from itsm_exporter.connectors.base import Connector, RateLimited, RequestObserver, SchemaError, UpstreamUnavailable
-from itsm_exporter.connectors.servicenow import ServiceNowConnector
+from itsm_exporter.connectors.servicenow.config import ServiceNowSource
+from itsm_exporter.connectors.servicenow.connector import ServiceNowConnector
 from itsm_exporter.records import Answer, Batch, SurveyResponse
 from itsm_exporter.store import Store
-from itsm_exporter.sync import sync_source
 from tests.fakes.faults import (
     WAIT_SECONDS,
     FakeClock,
@@ -41,7 +41,7 @@ from tests.fakes.faults import (
     truncated,
 )
 from tests.fakes.servicenow import FakeServiceNow, source_settings
-from tests.plans import iter_plan, run_plan, stored_glide
+from tests.plans import iter_plan, run_plan, stored_glide, synced
 from tests.storeread import stored_count, stored_surveys, stored_tickets
 from tests.test_servicenow import at
 from tests.test_servicenow_sync import expected_tickets
@@ -246,56 +246,57 @@ PERSISTENT: list[tuple[Fault, type[Exception], str, list[float]]] = [
     (
         status(429, RATE_LIMITED, retry_after="3", times=3),
         RateLimited,
-        "source sn: {url} kept rate-limiting table incident (HTTP 429) after 2 retries",
+        "source sn: table incident at {url}: HTTP 429, still rate-limited after 2 retries",
         [3.0, 3.0],
     ),
     (
         status(500, CANCELLED, times=3),
         UpstreamUnavailable,
-        "source sn: {url} failed table incident with HTTP 500 "
-        "Transaction cancelled: maximum execution time exceeded after 2 retries",
+        "source sn: table incident at {url}: HTTP 500 Internal Server Error after 2 retries: "
+        "Transaction cancelled: maximum execution time exceeded",
         [1.0, 2.0],
     ),
     (
         html_status(502, times=3),
         UpstreamUnavailable,
-        "source sn: {url} failed table incident with HTTP 502 Bad Gateway after 2 retries",
+        "source sn: table incident at {url}: HTTP 502 Bad Gateway after 2 retries",
         [1.0, 2.0],
     ),
     (
         html_status(503, times=3),
         UpstreamUnavailable,
-        "source sn: {url} failed table incident with HTTP 503 Service Unavailable after 2 retries",
+        "source sn: table incident at {url}: HTTP 503 Service Unavailable after 2 retries",
         [1.0, 2.0],
     ),
     (
         reset(times=3),
         UpstreamUnavailable,
-        "source sn: {url} unreachable for table incident after 2 retries: ConnectionError",
+        "source sn: table incident at {url}: connection reset by {host} after 2 retries",
         [1.0, 2.0],
     ),
     (
         slow(times=3),
         UpstreamUnavailable,
-        "source sn: {url} unreachable for table incident after 2 retries: ReadTimeout",
+        "source sn: table incident at {url}: no answer within timeout after 2 retries",
         [1.0, 2.0],
     ),
     (
         truncated(times=3),
         SchemaError,
-        "source sn: {url} returned a page of table incident that is not valid JSON after 2 retries",
+        "source sn: table incident at {url}: the answer is not valid JSON after 2 retries",
         [1.0, 2.0],
     ),
     (
         status(408, times=3),
         UpstreamUnavailable,
-        "source sn: {url} failed table incident with HTTP 408 Request Timeout after 2 retries",
+        "source sn: table incident at {url}: HTTP 408 Request Timeout after 2 retries",
         [1.0, 2.0],
     ),
     (
         hibernating(),
         UpstreamUnavailable,
-        "source sn: {url} returned an HTML page (hibernating instance?) for table incident",
+        "source sn: table incident at {url}: answered with an HTML page, not JSON (hibernating, in maintenance, or a "
+        "login page?)",
         [],
     ),
 ]
@@ -314,7 +315,7 @@ def test_a_persistent_fault_is_a_typed_error_naming_the_source(
     waits, codes = Waits(), list[str]()
     with pytest.raises(error) as caught:
         fetch(fake, proxy, waits, codes)
-    assert str(caught.value) == message.format(url=proxy.url)
+    assert str(caught.value) == message.format(url=proxy.url, host=proxy.url.removeprefix("http://"))
     assert fake.password not in str(caught.value)
     assert waits.seconds == waited
     assert codes == [e.code for e in proxy.exchanges]
@@ -374,26 +375,27 @@ def test_the_oauth_grant_is_retried_like_a_page(fault: Fault, waited: list[float
 
 
 @pytest.mark.parametrize(
-    ("fault", "message", "waited"),
+    ("fault", "error", "message", "waited"),
     [
-        (
-            truncated(path=TOKEN, times=3),
-            "answered without an access token: not valid JSON after 2 retries",
-            [1.0, 2.0],
+        (truncated(path=TOKEN, times=3), SchemaError, "the answer is not valid JSON after 2 retries", [1.0, 2.0]),
+        (  # a page that lasts: not retried
+            hibernating(path=TOKEN),
+            UpstreamUnavailable,
+            "answered with an HTML page, not JSON (hibernating, in maintenance, or a login page?)",
+            [],
         ),
-        (hibernating(path=TOKEN), "answered without an access token", []),  # a page that lasts: not retried
     ],
     ids=["truncated", "hibernating"],
 )
-def test_an_oauth_grant_that_never_answers_json_is_a_schema_error(
-    fault: Fault, message: str, waited: list[float]
+def test_an_oauth_grant_that_never_answers_json_is_a_typed_error(
+    fault: Fault, error: type[Exception], message: str, waited: list[float]
 ) -> None:
     with FakeServiceNow(client_id="exporter-app", client_secret="Cl1ent-Secret") as fake, FaultProxy(fake.url) as proxy:
         proxy.plan(fault)
         waits = Waits()
-        with pytest.raises(SchemaError) as caught:
+        with pytest.raises(error) as caught:
             fetch(fake, proxy, waits, [])
-    assert str(caught.value) == f"source sn: {proxy.url}{TOKEN} {message}"
+    assert str(caught.value) == f"source sn: the OAuth token at {proxy.url}: {message}"
     assert waits.seconds == waited
     assert proxy.actions() == [fault.action] * fault.times
 
@@ -411,8 +413,7 @@ def test_a_truncated_survey_page_is_a_schema_error_after_the_tickets_were_read(
     finally:
         connector.close()
     assert str(caught.value) == (
-        f"source sn: {proxy.url} returned a page of table asmt_assessment_instance that is not valid JSON "
-        "after 2 retries"
+        f"source sn: table asmt_assessment_instance at {proxy.url}: the answer is not valid JSON after 2 retries"
     )
     assert [(b.kind, len(b.tickets) + len(b.surveys)) for b in batches] == [
         ("ticket", 3),
@@ -433,7 +434,7 @@ class Connectors:
         self.waits = Waits()
 
     def __call__(
-        self, source: Any, config: Config, *, observe_request: RequestObserver, now: Callable[[], datetime] | None
+        self, source: Any, *, observe_request: RequestObserver, now: Callable[[], datetime] | None
     ) -> Connector:
         assert isinstance(source, ServiceNowSource)
         return ServiceNowConnector(source, observe_request, sleep=self.waits, jitter=lambda: 0.5)
@@ -532,7 +533,7 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
         running.sync()
         assert proxy.unfired() == []
         assert running.last_error("sn") == (
-            f"source sn: {proxy.url} returned a page of table incident that is not valid JSON after 2 retries"
+            f"source sn: table incident at {proxy.url}: the answer is not valid JSON after 2 retries"
         )
         assert_metrics(running, proxy, up=0.0)
         # The scan starts 5 minutes (the overlap) behind 11:31: page 1 is 11:30, 11:31 again, and 11:50.
@@ -544,7 +545,8 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
         proxy.plan(hibernating(path=INCIDENTS))
         running.sync()
         assert running.last_error("sn") == (
-            f"source sn: {proxy.url} returned an HTML page (hibernating instance?) for table incident"
+            f"source sn: table incident at {proxy.url}: answered with an HTML page, not JSON (hibernating, in "
+            "maintenance, or a login page?)"
         )
         assert_metrics(running, proxy, up=0.0)
         assert stored_glide(store, "sn", "ticket") == "2026-03-06 11:50:00"
@@ -557,8 +559,8 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
         running.sync()
         assert proxy.unfired() == []
         assert running.last_error("sn") == (
-            f"source sn: {proxy.url} failed table asmt_assessment_instance with HTTP 500 "
-            "Transaction cancelled: maximum execution time exceeded after 2 retries"
+            f"source sn: table asmt_assessment_instance at {proxy.url}: HTTP 500 Internal Server Error after 2 "
+            "retries: Transaction cancelled: maximum execution time exceeded"
         )
         assert waits[-2:] == [1.0, 2.0]
         assert_metrics(running, proxy, up=0.0)
@@ -601,10 +603,10 @@ def test_a_row_stamped_minutes_behind_the_watermark_by_a_lagging_node_is_fetched
     store = Store(tmp_path / "store.db")
     connector = ServiceNowConnector(sn_source(fake, proxy, surveys_enabled=False, overlap=overlap), sleep=Waits())
     try:
-        sync_source(connector, store)
+        synced(connector, store)
         assert stored_glide(store, "sn", "ticket") == "2026-03-06 12:00:00"
         lagging = incident(fake, 2, "2026-03-06 11:57:00")
-        sync_source(connector, store)
+        synced(connector, store)
         assert (lagging in {t.id for t in stored_tickets(store, "sn")}) is fetched
         # The re-read lies behind the watermark, which never goes back.
         assert stored_glide(store, "sn", "ticket") == "2026-03-06 12:00:00"

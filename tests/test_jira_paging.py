@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from itsm_exporter.connectors.jira_sm import jql_until, search_jql
+from itsm_exporter.connectors.jira.connector import jql_until, search_jql
 from itsm_exporter.records import Ticket
 from itsm_exporter.store import Store
 from tests.fakes.jira import EMAIL, TOKEN, ZONES, FakeIssue, FakeJira, Mode, at, fake_jira
@@ -198,7 +198,7 @@ def test_a_minute_that_keeps_shifting_is_given_up_with_a_warning(
             touch(fake, number % 8 + 1, minute + timedelta(seconds=30, milliseconds=number))
 
         fake.on_search(edit)
-        with caplog.at_level(logging.WARNING, logger="itsm_exporter.connectors.jira_sm"):
+        with caplog.at_level(logging.WARNING, logger="itsm_exporter.connectors.jira.connector"):
             sync(fake, mode, store, page_size=2)
     literal = {"cloud": "2025-03-05 15:30", "datacenter": "2025-03-05 03:00"}[mode]
     assert [

@@ -12,6 +12,7 @@ import copy
 import logging
 import math
 import re
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -23,8 +24,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from itsm_exporter.collectors.live import CLOCK_STATES, clock_states
-from itsm_exporter.config import JiraSource, ServiceNowSource
-from itsm_exporter.connectors.jira_mapping import (
+from itsm_exporter.connectors.jira.config import JiraSource
+from itsm_exporter.connectors.jira.connector import JiraConnector
+from itsm_exporter.connectors.jira.mapping import (
     FieldCatalog,
     IssueMapper,
     MappingError,
@@ -34,17 +36,17 @@ from itsm_exporter.connectors.jira_mapping import (
     skipped,
     sla_clock,
 )
-from itsm_exporter.connectors.jira_sm import JiraConnector
-from itsm_exporter.connectors.servicenow import (
+from itsm_exporter.connectors.servicenow.config import ServiceNowSource
+from itsm_exporter.connectors.servicenow.connector import (
     ServiceNowConnector,
     _fold_task_slas,
     _metric,
     _Skip,
 )
-from itsm_exporter.connectors.servicenow_wire import value
+from itsm_exporter.connectors.servicenow.wire import value
 from itsm_exporter.records import TICKET_TIME_COLUMNS, SkippedRecord, SlaClock, SurveyResponse, Ticket
 from itsm_exporter.store import Store
-from itsm_exporter.sync import SyncResult, sync_source
+from itsm_exporter.sync import SyncResult
 from itsm_exporter.sync.runner import clip
 from tests.fakes.jira import (
     EMAIL,
@@ -63,6 +65,7 @@ from tests.fakes.jira import (
     status_change,
 )
 from tests.fakes.servicenow import SCHEMA, FakeServiceNow, source_settings
+from tests.plans import synced
 from tests.storeread import stored_surveys, stored_tickets
 
 # Closed sets of itsm_source_records_skipped_total reasons, as docs/jira.md and docs/servicenow.md name them.
@@ -498,7 +501,9 @@ def jira_issue(draw: st.DrawFn) -> dict[str, Any]:
 def map_issue(issue: dict[str, Any]) -> tuple[Ticket | MappingError, SurveyResponse | MappingError | None]:
     """What the connector does with one issue of a search page: the ticket, then its CSAT survey."""
     try:
-        ticket = MAPPER.ticket(issue, embedded_histories(issue) or [])
+        # A list that may have been cut is read whole from the issue, in the same shape: here the embedded one
+        # stands in for it (any cap), so the mapping always sees the histories the issue carries.
+        ticket = MAPPER.ticket(issue, embedded_histories(issue, cap=sys.maxsize) or [])
     except MappingError as error:
         return error, None
     try:
@@ -596,7 +601,7 @@ def assert_counted_as_logged(result: SyncResult, logs: list[tuple[str, str, str]
 def sync_into_fresh_store(connector: Any) -> tuple[SyncResult, Store]:
     store = Store(":memory:")
     try:
-        return sync_source(connector, store), store
+        return synced(connector, store), store
     finally:
         connector.close()
 

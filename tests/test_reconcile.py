@@ -11,9 +11,11 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from itsm_exporter.config import Config, ConfigError, JiraSource, ServiceNowSource, parse_config
-from itsm_exporter.connectors.jira_sm import JiraConnector
-from itsm_exporter.connectors.servicenow import ServiceNowConnector
+from itsm_exporter.config import Config, ConfigError, parse_config
+from itsm_exporter.connectors.jira.config import JiraSource
+from itsm_exporter.connectors.jira.connector import JiraConnector
+from itsm_exporter.connectors.servicenow.config import ServiceNowSource
+from itsm_exporter.connectors.servicenow.connector import ServiceNowConnector
 from itsm_exporter.store import Store
 from itsm_exporter.sync import SyncResult, plans_for, sync_source
 from tests.fakes.faults import FaultProxy, slow

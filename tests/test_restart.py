@@ -22,14 +22,14 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from itsm_exporter.config import JiraSource, parse_config
-from itsm_exporter.connectors.jira_sm import JiraConnector
+from itsm_exporter.config import parse_config
+from itsm_exporter.connectors.jira.config import JiraSource
+from itsm_exporter.connectors.jira.connector import JiraConnector
 from itsm_exporter.store import Store
-from itsm_exporter.sync import sync_source
 from tests.fakes.faults import FaultProxy, slow
 from tests.fakes.jira import FakeIssue, FakeJira, RecordedRequest, SlaCycle
 from tests.fakes.servicenow import FakeServiceNow, LoggedRequest, source_settings
-from tests.plans import stored_glide, stored_iso
+from tests.plans import stored_glide, stored_iso, synced
 from tests.storeread import stored_count, stored_surveys, stored_tickets
 from tests.test_servicenow_sync import expected_tickets
 
@@ -258,7 +258,7 @@ def reference_store(fake: FakeJira, source: JiraSource, path: Path) -> Store:
     store = Store(path)
     connector = JiraConnector(source, sleep=lambda _s: None, jitter=lambda: 0.5)
     try:
-        sync_source(connector, store)
+        synced(connector, store)
     finally:
         connector.close()
     return store

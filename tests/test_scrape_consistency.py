@@ -70,8 +70,11 @@ def parse_text(text: str) -> Samples:
 
 
 def to_samples(families: list[object]) -> Samples:
+    """The snapshot's samples; process_* are read live on every scrape, outside any snapshot."""
     samples: Samples = {}
     for family in families:
+        if family.name.startswith("process_"):  # type: ignore[attr-defined]
+            continue
         for sample in family.samples:  # type: ignore[attr-defined]
             key = (sample.name, tuple(sorted(sample.labels.items())))
             assert key not in samples, f"series {key} appears twice in one response"

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from itsm_exporter.config import ServiceNowSource, parse_config
-from itsm_exporter.connectors.servicenow import ServiceNowConnector
-from itsm_exporter.connectors.servicenow_wire import (
+from itsm_exporter.config import parse_config
+from itsm_exporter.connectors.servicenow.config import ServiceNowSource
+from itsm_exporter.connectors.servicenow.connector import ServiceNowConnector
+from itsm_exporter.connectors.servicenow.wire import (
     display,
     error_message,
     keyset_query,

@@ -11,14 +11,14 @@ import pytest
 import yaml
 
 from itsm_exporter.cli import main
-from itsm_exporter.config import ServiceNowSource, parse_config
+from itsm_exporter.config import parse_config
 from itsm_exporter.connectors.base import SchemaError
-from itsm_exporter.connectors.servicenow import ServiceNowConnector
+from itsm_exporter.connectors.servicenow.config import ServiceNowSource
+from itsm_exporter.connectors.servicenow.connector import ServiceNowConnector
 from itsm_exporter.records import Ticket
 from itsm_exporter.store import Store
-from itsm_exporter.sync import sync_source
 from tests.fakes.servicenow import FakeServiceNow, Reply, source_settings
-from tests.plans import stored_glide
+from tests.plans import stored_glide, synced
 from tests.storeread import stored_count, stored_tickets
 from tests.test_servicenow import at
 
@@ -108,7 +108,7 @@ def test_full_then_incremental_sync_leaves_the_store_equal_to_the_instance(
     store = Store(tmp_path / "sn.db")
     try:
         settings: dict[str, Any] = {"page_size": 3, "complaints": {"category": ["Complaint"]}, "overlap": "1s"}
-        first = sync_source(connector(fake, **settings), store)
+        first = synced(connector(fake, **settings), store)
         # Four pages, then one commit per phase (tickets, surveys) that marks it completed.
         assert (first.batches, first.records["ticket"]) == (6, 11)
         assert stored_glide(store, "sn", "ticket") == "2026-03-06 10:05:00"
@@ -128,7 +128,7 @@ def test_full_then_incremental_sync_leaves_the_store_equal_to_the_instance(
             category="Complaint",
         )
         fake.requests.clear()
-        second = sync_source(connector(fake, **settings), store)
+        second = synced(connector(fake, **settings), store)
 
         # Only the overlap (1 s here: the boundary row ids[10]) and the three changed rows were read again.
         assert (second.batches, second.records["ticket"]) == (4, 4)
@@ -160,7 +160,7 @@ def test_a_broken_page_stores_nothing_of_itself_and_keeps_the_last_good_watermar
     store = Store(tmp_path / "sn.db")
     try:
         with pytest.raises(SchemaError):
-            sync_source(connector(fake, page_size=3, surveys_enabled=False, max_retries=1), store)
+            synced(connector(fake, page_size=3, surveys_enabled=False, max_retries=1), store)
         assert stored_count(store, "sn", "ticket") == 3
         assert stored_glide(store, "sn", "ticket") == "2026-03-06 10:01:00"
     finally:
