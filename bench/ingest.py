@@ -36,6 +36,7 @@ from itsm_exporter.store import Store
 from itsm_exporter.sync import IncrementalPlan, plans_for, sync_source
 from tests.fakes.loopback import LoopbackServer, json_get_handler
 from tests.fakes.servicenow import FakeServiceNow
+from tests.storeread import stored_count
 
 T = TypeVar("T")
 
@@ -192,7 +193,7 @@ def main() -> int:
             fake.urls.clear()
             seconds, result = _timed(sync_source, ServiceNowConnector(source), store, plans_for(source))  # type: ignore[arg-type]
             syncs.append(seconds)
-            stored = store.count("sn", "ticket")
+            stored = stored_count(store, "sn", "ticket")
             full_sync_urls = [url for url in fake.urls if "/incident" in url]
             seconds, decoded = _timed(_bare_loop, session, fake.url, full_sync_urls)
             bares.append(seconds)
@@ -207,7 +208,7 @@ def main() -> int:
         batches = list(_first_sync(ServiceNowConnector(source)))  # type: ignore[arg-type]
         alone = Store(Path(tmp) / "alone.db")
         store_only, _ = _timed(_commit_all, alone, source.name, batches)
-        stored_alone = alone.count("sn", "ticket")  # while the file exists: the directory goes with the block
+        stored_alone = stored_count(alone, "sn", "ticket")  # while the file exists: the directory goes with the block
 
     exporter, bare = min(syncs), min(bares)
     print(

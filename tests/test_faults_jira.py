@@ -51,6 +51,7 @@ from tests.fakes.faults import (
 )
 from tests.fakes.jira import EMAIL, TOKEN, FakeIssue, FakeJira, Mode, at, change_for_incremental, fake_jira
 from tests.plans import run_plan, stored_iso, synced
+from tests.storeread import stored_surveys, stored_tickets
 from tests.test_jira import MODES, source_settings
 
 pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
@@ -85,7 +86,7 @@ def clean_sync(fake: FakeJira, mode: Mode, tmp_path: Path) -> tuple[list[Ticket]
     conn = connector(fake.url, mode, Waits())
     try:
         synced(conn, store)
-        return store.tickets("jsm"), store.surveys("jsm")
+        return stored_tickets(store, "jsm"), stored_surveys(store, "jsm")
     finally:
         conn.close()
         store.close()
@@ -93,8 +94,8 @@ def clean_sync(fake: FakeJira, mode: Mode, tmp_path: Path) -> tuple[list[Ticket]
 
 def assert_store_equals_site(store: Store, fake: FakeJira, mode: Mode, tmp_path: Path) -> None:
     tickets, surveys = clean_sync(fake, mode, tmp_path)
-    assert store.tickets("jsm") == tickets
-    assert store.surveys("jsm") == surveys
+    assert stored_tickets(store, "jsm") == tickets
+    assert stored_surveys(store, "jsm") == surveys
     versions = {i.id: i.updated for i in fake.issues.values() if i.id != UNMAPPABLE}
     assert {t.id: t.updated_at for t in tickets} == versions
     assert {s.ticket_id for s in surveys} == {i.id for i in fake.issues.values() if i.rating is not None}
@@ -102,7 +103,7 @@ def assert_store_equals_site(store: Store, fake: FakeJira, mode: Mode, tmp_path:
 
 def assert_watermark_covers_only_what_is_stored(store: Store, fake: FakeJira, mode: Mode, tmp_path: Path) -> None:
     """The watermark is the update time of a stored ticket, and every ticket updated before it is stored as it is."""
-    stored = {t.id: t for t in store.tickets("jsm")}
+    stored = {t.id: t for t in stored_tickets(store, "jsm")}
     mark = datetime.fromisoformat(stored_iso(store, "jsm", "ticket") or "")
     assert mark in {t.updated_at for t in stored.values()}
     behind = [t for t in clean_sync(fake, mode, tmp_path)[0] if t.updated_at < mark]
@@ -382,7 +383,7 @@ def test_a_failed_changelog_page_fails_the_sync_after_the_pages_before_it(tmp_pa
         host = proxy.url.removeprefix("http://")
         assert str(caught.value) == f"source jsm: changelog at {proxy.url}: connection reset by {host} after 2 retries"
         assert waits.seconds == BACKOFF
-        assert [t.key for t in store.tickets("jsm")] == ["HELP-1", "HELP-8"]
+        assert [t.key for t in stored_tickets(store, "jsm")] == ["HELP-1", "HELP-8"]
         assert stored_iso(store, "jsm", "ticket") == "2025-03-04T10:00:00+00:00"
 
 
@@ -457,7 +458,7 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
             assert waits[3:] == [5.0, 10.0]
             assert_metrics(running, proxy, "jsm", up=0.0)
             assert stored_iso(store, "jsm", "ticket") == "2025-03-08T10:00:00+00:00"
-            assert "10009" not in {t.id for t in store.tickets("jsm")}
+            assert "10009" not in {t.id for t in stored_tickets(store, "jsm")}
             assert_watermark_covers_only_what_is_stored(store, fake, mode, tmp_path)
 
             # 3. A search slower than the read timeout, three times; /metrics answers while the sync waits on it.
@@ -509,7 +510,7 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
             fake.add(issue(21, exporter_now + timedelta(minutes=1), status="3"))
             fake.add(issue(22, exporter_now + timedelta(minutes=4, seconds=20), status="3"))
             running.sync()
-            assert {"10021", "10022"} <= {t.id for t in store.tickets("jsm")}
+            assert {"10021", "10022"} <= {t.id for t in stored_tickets(store, "jsm")}
             running.sync(advance=10 * 60)
             fake.add(issue(23, exporter_now + timedelta(minutes=6), status="3"))
             fake.issues["10001"].updated, fake.issues["10001"].priority = exporter_now + timedelta(minutes=7), "Low"

@@ -41,6 +41,7 @@ from tests.fakes.faults import (
 )
 from tests.fakes.servicenow import FakeServiceNow, source_settings
 from tests.plans import iter_plan, run_plan, stored_glide, synced
+from tests.storeread import stored_count, stored_surveys, stored_tickets
 from tests.test_servicenow import at
 from tests.test_servicenow_sync import expected_tickets
 
@@ -446,19 +447,19 @@ def daemon_config(fake: FakeServiceNow, proxy: FaultProxy, store: Path) -> Confi
 
 
 def assert_store_equals_instance(store: Store, fake: FakeServiceNow) -> None:
-    assert store.tickets("sn") == expected_tickets(fake)
-    assert store.surveys("sn") == expected_surveys(fake)
-    assert store.count("sn", "ticket") == len(fake.tables["incident"])
+    assert stored_tickets(store, "sn") == expected_tickets(fake)
+    assert stored_surveys(store, "sn") == expected_surveys(fake)
+    assert stored_count(store, "sn", "ticket") == len(fake.tables["incident"])
 
 
 def assert_watermarks_cover_only_what_is_stored(store: Store, fake: FakeServiceNow) -> None:
     """Each watermark is the time of a stored record, and every record updated before it is stored as it is now."""
-    tickets = {t.id: t for t in store.tickets("sn")}
+    tickets = {t.id: t for t in stored_tickets(store, "sn")}
     mark = at(stored_glide(store, "sn", "ticket") or "")
     assert mark in {t.updated_at for t in tickets.values()}
     behind = [t for t in expected_tickets(fake) if t.updated_at < mark]
     assert [tickets.get(t.id) for t in behind] == behind
-    surveys = {s.id: s for s in store.surveys("sn")}
+    surveys = {s.id: s for s in stored_surveys(store, "sn")}
     survey_mark = at(stored_glide(store, "sn", "survey") or "")
     assert survey_mark in {s.submitted_at for s in surveys.values()}
     answered = [s for s in expected_surveys(fake) if s.submitted_at < survey_mark]
@@ -524,7 +525,7 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
         assert_metrics(running, proxy, "sn", up=0.0)
         # The scan starts 5 minutes (the overlap) behind 11:31: page 1 is 11:30, 11:31 again, and 11:50.
         assert stored_glide(store, "sn", "ticket") == "2026-03-06 11:50:00"
-        assert {t.id for t in store.tickets("sn")}.isdisjoint(late)
+        assert {t.id for t in stored_tickets(store, "sn")}.isdisjoint(late)
         assert_watermarks_cover_only_what_is_stored(store, fake)
 
         # 3. A hibernating instance: no retry, nothing stored, nothing moved.
@@ -550,7 +551,7 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
         )
         assert waits[-2:] == [1.0, 2.0]
         assert_metrics(running, proxy, "sn", up=0.0)
-        assert store.tickets("sn") == expected_tickets(fake)
+        assert stored_tickets(store, "sn") == expected_tickets(fake)
         assert stored_glide(store, "sn", "survey") == "2026-03-06 11:42:00"
         assert_watermarks_cover_only_what_is_stored(store, fake)
 
@@ -565,7 +566,7 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
         same_second = varied_incident(fake, 201, "2026-03-06 12:09:20")
         fake.update("incident", ids[7], sys_updated_on="2026-03-06 12:10:00")
         running.sync()
-        assert same_second in {t.id for t in store.tickets("sn")}
+        assert same_second in {t.id for t in stored_tickets(store, "sn")}
         assert_store_equals_instance(store, fake)
         running.sync(advance=14 * 60)  # the exporter at 12:20, the upstream at 12:11: 9 minutes behind
         varied_incident(fake, 202, "2026-03-06 12:11:00")
@@ -593,7 +594,7 @@ def test_a_row_stamped_minutes_behind_the_watermark_by_a_lagging_node_is_fetched
         assert stored_glide(store, "sn", "ticket") == "2026-03-06 12:00:00"
         lagging = varied_incident(fake, 2, "2026-03-06 11:57:00")
         synced(connector, store)
-        assert (lagging in {t.id for t in store.tickets("sn")}) is fetched
+        assert (lagging in {t.id for t in stored_tickets(store, "sn")}) is fetched
         # The re-read lies behind the watermark, which never goes back.
         assert stored_glide(store, "sn", "ticket") == "2026-03-06 12:00:00"
     finally:
