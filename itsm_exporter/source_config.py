@@ -117,6 +117,14 @@ class SurveyMapping(Strict):
         return roles
 
 
+BUILT_IN_LABELS: Final = (
+    "source", "group", "service", "priority", "channel", "window", "sla", "outcome", "state", "dimension",
+    "objective", "role", "le",
+)  # fmt: skip
+"""Label names the exporter's families use already: a segment named like one would make two labels one."""
+_LABEL_NAME: Final = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
 class SourceBase(Strict):
     """The keys of every source. A kind's model adds `kind: Literal["<its name>"]` and its own keys."""
 
@@ -126,6 +134,30 @@ class SourceBase(Strict):
     surveys: SurveyMapping = Field(default_factory=SurveyMapping)
     complaints: dict[str, list[str]] = Field(default_factory=dict)
     """Which tickets are complaints: upstream field -> values (category, contact_type, label, ...)."""
+    segments: dict[str, str] = Field(default_factory=dict)
+    """Customer-side grouping labels: label name -> the upstream field its value comes from (a ServiceNow
+    dot-walked reference, a JSM field, a CSV column); usable in `group_by` like `group`."""
+
+    @field_validator("segments")
+    @classmethod
+    def _segments(cls, value: dict[str, str]) -> dict[str, str]:
+        readers: dict[str, str] = {}
+        for name, upstream in value.items():
+            if not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
+                raise ValueError(
+                    f"segment {name!r} is not a Prometheus label name: letters, digits and _, not starting "
+                    "with a digit or __"
+                )
+            if name in BUILT_IN_LABELS:
+                raise ValueError(f"segment {name!r} clashes with the built-in label {name}: choose another name")
+            if not upstream.strip():
+                raise ValueError(f"segment {name!r} names no upstream field")
+            # Config errors never quote a value (a secret pasted into the wrong key must not reach a log).
+            key = upstream.strip().casefold()
+            if key in readers:
+                raise ValueError(f"segments {readers[key]} and {name} read the same upstream field: keep one")
+            readers[key] = name
+        return value
 
     def referenced_sources(self) -> dict[str, str]:
         """Key -> name of another source this one reads through (a CSV export's `ticket_source`): each must
