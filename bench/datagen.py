@@ -156,6 +156,8 @@ def frames(tickets: int, surveys: int, groups: int = 50, seed: int = 7) -> Frame
             "ticket_id": np.array([ticket_id.encode().decode() for ticket_id in columns["id"][about]], dtype=object),
             "ticket_key": None,
             "submitted_at": np.floor(submitted),
+            # A third of the respondents write a comment (its own generator: the other columns stay as they were).
+            "commented": np.random.default_rng(seed + 3).random(surveys) < 1 / 3,
         }
     ).astype(SURVEY_DTYPES)
     # Every response answers the perception items; one in three also the expectation items.

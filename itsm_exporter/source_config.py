@@ -119,9 +119,10 @@ class SurveyMapping(Strict):
 
 BUILT_IN_LABELS: Final = (
     "source", "group", "service", "priority", "channel", "window", "sla", "outcome", "state", "dimension",
-    "objective", "role", "le",
+    "objective", "role", "le", "segment",
 )  # fmt: skip
-"""Label names the exporter's families use already: a segment named like one would make two labels one."""
+"""Label names the exporter's families use already (`segment` names a segment's view, collectors/labels.py):
+a segment named like one would make two labels one."""
 _LABEL_NAME: Final = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 

@@ -571,7 +571,7 @@ def test_urls_are_printed_without_their_password(text: str, shown: str) -> None:
 
 
 @pytest.mark.parametrize("built_in", ["source", "group", "service", "priority", "channel", "window", "sla", "outcome",
-                                      "state", "dimension", "objective", "role", "le"])  # fmt: skip
+                                      "state", "dimension", "objective", "role", "le", "segment"])  # fmt: skip
 def test_no_segment_takes_the_name_of_a_built_in_label(built_in: str) -> None:
     [problem] = problems_of(config_with({"name": "d", "kind": "demo", "segments": {built_in: "x"}}))
     assert (

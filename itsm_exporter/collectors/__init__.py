@@ -18,7 +18,7 @@ from itsm_exporter.collectors.arrays import FloatArray
 from itsm_exporter.collectors.durations import WALL_CLOCK, Clock, Durations
 from itsm_exporter.collectors.facts import TicketFacts, ticket_facts
 from itsm_exporter.collectors.families import FamilyBuilder
-from itsm_exporter.collectors.labels import Grouping, grouping
+from itsm_exporter.collectors.labels import Grouping, grouping, segment_values
 from itsm_exporter.collectors.surveys import Responses, SurveyWindowStats, load_responses, survey_window_stats
 from itsm_exporter.collectors.tickets import TicketWindowStats, backlog_stats, ticket_window_stats
 from itsm_exporter.collectors.windows import Window, configured_windows, longest
@@ -46,9 +46,15 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config, *, clock: C
     widest = longest(windows)
     bounds = np.asarray(config.buckets, dtype=np.float64)
     facts = ticket_facts(frames.tickets, names, now)
-    responses = load_responses(frames.surveys, frames.answers, frames.questions, facts, names, config)
+    responses = load_responses(
+        frames.surveys, frames.answers, frames.questions, facts, names, config, frames.tables["survey_segments"]
+    )
+    segments = segment_values(
+        frames.tables["ticket_segments"], facts.source, facts.frame["id"].to_numpy(dtype=object), names,
+        config.segment_labels,
+    )  # fmt: skip
     groups = grouping(
-        facts, responses, names, config.group_by, widest.contains(facts.opened, now), config.max_label_values
+        facts, responses, names, config.group_by, widest.contains(facts.opened, now), config.max_label_values, segments
     )
     durations = Durations(facts, clock, now)
     ticket_windows, survey_windows = _window_loop(
@@ -63,7 +69,7 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config, *, clock: C
     ticket_present = (active.opened + active.resolved + active.first_responded + backlog.tickets) > 0
     survey_present = ticket_present | (survey_windows[windows.index(widest)].responses > 0)
     sources_surveyed = np.bincount(responses.source[responses.submitted <= now], minlength=len(names)) > 0
-    build = FamilyBuilder(groups.label_names, groups.label_values, windows, refresh_note(config))
+    build = FamilyBuilder(groups.label_names, groups.label_values, windows, refresh_note(config), groups.set_names)
     return [
         *tickets.families(build, ticket_windows, backlog, ticket_present, bounds),
         *live.families(build, state, ticket_present, live.live_sources(names, config)[groups.sources]),

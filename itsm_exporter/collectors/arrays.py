@@ -107,6 +107,23 @@ def _first_row_per_code(codes: IntArray, rows: IntArray | slice, n_codes: int) -
     return first_row
 
 
+def count_by_group(
+    groups: IntArray, rows: BoolArray | IntArray, n_groups: int, weights: FloatArray | IntArray | None = None
+) -> FloatArray | IntArray:
+    """bincount of the label sets of the selected rows (a mask or row numbers), weighted or not.
+
+    With grouping views (collectors/labels.py) `groups` has one column per view and a row counts once in
+    each; without, it is one label set per row.
+    """
+    selected = groups[rows]
+    if selected.ndim > 1:
+        weighed = None if weights is None else np.repeat(weights, selected.shape[1])
+        counted: FloatArray | IntArray = np.bincount(selected.ravel(), weights=weighed, minlength=n_groups)
+        return counted
+    counted = np.bincount(selected, weights=weights, minlength=n_groups)
+    return counted
+
+
 def ratio(numerator: FloatArray | IntArray, denominator: FloatArray | IntArray) -> FloatArray:
     """numerator / denominator where the denominator is positive, NaN elsewhere (never emitted)."""
     return np.divide(numerator, denominator, out=np.full(len(denominator), np.nan), where=np.asarray(denominator) > 0)

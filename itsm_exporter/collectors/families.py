@@ -27,12 +27,26 @@ class FamilyBuilder:
     """Knows the label sets, the windows and the refresh note every HELP text ends with."""
 
     def __init__(
-        self, label_names: Sequence[str], label_values: Sequence[tuple[str, ...]], windows: Sequence[Window], note: str
+        self,
+        label_names: Sequence[str],
+        label_values: Sequence[tuple[str, ...]],
+        windows: Sequence[Window],
+        note: str,
+        set_names: Sequence[tuple[str, ...]] = (),
     ) -> None:
         self.label_names = list(label_names)
         self.label_values = label_values
         self.windows = windows
         self.note = note
+        self.set_names = set_names
+        """Each label set's own label names, when views differ in them (labels.Grouping.set_names)."""
+        self._extra_names: tuple[str, ...] = ()
+        """The labels the family being built adds after the label set's (window, sla, ...)."""
+
+    def _labels(self, group: int, values: Sequence[str]) -> dict[str, str]:
+        """The labels of a sample of label set `group` with the family's other label `values` appended."""
+        names = self.set_names[group] if self.set_names else self.label_names
+        return dict(zip((*names, *self._extra_names), (*self.label_values[group], *values), strict=True))
 
     def gauge(self, name: str, doc: str, parts: Sequence[Part], extra_names: Sequence[str] = ()) -> GaugeMetricFamily:
         """A windowed gauge; samples ordered by label set, then window, then part."""
@@ -55,8 +69,13 @@ class FamilyBuilder:
         family = GaugeMetricFamily(name, f"{doc} {self.note}", labels=[*self.label_names, *window_names, *extra_names])
         shown = np.stack([np.stack(part.shown, axis=1) for part in parts], axis=2)
         values = np.stack([np.stack(part.values, axis=1) for part in parts], axis=2).astype(np.float64)
+        self._extra_names = (*window_names, *extra_names)
         for group, column, index in zip(*np.nonzero(shown), strict=True):
             window_value = [columns[column]] if columns else []
+            if self.set_names:
+                labels = self._labels(group, [*window_value, *parts[index].extra])
+                family.add_sample(name, labels, float(values[group, column, index]))
+                continue
             family.add_metric(
                 [*self.label_values[group], *window_value, *parts[index].extra], float(values[group, column, index])
             )
@@ -79,10 +98,19 @@ class FamilyBuilder:
         family = GaugeHistogramMetricFamily(name, f"{doc} {self.note}", labels=[*self.label_names, *column_names])
         bucket_names = [*(floatToGoString(bound) for bound in bounds), "+Inf"]
         shown = np.stack([histogram.counts > 0 for histogram in histograms], axis=1)
+        self._extra_names = tuple(column_names)
         for group, column in zip(*np.nonzero(shown), strict=True):
             histogram = histograms[column]
             window_value = [column_values[column]] if column_label else []
             counts = histogram.cumulative[group].tolist()
+            if self.set_names:
+                # A label set whose names are not the family's (a segment view): its samples as add_metric makes them.
+                labels = self._labels(group, window_value)
+                for bucket, count in zip(bucket_names, counts, strict=True):
+                    family.add_sample(f"{name}_bucket", {**labels, "le": bucket}, count)
+                family.add_sample(f"{name}_gcount", labels, counts[-1])
+                family.add_sample(f"{name}_gsum", labels, float(histogram.sums[group]))
+                continue
             family.add_metric(
                 [*self.label_values[group], *window_value],
                 list(zip(bucket_names, counts, strict=True)),

@@ -1,17 +1,29 @@
-"""The grouping step: grouping labels, missing values, the per-source cardinality cap, label sets as group ids."""
+"""The grouping step: grouping labels, missing values, the per-source cardinality cap, label sets as group ids.
+
+Label sets come in views. The team view crosses the built-in labels of `group_by` (group, service, priority,
+channel), as it always has. Each segment of `group_by` (a customer-side label such as `department`,
+`segments:` in a source's config) is a view of its own: the source, `segment="<its name>"` and its value,
+crossed with no other label. So a department is judged on all of its tickets, however they spread over
+teams (a watermelon that no team view shows), the series grow by at most `max_label_values + 2` label sets
+per segment and source instead of multiplying, and `segment=""` selects the team view alone (the recording
+rules and the team panels sum over it without counting a ticket once per view).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from itsm_exporter.collectors.arrays import FEW, BoolArray, IntArray
+from itsm_exporter.collectors.arrays import FEW, BoolArray, IntArray, KeyIndex, ObjectArray, source_codes
 from itsm_exporter.collectors.facts import TicketFacts
 from itsm_exporter.collectors.surveys import Responses
 from itsm_exporter.records import OTHER, UNASSIGNED, UNKNOWN_TICKET
+
+SEGMENT_LABEL = "segment"
+"""The label that names the view of a segment's label sets; the team view's series do not have it."""
 
 
 def grouping(
@@ -21,20 +33,62 @@ def grouping(
     group_by: Sequence[str],
     volume: BoolArray,
     cap: int,
+    segments: Mapping[str, ObjectArray] | None = None,
 ) -> Grouping:
-    """The label sets every metric is counted by: the source, then each `group_by` label of the tickets, capped
-    per source to the `cap` values with most `volume` tickets; a response takes its ticket's label set."""
-    labels = [capped_label(name, facts.frame[name], facts.source, len(names), volume, cap) for name in group_by]
-    return build_grouping(names, labels, facts.source, responses.source, responses.ticket_rows)
+    """The label sets every metric is counted by: the team view (the source, then each built-in `group_by` label
+    of the tickets) and a view per segment of `group_by` (`segments`: its value per ticket, None where the ticket
+    has none), each label capped per source to the `cap` values with most `volume` tickets. A response takes its
+    ticket's label set in each view, or its own segment value where it carries one (Responses.segments)."""
+    segments = segments or {}
+    team = [
+        capped_label(name, facts.frame[name], facts.source, len(names), volume, cap)
+        for name in group_by
+        if name not in segments
+    ]
+    views = [build_grouping(names, team, facts.source, responses.source, responses.ticket_rows)]
+    for name in (name for name in group_by if name in segments):
+        own = responses.segments.get(name)
+        label = capped_label(
+            name, pd.Series(segments[name]), facts.source, len(names), volume, cap, responses.source, own
+        )
+        views.append(
+            build_grouping(names, [label], facts.source, responses.source, responses.ticket_rows, segment=name)
+        )
+    return views[0] if len(views) == 1 else combined(views)
+
+
+def segment_values(
+    frame: pd.DataFrame, sources: IntArray, ids: ObjectArray, names: tuple[str, ...], wanted: Sequence[str]
+) -> dict[str, ObjectArray]:
+    """Per parent row (tickets or responses, by `sources` and `ids`), the value of each `wanted` segment from its
+    child table's frame (`source`, parent id, `name`, `value`); None where the record has none."""
+    values = {name: np.full(len(ids), None, dtype=object) for name in wanted}
+    if not wanted or frame.empty:
+        return values
+    named = frame["name"].to_numpy(dtype=object)
+    rows = np.flatnonzero(np.isin(named, list(wanted)))
+    if not len(rows):
+        return values
+    parent = frame.columns[1]  # the parent's id (Parent.key: source, then the id)
+    found = KeyIndex(sources, ids).find(
+        source_codes(frame["source"].iloc[rows], names), frame[parent].to_numpy(dtype=object)[rows]
+    )
+    value = frame["value"].to_numpy(dtype=object)[rows]
+    for name in wanted:
+        mine = (named[rows] == name) & (found >= 0)
+        values[name][found[mine]] = value[mine]
+    return values
 
 
 @dataclass(frozen=True)
 class CappedLabel:
-    """One grouping label after the cap: each ticket's code into `vocabulary`."""
+    """One grouping label after the cap: each ticket's code into `vocabulary` (and each response's own, -1: none)."""
 
     name: str
     vocabulary: tuple[str, ...]
     codes: IntArray
+    own_codes: IntArray | None = None
+    """Codes of the values responses carry themselves (a CSV export's segment column), -1 where none."""
 
     @property
     def unknown(self) -> int:
@@ -43,21 +97,43 @@ class CappedLabel:
 
 
 def capped_label(
-    label_name: str, values: pd.Series, sources: IntArray, n_sources: int, volume: BoolArray, max_values: int
+    label_name: str,
+    values: pd.Series,
+    sources: IntArray,
+    n_sources: int,
+    volume: BoolArray,
+    max_values: int,
+    own_sources: IntArray | None = None,
+    own_values: ObjectArray | None = None,
 ) -> CappedLabel:
-    """Keep per source the `max_values` values with most `volume` tickets (ties by name); the rest is `other`."""
-    raw_codes, uniques = pd.factorize(values.to_numpy(dtype=object), size_hint=FEW)
+    """Keep per source the `max_values` values with most `volume` tickets (ties by name); the rest is `other`.
+
+    Values that responses carry themselves (`own_values`, None where a response has none) are capped with the
+    tickets' and rank after every value that has volume."""
+    ticket_values = values.to_numpy(dtype=object)
+    n_tickets = len(ticket_values)
+    has_own = own_values is not None and own_sources is not None
+    if has_own:
+        assert own_values is not None and own_sources is not None
+        ticket_values = np.concatenate([ticket_values, own_values])
+        sources = np.concatenate([sources, own_sources])
+        volume = np.concatenate([volume, np.zeros(len(own_values), dtype=bool)])
+    raw_codes, uniques = pd.factorize(ticket_values, size_hint=FEW)
     names = [str(value) for value in uniques]
     if UNASSIGNED not in names:
         names.append(UNASSIGNED)
+    missing = raw_codes < 0
     # In place, here and below: each temporary is one int64 per ticket (8 MB a million).
     codes = raw_codes.astype(np.int64, copy=False)
-    codes[codes < 0] = names.index(UNASSIGNED)
+    codes[missing] = names.index(UNASSIGNED)
     n_values = len(names)
     pairs = sources * n_values
     pairs += codes
     del raw_codes, codes
-    present = np.bincount(pairs, minlength=n_sources * n_values).reshape(n_sources, n_values) > 0
+    # A response without its own value leaves the presence and the ranking to its ticket.
+    counted = np.ones(len(pairs), dtype=bool)
+    counted[n_tickets:] = ~missing[n_tickets:]
+    present = np.bincount(pairs[counted], minlength=n_sources * n_values).reshape(n_sources, n_values) > 0
     volumes = np.bincount(pairs[volume], minlength=n_sources * n_values).reshape(n_sources, n_values)
     name_rank = np.argsort(np.argsort(np.array(names, dtype=object)))
     kept = present.copy()
@@ -70,24 +146,34 @@ def capped_label(
     position = {name: index for index, name in enumerate(vocabulary)}
     to_final = np.array([position.get(name, position[OTHER]) for name in names], dtype=np.int64)
     pair_to_final = np.where(kept, to_final[np.newaxis, :], position[OTHER]).ravel()
-    return CappedLabel(name=label_name, vocabulary=tuple(vocabulary), codes=pair_to_final[pairs])
+    final = pair_to_final[pairs]
+    own_codes = None
+    if has_own:
+        own_codes = np.where(missing[n_tickets:], -1, final[n_tickets:])
+    return CappedLabel(name=label_name, vocabulary=tuple(vocabulary), codes=final[:n_tickets], own_codes=own_codes)
 
 
 @dataclass(frozen=True)
 class Grouping:
-    """Label sets present in tickets or surveys, numbered in the order of their label values."""
+    """Label sets present in tickets or surveys, numbered view by view in the order of their label values."""
 
     label_names: tuple[str, ...]
-    """`source`, then the grouping labels in configured order."""
+    """The team view's label names: `source`, then the built-in grouping labels in configured order."""
     label_values: tuple[tuple[str, ...], ...]
     sources: IntArray
     """Source index of each label set."""
     ticket_groups: IntArray
+    """The label set of each ticket: one per ticket, or (tickets, views) with a segment view (see the module)."""
     survey_groups: IntArray
+    set_names: tuple[tuple[str, ...], ...] = ()
+    """The label names of each label set when views differ in them; empty: every set has `label_names`."""
 
     @property
     def size(self) -> int:
         return len(self.label_values)
+
+    def names_of(self, group: int) -> tuple[str, ...]:
+        return self.set_names[group] if self.set_names else self.label_names
 
 
 def build_grouping(
@@ -96,8 +182,11 @@ def build_grouping(
     ticket_sources: IntArray,
     survey_sources: IntArray,
     survey_ticket_rows: IntArray,
+    *,
+    segment: str | None = None,
 ) -> Grouping:
-    """Number every (source, label values) combination; a survey takes its ticket's labels or `unknown`."""
+    """Number every (source, label values) combination; a survey takes its ticket's labels or `unknown`, or its own
+    value of a label where it has one. A segment view's label sets also carry `segment="<its name>"`."""
     matched = survey_ticket_rows >= 0
     safe_rows = np.where(matched, survey_ticket_rows, 0)
     # Tickets then surveys in one array, keys built in place (radix encoding of source and label codes).
@@ -106,9 +195,12 @@ def build_grouping(
     for label in labels:
         radix = len(label.vocabulary)
         survey_codes = label.codes[safe_rows] if len(label.codes) else np.zeros(len(safe_rows), dtype=np.int64)
+        survey_codes = np.where(matched, survey_codes, label.unknown)
+        if label.own_codes is not None:
+            survey_codes = np.where(label.own_codes >= 0, label.own_codes, survey_codes)
         all_keys *= radix
         ticket_keys += label.codes
-        survey_keys += np.where(matched, survey_codes, label.unknown)
+        survey_keys += survey_codes
     inverse, distinct = pd.factorize(all_keys, size_hint=FEW)
     del all_keys, ticket_keys, survey_keys
     decoded = [_decode(int(key), source_names, labels) for key in distinct]
@@ -117,12 +209,29 @@ def build_grouping(
     renumber[order] = np.arange(len(order))
     groups = renumber[inverse]
     label_values = tuple(decoded[i] for i in order)
+    names = ("source", *(label.name for label in labels))
+    if segment is not None:
+        names = ("source", SEGMENT_LABEL, segment)
+        label_values = tuple((values[0], segment, *values[1:]) for values in label_values)
     return Grouping(
-        label_names=("source", *(label.name for label in labels)),
+        label_names=names,
         label_values=label_values,
         sources=np.array([source_names.index(values[0]) for values in label_values], dtype=np.int64),
         ticket_groups=groups[: len(ticket_sources)],
         survey_groups=groups[len(ticket_sources) :],
+    )
+
+
+def combined(views: Sequence[Grouping]) -> Grouping:
+    """The views as one numbering: each view's sets after the previous ones', a column of group ids per view."""
+    offsets = np.cumsum([0, *(view.size for view in views)])[:-1]
+    return Grouping(
+        label_names=views[0].label_names,
+        label_values=tuple(values for view in views for values in view.label_values),
+        sources=np.concatenate([view.sources for view in views]),
+        ticket_groups=np.stack([view.ticket_groups + offset for view, offset in zip(views, offsets, strict=True)], 1),
+        survey_groups=np.stack([view.survey_groups + offset for view, offset in zip(views, offsets, strict=True)], 1),
+        set_names=tuple(view.label_names for view in views for _ in range(view.size)),
     )
 
 

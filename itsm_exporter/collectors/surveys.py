@@ -16,6 +16,8 @@ from itsm_exporter.collectors.arrays import (
     FloatArray,
     IntArray,
     KeyIndex,
+    ObjectArray,
+    count_by_group,
     lookup,
     ratio,
     source_codes,
@@ -62,6 +64,10 @@ class Responses:
     """The source that stored the response, whose survey mapping applies to its answers."""
     answers_by_role: npt.NDArray[np.int32]
     """(responses, MAPPING_ROLES) answers of each response by the role their question plays."""
+    commented: BoolArray
+    """The respondent wrote a comment (only that it exists is stored; the text stays upstream)."""
+    segments: dict[str, ObjectArray]
+    """Segment values a response carries itself (a CSV export's columns), per wanted segment; None where none."""
 
 
 def load_responses(
@@ -71,16 +77,30 @@ def load_responses(
     tickets: TicketFacts,
     names: tuple[str, ...],
     config: Config,
+    own_segments: pd.DataFrame | None = None,
 ) -> Responses:
-    """Responses of configured sources about tickets of configured sources, with their per-dimension scores."""
+    """Responses of configured sources about tickets of configured sources, with their per-dimension scores and
+    the values of the grouping segments they carry themselves (`own_segments`, the survey_segments frame)."""
     own_source = source_codes(frames_surveys["source"], names)
     ticket_source = source_codes(frames_surveys["ticket_source"], names)
     keep = (own_source >= 0) & (ticket_source >= 0)
     surveys = frames_surveys.loc[keep] if not keep.all() else frames_surveys
     own_source, ticket_source = own_source[keep], ticket_source[keep]
     ticket_rows = _join_tickets(surveys, ticket_source, tickets)
-    surveys_by_id = KeyIndex(own_source, surveys["id"].to_numpy(dtype=object))
+    survey_ids = surveys["id"].to_numpy(dtype=object)
+    surveys_by_id = KeyIndex(own_source, survey_ids)
     perception, expectation, by_role = _scores(answers, questions, surveys_by_id, len(surveys), names, config)
+    wanted = [name for name in config.segment_labels if own_segments is not None and not own_segments.empty]
+    segments = {name: np.full(len(surveys), None, dtype=object) for name in wanted}
+    if wanted and own_segments is not None:
+        named = own_segments["name"].to_numpy(dtype=object)
+        found = surveys_by_id.find(
+            source_codes(own_segments["source"], names), own_segments["survey_id"].to_numpy(dtype=object)
+        )
+        value = own_segments["value"].to_numpy(dtype=object)
+        for name in wanted:
+            mine = (named == name) & (found >= 0)
+            segments[name][found[mine]] = value[mine]
     return Responses(
         submitted=surveys["submitted_at"].to_numpy(dtype=np.float64),
         source=ticket_source,
@@ -89,6 +109,8 @@ def load_responses(
         expectation=expectation,
         own_source=own_source,
         answers_by_role=by_role,
+        commented=surveys["commented"].to_numpy(dtype=bool),
+        segments=segments,
     )
 
 
@@ -215,13 +237,13 @@ def survey_window_stats(
     overall = responses.perception[:, 0]
 
     def count(mask: BoolArray) -> IntArray:
-        return np.bincount(groups[mask], minlength=n_groups).astype(np.int64)
+        return count_by_group(groups, mask, n_groups).astype(np.int64)
 
     def per_dimension(scores: FloatArray) -> tuple[FloatArray, IntArray]:
         has = in_window[:, np.newaxis] & ~np.isnan(scores)
         columns = range(scores.shape[1])
-        sums = [np.bincount(groups[has[:, d]], weights=scores[has[:, d], d], minlength=n_groups) for d in columns]
-        counts = [np.bincount(groups[has[:, d]], minlength=n_groups) for d in columns]
+        sums = [count_by_group(groups, has[:, d], n_groups, scores[has[:, d], d]) for d in columns]
+        counts = [count_by_group(groups, has[:, d], n_groups) for d in columns]
         return np.stack(sums, axis=1).astype(np.float64), np.stack(counts, axis=1).astype(np.int64)
 
     perception_sums, perception_counts = per_dimension(responses.perception)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from prometheus_client.core import Metric
 
-from itsm_exporter.collectors.arrays import BoolArray, FloatArray, IntArray, ratio
+from itsm_exporter.collectors.arrays import BoolArray, FloatArray, IntArray, count_by_group, ratio
 from itsm_exporter.collectors.durations import Durations
 from itsm_exporter.collectors.facts import OUTCOMES, SLAS, TicketFacts
 from itsm_exporter.collectors.families import FamilyBuilder, Part
@@ -48,7 +48,7 @@ def ticket_window_stats(
     answered_in = window.contains(facts.first_response, end)
 
     def count(mask: BoolArray) -> IntArray:
-        return np.bincount(groups[mask], minlength=n_groups).astype(np.int64)
+        return count_by_group(groups, mask, n_groups).astype(np.int64)
 
     return TicketWindowStats(
         opened=count(opened_in),
@@ -56,9 +56,9 @@ def ticket_window_stats(
         first_responded=count(answered_in),
         reopened=count(resolved_in & facts.reopened),
         first_contact=count(resolved_in & facts.first_contact),
-        reassignments=np.bincount(
-            groups[resolved_in], weights=facts.reassignments[resolved_in], minlength=n_groups
-        ).astype(np.float64),
+        reassignments=count_by_group(groups, resolved_in, n_groups, facts.reassignments[resolved_in]).astype(
+            np.float64
+        ),
         complaints_opened=count(opened_in & facts.complaint),
         sla={
             (sla, outcome): count(resolved_in & (facts.sla[sla] == index))
