@@ -181,7 +181,8 @@ class Config(Strict):
 
     @model_validator(mode="after")
     def _group_by(self) -> Config:
-        """Each `group_by` label is built in or a segment of some source (a source without it shows `unassigned`)."""
+        """Each `group_by` label is built in or a segment of some source (a source without it has no series in its
+        view)."""
         segments = {name for source in self.sources for name in source.segments}
         errors = [
             InitErrorDetails(

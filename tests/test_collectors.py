@@ -678,3 +678,20 @@ def test_segments_are_capped_like_any_label_and_no_segment_series_exist_without_
     assert value(metrics, "itsm_backlog_tickets", source="sn", segment="department", department="other") == 2
     plain = compute(tickets, config=segmented_config(group_by=["group"]))
     assert not [s for s in series(plain, "itsm_backlog_tickets") if "segment" in s]
+
+
+def test_commented_responses_are_counted_by_satisfied_and_dissatisfied_without_their_text() -> None:
+    tickets = [ticket("1", AS_OF - DAY, "resolved", resolved_at=AS_OF - HOUR, segments=dept("Finance"))]
+    surveys = [
+        survey("a", AS_OF - HOUR, {"How satisfied are you?": 1}, ticket_id="1", commented=True),
+        survey("b", AS_OF - HOUR, {"How satisfied are you?": 2}, ticket_id="1", commented=True),
+        survey("c", AS_OF - HOUR, {"How satisfied are you?": 1}, ticket_id="1"),
+        survey("d", AS_OF - HOUR, {"How satisfied are you?": 5}, ticket_id="1", commented=True),
+        survey("e", AS_OF - HOUR, {"How satisfied are you?": 3}, ticket_id="1", commented=True),
+        survey("f", AS_OF - 8 * DAY, {"How satisfied are you?": 1}, ticket_id="1", commented=True),
+    ]
+    metrics = compute(tickets, surveys, segmented_config())
+    assert value(metrics, "itsm_survey_dissatisfied_commented_responses", **desk("7d")) == 2
+    assert value(metrics, "itsm_survey_dissatisfied_commented_responses", **desk("30d")) == 3
+    assert value(metrics, "itsm_survey_satisfied_commented_responses", **desk("7d")) == 1
+    assert value(metrics, "itsm_survey_dissatisfied_commented_responses", **finance("7d")) == 2

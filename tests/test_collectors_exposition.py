@@ -16,7 +16,7 @@ from prometheus_client.core import Metric
 from itsm_exporter.collectors import compute_metrics
 from itsm_exporter.config import parse_config
 from itsm_exporter.frames import Frames
-from itsm_exporter.records import Answer, SlaClock, SurveyResponse, Ticket
+from itsm_exporter.records import Answer, Segment, SlaClock, SurveyResponse, Ticket
 from tests.tools import tool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +43,7 @@ def fixture_metrics() -> list[Metric]:
     config = parse_config(
         {
             "windows": ["1d", "7d"],
-            "group_by": ["group", "priority"],
+            "group_by": ["group", "priority", "department"],
             "buckets": [3600, 86400],
             "min_responses": 2,
             "sources": [
@@ -55,6 +55,7 @@ def fixture_metrics() -> list[Metric]:
                         "dimensions": {"empathy": ["Care"], "reliability": ["Fixed"]},
                         "expectations": {"empathy": ["Expected care"]},
                     },
+                    "segments": {"department": "caller_id.department.name"},
                 },
                 {"name": "jsm", "kind": "demo"},
                 {
@@ -87,6 +88,7 @@ def fixture_metrics() -> list[Metric]:
             first_response_at=AS_OF - 4 * HOUR,
             sla_response="met",
             sla_resolution="met",
+            segments=(Segment("department", "Finance"),),
             **resolved,
         ),
         ticket(
@@ -99,6 +101,7 @@ def fixture_metrics() -> list[Metric]:
             reopens=1,
             sla_resolution="breached",
             complaint=True,
+            segments=(Segment("department", "Finance"),),
             **resolved,
         ),
         ticket(
@@ -109,6 +112,7 @@ def fixture_metrics() -> list[Metric]:
             group="network",
             priority="p1",
             sla_clocks=(SlaClock("response", AS_OF + 2 * HOUR), SlaClock("resolution", AS_OF + HOUR / 2)),
+            segments=(Segment("department", "Sales"),),
         ),
         ticket(
             "sn",
@@ -125,9 +129,9 @@ def fixture_metrics() -> list[Metric]:
     ]
     surveys = [
         survey("sn", "s1", {"Overall": 5, "Care": 4, "Fixed": 5, "Expected care": 5}, ticket_id="1"),
-        survey("sn", "s2", {"Overall": 2, "Care": 2}, ticket_id="2"),
+        survey("sn", "s2", {"Overall": 2, "Care": 2}, ticket_id="2", commented=True),
         survey("sn", "s3", {"Overall": 1}, ticket_id="404"),
-        survey("csat", "c1", {"CSAT": 4}, ticket_source="jsm", ticket_key="JSM-10"),
+        survey("csat", "c1", {"CSAT": 4}, ticket_source="jsm", ticket_key="JSM-10", commented=True),
     ]
     return compute_metrics(Frames.from_records(tickets, surveys), AS_OF, config)
 

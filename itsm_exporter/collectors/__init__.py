@@ -14,7 +14,7 @@ import numpy as np
 from prometheus_client.core import Metric
 
 from itsm_exporter.collectors import live, surveys, targets, tickets, watermelon
-from itsm_exporter.collectors.arrays import FloatArray
+from itsm_exporter.collectors.arrays import BoolArray, FloatArray
 from itsm_exporter.collectors.durations import WALL_CLOCK, Clock, Durations
 from itsm_exporter.collectors.facts import TicketFacts, ticket_facts
 from itsm_exporter.collectors.families import FamilyBuilder
@@ -54,8 +54,9 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config, *, clock: C
         config.segment_labels,
     )  # fmt: skip
     groups = grouping(
-        facts, responses, names, config.group_by, widest.contains(facts.opened, now), config.max_label_values, segments
-    )
+        facts, responses, names, config.group_by, widest.contains(facts.opened, now), config.max_label_values,
+        segments, _segment_sources(config, names),
+    )  # fmt: skip
     durations = Durations(facts, clock, now)
     ticket_windows, survey_windows = _window_loop(
         facts, responses, groups, durations, [(w, now) for w in windows], bounds
@@ -69,7 +70,9 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config, *, clock: C
     ticket_present = (active.opened + active.resolved + active.first_responded + backlog.tickets) > 0
     survey_present = ticket_present | (survey_windows[windows.index(widest)].responses > 0)
     sources_surveyed = np.bincount(responses.source[responses.submitted <= now], minlength=len(names)) > 0
-    build = FamilyBuilder(groups.label_names, groups.label_values, windows, refresh_note(config), groups.set_names)
+    build = FamilyBuilder(
+        groups.label_names, groups.label_values, windows, refresh_note(config), groups.set_names, groups.visible
+    )
     return [
         *tickets.families(build, ticket_windows, backlog, ticket_present, bounds),
         *live.families(build, state, ticket_present, live.live_sources(names, config)[groups.sources]),
@@ -80,6 +83,17 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config, *, clock: C
         *targets.families(names, config.targets, build.note),
         surveys.mapping_family(responses, names, widest, now, build.note),
     ]
+
+
+def _segment_sources(config: Config, names: tuple[str, ...]) -> dict[str, BoolArray]:
+    """For each segment of group_by, the sources (by index) that define it, or whose responses a source that
+    defines it reports (a CSV export's `ticket_source`): the others have no series in its view."""
+    defined: dict[str, BoolArray] = {}
+    for segment in config.segment_labels:
+        mine = {s.name for s in config.enabled_sources if segment in s.segments}
+        mine |= {other for s in config.enabled_sources if s.name in mine for other in s.referenced_sources().values()}
+        defined[segment] = np.array([name in mine for name in names], dtype=bool)
+    return defined
 
 
 def _window_loop(

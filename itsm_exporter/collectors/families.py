@@ -33,6 +33,7 @@ class FamilyBuilder:
         windows: Sequence[Window],
         note: str,
         set_names: Sequence[tuple[str, ...]] = (),
+        visible: BoolArray | None = None,
     ) -> None:
         self.label_names = list(label_names)
         self.label_values = label_values
@@ -40,6 +41,8 @@ class FamilyBuilder:
         self.note = note
         self.set_names = set_names
         """Each label set's own label names, when views differ in them (labels.Grouping.set_names)."""
+        self.visible = visible
+        """Label sets that may have series at all (labels.Grouping.visible); None: every one."""
         self._extra_names: tuple[str, ...] = ()
         """The labels the family being built adds after the label set's (window, sla, ...)."""
 
@@ -68,6 +71,8 @@ class FamilyBuilder:
         window_names = ["window"] if columns else []
         family = GaugeMetricFamily(name, f"{doc} {self.note}", labels=[*self.label_names, *window_names, *extra_names])
         shown = np.stack([np.stack(part.shown, axis=1) for part in parts], axis=2)
+        if self.visible is not None:
+            shown &= self.visible[:, np.newaxis, np.newaxis]
         values = np.stack([np.stack(part.values, axis=1) for part in parts], axis=2).astype(np.float64)
         self._extra_names = (*window_names, *extra_names)
         for group, column, index in zip(*np.nonzero(shown), strict=True):
@@ -98,6 +103,8 @@ class FamilyBuilder:
         family = GaugeHistogramMetricFamily(name, f"{doc} {self.note}", labels=[*self.label_names, *column_names])
         bucket_names = [*(floatToGoString(bound) for bound in bounds), "+Inf"]
         shown = np.stack([histogram.counts > 0 for histogram in histograms], axis=1)
+        if self.visible is not None:
+            shown &= self.visible[:, np.newaxis]
         self._extra_names = tuple(column_names)
         for group, column in zip(*np.nonzero(shown), strict=True):
             histogram = histograms[column]

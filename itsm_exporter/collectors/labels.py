@@ -12,7 +12,7 @@ rules and the team panels sum over it without counting a ticket once per view).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -34,11 +34,13 @@ def grouping(
     volume: BoolArray,
     cap: int,
     segments: Mapping[str, ObjectArray] | None = None,
+    segment_sources: Mapping[str, BoolArray] | None = None,
 ) -> Grouping:
     """The label sets every metric is counted by: the team view (the source, then each built-in `group_by` label
     of the tickets) and a view per segment of `group_by` (`segments`: its value per ticket, None where the ticket
     has none), each label capped per source to the `cap` values with most `volume` tickets. A response takes its
-    ticket's label set in each view, or its own segment value where it carries one (Responses.segments)."""
+    ticket's label set in each view, or its own segment value where it carries one (Responses.segments). A
+    segment's view shows the sources that define it (`segment_sources`, by source index; all when not given)."""
     segments = segments or {}
     team = [
         capped_label(name, facts.frame[name], facts.source, len(names), volume, cap)
@@ -51,9 +53,10 @@ def grouping(
         label = capped_label(
             name, pd.Series(segments[name]), facts.source, len(names), volume, cap, responses.source, own
         )
-        views.append(
-            build_grouping(names, [label], facts.source, responses.source, responses.ticket_rows, segment=name)
-        )
+        view = build_grouping(names, [label], facts.source, responses.source, responses.ticket_rows, segment=name)
+        if segment_sources is not None and name in segment_sources:
+            view = replace(view, visible=segment_sources[name][view.sources])
+        views.append(view)
     return views[0] if len(views) == 1 else combined(views)
 
 
@@ -167,6 +170,9 @@ class Grouping:
     survey_groups: IntArray
     set_names: tuple[tuple[str, ...], ...] = ()
     """The label names of each label set when views differ in them; empty: every set has `label_names`."""
+    visible: BoolArray | None = None
+    """Label sets that have series: a segment's view leaves out the sources that do not define it (their
+    tickets are counted there, all `unassigned`, and never shown). None: every set."""
 
     @property
     def size(self) -> int:
@@ -232,6 +238,9 @@ def combined(views: Sequence[Grouping]) -> Grouping:
         ticket_groups=np.stack([view.ticket_groups + offset for view, offset in zip(views, offsets, strict=True)], 1),
         survey_groups=np.stack([view.survey_groups + offset for view, offset in zip(views, offsets, strict=True)], 1),
         set_names=tuple(view.label_names for view in views for _ in range(view.size)),
+        visible=np.concatenate(
+            [np.ones(view.size, dtype=bool) if view.visible is None else view.visible for view in views]
+        ),
     )
 
 

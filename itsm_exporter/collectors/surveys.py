@@ -218,6 +218,10 @@ class SurveyWindowStats:
     """Responses with an overall answer: the denominator of the satisfied ratio."""
     satisfied: IntArray
     dissatisfied: IntArray
+    satisfied_commented: IntArray
+    """Satisfied responses that carry a comment: the ones to celebrate, read upstream."""
+    dissatisfied_commented: IntArray
+    """Dissatisfied responses that carry a comment: the unhappy customers who wrote, read upstream."""
     perception_sums: FloatArray
     perception_counts: IntArray
     expectation_sums: FloatArray
@@ -253,6 +257,8 @@ def survey_window_stats(
         rated=count(in_window & ~np.isnan(overall)),
         satisfied=count(in_window & (overall >= SATISFIED_AT_LEAST)),
         dissatisfied=count(in_window & (overall <= DISSATISFIED_AT_MOST)),
+        satisfied_commented=count(in_window & responses.commented & (overall >= SATISFIED_AT_LEAST)),
+        dissatisfied_commented=count(in_window & responses.commented & (overall <= DISSATISFIED_AT_MOST)),
         perception_sums=perception_sums,
         perception_counts=perception_counts,
         expectation_sums=expectation_sums,
@@ -303,6 +309,16 @@ def families(
             "itsm_survey_dissatisfied_responses",
             "Responses of the window whose normalized overall score is <= 0.25.",
             [Part((), [s.dissatisfied for s in surveys], shown)],
+        ),
+        build.gauge(
+            "itsm_survey_satisfied_commented_responses",
+            "Satisfied responses of the window that carry a comment (the text stays in the ITSM tool).",
+            [Part((), [s.satisfied_commented for s in surveys], shown)],
+        ),
+        build.gauge(
+            "itsm_survey_dissatisfied_commented_responses",
+            "Dissatisfied responses of the window that carry a comment (the text stays in the ITSM tool).",
+            [Part((), [s.dissatisfied_commented for s in surveys], shown)],
         ),
         build.gauge(
             "itsm_survey_satisfied_ratio",
