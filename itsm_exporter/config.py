@@ -508,6 +508,8 @@ def demo_config(store_path: Path) -> Config:
         {
             "store": {"path": str(store_path)},
             "refresh_interval": "1m",
+            # The team view and the demo's customer departments (a segment: docs/metrics.md).
+            "group_by": ["group", "department"],
             "sources": [dict(kind.demo_source) for kind in kinds() if kind.demo_source is not None],
         }
     )

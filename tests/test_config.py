@@ -49,7 +49,8 @@ def test_example_config_is_valid_and_keeps_the_contract_keys() -> None:
     config = load_config(ROOT / "config.example.yaml")
     assert config.listen == "0.0.0.0:8837"
     assert [w.seconds for w in config.windows] == [7 * 86400, 30 * 86400]
-    assert config.group_by == ["group"]
+    assert config.group_by == ["group", "department"]
+    assert config.segment_labels == ("department",)
     assert (config.max_label_values, config.min_responses) == (50, 10)
     assert (config.targets.sla, config.targets.satisfaction) == (0.90, 0.80)
     assert [(s.name, s.kind, s.enabled) for s in config.sources] == [

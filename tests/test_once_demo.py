@@ -71,7 +71,8 @@ def exposition(tmp_path_factory: pytest.TempPathFactory) -> str:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert (workdir / "itsm-exporter.db").exists()
+    # Without store.path, `once` syncs into a temporary store removed at exit (docs/architecture.md, the CLI).
+    assert not (workdir / "itsm-exporter.db").exists()
     return result.stdout
 
 
@@ -107,6 +108,9 @@ def test_the_planted_watermelon_is_flagged_and_only_it(exposition: str) -> None:
     assert flagged == {
         '{group="Network Operations",source="demo",window="30d"}',
         '{group="Network Operations",source="demo",window="7d"}',
+        # The planted department: a watermelon that no team view shows (tests/test_demo.py).
+        '{department="Warehouse",segment="department",source="demo",window="30d"}',
+        '{department="Warehouse",segment="department",source="demo",window="7d"}',
     }
     sla = samples(exposition, "itsm_sla_met_ratio")[
         '{group="Network Operations",sla="resolution",source="demo",window="30d"}'
