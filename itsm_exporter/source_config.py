@@ -165,6 +165,10 @@ class SourceBase(Strict):
         name another configured source."""
         return {}
 
+    def public_url(self) -> str:
+        """The upstream's base URL fit to publish (`itsm_source_info`); "" for a source without one."""
+        return ""
+
 
 class TlsMixin(Strict):
     """A source read over HTTP: its base URL and network settings (connectors/http.py builds its session from them).
@@ -187,6 +191,9 @@ class TlsMixin(Strict):
     @classmethod
     def _url(cls, value: str) -> str:
         return upstream_url(value, cls.url_example, cls.url_credentials)
+
+    def public_url(self) -> str:
+        return public_url(self.url)
 
 
 class ReconcileMixin(Strict):
@@ -225,6 +232,17 @@ def redact_urls(text: str) -> str:
         return f"{match.group(1)}{user if colon else ''}{colon}xxxxx@"
 
     return _URL_USERINFO.sub(hide, text)
+
+
+def public_url(url: str) -> str:
+    """A base URL fit to publish in a label: scheme, host, port and path only. No user or password (refused by
+    the config, but never trusted), no query string or fragment (a token may hide there)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    port = f":{parts.port}" if parts.port is not None else ""
+    return redacted_url(f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}")
 
 
 def redacted_url(url: str) -> str:

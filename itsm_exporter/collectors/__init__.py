@@ -13,7 +13,7 @@ from datetime import datetime
 import numpy as np
 from prometheus_client.core import Metric
 
-from itsm_exporter.collectors import live, surveys, targets, tickets, watermelon
+from itsm_exporter.collectors import drilldown, live, surveys, targets, tickets, watermelon
 from itsm_exporter.collectors.arrays import BoolArray, FloatArray
 from itsm_exporter.collectors.durations import WALL_CLOCK, Clock, Durations
 from itsm_exporter.collectors.facts import TicketFacts, ticket_facts
@@ -81,6 +81,7 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config, *, clock: C
         *tickets.complaint_families(build, ticket_windows, ticket_present, bounds),
         *watermelon.families(build, ticket_windows, survey_windows, config.targets, config.min_responses),
         *targets.families(names, config.targets, build.note),
+        *drilldown.families(config, names, build.note),
         surveys.mapping_family(responses, names, widest, now, build.note),
     ]
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from itsm_exporter.connectors.base import RequestObserver
 from itsm_exporter.connectors.demo.config import DemoSource
 from itsm_exporter.connectors.demo.connector import DEMO_COMPLAINTS, DEMO_SEGMENTS, DEMO_SURVEYS
+from itsm_exporter.connectors.demo.links import DemoLinks
 from itsm_exporter.kinds import Capabilities, SourceKind, register
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ def _capabilities(_source: DemoSource) -> Capabilities:
 
 KIND = register(
     SourceKind(
+        links=DemoLinks(),
         name="demo",
         config=DemoSource,
         build=_build,

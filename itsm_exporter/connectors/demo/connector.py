@@ -56,7 +56,9 @@ DEMO_SURVEYS: Final[dict[str, Any]] = {
     "expectations": {dimension: [question] for dimension, question in EXPECTATION_QUESTIONS.items()},
 }
 DEMO_COMPLAINTS: Final[dict[str, list[str]]] = {"category": ["complaint"]}
-DEMO_SEGMENTS: Final[dict[str, str]] = {"department": "department"}
+DEMO_SEGMENTS: Final[dict[str, str]] = {"department": "caller_id.department.name"}
+DEPARTMENT_FIELD: Final = "caller_id.department.name"
+"""The demo desk names its fields as ServiceNow does: the caller's department, dot-walked."""
 WATERMELON_GROUP: Final = "Network Operations"
 WATERMELON_DEPARTMENT: Final = "Warehouse"
 """The department whose customers are unhappy while every team that serves it looks healthy."""
@@ -310,8 +312,8 @@ class DemoConnector:
         self._observe_request = observe_request
         complaint_values = {value.lower() for value in source.complaints.get("category", [])}
         self._is_complaint: Callable[[str], bool] = lambda category: category.lower() in complaint_values
-        # The demo's customer fields: `department` only (a monitoring alert has none); another name has no value.
-        self._segments = {label: field for label, field in source.segments.items() if field == "department"}
+        # The demo's customer field: the department only (a monitoring alert has none); another field has no value.
+        self._segments = {label: field for label, field in source.segments.items() if field == DEPARTMENT_FIELD}
 
     phases: tuple[RecordKind, ...] = ("ticket", "survey")
 
