@@ -346,7 +346,7 @@ def test_unconfigured_and_disabled_sources_are_ignored_but_targets_follow_enable
     assert value(metrics, "itsm_target_ratio", source="sn", objective="satisfaction") == 0.7
 
 
-def test_empty_frames_give_only_targets_and_zero_mapping_counts() -> None:
+def test_empty_frames_give_only_targets_the_source_s_drill_down_facts_and_zero_mapping_counts() -> None:
     metrics = compute_metrics(Frames.empty(), AS_OF, make_config())
     samples = [(s.name, s.labels, s.value) for f in metrics for s in f.samples]
     assert samples == [
@@ -354,6 +354,8 @@ def test_empty_frames_give_only_targets_and_zero_mapping_counts() -> None:
         ("itsm_target_ratio", {"source": "sn", "objective": "satisfaction"}, 0.8),
         ("itsm_target_seconds", {"source": "sn", "objective": "first_response"}, 300.0),
         ("itsm_target_seconds", {"source": "sn", "objective": "sla_warning"}, 3600.0),
+        ("itsm_source_info", {"source": "sn", "kind": "demo", "url": ""}, 1.0),
+        ("itsm_source_label_info", {"source": "sn", "label": "group", "field": "assignment_group.name"}, 1.0),
         *(
             ("itsm_survey_mapping_answers", {"source": "sn", "role": role}, 0.0)
             for role in ("overall", "dimension", "expectation", "unmapped")
