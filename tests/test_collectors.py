@@ -465,7 +465,7 @@ def test_csv_survey_reports_under_its_ticket_source_joined_by_key_with_its_own_m
     assert value(metrics, "itsm_survey_score", **field, dimension="overall") == 1
     assert value(metrics, "itsm_survey_responses", **desk("7d")) == 1
     assert value(metrics, "itsm_survey_satisfied_ratio", **desk("7d")) is None
-    per_source = ("itsm_target_ratio", "itsm_target_seconds", "itsm_survey_mapping_answers")
+    per_source = ("itsm_target_ratio", "itsm_target_seconds", "itsm_survey_mapping_answers", "itsm_source_info")
     assert {s.labels["source"] for f in metrics for s in f.samples if f.name not in per_source} == {"sn"}
     # The mapping that judged the answers is csv's: one of its answers is overall, the other unmapped.
     mapping = {r: value(metrics, "itsm_survey_mapping_answers", source="csv", role=r) for r in ("overall", "unmapped")}
