@@ -23,6 +23,7 @@ VARIABLE_VALUES = {
     "source": "demo",
     "window": "7d",
     "group": ".*",
+    "segment": "department",
     "__rate_interval": "1m",
     "__interval": "15s",
     "__range": "1h",
@@ -81,7 +82,10 @@ def test_dashboard_identity_and_schema_version() -> None:
 
 def test_template_variables() -> None:
     variables = {variable["name"]: variable for variable in dashboard()["templating"]["list"]}
-    assert list(variables) == ["datasource", "source", "window", "group"]
+    assert list(variables) == [
+        "datasource", "source", "window", "group", "segment", "source_url", "group_field", "segment_field",
+        "window_days",
+    ]  # fmt: skip
     assert (variables["datasource"]["type"], variables["datasource"]["query"]) == ("datasource", "prometheus")
     assert variables["source"]["query"] == "label_values(itsm_source_up, source)"
     assert variables["window"]["query"] == 'label_values(itsm_tickets_opened{source=~"$source"}, window)'
@@ -208,3 +212,47 @@ def test_the_now_row_comes_first_with_the_live_state_next_to_the_backlog() -> No
         "itsm_sla_running_tickets",
         "itsm_backlog_tickets",
     }
+
+
+def test_the_committed_dashboard_is_what_its_generator_writes() -> None:
+    """dashboards/generate.py owns the segment block and every drill-down link: none is written by hand."""
+    generate = _generator()
+    assert generate.render(generate.generated(dashboard())) == DASHBOARD.read_text(encoding="utf-8")
+
+
+def test_a_segment_rows_link_opens_the_documented_list_of_that_department() -> None:
+    """Issue 28's demo: the Warehouse row's link, its variables filled as Grafana fills them, is the ServiceNow
+    list view of the department's breached incidents (the form tests/test_links.py checks)."""
+    panel = next(p for p in data_panels() if p["title"] == "SLA met vs satisfied, per segment value")
+    [link] = [
+        k
+        for k in panel["fieldConfig"]["defaults"]["links"]
+        if k["title"] == "ServiceNow: tickets that breached their SLA"
+    ]
+    filled = {
+        "source_url": "https://servicenow.itsm-demo.example",
+        "segment_field:percentencode": "caller_id.department.name",
+        "__data.fields.value:percentencode": "Warehouse",
+        "window_days": "30",
+    }
+    url = re.sub(r"\$\{([^}]+)\}", lambda m: filled[m.group(1)], link["url"])
+    assert url == (
+        "https://servicenow.itsm-demo.example/incident_list.do?sysparm_query=caller_id.department.name=Warehouse"
+        "^resolved_at>=javascript:gs.daysAgoStart(30)^made_sla=false"
+    )
+    team = next(p for p in data_panels() if p["title"] == "SLA met vs satisfied, per group")
+    titles = [k["title"] for k in team["fieldConfig"]["defaults"]["links"]]
+    assert titles == [
+        "ServiceNow: tickets that breached their SLA", "ServiceNow: unhappy customers' comments",
+        "Jira: tickets that breached their SLA", "Jira: unhappy customers' comments",
+    ]  # fmt: skip
+
+
+def _generator() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dashboard_generator", ROOT / "dashboards" / "generate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
