@@ -265,7 +265,6 @@ def test_colour_only_when_asked() -> None:
 
 
 def test_configured_segments_are_counted_and_likely_ones_suggested(fake: FakeServiceNow) -> None:
-    seed(fake)
     finance = fake.add("cmn_department", name="Finance")
     acme = fake.add("core_company", name="ACME")
     ann = fake.add("sys_user", name="Ann", department=finance)
