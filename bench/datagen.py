@@ -9,7 +9,15 @@ import numpy as np
 import pandas as pd
 
 from itsm_exporter.config import Config, parse_config
-from itsm_exporter.frames import ANSWER_DTYPES, QUESTION_DTYPES, SLA_CLOCK_DTYPES, SURVEY_DTYPES, TICKET_DTYPES, Frames
+from itsm_exporter.frames import (
+    ANSWER_DTYPES,
+    QUESTION_DTYPES,
+    SEGMENT_DTYPES,
+    SLA_CLOCK_DTYPES,
+    SURVEY_DTYPES,
+    TICKET_DTYPES,
+    Frames,
+)
 from itsm_exporter.records import TICKET_COLUMNS, SlaClock, Ticket
 
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -27,13 +35,15 @@ QUESTIONS = {
 EXPECTATIONS = {"reliability": "Expect fixed first time", "responsiveness": "Expect quick answer"}
 
 
-def bench_config(groups: int = 50) -> Config:
-    """Windows 7d and 30d, group_by [group], a label cap that keeps every one of `groups` groups."""
+def bench_config(groups: int = 50, segments: int = 0, cap: int | None = None) -> Config:
+    """Windows 7d and 30d, group_by [group] and `segments` segments (`segment_0`...), a label cap that keeps every
+    one of `groups` groups (or `cap`)."""
+    names = [f"segment_{n}" for n in range(segments)]
     return parse_config(
         {
             "windows": ["7d", "30d"],
-            "group_by": ["group"],
-            "max_label_values": groups,
+            "group_by": ["group", *names],
+            "max_label_values": cap or groups,
             "sources": [
                 {
                     "name": SOURCE,
@@ -43,6 +53,7 @@ def bench_config(groups: int = 50) -> Config:
                         "dimensions": {d: [q] for d, q in QUESTIONS.items() if d != "overall"},
                         "expectations": {d: [q] for d, q in EXPECTATIONS.items()},
                     },
+                    "segments": {name: f"field_{n}" for n, name in enumerate(names)},
                 }
             ],
         }
@@ -135,8 +146,11 @@ def _shared(values: np.ndarray) -> np.ndarray:
     return np.array([str(u) for u in uniques], dtype=object)[codes]
 
 
-def frames(tickets: int, surveys: int, groups: int = 50, seed: int = 7) -> Frames:
-    """Frames with `tickets` tickets and `surveys` responses (each about a resolved ticket)."""
+def frames(
+    tickets: int, surveys: int, groups: int = 50, seed: int = 7, segments: int = 0, segment_values: int = 200
+) -> Frames:
+    """Frames with `tickets` tickets and `surveys` responses (each about a resolved ticket), every ticket with a value
+    of each of `segments` segments (`segment_values` values each)."""
     rng = np.random.default_rng(seed + 1)
     columns = ticket_arrays(tickets, groups, seed)
     columns["key"] = np.array([f"INC{i:08d}" for i in range(tickets)], dtype=object)
@@ -190,7 +204,26 @@ def frames(tickets: int, surveys: int, groups: int = 50, seed: int = 7) -> Frame
         answers=answer_frame,
         questions=question_frame,
         sla_clocks=_clock_frame(columns["id"], clock_arrays(columns, seed)),
+        ticket_segments=segment_frame(columns["id"], segments, segment_values, seed),
     )
+
+
+def segment_frame(ids: np.ndarray, segments: int, values: int, seed: int) -> pd.DataFrame:
+    """Every ticket's value of each segment, as the store loads ticket_segments: in key order (ticket, name), one
+    string per ticket id (not the tickets frame's own: the store reads the child table on its own) and per value."""
+    rng = np.random.default_rng(seed + 4)
+    order = np.argsort(ids)
+    own_ids = np.array([i.encode().decode() for i in ids[order]], dtype=object)
+    names = np.array([f"segment_{n}" for n in range(segments)], dtype=object)
+    vocabulary = np.array([f"Value {v:03d}" for v in range(values)], dtype=object)
+    return pd.DataFrame(
+        {
+            "source": _repeated(SOURCE, len(ids) * segments),
+            "ticket_id": np.repeat(own_ids, segments),
+            "name": np.tile(names, len(ids)),
+            "value": vocabulary[rng.integers(0, values, len(ids) * segments)],
+        }
+    ).astype(SEGMENT_DTYPES)
 
 
 def _repeated(value: str, n: int) -> np.ndarray:

@@ -20,6 +20,7 @@ from itsm_exporter.records import (
     SLA_CLOCKS,
     SURVEYS,
     TABLES,
+    TICKET_SEGMENTS,
     TICKETS,
     SurveyResponse,
     Ticket,
@@ -46,6 +47,7 @@ SURVEY_DTYPES: Final = frame_dtypes(SURVEYS)
 ANSWER_DTYPES: Final = frame_dtypes(ANSWERS)
 QUESTION_DTYPES: Final = frame_dtypes(QUESTIONS)
 SLA_CLOCK_DTYPES: Final = frame_dtypes(SLA_CLOCKS)
+SEGMENT_DTYPES: Final = frame_dtypes(TICKET_SEGMENTS)
 
 
 @dataclass(frozen=True, init=False, eq=False)

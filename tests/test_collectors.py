@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 from prometheus_client.core import Metric
 
 from itsm_exporter.collectors import compute_metrics
+from itsm_exporter.collectors.labels import segment_values
 from itsm_exporter.config import Config, parse_config
 from itsm_exporter.frames import Frames
 from itsm_exporter.records import Answer, Segment, SurveyResponse, Ticket
@@ -697,3 +699,16 @@ def test_commented_responses_are_counted_by_satisfied_and_dissatisfied_without_t
     assert value(metrics, "itsm_survey_dissatisfied_commented_responses", **desk("30d")) == 3
     assert value(metrics, "itsm_survey_satisfied_commented_responses", **desk("7d")) == 1
     assert value(metrics, "itsm_survey_dissatisfied_commented_responses", **finance("7d")) == 2
+
+
+def test_segment_values_do_not_depend_on_the_order_of_the_rows() -> None:
+    tickets = [
+        ticket(str(n), AS_OF - DAY, segments=(Segment("a", f"A{n}"), Segment("b", f"B{n % 2}"))) for n in range(6)
+    ]
+    frame = Frames.from_records(tickets).tables["ticket_segments"]
+    ids = Frames.from_records(tickets).tickets["id"].to_numpy(dtype=object)
+    sources = np.zeros(len(ids), dtype=np.int64)
+    listed = segment_values(frame, sources, ids, ("sn",), ["a", "b"])
+    shuffled = segment_values(frame.sample(frac=1, random_state=3), sources, ids, ("sn",), ["a", "b"])
+    assert {k: list(v) for k, v in listed.items()} == {k: list(v) for k, v in shuffled.items()}
+    assert list(listed["a"]) == [f"A{n}" for n in range(6)]
