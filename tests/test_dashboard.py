@@ -230,14 +230,14 @@ def test_a_segment_rows_link_opens_the_documented_list_of_that_department() -> N
         if k["title"] == "ServiceNow: tickets that breached their SLA"
     ]
     filled = {
-        "source_url": "https://servicenow.itsm-demo.example",
+        "source_url": "https://itsm-demo.example",
         "segment_field:percentencode": "caller_id.department.name",
         "__data.fields.value:percentencode": "Warehouse",
         "window_days": "30",
     }
     url = re.sub(r"\$\{([^}]+)\}", lambda m: filled[m.group(1)], link["url"])
     assert url == (
-        "https://servicenow.itsm-demo.example/incident_list.do?sysparm_query=caller_id.department.name=Warehouse"
+        "https://itsm-demo.example/incident_list.do?sysparm_query=caller_id.department.name=Warehouse"
         "^resolved_at>=javascript:gs.daysAgoStart(30)^made_sla=false"
     )
     team = next(p for p in data_panels() if p["title"] == "SLA met vs satisfied, per group")

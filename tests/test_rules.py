@@ -114,13 +114,14 @@ def test_promtool_unit_tests_pass() -> None:
 MUTATIONS = {
     "watermelon not sustained": ("for: 6h", "for: 4h", "ITSMWatermelon"),
     "satisfaction without the fall against its past": (
-        '          and\n          (\n              itsm_survey_satisfied_ratio{window="7d"}\n'
-        '            < avg_over_time(itsm_survey_satisfied_ratio{window="7d"}[7d] offset 1d) - 0.05\n          )\n',
+        '          and\n          (\n              itsm_survey_satisfied_ratio{segment="", window="7d"}\n'
+        '            < avg_over_time(itsm_survey_satisfied_ratio{segment="", window="7d"}[7d] offset 1d) - 0.05\n'
+        "          )\n",
         "",
         "ITSMSatisfactionDrop",
     ),
     "satisfaction without the response guard": (
-        '          and\n            itsm_survey_responses{window="7d"} >= 10\n',
+        '          and\n            itsm_survey_responses{segment="", window="7d"} >= 10\n',
         "",
         "ITSMSatisfactionDrop",
     ),

@@ -58,7 +58,7 @@ DEMO_SURVEYS: Final[dict[str, Any]] = {
 DEMO_COMPLAINTS: Final[dict[str, list[str]]] = {"category": ["complaint"]}
 DEMO_SEGMENTS: Final[dict[str, str]] = {"department": "caller_id.department.name"}
 DEPARTMENT_FIELD: Final = "caller_id.department.name"
-DEMO_URL: Final = "https://servicenow.itsm-demo.example"
+DEMO_URL: Final = "https://itsm-demo.example"
 """Where the demo's drill-down links point (`url` of `itsm-exporter demo`): nothing answers there."""
 """The demo desk names its fields as ServiceNow does: the caller's department, dot-walked."""
 WATERMELON_GROUP: Final = "Network Operations"
