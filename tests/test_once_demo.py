@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -65,6 +66,8 @@ def exposition(tmp_path_factory: pytest.TempPathFactory) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "itsm_exporter", "once", "--config", "config.yaml", "--as-of", AS_OF],
         cwd=workdir,
+        # The checkout's code, not an installed copy: from another directory `-m` would find site-packages first.
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))},
         capture_output=True,
         text=True,
         timeout=120,
