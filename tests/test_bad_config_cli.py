@@ -45,8 +45,8 @@ CASES = {
         "store.path: directory /nonexistent/dir does not exist",
     ),
     "unknown source kind": (
-        "sources:\n  - {name: x, kind: zendesk}\n",
-        "sources[0].kind: not a known source kind: one of 'demo', 'csv', 'servicenow', 'jira'",
+        "sources:\n  - {name: x, kind: freshdesk}\n",
+        "sources[0].kind: not a known source kind: one of 'demo', 'csv', 'servicenow', 'jira', 'zendesk'",
     ),
     "not a mapping": ("- just\n- a list\n", "(top level): the configuration must be a mapping"),
     "broken YAML": ("sources: [\n", "line 2"),
