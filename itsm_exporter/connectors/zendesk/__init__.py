@@ -16,6 +16,7 @@ from itsm_exporter.kinds import Capabilities, SourceKind, register
 
 if TYPE_CHECKING:
     from itsm_exporter.connectors.base import Connector
+    from itsm_exporter.connectors.probe import Probe
 
 OVERLAP: Final = timedelta(minutes=1)
 """Re-read behind the watermark. Tickets need none (the export is inclusive of start_time and holds the last
@@ -40,6 +41,12 @@ def _capabilities(source: ZendeskSource) -> Capabilities:
     )
 
 
+def _probe(source: ZendeskSource, probe: Probe) -> None:
+    from itsm_exporter.connectors.zendesk.probe import discover
+
+    discover(source, probe)
+
+
 KIND = register(
     SourceKind(
         name="zendesk",
@@ -47,6 +54,7 @@ KIND = register(
         build=_build,
         capabilities=_capabilities,
         secret_files=("token_file", "oauth_token_file"),
+        probe=_probe,
         page="docs/zendesk.md",
     )
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -66,6 +66,14 @@ class ZendeskSource(TlsMixin, SourceBase):
     def _service_field(cls, value: str) -> str:
         if value not in ("brand", "none") and not value.isdigit():
             raise ValueError("service_field is brand, none, or the numeric id of a custom ticket field")
+        return value
+
+    @field_validator("complaints", mode="before")
+    @classmethod
+    def _field_ids_as_text(cls, value: Any) -> Any:
+        """A custom field's id written bare in YAML (`360077: [...]`, as discover suggests it) is a number there."""
+        if isinstance(value, dict):
+            return {str(k) if isinstance(k, int) and not isinstance(k, bool) else k: v for k, v in value.items()}
         return value
 
     @field_validator("complaints")
