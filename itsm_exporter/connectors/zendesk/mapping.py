@@ -9,6 +9,7 @@ read from that one ticket's payload, so every upsert of a ticket is whole (docs/
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,10 @@ CSAT_QUESTION_NAME: Final = "Satisfaction"
 CSAT_QUESTION_TEXT: Final = "How would you rate the support you received?"
 CSAT_SCORES: Final = {"good": 1.0, "bad": 0.0}
 """A received rating on the 0..1 scale; `offered` and `unoffered` are no answer."""
+MAX_COUNT: Final = 2**31 - 1
+"""A count beyond a 32-bit integer is corrupt (and would overflow SQLite)."""
+MAX_DURATION_SECONDS: Final = 100 * 366 * 86400
+"""A reply time beyond a century is corrupt (and would overflow a datetime)."""
 RUNNING_STAGES: Final = frozenset({"active", "paused"})
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
@@ -103,26 +108,34 @@ def is_deleted(ticket: Mapping[str, Any]) -> bool:
     return ticket.get("status") == DELETED
 
 
-def _minutes_or_seconds(metric_set: Mapping[str, Any], name: str) -> float | None:
-    """Calendar seconds of a duration metric: `<name>_in_seconds.calendar`, else `<name>_in_minutes.calendar` x 60."""
+def _after(start: datetime, metric_set: Mapping[str, Any], name: str) -> datetime | None:
+    """`start` plus the calendar time of a duration metric: `<name>_in_seconds.calendar`, else
+    `<name>_in_minutes.calendar` x 60 (older accounts); None while the metric has no value."""
     seconds = metric_set.get(f"{name}_in_seconds")
-    if isinstance(seconds, dict) and _number(seconds.get("calendar")):
-        return float(seconds["calendar"])
     minutes = metric_set.get(f"{name}_in_minutes")
-    if isinstance(minutes, dict) and _number(minutes.get("calendar")):
-        return float(minutes["calendar"]) * 60
-    return None
+    if isinstance(seconds, dict) and seconds.get("calendar") is not None:
+        value, scale = seconds["calendar"], 1
+    elif isinstance(minutes, dict) and minutes.get("calendar") is not None:
+        value, scale = minutes["calendar"], 60
+    else:
+        return None
+    if not _number(value) or not 0 <= value <= MAX_DURATION_SECONDS / scale:
+        raise MappingError("bad_duration", f"{name} {value!r} is not a duration")
+    try:
+        return start + timedelta(seconds=value * scale)
+    except OverflowError:  # a start near year 9999 (found by tests/test_zendesk_property.py)
+        raise MappingError("bad_duration", f"{name} {value!r} runs past year 9999") from None
 
 
 def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _count(metric_set: Mapping[str, Any], name: str) -> int:
     value = metric_set.get(name)
     if value is None:
         return 0
-    if not _number(value) or value < 0 or value != int(value):
+    if not _number(value) or not 0 <= value <= MAX_COUNT or value != int(value):
         raise MappingError("bad_count", f"{name} {value!r} is not a count")
     return int(value)
 
@@ -175,8 +188,7 @@ class TicketMapper:
         opened = parse_time(ticket.get("created_at"))
         updated = parse_time(ticket.get("updated_at") or ticket.get("created_at"))
         metrics = metric_set or {}
-        reply_seconds = _minutes_or_seconds(metrics, "reply_time")
-        first_response = opened + timedelta(seconds=reply_seconds) if reply_seconds is not None else None
+        first_response = _after(opened, metrics, "reply_time")
         solved = optional_time(metrics.get("solved_at"))
         done = state in ("resolved", "closed")
         resolved_at = (solved or updated) if done else None
