@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from itsm_exporter.cli import main
+from itsm_exporter.config import load_config
 from itsm_exporter.connectors.zendesk.config import ZendeskSource
 
 
@@ -82,3 +85,72 @@ BAD = [
 @pytest.mark.parametrize(("case", "raw", "message"), BAD, ids=[c[0] for c in BAD])
 def test_bad_blocks_name_their_problem(case: str, raw: dict[str, Any], message: str) -> None:
     assert problems(raw) == [message]
+
+
+# -- the files `check-config` reads ------------------------------------------------------------------
+
+GOOD_FILE = """\
+sources:
+  - name: zendesk
+    kind: zendesk
+    url: https://acme.zendesk.com
+    email: bot@acme.com
+    token_file: {secret}
+    service_field: "360001"
+    priority_map: {{urgent: p1, low: p5}}
+    complaints: {{tags: [complaint], 360077: [formal_complaint]}}
+    sla_metrics: {{resolution: [agent_work_time]}}
+"""
+BAD_FILES = {
+    "no secret": (
+        "sources:\n  - {name: zd, kind: zendesk, url: 'https://acme.zendesk.com', email: bot@acme.com}\n",
+        "sources[0]: token, token_file, oauth_token or oauth_token_file is required",
+    ),
+    "unreadable token file": (
+        "sources:\n  - {name: zd, kind: zendesk, url: 'https://acme.zendesk.com', email: a@b.c, "
+        "token_file: /nonexistent/zd-token}\n",
+        "sources[0].token_file: /nonexistent/zd-token is not a readable file",
+    ),
+    "unreadable oauth file": (
+        "sources:\n  - {name: zd, kind: zendesk, url: 'https://acme.zendesk.com', "
+        "oauth_token_file: /nonexistent/zd-oauth}\n",
+        "sources[0].oauth_token_file: /nonexistent/zd-oauth is not a readable file",
+    ),
+    "unknown key": (
+        "sources:\n  - {name: zd, kind: zendesk, url: 'https://acme.zendesk.com', oauth_token: x, subdomain: acme}\n",
+        "sources[0].subdomain: Extra inputs are not permitted",
+    ),
+    "bad url": (
+        "sources:\n  - {name: zd, kind: zendesk, url: acme.zendesk.com, oauth_token: x}\n",
+        "sources[0].url: String should match pattern '^https?://[^\\s/]+(/[^\\s]*)?$'",
+    ),
+    "bad priority": (
+        "sources:\n  - {name: zd, kind: zendesk, url: 'https://a.zendesk.com', oauth_token: x, "
+        "priority_map: {urgent: p0}}\n",
+        "sources[0].priority_map.urgent: Input should be 'p1', 'p2', 'p3', 'p4' or 'p5'",
+    ),
+}
+
+
+def test_a_good_file_passes_check_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    secret = tmp_path / "zd-token"
+    secret.write_text("zd-token-distinctive\n")
+    path = tmp_path / "config.yaml"
+    path.write_text(GOOD_FILE.format(secret=secret), encoding="utf-8")
+    assert main(["check-config", "--config", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert "zd-token-distinctive" not in out + err
+    source = load_config(path).sources[0]
+    assert isinstance(source, ZendeskSource)
+    assert source.complaints == {"tags": ["complaint"], "360077": ["formal_complaint"]}
+    assert source.sla_metrics == {"resolution": ["agent_work_time"]}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_a_bad_file_names_its_problem(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text, expected = BAD_FILES[case]
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert main(["check-config", "--config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"{path}: invalid configuration", f"  {expected}"]

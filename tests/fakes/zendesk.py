@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -336,13 +336,13 @@ class FakeZendesk:
                 200,
                 {"user": {"id": 1, "email": self.email, "role": "admin" if self.admin else "agent"}},
             ),
-            "/api/v2/groups": lambda r: self._listed(
+            "/api/v2/groups": lambda r: self._cursor_page(
                 r, "groups", [{"id": i, "name": n} for i, n in sorted(self.groups.items())]
             ),
-            "/api/v2/brands": lambda r: self._listed(
+            "/api/v2/brands": lambda r: self._cursor_page(
                 r, "brands", [{"id": i, "name": n} for i, n in sorted(self.brands.items())]
             ),
-            "/api/v2/ticket_fields": lambda r: self._listed(r, "ticket_fields", self._fields()),
+            "/api/v2/ticket_fields": lambda r: self._cursor_page(r, "ticket_fields", self._fields()),
             "/api/v2/slas/policies": lambda _r: (
                 200,
                 {"sla_policies": self.sla_policies, "count": len(self.sla_policies)},
@@ -580,9 +580,6 @@ class FakeZendesk:
             "updated_at": zd_time(rating.updated),
         }
 
-    def _listed(self, request: RecordedRequest, key: str, items: list[dict[str, Any]]) -> tuple[int, Any]:
-        return self._cursor_page(request, key, items)
-
     def _cursor_page(self, request: RecordedRequest, key: str, items: list[dict[str, Any]]) -> tuple[int, Any]:
         """Zendesk's cursor pagination: `page[size]` (at most 100), `page[after]`, `meta` and `links`."""
         size = int(request.param("page[size]") or MAX_CURSOR_PAGE)
@@ -759,21 +756,3 @@ def fake_zendesk(**options: Any) -> Iterator[FakeZendesk]:
     """The standard account, served."""
     with FakeZendesk(**options) as fake:
         yield standard_account(fake)
-
-
-def after(seconds: float) -> Callable[[], float]:
-    """A clock `seconds` after the standard account's evaluation instant (the export holds back one minute)."""
-    base = at(8).timestamp() + seconds
-    return lambda: base
-
-
-def moved(clock: list[float]) -> Callable[[], float]:
-    """A clock a test moves by hand (`clock[0] += ...`), shared by the fake and the connector's waits."""
-    return lambda: clock[0]
-
-
-def instant(moment: datetime) -> float:
-    return moment.timestamp()
-
-
-DAY = timedelta(days=1)
