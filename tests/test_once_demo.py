@@ -71,7 +71,7 @@ def exposition(tmp_path_factory: pytest.TempPathFactory) -> str:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert (workdir / "itsm-exporter.db").exists()
+    assert sorted(p.name for p in workdir.iterdir()) == ["config.yaml"]  # the store was temporary
     return result.stdout
 
 
