@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from itsm_exporter import __version__
-from itsm_exporter.config import Config, ConfigError, demo_config, load_config, warn_insecure_sources
+from itsm_exporter.config import (
+    Config,
+    ConfigError,
+    demo_config,
+    load_config,
+    parse_duration,
+    warn_insecure_sources,
+)
+from itsm_exporter.httpserver import Limits
 from itsm_exporter.webconfig import PLAIN_HTTP, WebConfig, WebConfigError, load_web_config
 
 log = logging.getLogger("itsm_exporter")
@@ -25,6 +33,71 @@ def _parse_as_of(text: str) -> datetime:
     if moment.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r} has no time zone: add Z or an offset such as +01:00")
     return moment.astimezone(UTC)
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: {error}") from None
+
+
+def _duration_text(seconds: float) -> str:
+    """A default in --help as it would be typed: 120.0 -> 2m."""
+    return f"{seconds / 60:g}m" if seconds % 60 == 0 else f"{seconds:g}s"
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def _telemetry_path(text: str) -> str:
+    from itsm_exporter.web import RESERVED_PATHS
+
+    if not text.startswith("/") or any(c.isspace() or c in "?#" for c in text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a path such as /metrics")
+    if text in RESERVED_PATHS:
+        raise argparse.ArgumentTypeError(f"{text} is taken by another endpoint")
+    return text
+
+
+def _web_serving_flags(sub: argparse.ArgumentParser) -> None:
+    """`run` and `demo`: where the metrics are served and the limits of the HTTP server (docs/operations.md)."""
+    sub.add_argument(
+        "--web.telemetry-path",
+        dest="telemetry_path",
+        type=_telemetry_path,
+        default="/metrics",
+        metavar="PATH",
+        help="path under which the metrics are served (default: %(default)s)",
+    )
+    sub.add_argument(
+        "--web.max-connections",
+        dest="max_connections",
+        type=_positive_int,
+        default=Limits.max_connections,
+        metavar="N",
+        help="open connections at most; at the cap the oldest one without a request in progress is closed "
+        "(default: %(default)s)",
+    )
+    sub.add_argument(
+        "--web.read-timeout",
+        dest="read_timeout",
+        type=_duration,
+        default=_duration_text(Limits.read_timeout),
+        metavar="DURATION",
+        help="time a client has to send a whole request, TLS handshake included (default: %(default)s)",
+    )
+    sub.add_argument(
+        "--web.idle-timeout",
+        dest="idle_timeout",
+        type=_duration,
+        default=_duration_text(Limits.idle_timeout),
+        metavar="DURATION",
+        help="time a keep-alive connection may wait for its next request (default: %(default)s)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,6 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", required=True, type=Path, metavar="FILE")
     run.add_argument("--web.listen-address", dest="listen", metavar="HOST:PORT", help="overrides `listen`")
     web_config_flag(run)
+    _web_serving_flags(run)
     logging_flags(run)
 
     once = commands.add_parser("once", help="sync every source once and print the exposition to stdout")
@@ -75,6 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--web.listen-address", dest="listen", metavar="HOST:PORT")
     demo.add_argument("--store", type=Path, default=Path("itsm-exporter-demo.db"), metavar="FILE")
     web_config_flag(demo)
+    _web_serving_flags(demo)
     logging_flags(demo)
     return parser
 
@@ -104,7 +179,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _discover(config, args.source)
     from itsm_exporter.exporter import serve
 
-    return serve(config, config_path=getattr(args, "config", None), listen=args.listen, web=web)
+    limits = Limits(args.max_connections, args.read_timeout, args.idle_timeout)
+    return serve(
+        config,
+        config_path=getattr(args, "config", None),
+        listen=args.listen,
+        web=web,
+        limits=limits,
+        telemetry_path=args.telemetry_path,
+    )
 
 
 def _short_history(store: Any, config: Config, needed_from: datetime) -> list[str]:

@@ -162,7 +162,7 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Running]]:
             config, connector_factory=upstreams, clock=lambda: clock.wall, monotonic=lambda: clock.mono, **kwargs
         )
         server = ExporterServer(("127.0.0.1", 0), daemon)
-        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        threading.Thread(target=server.serve_forever, daemon=True).start()
         started.append((daemon, server))
         return Running(daemon, clock, upstreams, f"http://127.0.0.1:{server.server_port}")
 
