@@ -378,6 +378,10 @@ class _Connection(asyncio.Protocol):
         if len(head.headers) > MAX_HEADERS:
             self._refuse(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "too many header fields")
             return False
+        # h11 caps a head only while it is incomplete: one arriving in a single read is measured here.
+        if sum(len(name) + len(value) + len(b": \r\n") for name, value in head.headers) > MAX_HEAD_BYTES:
+            self._refuse(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "header fields too large")
+            return False
         self._head = head
         self._body.clear()
         self._limit = self._server.body_limit(head.method.decode("ascii"), head.target.decode("latin-1"))
