@@ -22,6 +22,7 @@ import http.client
 import os
 import re
 import resource
+import selectors
 import socket
 import ssl
 import subprocess
@@ -69,6 +70,8 @@ class Target:
     tls: ssl.SSLContext | None
     """The client context (trusting the test CA) when the exporter serves TLS."""
     authorization: str | None
+    stderr: list[bytes]
+    """The exporter's log lines, as they come."""
 
 
 @dataclass
@@ -144,35 +147,66 @@ def monitor(pid: int, phases: Phases, stop: threading.Event) -> None:
         stop.wait(SAMPLE_SECONDS)
 
 
-def open_hostile(target: Target, count: int, workers: int = 8) -> tuple[list[socket.socket], int]:
-    """`count` connections, every other one half-sent; the sockets and how many could not be made."""
+def open_hostile(target: Target, count: int, in_flight: int = 256) -> tuple[list[socket.socket], int]:
+    """`count` connections, every other one half-sent; the sockets and how many could not be made.
 
-    def one(number: int) -> socket.socket | None:
-        try:
-            sock = socket.create_connection(("127.0.0.1", target.port), timeout=TIMEOUT_SECONDS)
-        except OSError:
-            return None
-        if number % 2:
-            try:
-                if target.tls is not None:
-                    sock = target.tls.wrap_socket(sock, server_hostname="127.0.0.1")
-                sock.sendall(HALF_REQUEST)
-            except OSError:
+    Connects are non-blocking, `in_flight` at a time, so one client process opens thousands a second;
+    under TLS the half-sent ones do their handshake first, on a few threads.
+    """
+    made: list[socket.socket] = []
+    failed = 0
+    pending: dict[socket.socket, float] = {}
+    with selectors.DefaultSelector() as selector:
+        started = 0
+        while started < count or pending:
+            while started < count and len(pending) < in_flight:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.setblocking(False)
+                sock.connect_ex(("127.0.0.1", target.port))
+                selector.register(sock, selectors.EVENT_WRITE, sock)
+                pending[sock] = time.monotonic() + TIMEOUT_SECONDS
+                started += 1
+            for key, _ in selector.select(timeout=1.0):
+                sock = key.data
+                selector.unregister(sock)
+                del pending[sock]
+                if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                    sock.close()
+                    failed += 1
+                else:
+                    made.append(sock)
+            now = time.monotonic()
+            for sock in [sock for sock, deadline in pending.items() if deadline < now]:
+                selector.unregister(sock)
+                del pending[sock]
                 sock.close()
-                return None
+                failed += 1
+
+    def half_send(sock: socket.socket) -> socket.socket | None:
+        sock.setblocking(True)
+        sock.settimeout(TIMEOUT_SECONDS)
+        try:
+            if target.tls is not None:
+                sock = target.tls.wrap_socket(sock, server_hostname="127.0.0.1")
+            sock.sendall(HALF_REQUEST)
+        except OSError:
+            sock.close()
+            return None
         return sock
 
-    with ThreadPoolExecutor(workers) as pool:
-        made = list(pool.map(one, range(count)))
-    sockets = [sock for sock in made if sock is not None]
-    return sockets, count - len(sockets)
+    with ThreadPoolExecutor(4) as pool:
+        halves = list(pool.map(half_send, made[1::2]))
+    sockets = made[::2] + [sock for sock in halves if sock is not None]
+    return sockets, failed + halves.count(None)
 
 
 @contextmanager
-def exporter(workdir: Path, old: Path | None, tls: bool, extra: list[str]) -> Iterator[Target]:
-    """`itsm-exporter demo` in a child process, ready (first sync served) when yielded."""
+def exporter(
+    workdir: Path, old: Path | None, tls: bool, extra: list[str], log_level: str = "warning"
+) -> Iterator[Target]:
+    """`itsm-exporter demo` in a child process, ready (first sync served) when yielded; its log in `stderr`."""
     command = [sys.executable, "-m", "itsm_exporter", "demo", "--web.listen-address", "127.0.0.1:0"]
-    command += ["--store", str(workdir / "demo.db"), "--log.level", "warning", *extra]
+    command += ["--store", str(workdir / "demo.db"), "--log.level", log_level, *extra]
     client_tls, authorization = None, None
     if tls:
         sys.path.insert(0, str(ROOT))
@@ -192,7 +226,8 @@ def exporter(workdir: Path, old: Path | None, tls: bool, extra: list[str]) -> It
     # The log level is warning: the port comes from /proc (the listening socket), not from the log.
     child = subprocess.Popen(command, cwd=old or ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     errors: list[bytes] = []
-    threading.Thread(target=lambda: errors.extend(child.stderr or []), daemon=True).start()
+    reader = threading.Thread(target=lambda: errors.extend(child.stderr or []), daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + START_SECONDS
         port = None
@@ -200,7 +235,7 @@ def exporter(workdir: Path, old: Path | None, tls: bool, extra: list[str]) -> It
             if child.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the exporter did not start: {b''.join(errors).decode(errors='replace')}")
             port = listening_port(child.pid)
-        target = Target(port, child.pid, client_tls, authorization)
+        target = Target(port, child.pid, client_tls, authorization, errors)
         while True:
             try:
                 if request(target, "/-/ready") == 200:
@@ -214,9 +249,13 @@ def exporter(workdir: Path, old: Path | None, tls: bool, extra: list[str]) -> It
     finally:
         child.terminate()
         child.wait(30)
-    tracebacks = b"".join(errors).count(b"Traceback")
-    if tracebacks:
-        print(f"  the exporter printed {tracebacks} traceback(s) on stderr", flush=True)
+        reader.join(30)
+    log = b"".join(errors).decode(errors="replace")
+    if "Traceback" in log:
+        first = log[log.index("Traceback") :][:2000]
+        print(
+            f"  the exporter printed {log.count('Traceback')} traceback(s) on stderr; the first:\n{first}", flush=True
+        )
 
 
 def listening_port(pid: int) -> int | None:

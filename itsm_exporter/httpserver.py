@@ -18,6 +18,7 @@ import resource
 import socket
 import ssl
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -104,11 +105,12 @@ class HTTPServer:
     """Binds at construction (an unusable address raises OSError); `serve_forever` runs the loop in the calling
     thread until `shutdown`. Subclasses answer requests (`handle`) and may set TLS and extra headers."""
 
-    request_queue_size = 128
-    """The listen backlog. socketserver's default of 5 overflowed when a handful of Prometheus
-    replicas, probes and dashboards connected at once: each refused SYN waits out the kernel's 1 s
-    retry, so 16 concurrent scrapes had a p99 of 1 s (bench/burst.py, BENCHMARKS.md). Linux caps it
-    at net.core.somaxconn (4096 on current kernels)."""
+    request_queue_size = 4096
+    """The listen backlog, as Go's listeners take it (net.core.somaxconn, which caps it: 4096 on current
+    kernels). A SYN that finds the queue full waits out the kernel's 1 s retry: socketserver's 5 gave 16
+    concurrent scrapes a p99 of 1 s (bench/burst.py), and 128 still overflowed while a client opened
+    thousands of connections (bench/hostile.py, BENCHMARKS.md). Accepting is cheap here, so a deep queue
+    only absorbs bursts."""
 
     server_version = "itsm-exporter"
 
@@ -246,6 +248,41 @@ def _log_loop_error(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -
         log.error("event loop error", extra={"detail": context.get("message")}, exc_info=error)
 
 
+class _TLSSession:
+    """The TLS side of one connection on memory BIOs: ciphertext in from the socket, plaintext out, and back."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=True)
+        self.established = False
+
+    def receive(self, data: bytes) -> Iterator[bytes]:
+        """The plaintext that `data` completes; ssl.SSLError when the peer breaks TLS (ZeroReturn: it closed)."""
+        self._incoming.write(data)
+        try:
+            if not self.established:
+                self._tls.do_handshake()
+                self.established = True
+            while chunk := self._tls.read(TLS_READ_SIZE):
+                yield chunk
+        except ssl.SSLWantReadError:
+            return  # all that arrived is read
+
+    def send(self, data: bytes) -> None:
+        self._tls.write(data)
+
+    def close(self) -> None:
+        """Queue our close_notify; the peer's is not awaited."""
+        if self.established:
+            with contextlib.suppress(ssl.SSLError):  # SSLWantReadError: the peer's close_notify is not here
+                self._tls.unwrap()
+
+    def pending(self) -> bytes:
+        """Ciphertext to write to the socket (handshake messages, records, alerts)."""
+        return self._outgoing.read()
+
+
 class _Connection(asyncio.Protocol):
     """One client connection: TLS on memory BIOs, h11 framing, deadlines, one request answered at a time."""
 
@@ -254,10 +291,8 @@ class _Connection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
-        self._tls: ssl.SSLObject | None = None
-        self._tls_in = ssl.MemoryBIO()
-        self._tls_out = ssl.MemoryBIO()
-        self._handshaken = False
+        self._context: ssl.SSLContext | None = None
+        self._tls: _TLSSession | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._head: h11.Request | None = None
         self._limit = 0
@@ -280,24 +315,20 @@ class _Connection(asyncio.Protocol):
             log.debug("connection refused at the cap", extra={"client": self.client})
             transport.abort()
             return
-        context = self._server.tls_context()
-        if context is not None:
-            self._tls = context.wrap_bio(self._tls_in, self._tls_out, server_side=True)
+        # The context in force now serves this connection; its TLS state waits for the first byte, so a client
+        # that never says hello costs what a plain one does.
+        self._context = self._server.tls_context()
         self._arm(self._server.limits.read_timeout)
 
     def data_received(self, data: bytes) -> None:
-        if self._tls is None:
+        if self._context is None:
             self._receive(data)
             return
-        self._tls_in.write(data)
+        if self._tls is None:
+            self._tls = _TLSSession(self._context)
         try:
-            if not self._handshaken:
-                self._tls.do_handshake()
-                self._handshaken = True
-            while chunk := self._tls.read(TLS_READ_SIZE):
+            for chunk in self._tls.receive(data):
                 self._receive(chunk)
-        except ssl.SSLWantReadError:
-            pass  # all that arrived is read
         except ssl.SSLZeroReturnError:
             self.eof_received()
         except ssl.SSLError as error:
@@ -345,14 +376,16 @@ class _Connection(asyncio.Protocol):
     def _next(self) -> None:
         """Advance through buffered events until a request is complete, more data is needed, or it fails."""
         while True:
+            # Before h11 parses: a line over 8 KiB would reach its 16 KiB head cap and be called a 431.
+            if self._h11.their_state is h11.IDLE and _line_too_long(self._h11.trailing_data[0]):
+                self._refuse(HTTPStatus.REQUEST_URI_TOO_LONG, "request line too long")
+                return
             try:
                 event = self._h11.next_event()
             except h11.RemoteProtocolError as error:
                 self._refuse(error.error_status_hint, str(error))
                 return
             if event is h11.NEED_DATA:
-                if self._h11.their_state is h11.IDLE and _line_too_long(self._h11.trailing_data[0]):
-                    self._refuse(HTTPStatus.REQUEST_URI_TOO_LONG, "request line too long")
                 return
             if event is h11.PAUSED:
                 return
@@ -385,7 +418,13 @@ class _Connection(asyncio.Protocol):
         self._head = head
         self._body.clear()
         self._limit = self._server.body_limit(head.method.decode("ascii"), head.target.decode("latin-1"))
-        declared = dict(head.headers).get(b"content-length")
+        fields = dict(head.headers)
+        declared = fields.get(b"content-length")
+        if declared is not None and b"transfer-encoding" in fields:
+            # RFC 9112 6.1 lets a server reject both; h11 would let chunked win. A proxy in front that reads
+            # the length instead is how requests get smuggled: refused.
+            self._refuse(HTTPStatus.BAD_REQUEST, "both Content-Length and Transfer-Encoding")
+            return False
         if declared is not None and int(declared) > self._limit:
             self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body too large")
             return False
@@ -473,11 +512,13 @@ class _Connection(asyncio.Protocol):
         data = self._h11.send(event)
         if not data or self._transport is None or self._transport.is_closing():
             return
-        if self._tls is None:
+        if self._context is None:
             self._transport.write(data)
             return
+        if self._tls is None:
+            return  # an answer needs a request, and a request on this port comes over TLS: never in clear
         try:
-            self._tls.write(data)
+            self._tls.send(data)
         except ssl.SSLError as error:
             log.debug("TLS failed", extra={"client": self.client, "error": str(error)})
             self._abort()
@@ -485,7 +526,7 @@ class _Connection(asyncio.Protocol):
         self._flush_tls()
 
     def _flush_tls(self) -> None:
-        pending = self._tls_out.read()
+        pending = self._tls.pending() if self._tls is not None else b""
         if pending and self._transport is not None and not self._transport.is_closing():
             self._transport.write(pending)
 
@@ -513,10 +554,8 @@ class _Connection(asyncio.Protocol):
         self._disarm()
         if self._transport is None or self._transport.is_closing():
             return
-        if self._tls is not None and self._handshaken:
-            # The peer's close_notify is not awaited (SSLWantReadError); ours is in the outgoing buffer.
-            with contextlib.suppress(ssl.SSLError):
-                self._tls.unwrap()
+        if self._tls is not None:
+            self._tls.close()
             self._flush_tls()
         self._transport.close()
 
