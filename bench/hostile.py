@@ -251,12 +251,6 @@ def exporter(
         child.terminate()
         child.wait(30)
         reader.join(30)
-    log = b"".join(errors).decode(errors="replace")
-    if "Traceback" in log:
-        first = log[log.index("Traceback") :][:2000]
-        print(
-            f"  the exporter printed {log.count('Traceback')} traceback(s) on stderr; the first:\n{first}", flush=True
-        )
 
 
 def listening_port(pid: int) -> int | None:
@@ -325,6 +319,12 @@ def run(
         f"closed in {closing:.2f} s; machine load average {os.getloadavg()[0]:.1f}",
         flush=True,
     )
+    log = b"".join(target.stderr).decode(errors="replace")
+    if "Traceback" in log:
+        first = log[log.index("Traceback") :][:1500]
+        print(
+            f"  the exporter printed {log.count('Traceback')} traceback(s) on stderr; the first:\n{first}", flush=True
+        )
     for phase in PHASES:
         scrapes = phases.scrapes[phase]
         if not scrapes:

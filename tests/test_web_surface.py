@@ -9,6 +9,7 @@ condition), never sleeps. The 10,000-connection runs and the fuzzer are in tests
 from __future__ import annotations
 
 import http.client
+import os
 import select
 import socket
 import threading
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.hostile import Target, open_hostile, raise_nofile
 from itsm_exporter import cli
 from itsm_exporter.config import demo_config
 from itsm_exporter.daemon import Daemon
@@ -25,6 +27,7 @@ from itsm_exporter.httpserver import MAX_HEAD_BYTES, MAX_HEADERS, MAX_REQUEST_LI
 from itsm_exporter.web import MAX_RELOAD_BODY, ExporterServer
 
 TIMEOUT = 10.0
+FLOOD = 3000
 SHORT = Limits(max_connections=20, read_timeout=1.0, idle_timeout=1.0)
 
 Start = Callable[..., ExporterServer]
@@ -218,6 +221,24 @@ def test_at_the_connection_cap_the_oldest_waiting_connection_makes_room(start: S
     finally:
         for sock in idle:
             sock.close()
+
+
+@pytest.mark.integration
+def test_a_flood_past_the_cap_evicts_the_flood_not_a_scrape(start: Start) -> None:
+    """Connections arrive far faster than requests are read; a scrape among them is read before it is old."""
+    server = start(limits=Limits(max_connections=64, read_timeout=60.0, idle_timeout=60.0))
+    raise_nofile(FLOOD + 1024)
+    flooder = Target(server.server_port, os.getpid(), None, None, [])
+    flooded: list[socket.socket] = []
+    thread = threading.Thread(target=lambda: flooded.extend(open_hostile(flooder, FLOOD)[0]))
+    thread.start()
+    answers = []
+    while thread.is_alive() or len(answers) < 10:
+        answers.append(status(exchange(server, b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")))
+    thread.join(TIMEOUT)
+    for sock in flooded:
+        sock.close()
+    assert answers == [200] * len(answers)
 
 
 # The flags.
