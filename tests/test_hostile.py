@@ -11,6 +11,7 @@ and the fuzzer runs its cases in parallel against a 2 s read timeout.
 from __future__ import annotations
 
 import random
+import resource
 import socket
 import ssl
 import threading
@@ -91,13 +92,14 @@ def hold_then_close(target: Target, count: int) -> None:
 
 def test_ten_thousand_idle_and_half_sent_connections_held_then_closed_never_stall_a_scrape(tmp_path: Path) -> None:
     count = min(CONNECTIONS, raise_nofile(CONNECTIONS + 1024) - 1024)  # a hard limit below 11,024 caps it
+    assert count >= 1000, f"RLIMIT_NOFILE's hard limit ({resource.getrlimit(resource.RLIMIT_NOFILE)[1]}) is too low"
     with exporter(tmp_path, None, tls=False, extra=[*HOLD, "--web.max-connections", str(count + 100)]) as target:
         hold_then_close(target, count)
     no_tracebacks(target)
 
 
 def test_the_same_over_tls_with_basic_auth(tmp_path: Path) -> None:
-    raise_nofile(TLS_CONNECTIONS + 1024)
+    assert raise_nofile(TLS_CONNECTIONS + 1024) >= TLS_CONNECTIONS + 1024, "RLIMIT_NOFILE's hard limit is too low"
     with exporter(tmp_path, None, tls=True, extra=HOLD) as target:
         assert target.tls is not None and target.authorization is not None
         hold_then_close(target, TLS_CONNECTIONS)
