@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
+import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from itsm_exporter import __version__
 from itsm_exporter.config import (
+    DEFAULT_LISTEN,
+    DEFAULT_PORT,
     Config,
     ConfigError,
+    StoreConfig,
+    check_listen,
     demo_config,
     load_config,
     parse_duration,
+    redact_urls,
     warn_insecure_sources,
 )
 from itsm_exporter.httpserver import Limits
@@ -33,6 +39,19 @@ def _parse_as_of(text: str) -> datetime:
     if moment.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r} has no time zone: add Z or an offset such as +01:00")
     return moment.astimezone(UTC)
+
+
+class _VersionAction(argparse.Action):
+    """`--version` as the Prometheus tools print it; the build is looked up only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version, Git revision and branch, and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: Any) -> None:
+        from itsm_exporter.build import build_info
+
+        print(build_info().describe())
+        parser.exit()
 
 
 def _duration(text: str) -> float:
@@ -106,8 +125,20 @@ def _parser() -> argparse.ArgumentParser:
         description="Service-quality indicators (SLA, responsiveness, reliability, satisfaction) "
         "from ServiceNow and Jira Service Management, for Prometheus.",
     )
-    parser.add_argument("--version", action="version", version=f"itsm-exporter {__version__}")
+    parser.add_argument("--version", action=_VersionAction)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def config_flag(sub: argparse.ArgumentParser) -> None:
+        # --config.file is the Prometheus tools' spelling; --config stays for the scripts that use it.
+        sub.add_argument(
+            "--config.file",
+            "--config",
+            dest="config",
+            required=True,
+            type=Path,
+            metavar="FILE",
+            help="the YAML configuration (required; no default)",
+        )
 
     def web_config_flag(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
@@ -115,52 +146,117 @@ def _parser() -> argparse.ArgumentParser:
             dest="web_config",
             type=Path,
             metavar="FILE",
-            help="exporter-toolkit web configuration: TLS, basic auth, response headers",
+            help="exporter-toolkit web configuration: TLS, basic auth, response headers (default: none, plain HTTP)",
         )
 
-    def logging_flags(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--log.level", dest="log_level", choices=["debug", "info", "warning", "error"])
-        sub.add_argument("--log.format", dest="log_format", choices=["logfmt", "json"])
+    def logging_flags(sub: argparse.ArgumentParser, default: str = "the config's `log` block, else ") -> None:
+        sub.add_argument(
+            "--log.level",
+            dest="log_level",
+            choices=["debug", "info", "warning", "error"],
+            help=f"least severe level logged (default: {default}info)",
+        )
+        sub.add_argument(
+            "--log.format",
+            dest="log_format",
+            choices=["logfmt", "json"],
+            help=f"log line format (default: {default}logfmt)",
+        )
 
     run = commands.add_parser("run", help="run the daemon: sync on a schedule, serve /metrics")
-    run.add_argument("--config", required=True, type=Path, metavar="FILE")
-    run.add_argument("--web.listen-address", dest="listen", metavar="HOST:PORT", help="overrides `listen`")
+    config_flag(run)
+    run.add_argument(
+        "--web.listen-address",
+        dest="listen",
+        metavar="HOST:PORT",
+        help=f"where to serve the endpoints (default: the config's `listen`, else {DEFAULT_LISTEN})",
+    )
     web_config_flag(run)
     _web_serving_flags(run)
     logging_flags(run)
 
     once = commands.add_parser("once", help="sync every source once and print the exposition to stdout")
-    once.add_argument("--config", required=True, type=Path, metavar="FILE")
-    once.add_argument("--as-of", dest="as_of", type=_parse_as_of, metavar="ISO8601", help="evaluation time")
+    config_flag(once)
+    once.add_argument(
+        "--as-of", dest="as_of", type=_parse_as_of, metavar="ISO8601", help="evaluation time (default: now)"
+    )
     logging_flags(once)
 
     discover = commands.add_parser(
         "discover", help="read-only report of each source: access, fields, survey questions, SLAs, a config suggestion"
     )
-    discover.add_argument("--config", required=True, type=Path, metavar="FILE")
+    config_flag(discover)
     discover.add_argument("--source", metavar="NAME", help="only this source (default: every enabled one)")
     logging_flags(discover)
 
     check = commands.add_parser("check-config", help="validate a config file and print every problem")
-    check.add_argument("--config", required=True, type=Path, metavar="FILE")
+    config_flag(check)
     web_config_flag(check)
 
+    health = commands.add_parser(
+        "healthcheck",
+        help="probe a running exporter's /-/healthy over HTTP or HTTPS (the Docker HEALTHCHECK); exit 0 when healthy",
+    )
+    health.add_argument(
+        "--web.listen-address",
+        dest="listen",
+        default=f"127.0.0.1:{DEFAULT_PORT}",
+        metavar="HOST:PORT",
+        help="where the exporter listens (default: %(default)s)",
+    )
+
     demo = commands.add_parser("demo", help="run the daemon on the built-in demo source, no config needed")
-    demo.add_argument("--web.listen-address", dest="listen", metavar="HOST:PORT")
-    demo.add_argument("--store", type=Path, default=Path("itsm-exporter-demo.db"), metavar="FILE")
+    demo.add_argument(
+        "--web.listen-address",
+        dest="listen",
+        metavar="HOST:PORT",
+        help=f"where to serve the endpoints (default: {DEFAULT_LISTEN})",
+    )
+    demo.add_argument(
+        "--store",
+        type=Path,
+        metavar="FILE",
+        help="the SQLite store, kept after exit (default: a temporary one, removed at exit)",
+    )
     web_config_flag(demo)
     _web_serving_flags(demo)
-    logging_flags(demo)
+    logging_flags(demo, "")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     args = _parser().parse_args(argv)
+    if getattr(args, "listen", None) is not None:
+        try:
+            check_listen(args.listen)
+        except ValueError as error:
+            print(f"error: --web.listen-address: {error}", file=sys.stderr)
+            return 2
     if args.command == "check-config":
         return _check_config(args.config, args.web_config)
+    if args.command == "healthcheck":
+        return _healthcheck(args.listen)
+    with contextlib.ExitStack() as cleanup:
+        return _command(args, cleanup)
+
+
+def _command(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
+    """run, once, discover, demo; `cleanup` removes a temporary store when the command ends."""
+    temporary: Path | None = None
     try:
-        config = demo_config(args.store) if args.command == "demo" else load_config(args.config)
+        if args.command == "demo":
+            store = args.store
+            if store is None:
+                temporary = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="itsm-exporter-")))
+                store = temporary / "demo.db"
+            config = demo_config(store)
+        else:
+            config = load_config(args.config)
+            if args.command == "once" and "path" not in config.store.model_fields_set:
+                # A one-shot run keeps nothing unless asked: a store in the working directory would be litter.
+                temporary = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="itsm-exporter-")))
+                config = config.model_copy(update={"store": StoreConfig(path=temporary / "once.db")})
     except ConfigError as error:
         _print_problems(getattr(args, "config", "demo"), error)
         return 1
@@ -172,6 +268,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print_problems(args.web_config, error, "invalid web configuration")
             return 1
     _configure_logging(config, args)
+    if temporary is not None:
+        keep = "--store FILE" if args.command == "demo" else "set store.path in the config"
+        log.info(
+            "the store is temporary and removed at exit", extra={"path": str(config.store.path), "to_keep_it": keep}
+        )
     warn_insecure_sources(config, log)
     if args.command == "once":
         return _once(config, args.as_of)
@@ -246,6 +347,58 @@ def _check_config(path: Path, web_path: Path | None) -> int:
     return 0 if valid else 1
 
 
+def _healthcheck(listen: str) -> int:
+    """GET /-/healthy of the exporter at `listen`, over plain HTTP, else TLS; one line on stdout, exit 0 or 1.
+
+    The probe knows nothing of the web configuration: plain HTTP sent to the TLS port gets the connection
+    closed, so TLS is tried next, without checking the certificate (this is the exporter on this machine).
+    Behind basic auth a 401 is taken as healthy: the server answers, but the refresh loop's state is
+    only visible to a user with a password, which a health check has no business holding.
+    """
+    import http.client
+    import ssl
+
+    host, _sep, port = listen.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    url = f"http://{listen}/-/healthy"
+    try:
+        status = _status(http.client.HTTPConnection(host, int(port), timeout=4))
+    except ConnectionRefusedError:
+        print(f"unhealthy: {url}: connection refused (is the exporter running, on this address?)")
+        return 1
+    except (http.client.HTTPException, ConnectionError):
+        # A TLS port closes a plain HTTP connection: the same request over TLS.
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        url = f"https://{listen}/-/healthy"
+        try:
+            status = _status(http.client.HTTPSConnection(host, int(port), timeout=4, context=context))
+        except (OSError, http.client.HTTPException) as error:
+            print(f"unhealthy: {url}: {error}")
+            return 1
+    except OSError as error:
+        print(f"unhealthy: {url}: {error}")
+        return 1
+    if status == 200:
+        print(f"healthy: {url} answered 200")
+        return 0
+    if status == 401:
+        print(f"healthy: {url} answered 401 (basic auth): the server is up; its refresh loop is not visible")
+        return 0
+    print(f"unhealthy: {url} answered {status}")
+    return 1
+
+
+def _status(connection: Any) -> int:
+    try:
+        connection.request("GET", "/-/healthy")
+        return int(connection.getresponse().status)
+    finally:
+        connection.close()
+
+
 def _describe(web: WebConfig) -> str:
     tls = f"TLS ({web.tls.client_auth_type})" if web.tls is not None else "plain HTTP"
     return f"{tls}, {len(web.users)} basic auth user(s), {len(web.headers)} extra header(s)"
@@ -261,14 +414,15 @@ def _once(config: Config, as_of: datetime | None) -> int:
     """Sync every enabled source once, then print the exposition computed at `as_of`."""
     from prometheus_client.exposition import generate_latest
 
-    from itsm_exporter.collectors import compute_metrics
     from itsm_exporter.connectors import build_connector
     from itsm_exporter.health import SourceHealth, health_metrics
+    from itsm_exporter.pipeline import compute, sync_one
     from itsm_exporter.snapshot import snapshot_registry
     from itsm_exporter.store import Store, StoreError
     from itsm_exporter.sync.runner import SourceRunner
 
     evaluated_at = as_of or datetime.now(UTC)
+    now = (lambda: evaluated_at) if as_of else (lambda: datetime.now(UTC))
     try:
         store = Store(config.store.path)
     except StoreError as error:
@@ -287,25 +441,18 @@ def _once(config: Config, as_of: datetime | None) -> int:
                 connector_factory=build_connector,
                 now=(lambda: evaluated_at) if as_of else None,
             )
-            if not runner.run(source, config):
+            if not sync_one(runner, source, config, store, now):
                 failures.append(state.last_error or f"source {source.name}: sync failed")
-        # What a computation at `as_of` can see, as the daemon loads it: memory follows the windows, not history.
-        longest = max(window.seconds for window in config.windows)
-        short = _short_history(store, config, evaluated_at - timedelta(seconds=longest))
+        short = _short_history(store, config, evaluated_at - timedelta(seconds=config.longest_window.seconds))
         if short:
             for problem in short:
                 print(f"error: {problem}", file=sys.stderr)
             return 1
-        frames = store.load_frames(
-            [s.name for s in config.enabled_sources], since=evaluated_at - timedelta(seconds=longest)
-        )
+        domain = compute(store, config, [s.name for s in config.enabled_sources], evaluated_at)
     finally:
         store.close()
-    families = [
-        *compute_metrics(frames, evaluated_at, config),
-        *health_metrics(health, "One-shot run: data synced once, computed at the evaluation time."),
-    ]
+    families = [*domain, *health_metrics(health, "One-shot run: data synced once, computed at the evaluation time.")]
     sys.stdout.write(generate_latest(snapshot_registry(families)).decode())
     for failure in failures:
-        print(f"error: {failure}", file=sys.stderr)
+        print(f"error: {redact_urls(failure)}", file=sys.stderr)
     return 1 if failures else 0

@@ -7,15 +7,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
 import schedule
+from prometheus_client import ProcessCollector
 from prometheus_client.core import Metric
 from prometheus_client.registry import CollectorRegistry
 
-from itsm_exporter.collectors import compute_metrics, refresh_note
+from itsm_exporter.collectors import refresh_note
 from itsm_exporter.config import (
     Config,
     ConfigError,
@@ -24,6 +25,7 @@ from itsm_exporter.config import (
 )
 from itsm_exporter.connectors import build_connector
 from itsm_exporter.health import ConfigReloads, SourceHealth, health_metrics, reload_metrics
+from itsm_exporter.pipeline import compute, sync_one
 from itsm_exporter.snapshot import SnapshotCollector
 from itsm_exporter.store import Store
 from itsm_exporter.sync.runner import ConnectorFactory, SourceRunner
@@ -101,9 +103,12 @@ class Daemon:
         self._dirty = threading.Event()
         """Set by a finished sync: the next tick recomputes the snapshot."""
         self.recomputes = 0
-        self.collector = SnapshotCollector(())
+        # process_* (memory, CPU, open files, start time) as node_exporter has them: read on each scrape.
+        process = ProcessCollector(registry=None)
+        self.collector = SnapshotCollector((), live=[process])
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
+        self.registry.register(process)
         self._schedule(config)
         self._publish()
 
@@ -329,7 +334,7 @@ class Daemon:
             progress_interval=self._progress_interval,
             on_progress=self._publish,
         )
-        runner.run(source, config, should_stop=self._stopping.is_set)
+        sync_one(runner, source, config, self._store, self._now, should_stop=self._stopping.is_set)
         if self._stopping.is_set():
             self._publish()  # an interrupted sync is no success: publish its counters, skip pandas
             return
@@ -369,7 +374,8 @@ class Daemon:
             now = self._clock()
             fresh = self._fresh_sources(config, now)
             try:
-                domain = tuple(self._compute(config, fresh, now)) if fresh else ()
+                as_of = datetime.fromtimestamp(now, UTC)
+                domain = tuple(compute(self._store, config, fresh, as_of)) if fresh else ()
             except Exception:
                 log.exception("computing the metrics failed; serving the previous values")
             else:
@@ -378,13 +384,6 @@ class Daemon:
                     self._served.update(fresh)
                     self.recomputes += 1
             self._publish()
-
-    def _compute(self, config: Config, fresh: list[str], now: float) -> list[Metric]:
-        as_of = datetime.fromtimestamp(now, UTC)
-        longest = max(window.seconds for window in config.windows)
-        frames = self._store.load_frames(fresh, since=as_of - timedelta(seconds=longest))
-        serving = config.model_copy(update={"sources": [s for s in config.sources if s.name in fresh]})
-        return list(compute_metrics(frames, as_of, serving))
 
     def _publish(self) -> None:
         """Swap in the last domain families with freshly rendered health: cheap, no pandas."""

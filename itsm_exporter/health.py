@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from itsm_exporter import __version__
+from itsm_exporter.build import build_info
 from itsm_exporter.records import RECORD_KINDS
 
 
@@ -92,8 +92,13 @@ def health_metrics(health: Mapping[str, SourceHealth], refresh_note: str) -> Ite
             skipped.add_metric([name, kind, reason], float(count))
         for code, count in sorted(state.api_requests.items()):
             requests.add_metric([name, code], float(count))
-    build = GaugeMetricFamily("itsm_build_info", "Build of itsm-exporter; always 1.", labels=["version"])
-    build.add_metric([__version__], 1.0)
+    build = GaugeMetricFamily(
+        "itsm_build_info",
+        "Build of itsm-exporter (version, Git revision and branch, Python version); always 1.",
+        labels=["version", "revision", "branch", "pythonversion"],
+    )
+    info = build_info()
+    build.add_metric([info.version, info.revision, info.branch, info.python_version], 1.0)
     return [up, last_success, duration, synced, skipped, deleted, reconciled, requests, build]
 
 

@@ -8,6 +8,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from itsm_exporter.config import redact_urls
+
 _STANDARD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
@@ -40,7 +42,7 @@ class LogfmtFormatter(logging.Formatter):
         }
         if record.exc_info:
             fields["exc"] = self.formatException(record.exc_info)
-        return " ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items())
+        return redact_urls(" ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items()))
 
 
 class JsonFormatter(logging.Formatter):
@@ -56,7 +58,7 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             fields["exc"] = self.formatException(record.exc_info)
-        return json.dumps(fields, default=str, ensure_ascii=False)
+        return redact_urls(json.dumps(fields, default=str, ensure_ascii=False))
 
 
 def configure_logging(level: str = "info", fmt: str = "logfmt", stream: TextIO | None = None) -> None:

@@ -20,6 +20,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from itsm_exporter import __version__
+from itsm_exporter.config import redact_urls
 from itsm_exporter.daemon import Daemon
 from itsm_exporter.httpserver import DEFAULT_LIMITS, HTTPServer, Limits, Request, Response, text_response
 from itsm_exporter.webconfig import (
@@ -168,7 +169,7 @@ def _landing_page(daemon: Daemon, telemetry_path: str) -> bytes:
             html.escape(status.kind),
             html.escape(status.state),
             status.last_success.isoformat(timespec="seconds") if status.last_success else "never",
-            html.escape(status.last_error or ""),
+            html.escape(redact_urls(status.last_error or "")),
         )
         for status in daemon.statuses()
     )

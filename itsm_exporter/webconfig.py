@@ -25,6 +25,8 @@ from typing import Any, Final
 import bcrypt
 import yaml
 
+from itsm_exporter.config import DuplicateKeys, load_yaml
+
 REALM: Final = "itsm-exporter"
 UNAUTHORIZED_HEADERS: Final = {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'}
 
@@ -126,7 +128,9 @@ def load_web_config(path: Path) -> WebConfig:
     except (OSError, UnicodeDecodeError) as error:
         raise WebConfigError([f"cannot read the file: {_reason(error)}"]) from None
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
+    except DuplicateKeys as error:
+        raise WebConfigError(error.problems) from None
     except yaml.YAMLError as error:
         where = getattr(error, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""

@@ -10,15 +10,29 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from itsm_exporter.connectors.base import Connector
-from itsm_exporter.connectors.servicenow_wire import format_time
+from itsm_exporter.connectors.servicenow.wire import format_time
 from itsm_exporter.records import Batch, PhaseState
+from itsm_exporter.source_config import SourceBase
 from itsm_exporter.store import Store
+from itsm_exporter.sync import SyncResult, plans_for, sync_source
 from itsm_exporter.sync.plans import INCREMENTAL, IncrementalPlan
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 """When the plans think they run: only the completion batches carry it, and they are dropped."""
+
+
+class Configured(Connector, Protocol):
+    """A connector whose configuration is public: every real one (`source`)."""
+
+    source: SourceBase
+
+
+def synced(connector: Configured, store: Store, **options: Any) -> SyncResult:
+    """One sync as a source gets it without a config: its kind's incremental plan (overlap included)."""
+    return sync_source(connector, store, plans_for(connector.source), **options)
 
 
 def stored(marks: Mapping[str, str | None]) -> dict[tuple[str, str], PhaseState]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +12,13 @@ import pytest
 from itsm_exporter.config import (
     DEFAULT_BUCKETS,
     ConfigError,
-    CsvSource,
-    ServiceNowSource,
     load_config,
     parse_config,
     parse_duration,
     warn_insecure_sources,
 )
+from itsm_exporter.connectors.csv.config import CsvSource
+from itsm_exporter.connectors.servicenow.config import ServiceNowSource
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,11 +86,11 @@ BAD_CONFIGS: list[tuple[str, Any, str]] = [
     ("not a mapping", ["a"], "(top level): the configuration must be a mapping of keys to values"),
     ("no sources", {}, "sources: Field required"),
     ("empty sources", {"sources": []}, "sources: List should have at least 1 item after validation, not 0"),
-    ("unknown top key", config_with({"name": "d", "kind": "demo"}, scrape=1), "scrape: Extra inputs are not permitted"),
+    ("unknown top key", config_with({"name": "d", "kind": "demo"}, scrape=1), "scrape: unknown key"),
     (
         "unknown source key",
         config_with(servicenow(pasword="x")),
-        "sources[0].pasword: Extra inputs are not permitted",
+        "sources[0].pasword: unknown key; did you mean password?",
     ),
     (
         "unknown kind",
@@ -132,6 +133,11 @@ BAD_CONFIGS: list[tuple[str, Any, str]] = [
         "listen: not HOST:PORT, e.g. 0.0.0.0:8837",
     ),
     (
+        "listen port out of range",
+        config_with({"name": "d", "kind": "demo"}, listen="127.0.0.1:99999"),
+        "listen: not HOST:PORT, e.g. 0.0.0.0:8837",
+    ),
+    (
         "unsorted buckets",
         config_with({"name": "d", "kind": "demo"}, buckets=[60, 30]),
         "buckets: buckets must be positive and strictly increasing (+Inf is implied)",
@@ -139,7 +145,7 @@ BAD_CONFIGS: list[tuple[str, Any, str]] = [
     (
         "bad url",
         config_with(servicenow(url="acme.service-now.com")),
-        "sources[0].url: String should match pattern '^https?://[^\\s/]+(/[^\\s]*)?$'",
+        "sources[0].url: not an http:// or https:// URL such as https://acme.service-now.com",
     ),
     ("missing password", config_with(servicenow(password=None)), "sources[0]: password or password_file is required"),
     (
@@ -196,7 +202,7 @@ def test_every_problem_is_reported_at_once() -> None:
     assert problems == [
         "refresh_interval: not a duration such as 30s, 5m, 1h or 7d",
         "max_label_values: Input should be greater than or equal to 1",
-        "sources[0].pasword: Extra inputs are not permitted",
+        "sources[0].pasword: unknown key; did you mean password?",
     ]
 
 
@@ -301,3 +307,225 @@ def test_one_question_mapped_twice_is_refused_whatever_its_case_or_spacing() -> 
     assert error.value.problems == [
         "sources[0].surveys: question 'overall  SATISFACTION' is mapped twice: overall and dimensions.empathy"
     ]
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (
+            config_with({"name": "d", "kind": "demo"}, refresh_intervall="5m"),
+            "refresh_intervall: unknown key; did you mean refresh_interval?",
+        ),
+        (
+            config_with({"name": "d", "kind": "demo"}, store={"paht": "x.db"}),
+            "store.paht: unknown key; did you mean path?",
+        ),
+        (
+            config_with({"name": "d", "kind": "demo"}, targets={"first_responce": "5m"}),
+            "targets.first_responce: unknown key; did you mean first_response?",
+        ),
+        (config_with({"name": "d", "kind": "demo", "seeed": 1}), "sources[0].seeed: unknown key; did you mean seed?"),
+        (
+            config_with({"name": "d", "kind": "demo", "surveys": {"overal": ["Q"]}}),
+            "sources[0].surveys.overal: unknown key; did you mean overall?",
+        ),
+        (
+            config_with({"name": "j", "kind": "jira", "url": "https://x.atlassian.net", "token": "t", "sla_field": {}}),
+            "sources[0].sla_field: unknown key; did you mean sla_fields?",
+        ),
+        (config_with(servicenow(tabel="incident")), "sources[0].tabel: unknown key; did you mean table?"),
+        (config_with({"name": "d", "kind": "demo"}, zzzz=1), "zzzz: unknown key"),
+    ],
+)
+def test_a_misspelt_key_gets_the_closest_known_key_of_its_block(raw: Any, problem: str) -> None:
+    assert problems_of(raw) == [problem]
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (5, "targets.first_response: not a duration such as 30s, 5m, 1h or 7d: a number needs a unit"),
+        (1.5, "targets.first_response: not a duration such as 30s, 5m, 1h or 7d: a number needs a unit"),
+        (["5m"], "targets.first_response: not a duration such as 30s, 5m, 1h or 7d"),
+        (True, "targets.first_response: not a duration such as 30s, 5m, 1h or 7d"),
+        ("5 minutes", "targets.first_response: not a duration such as 30s, 5m, 1h or 7d"),
+    ],
+)
+def test_a_duration_that_is_not_a_string_gets_the_duration_message(value: Any, problem: str) -> None:
+    assert problems_of(config_with({"name": "d", "kind": "demo"}, targets={"first_response": value})) == [problem]
+
+
+@pytest.mark.parametrize(
+    ("source", "where_it_goes"),
+    [
+        (servicenow(url="http://u:SeCrEt-URL-777@127.0.0.1:47071"), "username and password (or password_file)"),
+        (servicenow(url="https://SeCrEt-URL-777@acme.service-now.com"), "username and password (or password_file)"),
+        (
+            {"name": "j", "kind": "jira", "url": "https://bot:SeCrEt-URL-777@x.atlassian.net", "token": "t"},
+            "username and token (or token_file)",
+        ),
+    ],
+)
+def test_a_url_with_credentials_is_refused_without_quoting_them(source: dict[str, Any], where_it_goes: str) -> None:
+    assert problems_of(config_with(source)) == [
+        f"sources[0].url: holds a user name or password: remove it from the URL and set {where_it_goes} instead"
+    ]
+
+
+@pytest.mark.parametrize("url", ["acme.service-now.com", "ftp://acme", "https://", "https://acme:99999", "http://a b"])
+def test_a_url_that_is_not_http_names_an_example_not_a_regex(url: str) -> None:
+    assert problems_of(config_with(servicenow(url=url))) == [
+        "sources[0].url: not an http:// or https:// URL such as https://acme.service-now.com"
+    ]
+
+
+def test_a_key_set_twice_is_refused_with_both_lines(tmp_path: Path) -> None:
+    path = tmp_path / "twice.yaml"
+    path.write_text(
+        "refresh_interval: 5m\n"
+        "sources:\n"
+        "  - name: demo\n"
+        "    kind: demo\n"
+        "    surveys: {overall: [A], overall: [B]}\n"
+        "refresh_interval: 1m\n"
+        "defaults: &d {seed: 1}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.problems == [
+        "sources[0].surveys.overall: set twice, at lines 5 and 5",
+        "refresh_interval: set twice, at lines 1 and 6",
+    ]
+
+
+def test_yaml_merge_keys_are_not_duplicates(tmp_path: Path) -> None:
+    path = tmp_path / "merge.yaml"
+    path.write_text("sources:\n  - &demo {name: a, kind: demo}\n  - {<<: *demo, name: b}\n", encoding="utf-8")
+    assert [s.name for s in load_config(path, check_files=False).sources] == ["a", "b"]
+
+
+def store_problems(tmp_path: Path, store: Path) -> list[str]:
+    try:
+        parse_config(config_with({"name": "d", "kind": "demo"}, store={"path": str(store)}), check_files=True)
+    except ConfigError as error:
+        return error.problems
+    return []
+
+
+def test_a_store_under_a_file_says_it_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "hostname").write_text("box\n")
+    assert store_problems(tmp_path, tmp_path / "hostname" / "itsm.db") == [
+        f"store.path: {tmp_path / 'hostname'} is a file, not a directory"
+    ]
+    assert store_problems(tmp_path, tmp_path / "hostname" / "sub" / "itsm.db") == [
+        f"store.path: directory {tmp_path / 'hostname' / 'sub'} does not exist ({tmp_path / 'hostname'} is a file)"
+    ]
+
+
+def test_a_store_path_that_is_a_directory_is_refused(tmp_path: Path) -> None:
+    assert store_problems(tmp_path, tmp_path) == [
+        f"store.path: {tmp_path} is a directory: name a file in it, such as {tmp_path / 'itsm-exporter.db'}"
+    ]
+
+
+def test_a_store_that_is_not_sqlite_or_not_ours_is_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database\n")
+    assert store_problems(tmp_path, text) == [
+        f"store.path: {text} is not an SQLite file: point store.path at an itsm-exporter store or a new file"
+    ]
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE t (x)")
+    db.close()
+    assert store_problems(tmp_path, other) == [
+        f"store.path: {other} is an SQLite database of another application: point store.path at a new file"
+    ]
+
+
+def test_a_new_empty_or_itsm_store_passes(tmp_path: Path) -> None:
+    import sqlite3
+
+    from itsm_exporter.config import STORE_APPLICATION_ID
+    from itsm_exporter.store import APPLICATION_ID, Store
+
+    assert APPLICATION_ID.to_bytes(4, "big") == STORE_APPLICATION_ID
+    assert store_problems(tmp_path, tmp_path / "new.db") == []
+    (tmp_path / "empty.db").write_bytes(b"")
+    assert store_problems(tmp_path, tmp_path / "empty.db") == []
+    with sqlite3.connect(tmp_path / "blank.db") as db:
+        db.execute("PRAGMA user_version = 0")
+        db.execute("VACUUM")  # a header, no table: Store takes it
+    db.close()
+    assert store_problems(tmp_path, tmp_path / "blank.db") == []
+    Store(tmp_path / "ours.db").close()
+    assert store_problems(tmp_path, tmp_path / "ours.db") == []
+
+
+def test_a_store_that_cannot_be_written_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """os.access is the check itself; it is answered here because the suite may run as root, who may write anything."""
+    import itsm_exporter.config as config_module
+    from itsm_exporter.store import Store
+
+    Store(tmp_path / "ours.db").close()
+    read_only = {tmp_path / "ours.db"}
+    monkeypatch.setattr(config_module.os, "access", lambda path, mode: not (mode & os.W_OK and Path(path) in read_only))
+    assert store_problems(tmp_path, tmp_path / "ours.db") == [f"store.path: {tmp_path / 'ours.db'} is not writable"]
+    read_only = {tmp_path}
+    assert store_problems(tmp_path, tmp_path / "ours.db") == [f"store.path: directory {tmp_path} is not writable"]
+    assert store_problems(tmp_path, tmp_path / "new.db") == [f"store.path: directory {tmp_path} is not writable"]
+
+
+@pytest.mark.parametrize(
+    ("url", "warned"),
+    [
+        ("http://sn.example.com", True),
+        ("http://10.1.2.3:8080", True),
+        ("https://sn.example.com", False),
+        ("http://127.0.0.1:47071", False),
+        ("http://localhost:8080", False),
+        ("http://[::1]:8080", False),
+    ],
+)
+def test_credentials_over_plain_http_to_another_machine_are_warned(
+    url: str, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = parse_config(config_with(servicenow(url=url)), check_files=False)
+    logger = logging.getLogger("test-http")
+    with caplog.at_level(logging.WARNING, logger="test-http"):
+        assert warn_insecure_sources(config, logger) == (["sn"] if warned else [])
+    assert [(r.getMessage(), getattr(r, "source", None)) for r in caplog.records] == (
+        [
+            (
+                "this source sends its credentials over plain http:// to another machine: "
+                "anyone on the way can read them; use https://",
+                "sn",
+            )
+        ]
+        if warned
+        else []
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (
+            "source sn: http://u:SeCrEt@127.0.0.1:47071 unreachable",
+            "source sn: http://u:xxxxx@127.0.0.1:47071 unreachable",
+        ),
+        ("https://SeCrEt-token@x.atlassian.net/rest", "https://xxxxx@x.atlassian.net/rest"),
+        (
+            "a https://u:p@ss:SeCrEt@host/x?q=a@b and http://plain.host/",
+            "a https://u:xxxxx@host/x?q=a@b and http://plain.host/",
+        ),
+        ("mail bot@acme.com at https://acme.atlassian.net", "mail bot@acme.com at https://acme.atlassian.net"),
+    ],
+)
+def test_urls_are_printed_without_their_password(text: str, shown: str) -> None:
+    from itsm_exporter.config import redact_urls
+
+    assert redact_urls(text) == shown

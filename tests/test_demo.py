@@ -11,12 +11,12 @@ from prometheus_client.core import Metric
 
 from itsm_exporter.collectors import compute_metrics, surveys
 from itsm_exporter.config import demo_config
-from itsm_exporter.connectors.demo import WATERMELON_GROUP, DemoConnector
+from itsm_exporter.connectors.demo.connector import WATERMELON_GROUP, DemoConnector
 from itsm_exporter.frames import Frames
 from itsm_exporter.records import Batch, SurveyResponse, Ticket
 from itsm_exporter.store import Store
-from itsm_exporter.sync import sync_source
-from tests.plans import iso, run_plan
+from tests.plans import iso, run_plan, synced
+from tests.storeread import stored_count, stored_surveys, stored_tickets
 
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -42,19 +42,19 @@ def test_same_seed_and_time_give_the_same_service_desk(tmp_path: Path) -> None:
 def test_a_later_sync_brings_only_changes_and_ends_equal_to_a_fresh_sync(tmp_path: Path) -> None:
     later = AS_OF + timedelta(hours=6)
     incremental = Store(tmp_path / "incremental.db")
-    sync_source(connector(tmp_path, AS_OF), incremental)
-    second = sync_source(connector(tmp_path, later), incremental)
+    synced(connector(tmp_path, AS_OF), incremental)
+    second = synced(connector(tmp_path, later), incremental)
     fresh = Store(tmp_path / "fresh.db")
-    sync_source(connector(tmp_path, later), fresh)
-    assert 0 < second.records["ticket"] < fresh.count("demo", "ticket") / 10
-    assert 0 < second.records["survey"] < fresh.count("demo", "survey") / 10
+    synced(connector(tmp_path, later), fresh)
+    assert 0 < second.records["ticket"] < stored_count(fresh, "demo", "ticket") / 10
+    assert 0 < second.records["survey"] < stored_count(fresh, "demo", "survey") / 10
     # The fresh sync covers 90 days back from `later`; tickets that aged out of that range stay in
     # the incremental store (the store keeps history), so compare on the fresh sync's tickets.
-    fresh_tickets = {t.id: t for t in fresh.tickets("demo")}
-    kept = [t for t in incremental.tickets("demo") if t.id in fresh_tickets]
+    fresh_tickets = {t.id: t for t in stored_tickets(fresh, "demo")}
+    kept = [t for t in stored_tickets(incremental, "demo") if t.id in fresh_tickets]
     assert kept == list(fresh_tickets.values())
-    fresh_surveys = {s.id: s for s in fresh.surveys("demo")}
-    assert [s for s in incremental.surveys("demo") if s.id in fresh_surveys] == list(fresh_surveys.values())
+    fresh_surveys = {s.id: s for s in stored_surveys(fresh, "demo")}
+    assert [s for s in stored_surveys(incremental, "demo") if s.id in fresh_surveys] == list(fresh_surveys.values())
 
 
 def test_only_the_last_batch_moves_the_watermark(tmp_path: Path) -> None:
@@ -80,7 +80,7 @@ def test_the_planted_watermelon_group_exists_and_states_are_consistent_with_time
 def test_answers_scored_in_small_chunks_give_the_same_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The collectors score answers chunk by chunk; chunk edges (a survey split across two) change nothing."""
     store = Store(tmp_path / "store.db")
-    sync_source(connector(tmp_path, AS_OF), store)
+    synced(connector(tmp_path, AS_OF), store)
     frames = store.load_frames()
     config = demo_config(tmp_path / "unused.db")
     whole = sample_values(compute_metrics(frames, AS_OF, config))

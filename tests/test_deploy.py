@@ -15,6 +15,9 @@ import yaml
 
 from itsm_exporter.config import DEFAULT_PORT, parse_config
 from itsm_exporter.webconfig import BasicAuth, WebConfig, parse_web_config
+from tests.tools import module
+
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -84,7 +87,7 @@ def test_the_systemd_unit_runs_the_daemon_with_reload_and_state() -> None:
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
 def test_the_kubernetes_manifests_match_the_api_schema(path: Path) -> None:
-    validator = pytest.importorskip("kubernetes_validate")
+    validator = module("kubernetes_validate")
     for document in documents(path):
         validator.validate(document, "1.37.0", strict=True)
 
@@ -175,7 +178,7 @@ def test_the_exporter_serves_tls_with_basic_auth_and_its_probes_get_through(path
 
 def test_the_sidecar_prometheus_scrapes_with_the_password_of_the_web_config() -> None:
     path = DEPLOY / "kubernetes" / "sidecar.yaml"
-    (config_map,) = [d for d in documents(path) if d["kind"] == "ConfigMap"]
+    (config_map,) = [d for d in documents(path) if d["kind"] == "ConfigMap" and "prometheus.yml" in d["data"]]
     (job,) = yaml.safe_load(config_map["data"]["prometheus.yml"])["scrape_configs"]
     assert job["scheme"] == "https"
     (prometheus,) = [c for c in pod_spec(path)["containers"] if c["name"] == "prometheus"]
@@ -212,7 +215,7 @@ def test_the_dockerfile_runs_the_exporter_under_tini_as_a_non_root_user() -> Non
     assert json.loads(dict(steps)["ENTRYPOINT"]) == ["tini", "--", "itsm-exporter"]
     assert any("apt-get install" in arguments and " tini " in arguments for _, arguments in steps)
     assert ("EXPOSE", str(DEFAULT_PORT)) in steps
-    assert "/-/healthy" in dict(steps)["HEALTHCHECK"]
+    assert dict(steps)["HEALTHCHECK"].endswith(' CMD ["itsm-exporter", "healthcheck"]')  # tests/test_deploy_running.py
 
 
 def test_the_dockerfile_and_its_context_carry_no_secrets() -> None:
@@ -221,3 +224,13 @@ def test_the_dockerfile_and_its_context_carry_no_secrets() -> None:
             assert not any(word in arguments.upper() for word in ("PASSWORD", "TOKEN", "SECRET", "KEY"))
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
     assert ignore[1:5] == ["*", "!pyproject.toml", "!README.md", "!itsm_exporter/"]
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
+def test_the_shipped_demo_source_maps_every_demo_question(path: Path) -> None:
+    """Else every sync logs WARNINGs and itsm_survey_mapping_answers{role="unmapped"} is not 0 (README step 4)."""
+    from itsm_exporter.connectors.demo.connector import DEMO_COMPLAINTS, DEMO_SURVEYS
+
+    (config_map,) = [d for d in documents(path) if d["kind"] == "ConfigMap" and "config.yaml" in d["data"]]
+    (demo,) = [s for s in yaml.safe_load(config_map["data"]["config.yaml"])["sources"] if s["kind"] == "demo"]
+    assert (demo["surveys"], demo["complaints"]) == (DEMO_SURVEYS, DEMO_COMPLAINTS)

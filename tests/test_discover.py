@@ -4,7 +4,6 @@ no secret in the output, and a request budget that does not grow with the instan
 from __future__ import annotations
 
 import io
-import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +16,10 @@ from itsm_exporter.cli import main
 from itsm_exporter.config import Config, parse_config
 from itsm_exporter.discover import discover, render_report, run
 from tests.fakes.jira import EMAIL, TOKEN, fake_jira
+from tests.fakes.loopback import closed_port
 from tests.fakes.servicenow import FakeServiceNow, source_settings
+
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
 
 NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
 """The 30-day window starts 2026-02-08 12:00."""
@@ -164,12 +166,6 @@ def test_a_denied_optional_table_is_reported_but_does_not_fail(fake: FakeService
     assert "table sys_audit_delete          denied    ask for: a read ACL on sys_audit_delete" in out.getvalue()
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_an_unreachable_source_fails_alone_and_the_cli_exits_1(
     fake: FakeServiceNow, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -179,13 +175,31 @@ def test_an_unreachable_source_fails_alone_and_the_cli_exits_1(
     config.write_text(yaml.safe_dump({"sources": [dead, alive]}), encoding="utf-8")
     assert main(["discover", "--config", str(config)]) == 1
     out = capsys.readouterr().out
-    assert "source dead (servicenow)\n  unreachable: source dead: http://127.0.0.1:" in out
-    assert "ConnectionError" in out
+    assert "source dead (servicenow)\n  unreachable: source dead: stats of table incident at http://127.0.0.1:" in out
+    assert ": connection refused by 127.0.0.1:" in out
     assert "source sn (servicenow)\n  access\n" in out  # the reachable source is still reported
-    assert "  - name: dead\n  - name: sn\n" in out  # an empty suggestion for each
+    assert "  - name: dead" not in out  # nothing read, nothing to suggest
+    assert out.endswith("# No mapping to suggest: no survey question or complaint value was found.\n")
     assert main(["discover", "--config", str(config), "--source", "sn"]) == 0
     assert main(["discover", "--config", str(config), "--source", "nope"]) == 2
     assert "error: --source nope: no enabled source of that name (enabled: dead, sn)" in capsys.readouterr().err
+
+
+def test_refused_credentials_are_not_called_unreachable_and_a_failure_suggests_nothing(
+    fake: FakeServiceNow,
+) -> None:
+    refused = source_settings(fake, password="Wr0ng-pass!", max_retries=0)
+    dead = source_settings(fake, name="dead", url=f"http://127.0.0.1:{closed_port()}", max_retries=0)
+    out = io.StringIO()
+    assert run(parse_config({"sources": [refused, dead]}), None, out, now=NOW) == 1
+    text = out.getvalue()
+    assert (
+        "source sn (servicenow)\n  credentials refused: source sn: stats of table incident at http://127.0.0.1:" in text
+    )
+    assert "HTTP 401, user itsm-exporter was refused" in text
+    assert "source dead (servicenow)\n  unreachable: source dead: stats of table incident at http://127.0.0.1:" in text
+    assert "Suggested mapping" not in text and "sources:" not in text
+    assert text.endswith("NOT READY\n\n# No mapping to suggest: no source could be read.\n")
 
 
 def test_no_secret_is_printed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -197,7 +211,7 @@ def test_no_secret_is_printed(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         code = main(["discover", "--config", str(config)])
     out, err = capsys.readouterr()
     assert code == 1  # `wrong` is refused
-    assert "refused the OAuth password grant" in out
+    assert "the OAuth password grant for user" in out
     for secret in ("Sn0w-pass!", "Wr0ng-pass!", "Cl13nt-s3cret!"):
         assert secret not in out + err
 

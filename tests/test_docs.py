@@ -76,3 +76,55 @@ def test_every_link_of_a_document_resolves(document: Path) -> None:
             elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):
                 broken.append(f"{target}: no such heading")
     assert broken == []
+
+
+# -- what the documents count -------------------------------------------------------------------------------
+
+NUMBER_WORDS = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen"
+NUMBERS = {word: value for value, word in enumerate(NUMBER_WORDS.split(), start=1)}
+
+
+def shipped_alerts() -> list[str]:
+    import yaml
+
+    groups = yaml.safe_load((ROOT / "alerts" / "itsm-exporter.alerts.yaml").read_text(encoding="utf-8"))["groups"]
+    return [rule["alert"] for group in groups for rule in group["rules"]]
+
+
+def dashboard_rows() -> list[str]:
+    import json
+
+    panels = json.loads((ROOT / "dashboards" / "itsm-exporter.json").read_text(encoding="utf-8"))["panels"]
+    return [panel["title"] for panel in panels if panel["type"] == "row"]
+
+
+def section(path: Path, heading: str) -> list[str]:
+    """The lines under `heading` up to the next heading of the same or a higher level."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = lines.index(heading)
+    level = heading.split(" ")[0]
+    end = next((i for i in range(start + 1, len(lines)) if re.match(rf"#{{1,{len(level)}}} ", lines[i])), len(lines))
+    return lines[start + 1 : end]
+
+
+def test_the_alert_counts_and_lists_match_the_rule_file() -> None:
+    alerts = shipped_alerts()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (said,) = re.findall(r"and (\w+) alerts, each with a runbook", readme)
+    assert NUMBERS[said] == len(alerts)
+    table = section(ROOT / "README.md", "## Dashboard and alerts")
+    listed = [name for line in table if line.startswith("| `ITSM") for name in re.findall(r"`(ITSM\w+)`", line)]
+    assert listed == alerts
+    (said,) = re.findall(r"\| (\w+) alerts: ", (ROOT / "docs" / "alerts.md").read_text(encoding="utf-8"))
+    assert NUMBERS[said] == len(alerts)
+    runbooks = [line.removeprefix("### ") for line in section(ROOT / "docs" / "alerts.md", "## Alerts")]
+    assert [line for line in runbooks if line.startswith("ITSM")] == alerts
+
+
+def test_the_dashboard_rows_match_the_readme_and_dashboard_md() -> None:
+    rows = dashboard_rows()
+    lines = section(ROOT / "README.md", "## Dashboard and alerts")
+    described = [m.group(1) for line in lines if (m := re.match(r"- \*([^*]+)\*: ", line))]
+    assert described == [row.partition(":")[0] for row in rows]
+    panels = [line.removeprefix("### ") for line in section(ROOT / "docs" / "dashboard.md", "## Panels")]
+    assert [line for line in panels if line and not line[0].isspace() and line in rows] == rows

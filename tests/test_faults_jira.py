@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from itsm_exporter.config import Config, JiraSource, parse_config
+from itsm_exporter.config import parse_config
 from itsm_exporter.connectors.base import (
     BadRequest,
     Connector,
@@ -26,23 +26,22 @@ from itsm_exporter.connectors.base import (
     SchemaError,
     UpstreamUnavailable,
 )
-from itsm_exporter.connectors.jira_sm import JiraConnector
+from itsm_exporter.connectors.jira.config import JiraSource
+from itsm_exporter.connectors.jira.connector import JiraConnector
 from itsm_exporter.records import Batch, SurveyResponse, Ticket
 from itsm_exporter.store import Store
-from itsm_exporter.sync import sync_source
 from tests.fakes.faults import (
     HTML_TYPE,
     WAIT_SECONDS,
     FakeClock,
     Fault,
     FaultProxy,
-    RunningExporter,
     Waits,
+    assert_metrics,
     hibernating,
     hook,
     html_status,
     jira_envelope,
-    requests_by_code,
     reset,
     running_daemon,
     sample,
@@ -51,8 +50,11 @@ from tests.fakes.faults import (
     truncated,
 )
 from tests.fakes.jira import EMAIL, TOKEN, FakeIssue, FakeJira, Mode, at, change_for_incremental, fake_jira
-from tests.plans import run_plan, stored_iso
+from tests.plans import run_plan, stored_iso, synced
+from tests.storeread import stored_surveys, stored_tickets
 from tests.test_jira import MODES, source_settings
+
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
 
 SEARCH = "/search"
 READ_TIMEOUT = "300ms"
@@ -83,8 +85,8 @@ def clean_sync(fake: FakeJira, mode: Mode, tmp_path: Path) -> tuple[list[Ticket]
     store = Store(tmp_path / f"clean-{next(_clean_stores)}.db")
     conn = connector(fake.url, mode, Waits())
     try:
-        sync_source(conn, store)
-        return store.tickets("jsm"), store.surveys("jsm")
+        synced(conn, store)
+        return stored_tickets(store, "jsm"), stored_surveys(store, "jsm")
     finally:
         conn.close()
         store.close()
@@ -92,8 +94,8 @@ def clean_sync(fake: FakeJira, mode: Mode, tmp_path: Path) -> tuple[list[Ticket]
 
 def assert_store_equals_site(store: Store, fake: FakeJira, mode: Mode, tmp_path: Path) -> None:
     tickets, surveys = clean_sync(fake, mode, tmp_path)
-    assert store.tickets("jsm") == tickets
-    assert store.surveys("jsm") == surveys
+    assert stored_tickets(store, "jsm") == tickets
+    assert stored_surveys(store, "jsm") == surveys
     versions = {i.id: i.updated for i in fake.issues.values() if i.id != UNMAPPABLE}
     assert {t.id: t.updated_at for t in tickets} == versions
     assert {s.ticket_id for s in surveys} == {i.id for i in fake.issues.values() if i.rating is not None}
@@ -101,7 +103,7 @@ def assert_store_equals_site(store: Store, fake: FakeJira, mode: Mode, tmp_path:
 
 def assert_watermark_covers_only_what_is_stored(store: Store, fake: FakeJira, mode: Mode, tmp_path: Path) -> None:
     """The watermark is the update time of a stored ticket, and every ticket updated before it is stored as it is."""
-    stored = {t.id: t for t in store.tickets("jsm")}
+    stored = {t.id: t for t in stored_tickets(store, "jsm")}
     mark = datetime.fromisoformat(stored_iso(store, "jsm", "ticket") or "")
     assert mark in {t.updated_at for t in stored.values()}
     behind = [t for t in clean_sync(fake, mode, tmp_path)[0] if t.updated_at < mark]
@@ -165,78 +167,98 @@ def html_504(*, path: str = "", times: int = 1) -> Fault:
 
 BACKOFF = [5.0, 10.0]
 """Two retries (max_retries: 2) without Retry-After: 5 s doubling, x (0.7 + 0.6 x 0.5)."""
-FAILED = "source jsm: search at {url} failed after 2 retries: "
+FAILED = "source jsm: search at {url}: HTTP "
 
 PERSISTENT: list[tuple[Fault, type[Exception], str, list[float]]] = [
     (
         status(429, RATE_LIMITED, retry_after="3", path=SEARCH, times=3),
         RateLimited,
-        "source jsm: search at {url}: still rate-limited (HTTP 429) after 2 retries",
+        "source jsm: search at {url}: HTTP 429, still rate-limited after 2 retries",
         [3.0, 3.0],
     ),
     (
         status(503, UNAVAILABLE, path=SEARCH, times=3),
         UpstreamUnavailable,
-        FAILED + "HTTP 503: Service Unavailable",
+        FAILED + "503 Service Unavailable after 2 retries: Service Unavailable",
         BACKOFF,
     ),
     (
         status(503, UNAVAILABLE, retry_after="2", path=SEARCH, times=3),
         UpstreamUnavailable,
-        FAILED + "HTTP 503: Service Unavailable",
+        FAILED + "503 Service Unavailable after 2 retries: Service Unavailable",
         [2.0, 2.0],
     ),
     (
         html_status(503, path=SEARCH, times=3),
         UpstreamUnavailable,
-        FAILED + "HTTP 503 (non-JSON body, text/html)",
+        FAILED + "503 Service Unavailable after 2 retries: non-JSON body (text/html)",
         BACKOFF,
     ),
     (
         status(500, INTERNAL, path=SEARCH, times=3),
         UpstreamUnavailable,
-        FAILED + "HTTP 500: Internal server error",
+        FAILED + "500 Internal Server Error after 2 retries: Internal server error",
         BACKOFF,
     ),
     (  # Retry-After means something on 429 and 503 only
         status(500, INTERNAL, retry_after="60", path=SEARCH, times=3),
         UpstreamUnavailable,
-        FAILED + "HTTP 500: Internal server error",
+        FAILED + "500 Internal Server Error after 2 retries: Internal server error",
         BACKOFF,
     ),
-    (status(500, path=SEARCH, times=3), UpstreamUnavailable, FAILED + "HTTP 500 (empty body)", BACKOFF),
+    (
+        status(500, path=SEARCH, times=3),
+        UpstreamUnavailable,
+        FAILED + "500 Internal Server Error after 2 retries: empty body",
+        BACKOFF,
+    ),
     (
         html_status(502, path=SEARCH, times=3),
         UpstreamUnavailable,
-        FAILED + "HTTP 502 (non-JSON body, text/html)",
+        FAILED + "502 Bad Gateway after 2 retries: non-JSON body (text/html)",
         BACKOFF,
     ),
-    (html_504(path=SEARCH, times=3), UpstreamUnavailable, FAILED + "HTTP 504 (non-JSON body, text/html)", BACKOFF),
-    (reset(path=SEARCH, times=3), UpstreamUnavailable, FAILED + "ConnectionError", BACKOFF),
-    (slow(path=SEARCH, times=3), UpstreamUnavailable, FAILED + "ReadTimeout", BACKOFF),
+    (
+        html_504(path=SEARCH, times=3),
+        UpstreamUnavailable,
+        FAILED + "504 Gateway Timeout after 2 retries: non-JSON body (text/html)",
+        BACKOFF,
+    ),
+    (
+        reset(path=SEARCH, times=3),
+        UpstreamUnavailable,
+        "source jsm: search at {url}: connection reset by {host} after 2 retries",
+        BACKOFF,
+    ),
+    (
+        slow(path=SEARCH, times=3),
+        UpstreamUnavailable,
+        "source jsm: search at {url}: no answer within timeout after 2 retries",
+        BACKOFF,
+    ),
     (
         status(404, jira_envelope("Not found."), path=SEARCH),
         BadRequest,
-        "source jsm: search at {url}: HTTP 404: Not found.",
+        "source jsm: search at {url}: HTTP 404, the request was rejected: Not found.",
         [],
     ),
     (
         truncated(path=SEARCH, times=3),
         SchemaError,
-        "source jsm: search at {url} did not answer with Jira's JSON after 2 retries: ",
+        "source jsm: search at {url}: the answer is not valid JSON after 2 retries",
         BACKOFF,
     ),
     (
         status(408, path=SEARCH, times=3),
         UpstreamUnavailable,
-        FAILED + "HTTP 408 (empty body)",
+        FAILED + "408 Request Timeout after 2 retries: empty body",
         BACKOFF,
     ),
     (
         hibernating(path=SEARCH),
         UpstreamUnavailable,
-        "source jsm: search at {url} answered with an HTML page, not Jira's JSON "
-        "(maintenance, hibernation or a login page?)",
+        "source jsm: search at {url}: answered with an HTML page, not JSON "
+        "(hibernating, in maintenance, or a login page?)",
         [],
     ),
 ]
@@ -259,9 +281,7 @@ def test_a_persistent_fault_is_a_typed_error_naming_the_source(
         with pytest.raises(error) as caught:
             fetch(proxy.url, mode, waits, codes)
     text = str(caught.value)
-    expected = message.format(url=proxy.url)
-    # A JSON decoder's position in a cut page depends on the page: only the start is fixed.
-    assert text.startswith(expected) if fault.action == "truncate" else text == expected
+    assert text == message.format(url=proxy.url, host=proxy.url.removeprefix("http://"))
     assert fake.token not in text and "<" not in text
     assert waits.seconds == waited
     assert codes == [e.code for e in proxy.exchanges]
@@ -271,7 +291,7 @@ def test_a_persistent_fault_is_a_typed_error_naming_the_source(
 def sync_through(proxy: FaultProxy, mode: Mode, store: Store, waits: Waits, codes: list[str]) -> None:
     conn = connector(proxy.url, mode, waits, codes)
     try:
-        sync_source(conn, store)
+        synced(conn, store)
     finally:
         conn.close()
 
@@ -352,17 +372,18 @@ def test_the_feedback_endpoint_is_retried(tmp_path: Path) -> None:
 
 def test_a_failed_changelog_page_fails_the_sync_after_the_pages_before_it(tmp_path: Path) -> None:
     with closing(Store(tmp_path / "store.db")) as store, fake_jira("cloud") as fake, FaultProxy(fake.url) as proxy:
-        proxy.plan(reset(path="/changelog", times=3))  # HELP-2's changelog, on the second page, is truncated: paged
+        proxy.plan(reset(path="/HELP-2/changelog", times=3))  # HELP-2's, on the second page, is truncated: paged
         waits = Waits()
         conn = connector(proxy.url, "cloud", waits)
         try:
             with pytest.raises(UpstreamUnavailable) as caught:
-                sync_source(conn, store)
+                synced(conn, store)
         finally:
             conn.close()
-        assert str(caught.value) == f"source jsm: changelog at {proxy.url} failed after 2 retries: ConnectionError"
+        host = proxy.url.removeprefix("http://")
+        assert str(caught.value) == f"source jsm: changelog at {proxy.url}: connection reset by {host} after 2 retries"
         assert waits.seconds == BACKOFF
-        assert [t.key for t in store.tickets("jsm")] == ["HELP-1", "HELP-8"]
+        assert [t.key for t in stored_tickets(store, "jsm")] == ["HELP-1", "HELP-8"]
         assert stored_iso(store, "jsm", "ticket") == "2025-03-04T10:00:00+00:00"
 
 
@@ -377,19 +398,11 @@ class Connectors:
         self._clock = clock
 
     def __call__(
-        self, source: Any, config: Config, *, observe_request: RequestObserver, now: Callable[[], datetime] | None
+        self, source: Any, *, observe_request: RequestObserver, now: Callable[[], datetime] | None
     ) -> Connector:
         assert isinstance(source, JiraSource)
         clock = self._clock
         return JiraConnector(source, observe_request, sleep=self.waits, jitter=lambda: 0.5, now=lambda: clock.wall)
-
-
-def assert_metrics(running: RunningExporter, proxy: FaultProxy, up: float) -> None:
-    """/metrics answers, shows the source's state, and counts exactly the requests the proxy saw."""
-    assert not proxy.overrun, "the connector kept requesting: it pages in circles"
-    samples = running.scrape()
-    assert sample(samples, "itsm_source_up", source="jsm") == up
-    assert requests_by_code(samples, "jsm") == dict(proxy.codes())
 
 
 def issue(number: int, updated: datetime, **fields: Any) -> FakeIssue:
@@ -411,7 +424,7 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
             check_files=False,
         )
         with running_daemon(config, connectors, clock) as running:
-            assert_metrics(running, proxy, up=0.0)
+            assert_metrics(running, proxy, "jsm", up=0.0)
 
             # 1. The first sync waits out a 429 and a 503 burst (envelope, then a gateway's HTML page),
             #    while an issue not read yet is updated and a new one is created between two pages.
@@ -428,7 +441,7 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
             assert proxy.unfired() == []
             assert running.last_error("jsm") is None
             assert waits == [7.0, 5.0, 10.0]
-            assert_metrics(running, proxy, up=1.0)
+            assert_metrics(running, proxy, "jsm", up=1.0)
             assert_store_equals_site(store, fake, mode, tmp_path)
             assert stored_iso(store, "jsm", "ticket") == "2025-03-08T09:30:00+00:00"
 
@@ -439,12 +452,13 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
             running.sync()
             assert proxy.unfired() == []
             assert running.last_error("jsm") == (
-                f"source jsm: search at {proxy.url} failed after 2 retries: ConnectionError"
+                f"source jsm: search at {proxy.url}: connection reset by {proxy.url.removeprefix('http://')} after "
+                "2 retries"
             )
             assert waits[3:] == [5.0, 10.0]
-            assert_metrics(running, proxy, up=0.0)
+            assert_metrics(running, proxy, "jsm", up=0.0)
             assert stored_iso(store, "jsm", "ticket") == "2025-03-08T10:00:00+00:00"
-            assert "10009" not in {t.id for t in store.tickets("jsm")}
+            assert "10009" not in {t.id for t in stored_tickets(store, "jsm")}
             assert_watermark_covers_only_what_is_stored(store, fake, mode, tmp_path)
 
             # 3. A search slower than the read timeout, three times; /metrics answers while the sync waits on it.
@@ -455,25 +469,27 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
             assert sample(during, "itsm_source_up", source="jsm") == 0.0
             running.finish_sync()
             assert proxy.unfired() == []
-            assert running.last_error("jsm") == f"source jsm: search at {proxy.url} failed after 2 retries: ReadTimeout"
-            assert_metrics(running, proxy, up=0.0)
+            assert running.last_error("jsm") == (
+                f"source jsm: search at {proxy.url}: no answer within timeout after 2 retries"
+            )
+            assert_metrics(running, proxy, "jsm", up=0.0)
 
             # 4. A search page cut short on every try, then a maintenance page instead of serverInfo (not
             #    retried), then 500s on the fields beyond the retries.
             for fault, error in (
-                (truncated(path=SEARCH, times=3), "search at {url} did not answer with Jira's JSON after 2 retries: "),
+                (truncated(path=SEARCH, times=3), "search at {url}: the answer is not valid JSON after 2 retries"),
                 (
                     hibernating(path="/serverInfo"),
-                    "serverInfo at {url} answered with an HTML page, not Jira's JSON "
-                    "(maintenance, hibernation or a login page?)",
+                    "serverInfo at {url}: answered with an HTML page, not JSON "
+                    "(hibernating, in maintenance, or a login page?)",
                 ),
-                (status(500, INTERNAL, path="/field", times=3), "field at {url} failed after 2 retries: HTTP 500: "
-                 "Internal server error"),
+                (status(500, INTERNAL, path="/field", times=3), "field at {url}: HTTP 500 Internal Server Error after "
+                 "2 retries: Internal server error"),
             ):  # fmt: skip
                 proxy.plan(fault)
                 running.sync()
                 assert proxy.unfired() == []
-                assert_metrics(running, proxy, up=0.0)
+                assert_metrics(running, proxy, "jsm", up=0.0)
                 expected, last_error = "source jsm: " + error.format(url=proxy.url), running.last_error("jsm") or ""
                 # A JSON decoder's position in a cut page depends on the page: only the start is fixed.
                 assert last_error.startswith(expected) if fault.action == "truncate" else last_error == expected
@@ -485,7 +501,7 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
             exporter_now = datetime.fromtimestamp(clock.wall + 60, UTC)
             fake.add(issue(20, exporter_now + timedelta(minutes=4), status="3", team="Network"))
             running.sync()
-            assert_metrics(running, proxy, up=1.0)
+            assert_metrics(running, proxy, "jsm", up=1.0)
             assert datetime.fromisoformat(stored_iso(store, "jsm", "ticket") or "") == exporter_now + timedelta(
                 minutes=4
             )
@@ -494,14 +510,14 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
             fake.add(issue(21, exporter_now + timedelta(minutes=1), status="3"))
             fake.add(issue(22, exporter_now + timedelta(minutes=4, seconds=20), status="3"))
             running.sync()
-            assert {"10021", "10022"} <= {t.id for t in store.tickets("jsm")}
+            assert {"10021", "10022"} <= {t.id for t in stored_tickets(store, "jsm")}
             running.sync(advance=10 * 60)
             fake.add(issue(23, exporter_now + timedelta(minutes=6), status="3"))
             fake.issues["10001"].updated, fake.issues["10001"].priority = exporter_now + timedelta(minutes=7), "Low"
 
             # 6. The faults stop: one more sync and the store is the site, record by record.
             running.sync()
-            assert_metrics(running, proxy, up=1.0)
+            assert_metrics(running, proxy, "jsm", up=1.0)
             assert_store_equals_site(store, fake, mode, tmp_path)
             assert datetime.fromisoformat(stored_iso(store, "jsm", "ticket") or "") == exporter_now + timedelta(
                 minutes=7
@@ -522,7 +538,7 @@ def test_an_issue_updated_after_its_page_was_read_does_not_hide_another(mode: Mo
         for _ in range(2):  # the first sync, then an incremental one: neither may lose HELP-2
             conn = connector(proxy.url, mode, Waits())
             try:
-                sync_source(conn, store)
+                synced(conn, store)
             finally:
                 conn.close()
         assert proxy.unfired() == []

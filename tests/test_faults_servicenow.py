@@ -15,23 +15,22 @@ from typing import Any
 import pytest
 import requests
 
-from itsm_exporter.config import Config, ServiceNowSource, parse_config
+from itsm_exporter.config import Config, parse_config
 from itsm_exporter.connectors.base import Connector, RateLimited, RequestObserver, SchemaError, UpstreamUnavailable
-from itsm_exporter.connectors.servicenow import ServiceNowConnector
+from itsm_exporter.connectors.servicenow.config import ServiceNowSource
+from itsm_exporter.connectors.servicenow.connector import ServiceNowConnector
 from itsm_exporter.records import Answer, Batch, SurveyResponse
 from itsm_exporter.store import Store
-from itsm_exporter.sync import sync_source
 from tests.fakes.faults import (
     WAIT_SECONDS,
     FakeClock,
     Fault,
     FaultProxy,
-    RunningExporter,
     Waits,
+    assert_metrics,
     hibernating,
     hook,
     html_status,
-    requests_by_code,
     reset,
     running_daemon,
     sample,
@@ -41,9 +40,12 @@ from tests.fakes.faults import (
     truncated,
 )
 from tests.fakes.servicenow import FakeServiceNow, source_settings
-from tests.plans import iter_plan, run_plan, stored_glide
+from tests.plans import iter_plan, run_plan, stored_glide, synced
+from tests.storeread import stored_count, stored_surveys, stored_tickets
 from tests.test_servicenow import at
 from tests.test_servicenow_sync import expected_tickets
+
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
 
 INCIDENTS = "/table/incident"
 SURVEYS = "/table/asmt_assessment_instance"
@@ -74,7 +76,7 @@ def sn_settings(fake: FakeServiceNow, proxy: FaultProxy, **settings: Any) -> dic
     return source_settings(fake, **(base | settings))
 
 
-def incident(fake: FakeServiceNow, number: int, updated: str, **fields: str) -> str:
+def varied_incident(fake: FakeServiceNow, number: int, updated: str, **fields: str) -> str:
     resolved = number % 3 != 0
     row = {
         "number": f"INC{number:07d}",
@@ -109,7 +111,7 @@ def survey(fake: FakeServiceNow, ticket: str, taken_on: str, overall: str, relia
 def seed(fake: FakeServiceNow) -> list[str]:
     """Ten incidents, two per sys_updated_on second; five surveys about the first five."""
     group = fake.add("sys_user_group", name="Service Desk")
-    ids = [incident(fake, n, f"2026-03-06 10:{n // 2:02d}:00", assignment_group=group) for n in range(10)]
+    ids = [varied_incident(fake, n, f"2026-03-06 10:{n // 2:02d}:00", assignment_group=group) for n in range(10)]
     fake.add("asmt_metric", name="overall", question="Overall satisfaction", datatype="scale", min="1", max="5")
     fake.add("asmt_metric", name="reliability", question="Fixed first time", datatype="scale", min="1", max="5")
     for n in range(5):
@@ -147,12 +149,6 @@ def expected_surveys(fake: FakeServiceNow) -> list[SurveyResponse]:
             )
         )
     return sorted(expected, key=lambda s: s.id)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeServiceNow]:
-    with FakeServiceNow() as instance:
-        yield instance
 
 
 @pytest.fixture
@@ -245,56 +241,57 @@ PERSISTENT: list[tuple[Fault, type[Exception], str, list[float]]] = [
     (
         status(429, RATE_LIMITED, retry_after="3", times=3),
         RateLimited,
-        "source sn: {url} kept rate-limiting table incident (HTTP 429) after 2 retries",
+        "source sn: table incident at {url}: HTTP 429, still rate-limited after 2 retries",
         [3.0, 3.0],
     ),
     (
         status(500, CANCELLED, times=3),
         UpstreamUnavailable,
-        "source sn: {url} failed table incident with HTTP 500 "
-        "Transaction cancelled: maximum execution time exceeded after 2 retries",
+        "source sn: table incident at {url}: HTTP 500 Internal Server Error after 2 retries: "
+        "Transaction cancelled: maximum execution time exceeded",
         [1.0, 2.0],
     ),
     (
         html_status(502, times=3),
         UpstreamUnavailable,
-        "source sn: {url} failed table incident with HTTP 502 Bad Gateway after 2 retries",
+        "source sn: table incident at {url}: HTTP 502 Bad Gateway after 2 retries",
         [1.0, 2.0],
     ),
     (
         html_status(503, times=3),
         UpstreamUnavailable,
-        "source sn: {url} failed table incident with HTTP 503 Service Unavailable after 2 retries",
+        "source sn: table incident at {url}: HTTP 503 Service Unavailable after 2 retries",
         [1.0, 2.0],
     ),
     (
         reset(times=3),
         UpstreamUnavailable,
-        "source sn: {url} unreachable for table incident after 2 retries: ConnectionError",
+        "source sn: table incident at {url}: connection reset by {host} after 2 retries",
         [1.0, 2.0],
     ),
     (
         slow(times=3),
         UpstreamUnavailable,
-        "source sn: {url} unreachable for table incident after 2 retries: ReadTimeout",
+        "source sn: table incident at {url}: no answer within timeout after 2 retries",
         [1.0, 2.0],
     ),
     (
         truncated(times=3),
         SchemaError,
-        "source sn: {url} returned a page of table incident that is not valid JSON after 2 retries",
+        "source sn: table incident at {url}: the answer is not valid JSON after 2 retries",
         [1.0, 2.0],
     ),
     (
         status(408, times=3),
         UpstreamUnavailable,
-        "source sn: {url} failed table incident with HTTP 408 Request Timeout after 2 retries",
+        "source sn: table incident at {url}: HTTP 408 Request Timeout after 2 retries",
         [1.0, 2.0],
     ),
     (
         hibernating(),
         UpstreamUnavailable,
-        "source sn: {url} returned an HTML page (hibernating instance?) for table incident",
+        "source sn: table incident at {url}: answered with an HTML page, not JSON (hibernating, in maintenance, or a "
+        "login page?)",
         [],
     ),
 ]
@@ -308,12 +305,12 @@ PERSISTENT: list[tuple[Fault, type[Exception], str, list[float]]] = [
 def test_a_persistent_fault_is_a_typed_error_naming_the_source(
     fake: FakeServiceNow, proxy: FaultProxy, fault: Fault, error: type[Exception], message: str, waited: list[float]
 ) -> None:
-    incident(fake, 1, "2026-03-06 10:00:00")
+    varied_incident(fake, 1, "2026-03-06 10:00:00")
     proxy.plan(fault)
     waits, codes = Waits(), list[str]()
     with pytest.raises(error) as caught:
         fetch(fake, proxy, waits, codes)
-    assert str(caught.value) == message.format(url=proxy.url)
+    assert str(caught.value) == message.format(url=proxy.url, host=proxy.url.removeprefix("http://"))
     assert fake.password not in str(caught.value)
     assert waits.seconds == waited
     assert codes == [e.code for e in proxy.exchanges]
@@ -341,7 +338,7 @@ TRANSIENT: list[tuple[Fault, list[float], list[str]]] = [
 def test_a_transient_fault_is_retried_and_the_page_read_once(
     fake: FakeServiceNow, proxy: FaultProxy, fault: Fault, waited: list[float], seen: list[str]
 ) -> None:
-    incident(fake, 1, "2026-03-06 10:00:00")
+    varied_incident(fake, 1, "2026-03-06 10:00:00")
     proxy.plan(fault)
     waits, codes = Waits(), list[str]()
     (batch,) = fetch(fake, proxy, waits, codes)
@@ -362,7 +359,7 @@ GRANT: list[tuple[Fault, list[float], list[str]]] = [
 @pytest.mark.parametrize(("fault", "waited", "seen"), GRANT, ids=["truncated", "503-retry-after", "408", "reset"])
 def test_the_oauth_grant_is_retried_like_a_page(fault: Fault, waited: list[float], seen: list[str]) -> None:
     with FakeServiceNow(client_id="exporter-app", client_secret="Cl1ent-Secret") as fake, FaultProxy(fake.url) as proxy:
-        incident(fake, 1, "2026-03-06 10:00:00")
+        varied_incident(fake, 1, "2026-03-06 10:00:00")
         proxy.plan(fault)
         waits, codes = Waits(), list[str]()
         (batch,) = fetch(fake, proxy, waits, codes)
@@ -373,26 +370,27 @@ def test_the_oauth_grant_is_retried_like_a_page(fault: Fault, waited: list[float
 
 
 @pytest.mark.parametrize(
-    ("fault", "message", "waited"),
+    ("fault", "error", "message", "waited"),
     [
-        (
-            truncated(path=TOKEN, times=3),
-            "answered without an access token: not valid JSON after 2 retries",
-            [1.0, 2.0],
+        (truncated(path=TOKEN, times=3), SchemaError, "the answer is not valid JSON after 2 retries", [1.0, 2.0]),
+        (  # a page that lasts: not retried
+            hibernating(path=TOKEN),
+            UpstreamUnavailable,
+            "answered with an HTML page, not JSON (hibernating, in maintenance, or a login page?)",
+            [],
         ),
-        (hibernating(path=TOKEN), "answered without an access token", []),  # a page that lasts: not retried
     ],
     ids=["truncated", "hibernating"],
 )
-def test_an_oauth_grant_that_never_answers_json_is_a_schema_error(
-    fault: Fault, message: str, waited: list[float]
+def test_an_oauth_grant_that_never_answers_json_is_a_typed_error(
+    fault: Fault, error: type[Exception], message: str, waited: list[float]
 ) -> None:
     with FakeServiceNow(client_id="exporter-app", client_secret="Cl1ent-Secret") as fake, FaultProxy(fake.url) as proxy:
         proxy.plan(fault)
         waits = Waits()
-        with pytest.raises(SchemaError) as caught:
+        with pytest.raises(error) as caught:
             fetch(fake, proxy, waits, [])
-    assert str(caught.value) == f"source sn: {proxy.url}{TOKEN} {message}"
+    assert str(caught.value) == f"source sn: the OAuth token at {proxy.url}: {message}"
     assert waits.seconds == waited
     assert proxy.actions() == [fault.action] * fault.times
 
@@ -410,8 +408,7 @@ def test_a_truncated_survey_page_is_a_schema_error_after_the_tickets_were_read(
     finally:
         connector.close()
     assert str(caught.value) == (
-        f"source sn: {proxy.url} returned a page of table asmt_assessment_instance that is not valid JSON "
-        "after 2 retries"
+        f"source sn: table asmt_assessment_instance at {proxy.url}: the answer is not valid JSON after 2 retries"
     )
     assert [(b.kind, len(b.tickets) + len(b.surveys)) for b in batches] == [
         ("ticket", 3),
@@ -432,7 +429,7 @@ class Connectors:
         self.waits = Waits()
 
     def __call__(
-        self, source: Any, config: Config, *, observe_request: RequestObserver, now: Callable[[], datetime] | None
+        self, source: Any, *, observe_request: RequestObserver, now: Callable[[], datetime] | None
     ) -> Connector:
         assert isinstance(source, ServiceNowSource)
         return ServiceNowConnector(source, observe_request, sleep=self.waits, jitter=lambda: 0.5)
@@ -450,31 +447,23 @@ def daemon_config(fake: FakeServiceNow, proxy: FaultProxy, store: Path) -> Confi
 
 
 def assert_store_equals_instance(store: Store, fake: FakeServiceNow) -> None:
-    assert store.tickets("sn") == expected_tickets(fake)
-    assert store.surveys("sn") == expected_surveys(fake)
-    assert store.count("sn", "ticket") == len(fake.tables["incident"])
+    assert stored_tickets(store, "sn") == expected_tickets(fake)
+    assert stored_surveys(store, "sn") == expected_surveys(fake)
+    assert stored_count(store, "sn", "ticket") == len(fake.tables["incident"])
 
 
 def assert_watermarks_cover_only_what_is_stored(store: Store, fake: FakeServiceNow) -> None:
     """Each watermark is the time of a stored record, and every record updated before it is stored as it is now."""
-    tickets = {t.id: t for t in store.tickets("sn")}
+    tickets = {t.id: t for t in stored_tickets(store, "sn")}
     mark = at(stored_glide(store, "sn", "ticket") or "")
     assert mark in {t.updated_at for t in tickets.values()}
     behind = [t for t in expected_tickets(fake) if t.updated_at < mark]
     assert [tickets.get(t.id) for t in behind] == behind
-    surveys = {s.id: s for s in store.surveys("sn")}
+    surveys = {s.id: s for s in stored_surveys(store, "sn")}
     survey_mark = at(stored_glide(store, "sn", "survey") or "")
     assert survey_mark in {s.submitted_at for s in surveys.values()}
     answered = [s for s in expected_surveys(fake) if s.submitted_at < survey_mark]
     assert [surveys.get(s.id) for s in answered] == answered
-
-
-def assert_metrics(running: RunningExporter, proxy: FaultProxy, up: float) -> None:
-    """/metrics answers, shows the source's state, and counts exactly the requests the proxy saw."""
-    assert not proxy.overrun, "the connector kept requesting: it pages in circles"
-    samples = running.scrape()
-    assert sample(samples, "itsm_source_up", source="sn") == up
-    assert requests_by_code(samples, "sn") == dict(proxy.codes())
 
 
 def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance(
@@ -487,7 +476,7 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
     config = daemon_config(fake, proxy, tmp_path / "store.db")
     # A second connection to the daemon's store: what a restart would read.
     with closing(Store(tmp_path / "store.db")) as store, running_daemon(config, connectors, clock) as running:
-        assert_metrics(running, proxy, up=0.0)
+        assert_metrics(running, proxy, "sn", up=0.0)
 
         # 1. The first sync survives a 429, a 500 + 503 burst, a reset and a stalled survey page, while
         #    a ticket already read is updated, a ticket is inserted, and a survey arrives between pages.
@@ -495,7 +484,7 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
             fake.update(
                 "incident", ids[0], state="6", resolved_at="2026-03-06 11:29:00", sys_updated_on="2026-03-06 11:30:00"
             )
-            incident(fake, 100, "2026-03-06 11:31:00")
+            varied_incident(fake, 100, "2026-03-06 11:31:00")
 
         def survey_arrives() -> None:
             survey(fake, ids[5], "2026-03-06 11:40:00", "5", "4")
@@ -518,7 +507,7 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
         running.finish_sync()
         assert proxy.unfired() == []
         assert waits == [7.0, 1.0, 2.0, 1.0, 1.0]
-        assert_metrics(running, proxy, up=1.0)
+        assert_metrics(running, proxy, "sn", up=1.0)
         assert_store_equals_instance(store, fake)
         assert stored_glide(store, "sn", "ticket") == "2026-03-06 11:31:00"
         assert stored_glide(store, "sn", "survey") == "2026-03-06 11:40:00"
@@ -526,26 +515,27 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
         # 2. A second page truncated on every try: the first page is stored with its watermark, nothing after it.
         fake.update("incident", ids[2], sys_updated_on="2026-03-06 11:50:00", reopen_count="1")
         fake.update("incident", ids[4], sys_updated_on="2026-03-06 11:51:00", state="7")
-        late = [incident(fake, 101 + n, f"2026-03-06 11:5{2 + n}:00") for n in range(3)]
+        late = [varied_incident(fake, 101 + n, f"2026-03-06 11:5{2 + n}:00") for n in range(3)]
         proxy.plan(truncated(path=INCIDENTS, nth=2, times=3))
         running.sync()
         assert proxy.unfired() == []
         assert running.last_error("sn") == (
-            f"source sn: {proxy.url} returned a page of table incident that is not valid JSON after 2 retries"
+            f"source sn: table incident at {proxy.url}: the answer is not valid JSON after 2 retries"
         )
-        assert_metrics(running, proxy, up=0.0)
+        assert_metrics(running, proxy, "sn", up=0.0)
         # The scan starts 5 minutes (the overlap) behind 11:31: page 1 is 11:30, 11:31 again, and 11:50.
         assert stored_glide(store, "sn", "ticket") == "2026-03-06 11:50:00"
-        assert {t.id for t in store.tickets("sn")}.isdisjoint(late)
+        assert {t.id for t in stored_tickets(store, "sn")}.isdisjoint(late)
         assert_watermarks_cover_only_what_is_stored(store, fake)
 
         # 3. A hibernating instance: no retry, nothing stored, nothing moved.
         proxy.plan(hibernating(path=INCIDENTS))
         running.sync()
         assert running.last_error("sn") == (
-            f"source sn: {proxy.url} returned an HTML page (hibernating instance?) for table incident"
+            f"source sn: table incident at {proxy.url}: answered with an HTML page, not JSON (hibernating, in "
+            "maintenance, or a login page?)"
         )
-        assert_metrics(running, proxy, up=0.0)
+        assert_metrics(running, proxy, "sn", up=0.0)
         assert stored_glide(store, "sn", "ticket") == "2026-03-06 11:50:00"
         assert waits == [7.0, 1.0, 2.0, 1.0, 1.0, 1.0, 2.0]  # step 2 retried the cut-short page twice; no wait here
 
@@ -556,35 +546,35 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
         running.sync()
         assert proxy.unfired() == []
         assert running.last_error("sn") == (
-            f"source sn: {proxy.url} failed table asmt_assessment_instance with HTTP 500 "
-            "Transaction cancelled: maximum execution time exceeded after 2 retries"
+            f"source sn: table asmt_assessment_instance at {proxy.url}: HTTP 500 Internal Server Error after 2 "
+            "retries: Transaction cancelled: maximum execution time exceeded"
         )
         assert waits[-2:] == [1.0, 2.0]
-        assert_metrics(running, proxy, up=0.0)
-        assert store.tickets("sn") == expected_tickets(fake)
+        assert_metrics(running, proxy, "sn", up=0.0)
+        assert stored_tickets(store, "sn") == expected_tickets(fake)
         assert stored_glide(store, "sn", "survey") == "2026-03-06 11:42:00"
         assert_watermarks_cover_only_what_is_stored(store, fake)
 
         # 5. The upstream clock runs 4 minutes ahead of the exporter's (12:05 here), then falls behind it.
         proxy.plan()
-        incident(fake, 200, "2026-03-06 12:09:10")
+        varied_incident(fake, 200, "2026-03-06 12:09:10")
         fake.update("incident", ids[6], sys_updated_on="2026-03-06 12:09:20", state="7")
         running.sync()
         assert datetime.fromtimestamp(clock.wall, UTC) == datetime(2026, 3, 6, 12, 5, tzinfo=UTC)
         assert stored_glide(store, "sn", "ticket") == "2026-03-06 12:09:20"
-        assert_metrics(running, proxy, up=1.0)
-        same_second = incident(fake, 201, "2026-03-06 12:09:20")
+        assert_metrics(running, proxy, "sn", up=1.0)
+        same_second = varied_incident(fake, 201, "2026-03-06 12:09:20")
         fake.update("incident", ids[7], sys_updated_on="2026-03-06 12:10:00")
         running.sync()
-        assert same_second in {t.id for t in store.tickets("sn")}
+        assert same_second in {t.id for t in stored_tickets(store, "sn")}
         assert_store_equals_instance(store, fake)
         running.sync(advance=14 * 60)  # the exporter at 12:20, the upstream at 12:11: 9 minutes behind
-        incident(fake, 202, "2026-03-06 12:11:00")
+        varied_incident(fake, 202, "2026-03-06 12:11:00")
         survey(fake, ids[8], "2026-03-06 12:11:30", "4", "4")
 
         # 6. The faults stop: one more sync and the store is the instance, record by record.
         running.sync()
-        assert_metrics(running, proxy, up=1.0)
+        assert_metrics(running, proxy, "sn", up=1.0)
         assert_store_equals_instance(store, fake)
         assert stored_glide(store, "sn", "ticket") == max(r["sys_updated_on"] for r in fake.tables["incident"].values())
         assert stored_glide(store, "sn", "survey") == "2026-03-06 12:11:30"
@@ -596,15 +586,15 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
 def test_a_row_stamped_minutes_behind_the_watermark_by_a_lagging_node_is_fetched_within_the_overlap(
     fake: FakeServiceNow, proxy: FaultProxy, tmp_path: Path, overlap: str, fetched: bool
 ) -> None:
-    incident(fake, 1, "2026-03-06 12:00:00")
+    varied_incident(fake, 1, "2026-03-06 12:00:00")
     store = Store(tmp_path / "store.db")
     connector = ServiceNowConnector(sn_source(fake, proxy, surveys_enabled=False, overlap=overlap), sleep=Waits())
     try:
-        sync_source(connector, store)
+        synced(connector, store)
         assert stored_glide(store, "sn", "ticket") == "2026-03-06 12:00:00"
-        lagging = incident(fake, 2, "2026-03-06 11:57:00")
-        sync_source(connector, store)
-        assert (lagging in {t.id for t in store.tickets("sn")}) is fetched
+        lagging = varied_incident(fake, 2, "2026-03-06 11:57:00")
+        synced(connector, store)
+        assert (lagging in {t.id for t in stored_tickets(store, "sn")}) is fetched
         # The re-read lies behind the watermark, which never goes back.
         assert stored_glide(store, "sn", "ticket") == "2026-03-06 12:00:00"
     finally:

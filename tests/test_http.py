@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-import pytest
+import socket
 
-from itsm_exporter.connectors.base import SchemaError, UpstreamUnavailable
-from itsm_exporter.connectors.http import Backoff, Retry, honoured_retry_after, status_class, with_retries
+import pytest
+import requests
+
+from itsm_exporter.connectors.base import CredentialsRefused, SchemaError, UpstreamUnavailable
+from itsm_exporter.connectors.http import (
+    Backoff,
+    Classifier,
+    Retry,
+    after,
+    honoured_retry_after,
+    status_class,
+    with_retries,
+)
 
 
 @pytest.mark.parametrize(
@@ -64,3 +75,66 @@ def test_a_final_error_is_not_retried_and_a_success_ends_the_loop() -> None:
 
     assert with_retries(flaky, backoff) == "page"
     assert waits == [1.0, 2.0]
+
+
+def test_network_failures_say_what_happened_and_what_to_check() -> None:
+    """The classifier reads the cause a failure wraps: refused, reset, an unknown host, a timeout, TLS."""
+    errors = Classifier("sn", "https://acme.example", "user bot")
+
+    def failure(error: requests.RequestException, cause: BaseException | None = None) -> str:
+        error.__cause__ = cause
+        outcome = errors.network(error, "table incident", 1)
+        return str(outcome.error if isinstance(outcome, Retry) else outcome)
+
+    where = "source sn: table incident at https://acme.example"
+    assert failure(requests.ConnectionError("x"), ConnectionRefusedError(111, "refused")) == (
+        f"{where}: connection refused by acme.example:443 after 1 retry: check the source's url (host and port), "
+        "and that the instance is up and reachable from here"
+    )
+    assert failure(requests.ConnectionError("x"), ConnectionResetError(104, "reset")) == (
+        f"{where}: connection reset by acme.example:443 after 1 retry"
+    )
+    assert failure(requests.ConnectionError("x"), socket.gaierror(-2, "Name or service not known")) == (
+        f"{where}: host acme.example:443 not found (DNS) after 1 retry: check the source's url"
+    )
+    assert failure(requests.exceptions.ConnectTimeout("x")) == (
+        f"{where}: no connection to acme.example:443 within connect_timeout after 1 retry: a firewall, a proxy, "
+        "or the host down?"
+    )
+    assert failure(requests.exceptions.ReadTimeout("x")) == f"{where}: no answer within timeout after 1 retry"
+    tls = errors.network(requests.exceptions.SSLError("certificate verify failed"), "table incident", 0)
+    assert isinstance(tls, UpstreamUnavailable)  # final: a certificate does not get better by retrying
+    assert str(tls).startswith(f"{where}: the TLS handshake with acme.example:443 failed (")
+    assert str(tls).endswith("set ca_bundle to the CA that signed its certificate (verify_tls: false only for a lab "
+                             "instance)")  # fmt: skip
+
+
+def test_retries_are_counted_in_words() -> None:
+    assert [after(n) for n in (0, 1, 2)] == ["", " after 1 retry", " after 2 retries"]
+
+
+def test_a_refused_token_is_renewed_once_then_final() -> None:
+    backoff = Backoff(max_retries=3, sleep=lambda _s: None)
+    renewals: list[bool] = []
+
+    def renew() -> bool:
+        renewals.append(True)
+        return True
+
+    def refused(_retries: int) -> str:
+        raise CredentialsRefused("401")
+
+    with pytest.raises(CredentialsRefused):
+        with_retries(refused, backoff, renew=renew)
+    assert renewals == [True]  # renewed once, and the second 401 is final; no back-off wait either
+    tries = iter([CredentialsRefused("401"), None])
+
+    def renewed_then_fine(_retries: int) -> str:
+        error = next(tries)
+        if error is not None:
+            raise error
+        return "page"
+
+    assert with_retries(renewed_then_fine, backoff, renew=lambda: True) == "page"
+    with pytest.raises(CredentialsRefused):
+        with_retries(refused, backoff, renew=lambda: False)  # no token in use: nothing to renew

@@ -14,24 +14,26 @@ from typing import Any, Literal
 
 import pytest
 
-from itsm_exporter.config import JiraSource
 from itsm_exporter.connectors.base import (
     AccessDenied,
-    AuthError,
     BadRequest,
     Connector,
     ConnectorError,
+    CredentialsRefused,
     RateLimited,
     UpstreamUnavailable,
 )
-from itsm_exporter.connectors.jira_sm import JiraConnector
-from itsm_exporter.connectors.servicenow import ServiceNowConnector
+from itsm_exporter.connectors.jira.config import JiraSource
+from itsm_exporter.connectors.jira.connector import JiraConnector
+from itsm_exporter.connectors.servicenow.connector import ServiceNowConnector
 from tests.fakes.faults import Fault, FaultProxy, Waits, jira_envelope, servicenow_envelope, status
 from tests.fakes.jira import fake_jira
 from tests.fakes.servicenow import FakeServiceNow
 from tests.plans import run_plan
 from tests.test_faults_servicenow import seed, sn_source
 from tests.test_jira import source_settings
+
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
 
 Kind = Literal["servicenow", "jira"]
 KINDS: list[Kind] = ["servicenow", "jira"]
@@ -84,7 +86,7 @@ def upstream(kind: Kind) -> Iterator[Upstream]:
 
 TABLE: list[tuple[int, type[ConnectorError], bool]] = [
     (400, BadRequest, False),
-    (401, AuthError, False),
+    (401, CredentialsRefused, False),
     (403, AccessDenied, False),  # an AuthError: the sync treats both alike, discover reports a denied table
     (404, BadRequest, False),
     (405, BadRequest, False),

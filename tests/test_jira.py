@@ -15,26 +15,33 @@ from typing import Any
 import pytest
 
 from itsm_exporter.cli import main
-from itsm_exporter.config import JiraSource
 from itsm_exporter.connectors.base import AuthError, BadRequest, RateLimited, SchemaError, UpstreamUnavailable
-from itsm_exporter.connectors.jira_mapping import CSAT_QUESTION_TEXT
-from itsm_exporter.connectors.jira_sm import JiraConnector
+from itsm_exporter.connectors.jira.config import JiraSource
+from itsm_exporter.connectors.jira.connector import JiraConnector
+from itsm_exporter.connectors.jira.mapping import CSAT_QUESTION_TEXT
 from itsm_exporter.records import Answer, Batch, SkippedRecord, SlaClock, SurveyResponse, Ticket
 from itsm_exporter.store import Store
-from itsm_exporter.sync import sync_source
 from tests.fakes.jira import (
     EMAIL,
     TOKEN,
+    ChangelogOrder,
+    FakeIssue,
     FakeJira,
     Fault,
     Mode,
     RecordedRequest,
+    assignee_change,
     at,
     change_for_incremental,
     fake_jira,
+    history,
     jira_time,
+    status_change,
 )
-from tests.plans import iso, run_plan, stored_iso
+from tests.plans import iso, run_plan, stored_iso, synced
+from tests.storeread import stored_surveys, stored_tickets
+
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
 
 MODES: list[Mode] = ["cloud", "datacenter"]
 
@@ -160,7 +167,7 @@ def sync(fake: FakeJira, mode: Mode, store: Store, **extra: Any) -> list[Batch]:
     batches: list[Batch] = []
     conn = connector(fake, mode, **extra)
     try:
-        sync_source(conn, store, on_batch=lambda _name, batch, _elapsed: batches.append(batch))
+        synced(conn, store, on_batch=lambda _name, batch, _elapsed: batches.append(batch))
     finally:
         conn.close()
     return batches
@@ -174,8 +181,8 @@ def test_first_sync_then_incremental_sync_store_equals_the_site(mode: Mode, tmp_
     store = Store(tmp_path / "store.db")
     with fake_jira(mode) as fake:
         first = sync(fake, mode, store)
-        assert store.tickets("jsm") == expected_first_tickets()
-        assert store.surveys("jsm") == expected_first_surveys()
+        assert stored_tickets(store, "jsm") == expected_first_tickets()
+        assert stored_surveys(store, "jsm") == expected_first_surveys()
         assert stored_iso(store, "jsm", "ticket") == "2025-03-07T18:00:00+00:00"
         # One phase: each issue's rating is committed with the issue, under the ticket phase's state.
         assert ("incremental", "survey") not in store.sync_state("jsm")
@@ -187,8 +194,8 @@ def test_first_sync_then_incremental_sync_store_equals_the_site(mode: Mode, tmp_
         change_for_incremental(fake)
         fake.requests.clear()
         second = sync(fake, mode, store)
-        assert store.tickets("jsm") == expected_second_tickets()
-        assert store.surveys("jsm") == expected_second_surveys()
+        assert stored_tickets(store, "jsm") == expected_second_tickets()
+        assert stored_surveys(store, "jsm") == expected_second_surveys()
         assert stored_iso(store, "jsm", "ticket") == "2025-03-08T13:00:00+00:00"
 
     # Watermark 18:00Z less the 5-minute overlap, as a minute in the API user's zone; each later page
@@ -236,8 +243,11 @@ def test_truncated_cloud_changelog_is_paged_from_the_issue() -> None:
     with fake_jira("cloud") as fake:
         fetch_all(connector(fake, "cloud"))
     pages = [(r.path, r.query["startAt"][0]) for r in fake.requests if r.path.endswith("/changelog")]
-    # HELP-2 (4 histories) and HELP-3 (5) exceed the 3 embedded; the endpoint serves 2 per page.
+    # HELP-2 (4 histories) and HELP-3 (5) exceed the 3 embedded; HELP-1's 3 fill the first embedded list the site
+    # shows, which may have been cut. The endpoint serves 2 per page.
     assert pages == [
+        ("/rest/api/3/issue/HELP-1/changelog", "0"),
+        ("/rest/api/3/issue/HELP-1/changelog", "2"),
         ("/rest/api/3/issue/HELP-2/changelog", "0"),
         ("/rest/api/3/issue/HELP-2/changelog", "2"),
         ("/rest/api/3/issue/HELP-3/changelog", "0"),
@@ -251,9 +261,55 @@ def test_data_center_reads_a_truncated_changelog_from_the_issue() -> None:
         fake.embedded_changelog_limit = 3
         batches = fetch_all(connector(fake, "datacenter"))
     reads = [r.path for r in fake.requests if r.path.startswith("/rest/api/2/issue/")]
-    assert reads == ["/rest/api/2/issue/HELP-2", "/rest/api/2/issue/HELP-3"]
+    assert reads == ["/rest/api/2/issue/HELP-1", "/rest/api/2/issue/HELP-2", "/rest/api/2/issue/HELP-3"]
     counts = {t.key: (t.reopens, t.reassignments) for b in batches for t in b.tickets}
     assert counts["HELP-2"] == (0, 2) and counts["HELP-3"] == (1, 0)
+
+
+def long_history_issue() -> FakeIssue:
+    """Reassigned and reopened early, then three entries that change no count: a cut to the 3 most recent
+    hides both."""
+    return FakeIssue(
+        "10010", "HELP-10", at(8, 8), at(9, 17), status="3", priority="High",
+        histories=[
+            history(20, at(8, 8, 5), assignee_change(None, "alice")),
+            history(21, at(8, 9), assignee_change("alice", "bob")),
+            history(22, at(8, 10), status_change("3", "5")),
+            history(23, at(8, 11), status_change("5", "3")),
+            history(24, at(9, 9), status_change("3", "10001")),
+            history(25, at(9, 12), status_change("10001", "3")),
+            history(26, at(9, 17), status_change("3", "10001")),
+        ],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("order", ["oldest-first", "most-recent-first"])
+@pytest.mark.parametrize("mode", ["cloud", "datacenter"])
+def test_a_cut_embedded_changelog_is_read_whole_however_the_site_cuts_it(mode: Mode, order: ChangelogOrder) -> None:
+    """Cut to its 3 most recent entries, `total` and `maxResults` 3 (the spec read literally), HELP-10's
+    embedded changelog looks whole: it is read from the issue, and the early reopen and reassignment count."""
+    with fake_jira(mode, embedded_changelog_order=order) as fake:
+        fake.embedded_changelog_limit = 3
+        fake.add(long_history_issue())
+        batches = fetch_all(connector(fake, mode))
+    counts = {t.key: (t.reopens, t.reassignments) for b in batches for t in b.tickets}
+    assert counts["HELP-10"] == (1, 1)
+    assert (counts["HELP-1"], counts["HELP-2"], counts["HELP-3"]) == ((0, 0), (0, 2), (1, 0))
+    read = "/rest/api/3/issue/HELP-10/changelog" if mode == "cloud" else "/rest/api/2/issue/HELP-10"
+    assert read in {r.path for r in fake.requests}
+
+
+def test_an_embedded_changelog_shorter_than_one_already_seen_is_taken_whole() -> None:
+    """Data Center embeds every entry with `maxResults` equal to their number: only an issue whose changelog is
+    the longest of the sync so far is read again; HELP-1 (3) after HELP-10 (7) is not."""
+    with fake_jira("datacenter") as fake:
+        fake.add(long_history_issue())
+        fake.issues["10010"].updated = at(1, 8)  # read before every other issue
+        batches = fetch_all(connector(fake, "datacenter"))
+    reads = [r.path for r in fake.requests if r.path.startswith("/rest/api/2/issue/")]
+    assert reads == ["/rest/api/2/issue/HELP-10"]
+    counts = {t.key: (t.reopens, t.reassignments) for b in batches for t in b.tickets}
+    assert (counts["HELP-10"], counts["HELP-2"], counts["HELP-3"]) == ((1, 1), (0, 2), (1, 0))
 
 
 def test_base_jql_is_anded_in_parentheses() -> None:
@@ -363,7 +419,7 @@ def test_401_is_an_auth_error_naming_url_and_user_but_not_the_token() -> None:
             fetch_all(bad)
     message = str(raised.value)
     assert message == (
-        f"source jsm: serverInfo at {fake.url}: HTTP 401 for user {EMAIL}: "
+        f"source jsm: serverInfo at {fake.url}: HTTP 401, user {EMAIL} was refused: "
         "Client must be authenticated to access this resource."
     )
     assert "wrong-token" not in message
@@ -375,7 +431,7 @@ def test_403_on_data_center_names_the_token_kind() -> None:
         with pytest.raises(AuthError) as raised:
             fetch_all(connector(fake, "datacenter"))
     assert str(raised.value) == (
-        f"source jsm: search at {fake.url}: HTTP 403 for user (personal access token): "
+        f"source jsm: search at {fake.url}: HTTP 403, the personal access token may not read it: "
         "You do not have permission to browse HELP."
     )
 
@@ -388,10 +444,10 @@ def test_400_joins_error_messages_and_field_errors() -> None:
         with pytest.raises(BadRequest) as both:
             fetch_all(connector(fake, "cloud"))
     assert str(raised.value) == (
-        f"source jsm: search at {fake.url}: Jira rejected the request (HTTP 400): "
+        f"source jsm: search at {fake.url}: HTTP 400, the request was rejected: "
         "The value 'NOPE' does not exist for the field 'project'."
     )
-    assert str(both.value).endswith("(HTTP 400): Bad query.; jql: not allowed")
+    assert str(both.value).endswith("HTTP 400, the request was rejected: Bad query.; jql: not allowed")
 
 
 def test_order_by_in_the_configured_jql_is_refused() -> None:
@@ -408,9 +464,9 @@ def test_data_center_mode_against_cloud_explains_the_removed_search() -> None:
         with pytest.raises(BadRequest) as raised:
             fetch_all(JiraConnector(source, sleep=Waits()))
     message = str(raised.value)
-    assert message.startswith(f"source jsm: search at {fake.url}: HTTP 410, the API was removed: The requested API")
-    assert message.endswith("set deployment: cloud (or auto) so that the connector uses the enhanced search "
-                            "/rest/api/3/search/jql")  # fmt: skip
+    assert message.startswith(f"source jsm: search at {fake.url}: HTTP 410, the request was rejected: The requested")
+    assert message.endswith(". The API was removed: on Jira Cloud set deployment: cloud (or auto) so that the "
+                            "connector uses the enhanced search /rest/api/3/search/jql")  # fmt: skip
     assert fake.searches()[0].path == "/rest/api/2/search"
 
 
@@ -431,7 +487,7 @@ def test_429_after_the_allowed_retries_is_rate_limited() -> None:
             fetch_all(connector(fake, "cloud", waits))
     assert waits.seconds == [3.0, 3.0]
     assert raised.value.retry_after == 3.0
-    assert str(raised.value) == f"source jsm: search at {fake.url}: still rate-limited (HTTP 429) after 2 retries"
+    assert str(raised.value) == f"source jsm: search at {fake.url}: HTTP 429, still rate-limited after 2 retries"
 
 
 def test_503_without_retry_after_backs_off_with_jitter() -> None:
@@ -450,7 +506,7 @@ def test_503_after_the_allowed_retries_is_unavailable() -> None:
         with pytest.raises(UpstreamUnavailable) as raised:
             fetch_all(connector(fake, "datacenter", waits))
     assert str(raised.value) == (
-        f"source jsm: serverInfo at {fake.url} failed after 2 retries: HTTP 503: Service Unavailable"
+        f"source jsm: serverInfo at {fake.url}: HTTP 503 Service Unavailable after 2 retries: Service Unavailable"
     )
     assert waits.seconds == [5.0, 10.0]
     assert [r.path for r in fake.requests] == ["/rest/api/2/serverInfo"] * 3
@@ -475,9 +531,7 @@ def test_no_retries_when_max_retries_is_zero() -> None:
         fake.faults[-1].content_type = "text/html"
         with pytest.raises(UpstreamUnavailable) as raised:
             fetch_all(connector(fake, "cloud", waits, max_retries=0))
-    assert str(raised.value) == (
-        f"source jsm: search at {fake.url} failed after 0 retries: HTTP 502 (non-JSON body, text/html)"
-    )
+    assert str(raised.value) == (f"source jsm: search at {fake.url}: HTTP 502 Bad Gateway: non-JSON body (text/html)")
     assert waits.seconds == []
 
 
@@ -487,7 +541,11 @@ def test_connection_refused_is_unavailable_after_the_retries() -> None:
         url = fake.url
     with pytest.raises(UpstreamUnavailable) as raised:
         fetch_all(JiraConnector(jira_source(url, "cloud"), sleep=waits, jitter=lambda: 0.5))
-    assert str(raised.value) == f"source jsm: serverInfo at {url} failed after 2 retries: ConnectionError"
+    host = url.removeprefix("http://")
+    assert str(raised.value) == (
+        f"source jsm: serverInfo at {url}: connection refused by {host} after 2 retries: check the source's url "
+        "(host and port), and that the instance is up and reachable from here"
+    )
     assert waits.seconds == [5.0, 10.0]
 
 
@@ -499,8 +557,8 @@ def test_an_html_page_instead_of_json_is_unavailable_and_not_retried() -> None:
         with pytest.raises(UpstreamUnavailable) as raised:
             fetch_all(connector(fake, "cloud", waits))
     assert str(raised.value) == (
-        f"source jsm: search at {fake.url} answered with an HTML page, not Jira's JSON "
-        "(maintenance, hibernation or a login page?)"
+        f"source jsm: search at {fake.url}: answered with an HTML page, not JSON "
+        "(hibernating, in maintenance, or a login page?)"
     )
     assert waits.seconds == [] and len(fake.searches()) == 1
 
@@ -512,10 +570,7 @@ def test_a_body_that_is_neither_json_nor_html_is_a_schema_error() -> None:
         with pytest.raises(SchemaError) as raised:
             fetch_all(connector(fake, "cloud"))
         assert len(fake.searches()) == 3
-    assert str(raised.value) == (
-        f"source jsm: search at {fake.url} did not answer with Jira's JSON after 2 retries: "
-        "Expecting value: line 1 column 1 (char 0)"
-    )
+    assert str(raised.value) == (f"source jsm: search at {fake.url}: the answer is not valid JSON after 2 retries")
 
 
 def test_a_401_html_login_page_names_its_type_not_its_text() -> None:
@@ -525,7 +580,8 @@ def test_a_401_html_login_page_names_its_type_not_its_text() -> None:
         with pytest.raises(AuthError) as raised:
             fetch_all(connector(fake, "datacenter"))
     assert str(raised.value) == (
-        f"source jsm: serverInfo at {fake.url}: HTTP 401 for user (personal access token) (non-JSON body, text/html)"
+        f"source jsm: serverInfo at {fake.url}: HTTP 401, the personal access token was refused: "
+        "non-JSON body (text/html)"
     )
 
 
@@ -602,7 +658,7 @@ def test_issue_updated_between_pages_is_stored_in_its_newer_version(mode: Mode, 
         sync(fake, mode, store)
     help5 = ticket("10005", "HELP-5", at(6, 11), at(8, 9), state="canceled", closed_at=at(6, 12, 30), priority="p1")
     expected = [help5 if t.id == "10005" else t for t in expected_first_tickets()]
-    assert store.tickets("jsm") == expected
+    assert stored_tickets(store, "jsm") == expected
     assert stored_iso(store, "jsm", "ticket") == "2025-03-08T09:00:00+00:00"
 
 

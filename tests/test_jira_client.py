@@ -1,6 +1,6 @@
-"""The Jira client on its own (connectors/jira_client.py): our session under the `jira` library, detection, site facts.
+"""The Jira client on its own (connectors/jira/client.py): our session under the `jira` library, detection, site facts.
 
-The library takes no session, so jira_client.library_on_session replaces the one it builds; the
+The library takes no session, so client.library_on_session replaces the one it builds; the
 first tests fail when the library changes in a way that breaks that seam or makes it unneeded.
 """
 
@@ -14,12 +14,14 @@ import pytest
 from jira import JIRA
 from jira.resilientsession import ResilientSession
 
-from itsm_exporter.config import JiraSource
 from itsm_exporter.connectors.base import SchemaError
 from itsm_exporter.connectors.http import build_session
-from itsm_exporter.connectors.jira_client import HEADERS, JiraClient, library_on_session
+from itsm_exporter.connectors.jira.client import HEADERS, JiraClient, library_on_session
+from itsm_exporter.connectors.jira.config import JiraSource
 from tests.fakes.jira import EMAIL, TOKEN, FakeJira, Fault, Mode, fake_jira
 from tests.test_jira import MODES, Waits, source_settings
+
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
 
 
 def client(fake: FakeJira, mode: Mode, codes: list[str] | None = None, **extra: Any) -> JiraClient:
@@ -30,7 +32,7 @@ def client(fake: FakeJira, mode: Mode, codes: list[str] | None = None, **extra: 
 
 def test_the_library_still_takes_no_session_of_its_own() -> None:
     # When this fails, the library has a public way to be given a session: pass ours through it and
-    # drop the replacement in jira_client.library_on_session.
+    # drop the replacement in client.library_on_session.
     assert "session" not in inspect.signature(JIRA.__init__).parameters
 
 

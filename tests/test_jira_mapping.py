@@ -8,18 +8,20 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from itsm_exporter.config import JiraSource
-from itsm_exporter.connectors.jira_mapping import (
+from itsm_exporter.connectors.jira.config import JiraSource
+from itsm_exporter.connectors.jira.connector import jql_since, search_jql
+from itsm_exporter.connectors.jira.mapping import (
     FieldCatalog,
     IssueMapper,
     MappingError,
     StatusCatalog,
     count_changes,
+    embedded_histories,
+    embedded_length,
     parse_jira_time,
     sla_outcome,
     sla_stop_time,
 )
-from itsm_exporter.connectors.jira_sm import jql_since, search_jql
 
 DONE = StatusCatalog(frozenset({"5", "6"}), frozenset({"resolved", "closed"}))
 
@@ -230,3 +232,39 @@ def test_missing_status_and_created_are_mapping_errors() -> None:
     with pytest.raises(MappingError) as missing:
         mapper().ticket(issue(created=None), [])
     assert missing.value.reason == "missing_created"
+
+
+def changelog(shown: int, **page: Any) -> dict[str, Any]:
+    return {"changelog": {"startAt": 0, **page, "histories": [{"id": str(n)} for n in range(shown)]}}
+
+
+@pytest.mark.parametrize(
+    ("issue", "cap", "complete"),
+    [
+        (changelog(3, maxResults=100, total=3), 0, True),  # shorter than the page it could fill
+        (changelog(100, maxResults=100, total=100), 0, False),  # a full page: cut, as the spec reads
+        (changelog(3, maxResults=3, total=10), 100, False),  # a total above what is shown is believed
+        (changelog(3, maxResults=3, total=3), 0, False),  # Data Center's shape, nothing seen yet: cannot tell
+        (changelog(3, maxResults=3, total=3), 7, True),  # ... shorter than a list the site already showed
+        (changelog(7, maxResults=7, total=7), 7, False),  # ... as long as the longest: may be cut
+        (changelog(2, total=2), 0, False),  # no maxResults and nothing seen
+        (changelog(0, maxResults=0, total=0), 0, True),  # nothing to cut
+        ({"changelog": {"histories": "x"}}, 50, False),
+        ({}, 50, False),
+    ],
+)
+def test_an_embedded_changelog_is_complete_only_when_shorter_than_its_page(
+    issue: dict[str, Any], cap: int, complete: bool
+) -> None:
+    """The platform spec's embedded changelog starts from the most recent and its total counts the page only."""
+    histories = embedded_histories(issue, cap)
+    assert (histories is not None) == complete
+    if complete:
+        assert histories == issue["changelog"]["histories"]
+
+
+def test_the_embedded_length_is_what_the_site_showed_it_can_serve() -> None:
+    assert embedded_length(changelog(3, maxResults=100, total=3)) == 100
+    assert embedded_length(changelog(7, maxResults=7, total=7)) == 7
+    assert embedded_length(changelog(4, total=9)) == 4
+    assert embedded_length({}) == 0

@@ -21,6 +21,7 @@ from jsonschema import Draft7Validator
 from test_deploy import DEPLOY, documents, web_config
 
 from itsm_exporter.webconfig import BasicAuth
+from tests.tools import module
 
 ROOT = Path(__file__).resolve().parent.parent
 OPERATOR = DEPLOY / "kubernetes" / "prometheus-operator"
@@ -68,7 +69,7 @@ def test_every_object_matches_its_schema(path: Path) -> None:
             ]
             assert errors == []
         else:
-            pytest.importorskip("kubernetes_validate").validate(document, "1.37.0", strict=True)
+            module("kubernetes_validate").validate(document, "1.37.0", strict=True)
 
 
 def test_the_strict_schema_rejects_a_misspelt_field() -> None:
@@ -124,3 +125,24 @@ def test_the_tls_service_monitor_authenticates_as_the_deployment_expects() -> No
     password = secret["stringData"][references["password"]["key"]]
     header = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
     assert BasicAuth(web_config(DEPLOY / "kubernetes" / "deployment.yaml").users).check(header)
+
+
+def test_a_docs_base_url_makes_every_runbook_url_absolute() -> None:
+    base = "https://git.example.com/acme/itsm-exporter/blob/v0.1.0"
+    files = generator().generated(base)
+    ((_, shipped),) = objects("PrometheusRule")
+    relative = [r["annotations"]["runbook_url"] for g in shipped["spec"]["groups"] for r in g["rules"] if "alert" in r]
+    assert len(relative) == 12 and all(url.startswith("docs/alerts.md#") for url in relative)
+    (rule,) = yaml.safe_load_all(files[OPERATOR / "prometheusrule.yaml"])
+    urls = [r["annotations"]["runbook_url"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r]
+    assert urls == [f"{base}/{url}" for url in relative]
+    (rules,) = [
+        d
+        for d in yaml.safe_load_all(files[DEPLOY / "kubernetes" / "sidecar.yaml"])
+        if d and d["metadata"]["name"] == "prometheus-itsm-rules"
+    ]
+    alerts = yaml.safe_load(rules["data"]["itsm-exporter.alerts.yaml"])
+    assert [r["annotations"]["runbook_url"] for g in alerts["groups"] for r in g["rules"]] == urls
+    assert (
+        files[OPERATOR / "dashboard-configmap.yaml"] == generator().generated()[OPERATOR / "dashboard-configmap.yaml"]
+    )

@@ -14,14 +14,16 @@ from prometheus_client.core import Metric
 from itsm_exporter.collectors import compute_metrics
 from itsm_exporter.config import Config, parse_config
 from itsm_exporter.store import Store
-from itsm_exporter.sync import sync_source
 from tests.fakes.jira import at as jira_at
 from tests.fakes.jira import fake_jira
 from tests.fakes.servicenow import FakeServiceNow, source_settings
+from tests.plans import synced
 from tests.test_jira import connector as jira_connector
 from tests.test_jira import source_settings as jira_settings
 from tests.test_servicenow import at
 from tests.test_servicenow_sync import connector as servicenow_connector
+
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
 
 
 def samples(metrics: list[Metric], name: str) -> dict[tuple[tuple[str, str], ...], float]:
@@ -81,7 +83,7 @@ def test_servicenow_clocks_are_evaluated_at_any_instant_after_the_sync(
     servicenow: FakeServiceNow, tmp_path: Path
 ) -> None:
     store = Store(tmp_path / "store.db")
-    sync_source(servicenow_connector(servicenow, sla_source="task_sla"), store)
+    synced(servicenow_connector(servicenow, sla_source="task_sla"), store)
     frames = store.load_frames()
     config = servicenow_config(servicenow, sla_source="task_sla")
 
@@ -113,7 +115,7 @@ def test_servicenow_clocks_are_evaluated_at_any_instant_after_the_sync(
 
 def test_servicenow_with_made_sla_has_no_live_series(servicenow: FakeServiceNow, tmp_path: Path) -> None:
     store = Store(tmp_path / "store.db")
-    sync_source(servicenow_connector(servicenow), store)
+    synced(servicenow_connector(servicenow), store)
     metrics = compute_metrics(store.load_frames(), at("2026-03-10 11:00:00"), servicenow_config(servicenow))
     store.close()
     names = {s.name for family in metrics for s in family.samples}
@@ -134,7 +136,7 @@ def test_jsm_ongoing_cycles_give_exact_states_at_the_boundaries(mode: str, tmp_p
     7 Mar 08:00): response due 09:00, its breachTime sent in ISO form only."""
     store = Store(tmp_path / "store.db")
     with fake_jira(mode) as fake:
-        sync_source(jira_connector(fake, mode), store)  # type: ignore[arg-type]
+        synced(jira_connector(fake, mode), store)
         config = parse_config({"sources": [jira_settings(fake.url, mode)], "group_by": ["priority"]}, check_files=False)
     frames = store.load_frames()
     store.close()

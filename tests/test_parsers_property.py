@@ -1,5 +1,7 @@
 """Property tests of both connectors' payload parsers (issue 8): a broken field skips its record, never the sync.
 
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
+
 Records start valid and are mutated: keys dropped, values nulled or swapped for other JSON types,
 oversized or half-surrogate strings, impossible dates, huge or negative numbers. Parser level: a
 record becomes a canonical record or the module's skip exception with a documented reason. Sync
@@ -12,6 +14,7 @@ import copy
 import logging
 import math
 import re
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -23,8 +26,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from itsm_exporter.collectors.live import CLOCK_STATES, clock_states
-from itsm_exporter.config import JiraSource, ServiceNowSource
-from itsm_exporter.connectors.jira_mapping import (
+from itsm_exporter.connectors.jira.config import JiraSource
+from itsm_exporter.connectors.jira.connector import JiraConnector
+from itsm_exporter.connectors.jira.mapping import (
     FieldCatalog,
     IssueMapper,
     MappingError,
@@ -34,17 +38,17 @@ from itsm_exporter.connectors.jira_mapping import (
     skipped,
     sla_clock,
 )
-from itsm_exporter.connectors.jira_sm import JiraConnector
-from itsm_exporter.connectors.servicenow import (
+from itsm_exporter.connectors.servicenow.config import ServiceNowSource
+from itsm_exporter.connectors.servicenow.connector import (
     ServiceNowConnector,
     _fold_task_slas,
     _metric,
     _Skip,
 )
-from itsm_exporter.connectors.servicenow_wire import value
+from itsm_exporter.connectors.servicenow.wire import value
 from itsm_exporter.records import TICKET_TIME_COLUMNS, SkippedRecord, SlaClock, SurveyResponse, Ticket
 from itsm_exporter.store import Store
-from itsm_exporter.sync import SyncResult, sync_source
+from itsm_exporter.sync import SyncResult
 from itsm_exporter.sync.runner import clip
 from tests.fakes.jira import (
     EMAIL,
@@ -63,6 +67,8 @@ from tests.fakes.jira import (
     status_change,
 )
 from tests.fakes.servicenow import SCHEMA, FakeServiceNow, source_settings
+from tests.plans import synced
+from tests.storeread import stored_surveys, stored_tickets
 
 # Closed sets of itsm_source_records_skipped_total reasons, as docs/jira.md and docs/servicenow.md name them.
 SN_TICKET_REASONS = frozenset({"missing_sys_id", "unknown_state", "missing_time", "bad_time", "bad_count"})
@@ -497,7 +503,9 @@ def jira_issue(draw: st.DrawFn) -> dict[str, Any]:
 def map_issue(issue: dict[str, Any]) -> tuple[Ticket | MappingError, SurveyResponse | MappingError | None]:
     """What the connector does with one issue of a search page: the ticket, then its CSAT survey."""
     try:
-        ticket = MAPPER.ticket(issue, embedded_histories(issue) or [])
+        # A list that may have been cut is read whole from the issue, in the same shape: here the embedded one
+        # stands in for it (any cap), so the mapping always sees the histories the issue carries.
+        ticket = MAPPER.ticket(issue, embedded_histories(issue, cap=sys.maxsize) or [])
     except MappingError as error:
         return error, None
     try:
@@ -595,7 +603,7 @@ def assert_counted_as_logged(result: SyncResult, logs: list[tuple[str, str, str]
 def sync_into_fresh_store(connector: Any) -> tuple[SyncResult, Store]:
     store = Store(":memory:")
     try:
-        return sync_source(connector, store), store
+        return synced(connector, store), store
     finally:
         connector.close()
 
@@ -754,8 +762,8 @@ def test_servicenow_sync_stores_good_rows_and_skips_each_bad_one_once(
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="itsm_exporter.sync"):
         result, store = sync_into_fresh_store(ServiceNowConnector(source, sleep=lambda _: None))
-    tickets = {t.id: t for t in store.tickets("sn")}
-    stored_surveys = {s.id for s in store.surveys("sn")}
+    tickets = {t.id: t for t in stored_tickets(store, "sn")}
+    surveys_stored = {s.id for s in stored_surveys(store, "sn")}
     store.close()
     logs = skip_logs(caplog)
     assert_counted_as_logged(result, logs)
@@ -764,12 +772,12 @@ def test_servicenow_sync_stores_good_rows_and_skips_each_bad_one_once(
             assert tickets[row["sys_id"]].key == row["number"]
     for good, instance, _, _ in surveys:
         if good:
-            assert instance["sys_id"] in stored_surveys
+            assert instance["sys_id"] in surveys_stored
     not_stored = Counter(
         logged_id(wire_text(i["number"]), i["sys_id"]) for _, i, _ in page if i["sys_id"] not in tickets
     )
     assert Counter(i for kind, i, reason in logs if kind == "ticket" and reason in SN_TICKET_REASONS) == not_stored
-    unsurveyed = Counter(logged_id(i["sys_id"]) for _, i, _, _ in surveys if i["sys_id"] not in stored_surveys)
+    unsurveyed = Counter(logged_id(i["sys_id"]) for _, i, _, _ in surveys if i["sys_id"] not in surveys_stored)
     assert Counter(i for kind, i, reason in logs if kind == "survey" and reason in SN_SURVEY_REASONS) == unsurveyed
     assert {reason for _, _, reason in logs} <= SN_TICKET_REASONS | SN_SURVEY_REASONS | SN_PART_REASONS
 
@@ -838,8 +846,8 @@ def test_jira_sync_stores_good_issues_and_skips_each_bad_one_once(
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="itsm_exporter.sync"):
         result, store = sync_into_fresh_store(JiraConnector(source, sleep=lambda _: None))
-    tickets = {t.id for t in store.tickets("jsm")}
-    surveys = {s.id for s in store.surveys("jsm")}
+    tickets = {t.id for t in stored_tickets(store, "jsm")}
+    surveys = {s.id for s in stored_surveys(store, "jsm")}
     store.close()
     logs = skip_logs(caplog)
     assert_counted_as_logged(result, logs)

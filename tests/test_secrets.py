@@ -16,7 +16,6 @@ import ipaddress
 import json
 import os
 import re
-import socket
 import ssl
 import subprocess
 import sys
@@ -36,13 +35,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from itsm_exporter.cli import main
-from itsm_exporter.config import JiraSource, ServiceNowSource, load_config, parse_config
+from itsm_exporter.config import load_config, parse_config
 from itsm_exporter.connectors.http import build_session
-from itsm_exporter.connectors.servicenow import ServiceNowConnector
+from itsm_exporter.connectors.jira.config import JiraSource
+from itsm_exporter.connectors.servicenow.config import ServiceNowSource
+from itsm_exporter.connectors.servicenow.connector import ServiceNowConnector
 from tests.fakes.jira import FakeJira
-from tests.fakes.loopback import LoopbackServer
+from tests.fakes.loopback import LoopbackServer, closed_port
 from tests.fakes.servicenow import FakeServiceNow
 from tests.plans import run_plan
+
+pytestmark = pytest.mark.integration  # starts servers or subprocesses on loopback
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = (sys.executable, "-m", "itsm_exporter", "run")
@@ -145,13 +148,6 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     server = LoopbackServer(_EmptyTable, tls=context)
     yield server.url("https"), cert
     server.stop()
-
-
-def closed_port() -> int:
-    """A loopback port nobody listens on: connection refused."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def seed(fake: FakeServiceNow) -> None:
@@ -338,11 +334,16 @@ def test_errors_of_failing_sources_say_what_failed_without_the_secret(upstreams:
     once = cli("once", "--config", str(write_config(upstreams, tmp_path)))
     errors = {line.split(":")[1].split()[-1]: line for line in once.stderr.splitlines() if line.startswith("error: ")}
     assert set(errors) == DOWN
-    assert f"refused the credentials of user {SN_USER} (HTTP 401" in errors["sn-denied"]
-    assert f"refused the OAuth password grant for user {SN_USER} and client {SN_CLIENT_ID}" in errors["sn-oauth-denied"]
-    assert "unreachable" in errors["sn-refused"] and "ConnectionError" in errors["sn-refused"]
-    assert "unreachable" in errors["sn-tls"] and "SSLError" in errors["sn-tls"]
-    assert f"HTTP 401 for user {JIRA_USER}" in errors["jira-denied"]
+    assert f"HTTP 401, user {SN_USER} was refused" in errors["sn-denied"]
+    assert (
+        f"the OAuth password grant for user {SN_USER} and client {SN_CLIENT_ID} was refused"
+        in errors["sn-oauth-denied"]
+    )
+    assert (
+        "connection refused by 127.0.0.1:" in errors["sn-refused"] and "check the source's url" in errors["sn-refused"]
+    )
+    assert "the TLS handshake with 127.0.0.1:" in errors["sn-tls"] and "set ca_bundle" in errors["sn-tls"]
+    assert f"HTTP 401, user {JIRA_USER} was refused" in errors["jira-denied"]
     assert_no_secret(once.stderr, "once errors")
 
 
@@ -412,7 +413,7 @@ def test_daemon_shows_no_secret_anywhere(upstreams: Upstreams, tmp_path: Path, l
     assert pages["/-/ready"].status_code == 503  # the refused sources never sync
     assert pages["/-/reload (POST)"].status_code == 200
     landing = pages["/"].text
-    assert "refused the credentials of user" in landing and "SSLError" in landing  # errors are shown ...
+    assert "was refused" in landing and "TLS handshake" in landing  # errors are shown ...
     for name, response in pages.items():
         assert_no_secret(response.text, name, upstreams.issued_tokens())  # ... secrets are not
         assert_no_secret(str(response.headers), f"{name} headers")
@@ -536,3 +537,76 @@ def test_an_environment_ca_bundle_does_not_override_the_source_tls_settings(
         assert run_plan(connector) == []  # empty tables: no batch, and above all no SSLError
     finally:
         connector.close()
+
+
+# -- a password in a URL ------------------------------------------------------------------------------
+
+URL_PASSWORD = "SeCrEt-URL-777"
+
+
+def test_a_password_in_a_source_url_is_refused_and_hidden_wherever_a_url_is_printed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Validation refuses `https://user:password@host`; should such a URL get past it (a future code path, a
+    URL built elsewhere), stderr, the log, discover's report and the landing page still show `xxxxx`."""
+    import io
+    import logging
+
+    from itsm_exporter import discover
+    from itsm_exporter.cli import _once
+    from itsm_exporter.daemon import Daemon
+    from itsm_exporter.logsetup import configure_logging
+    from itsm_exporter.web import ExporterServer
+
+    refused = f"127.0.0.1:{closed_port()}"
+    config_file = tmp_path / "config.yaml"
+    url = f"http://u:{URL_PASSWORD}@{refused}"
+    config_file.write_text(f"sources: [{{name: sn, kind: servicenow, url: '{url}', username: u, password: p}}]\n")
+    assert main(["check-config", "--config", str(config_file)]) == 1
+    refusal = capsys.readouterr().err
+    assert "sources[0].url: holds a user name or password" in refusal and URL_PASSWORD not in refusal
+
+    with FakeServiceNow(user=SN_USER, password="the-right-one") as denied:
+        sn = {"kind": "servicenow", "username": SN_USER, "password": SN_PASSWORD, "max_retries": 0}
+        valid = parse_config(
+            {
+                "store": {"path": str(tmp_path / "store.db")},
+                "sources": [
+                    sn | {"name": "refused", "url": f"http://{refused}"},
+                    sn | {"name": "denied", "url": denied.url},
+                ],
+            }
+        )
+        # What validation would refuse, put back as if it had got through.
+        config = valid.model_copy(
+            update={
+                "sources": [
+                    source.model_copy(update={"url": source.url.replace("://", f"://u:{URL_PASSWORD}@")})
+                    for source in valid.sources
+                ]
+            }
+        )
+        log = io.StringIO()
+        configure_logging(stream=log)
+        try:
+            assert _once(config, None) == 1
+            stderr = capsys.readouterr().err
+            report = io.StringIO()
+            assert discover.run(config, None, out=report) == 1
+            daemon = Daemon(config)
+            server = ExporterServer(("127.0.0.1", 0), daemon)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            try:
+                daemon.sync_all()
+                assert daemon.wait_for_syncs(WAIT_SECONDS)
+                landing = requests.get(f"http://127.0.0.1:{server.server_port}/", timeout=10).text
+            finally:
+                server.shutdown()
+                server.server_close()
+                daemon.close(WAIT_SECONDS)
+        finally:
+            logging.getLogger().handlers.clear()
+    for name, text in {"stderr": stderr, "log": log.getvalue(), "discover": report.getvalue(), "/": landing}.items():
+        assert URL_PASSWORD not in text, name
+        assert f"http://u:xxxxx@{refused}" in text, name  # the URL is shown, its password is not
+    assert f"HTTP 401, user {SN_USER} was refused" in stderr and "u:xxxxx@127.0.0.1" in stderr

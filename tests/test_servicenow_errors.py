@@ -8,12 +8,22 @@ from typing import Any
 
 import pytest
 
-from itsm_exporter.config import ServiceNowSource, parse_config
-from itsm_exporter.connectors.base import AuthError, BadRequest, RateLimited, SchemaError, UpstreamUnavailable
-from itsm_exporter.connectors.servicenow import ServiceNowConnector
+from itsm_exporter.config import parse_config
+from itsm_exporter.connectors.base import (
+    AccessDenied,
+    AuthError,
+    BadRequest,
+    RateLimited,
+    SchemaError,
+    UpstreamUnavailable,
+)
+from itsm_exporter.connectors.servicenow.config import ServiceNowSource
+from itsm_exporter.connectors.servicenow.connector import ServiceNowConnector
 from itsm_exporter.records import Batch
 from tests.fakes.servicenow import FakeServiceNow, Reply, source_settings, status
 from tests.plans import run_plan
+
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
 
 WRONG = "Wr0ng-Secret!"
 
@@ -67,8 +77,8 @@ def test_401_names_the_instance_and_user_but_never_the_password(fake: FakeServic
         fetch(fake, recorder, password=WRONG)
     message = str(caught.value)
     assert message == (
-        f"source sn: {fake.url} refused the credentials of user itsm-exporter "
-        "(HTTP 401 on table incident: User Not Authenticated (Required to provide Auth information))"
+        f"source sn: table incident at {fake.url}: HTTP 401, user itsm-exporter was refused: "
+        "User Not Authenticated (Required to provide Auth information)"
     )
     assert WRONG not in message and WRONG not in repr(caught.value.__cause__)
     assert recorder.sleeps == [] and recorder.codes == ["401"]
@@ -76,7 +86,7 @@ def test_401_names_the_instance_and_user_but_never_the_password(fake: FakeServic
 
 def test_403_on_a_table_is_an_auth_error_naming_it(fake: FakeServiceNow, recorder: Recorder) -> None:
     fake.denied.add("task_sla")
-    with pytest.raises(AuthError, match=r"denies read access to user itsm-exporter \(HTTP 403 on table task_sla: "):
+    with pytest.raises(AccessDenied, match=r"table task_sla at .*: HTTP 403, user itsm-exporter may not read it: "):
         fetch(fake, recorder, sla_source="task_sla")
 
 
@@ -85,7 +95,7 @@ def test_400_is_a_bad_request_with_servicenows_message(fake: FakeServiceNow, rec
         fetch(fake, recorder, table="incidnt")
     assert (
         str(caught.value)
-        == f"source sn: {fake.url} rejected the query on table incidnt (HTTP 400): Invalid table incidnt"
+        == f"source sn: table incidnt at {fake.url}: HTTP 400, the request was rejected: Invalid table incidnt"
     )
 
 
@@ -103,7 +113,7 @@ def test_429_beyond_max_retries_is_rate_limited(fake: FakeServiceNow, recorder: 
         fetch(fake, recorder, max_retries=2)
     assert caught.value.retry_after == 5.0
     assert recorder.sleeps == [5.0, 5.0]
-    assert "kept rate-limiting table incident (HTTP 429) after 2 retries" in str(caught.value)
+    assert str(caught.value) == f"source sn: table incident at {fake.url}: HTTP 429, still rate-limited after 2 retries"
 
 
 def test_5xx_bursts_back_off_exponentially_then_succeed(fake: FakeServiceNow, recorder: Recorder) -> None:
@@ -118,7 +128,7 @@ def test_persistent_5xx_is_upstream_unavailable(fake: FakeServiceNow, recorder: 
     with pytest.raises(UpstreamUnavailable) as caught:
         fetch(fake, recorder, max_retries=1)
     assert str(caught.value) == (
-        f"source sn: {fake.url} failed table incident with HTTP 500 Internal server error after 1 retries"
+        f"source sn: table incident at {fake.url}: HTTP 500 Internal Server Error after 1 retry: Internal server error"
     )
     assert recorder.sleeps == [1.0]
 
@@ -153,8 +163,12 @@ def test_an_unreachable_instance_is_upstream_unavailable(recorder: Recorder) -> 
     source = config.sources[0]
     assert isinstance(source, ServiceNowSource)
     sn = ServiceNowConnector(source, sleep=recorder.sleeps.append, jitter=lambda: 0.5)
-    with pytest.raises(UpstreamUnavailable, match=r"unreachable for table incident after 2 retries: ConnectionError"):
+    with pytest.raises(UpstreamUnavailable) as caught:
         run_plan(sn)
+    assert str(caught.value) == (
+        f"source sn: table incident at http://127.0.0.1:{port}: connection refused by 127.0.0.1:{port} after 2 "
+        "retries: check the source's url (host and port), and that the instance is up and reachable from here"
+    )
     assert recorder.sleeps == [1.0, 2.0]
 
 
@@ -163,7 +177,8 @@ def test_a_hibernating_instance_is_upstream_unavailable_at_once(fake: FakeServic
     with pytest.raises(UpstreamUnavailable) as caught:
         fetch(fake, recorder)
     assert str(caught.value) == (
-        f"source sn: {fake.url} returned an HTML page (hibernating instance?) for table incident"
+        f"source sn: table incident at {fake.url}: answered with an HTML page, not JSON (hibernating, in "
+        "maintenance, or a login page?)"
     )
     assert recorder.sleeps == []
 
@@ -176,9 +191,7 @@ def test_truncated_json_is_retried_then_a_schema_error(fake: FakeServiceNow, rec
     fake.fail("incident", Reply("truncate"), Reply("truncate"))
     with pytest.raises(SchemaError) as caught:
         fetch(fake, recorder, max_retries=1)
-    assert str(caught.value) == (
-        f"source sn: {fake.url} returned a page of table incident that is not valid JSON after 1 retries"
-    )
+    assert str(caught.value) == (f"source sn: table incident at {fake.url}: the answer is not valid JSON after 1 retry")
     assert recorder.sleeps == [1.0, 2.0, 1.0]
 
 
@@ -243,7 +256,7 @@ def test_a_refused_oauth_grant_names_client_and_user_but_no_secret(recorder: Rec
     ):
         fetch(fake, recorder, client_secret=WRONG)
     assert str(caught.value) == (
-        f"source sn: {fake.url} refused the OAuth password grant for user itsm-exporter and client exporter-app "
-        "(HTTP 401 access_denied)"
+        f"source sn: the OAuth token at {fake.url}: HTTP 401, the OAuth password grant for user itsm-exporter "
+        "and client exporter-app was refused: access_denied"
     )
     assert WRONG not in str(caught.value)

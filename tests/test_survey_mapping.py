@@ -12,11 +12,13 @@ import pytest
 import yaml
 
 from itsm_exporter.cli import main
-from itsm_exporter.collectors.roles import check_mapping
 from itsm_exporter.config import SurveyMapping
 from itsm_exporter.records import QuestionUse
+from itsm_exporter.survey_mapping import check_mapping
 from tests.fakes.servicenow import FakeServiceNow, source_settings
 from tests.test_servicenow_sync import samples
+
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
 
 
 @pytest.fixture
@@ -118,7 +120,7 @@ def test_check_mapping_suggests_the_nearest_question_and_lists_answered_unmapped
     check = check_mapping(
         questions,
         SurveyMapping(overall=["overall satisfaction"], dimensions={"responsiveness": ["How quick did we respond"]}),
-        jsm=False,
+        implicit_overall=None,
         path="sources[2].surveys",
     )
     assert [(u.path, u.configured, u.closest) for u in check.unmatched] == [
@@ -130,5 +132,7 @@ def test_check_mapping_suggests_the_nearest_question_and_lists_answered_unmapped
 
 
 def test_a_configured_question_with_nothing_stored_yet_has_no_suggestion() -> None:
-    check = check_mapping([], SurveyMapping(overall=["Satisfaction"]), jsm=True, path="sources[0].surveys")
+    check = check_mapping(
+        [], SurveyMapping(overall=["Satisfaction"]), implicit_overall="csat", path="sources[0].surveys"
+    )
     assert [(u.path, u.closest) for u in check.unmatched] == [("sources[0].surveys.overall[0]", None)]

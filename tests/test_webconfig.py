@@ -32,6 +32,8 @@ from itsm_exporter.web import ExporterServer
 from itsm_exporter.webconfig import BasicAuth, WebConfigError, load_web_config
 from tests.pki import Authority, Issued, bcrypt_hash
 
+pytestmark = pytest.mark.integration  # starts servers or subprocesses on loopback
+
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 10.0
 PASSWORD = "correct horse battery staple"
@@ -502,7 +504,6 @@ def test_start_up_errors_exit_1_naming_the_file(tmp_path: Path, capsys: pytest.C
     )
 
 
-@pytest.mark.integration
 def test_run_with_a_bad_web_config_exits_1_without_a_traceback(tmp_path: Path) -> None:
     config = write(
         tmp_path / "config.yaml",
@@ -537,3 +538,13 @@ def test_check_config_validates_the_web_config_too(pki: PKI, capsys: pytest.Capt
     assert capsys.readouterr().err.startswith(
         f"{bad}: invalid web configuration\n  http_server_config.headers.Authorization: cannot be configured"
     )
+
+
+def test_a_key_set_twice_is_refused_with_both_lines(tmp_path: Path) -> None:
+    """A second basic_auth_users block would silently replace the first: the users of one would lose access."""
+    (tmp_path / "twice.yml").write_text(
+        "basic_auth_users:\n  alice: $2b$04$x\nheaders: {}\nbasic_auth_users:\n  bob: $2b$04$y\n", encoding="utf-8"
+    )
+    with pytest.raises(WebConfigError) as raised:
+        load_web_config(tmp_path / "twice.yml")
+    assert raised.value.problems == ["basic_auth_users: set twice, at lines 1 and 4"]

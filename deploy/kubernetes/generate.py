@@ -1,16 +1,25 @@
-"""Regenerate the Prometheus Operator objects built from the repository's own files.
+"""Regenerate the Kubernetes objects built from the repository's own files.
 
     python deploy/kubernetes/generate.py           # rewrite them
     python deploy/kubernetes/generate.py --check   # exit 1 naming each file that differs
+    python deploy/kubernetes/generate.py --docs-base-url https://github.com/acme/itsm-exporter/blob/v0.1.0/
+                                                   # absolute runbook_url annotations, for your own copies
 
 prometheus-operator/prometheusrule.yaml carries the groups of alerts/itsm-exporter.rules.yaml and
-alerts/itsm-exporter.alerts.yaml unchanged; prometheus-operator/dashboard-configmap.yaml carries
+alerts/itsm-exporter.alerts.yaml unchanged; the ConfigMap at the end of sidecar.yaml carries both files
+byte for byte, for the sidecar's Prometheus; prometheus-operator/dashboard-configmap.yaml carries
 dashboards/itsm-exporter.json byte for byte. tests/test_kubernetes_operator.py fails when they drift.
+
+The alerts' runbook_url is relative to the repository (docs/alerts.md#<alert>): Alertmanager and Grafana
+show it as it is, so a link only works once it is absolute. --docs-base-url is where the repository's
+files are published (a Git host's blob URL at your tag, or your docs site); each runbook_url becomes that
+URL joined with its relative path.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +30,9 @@ ROOT = Path(__file__).resolve().parents[2]
 OPERATOR = Path(__file__).resolve().parent / "prometheus-operator"
 RULE_FILES = (ROOT / "alerts" / "itsm-exporter.rules.yaml", ROOT / "alerts" / "itsm-exporter.alerts.yaml")
 DASHBOARD = ROOT / "dashboards" / "itsm-exporter.json"
+SIDECAR = Path(__file__).resolve().parent / "sidecar.yaml"
+SIDECAR_MARKER = "# ---- GENERATED below this line by deploy/kubernetes/generate.py from alerts/: do not edit ----\n"
+_RUNBOOK = re.compile(r"^(\s*runbook_url:\s*)(\S+)\s*$", re.MULTILINE)
 LABELS = {"app.kubernetes.io/name": "itsm-exporter"}
 
 RULE_HEADER = """\
@@ -54,8 +66,22 @@ def _dump(header: str, document: dict[str, Any]) -> str:
     return header + yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=120, allow_unicode=True)
 
 
-def prometheus_rule() -> str:
-    groups = [group for path in RULE_FILES for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]]
+def rule_text(path: Path, docs_base_url: str | None) -> str:
+    """A rule file as shipped, or with each relative runbook_url joined to `docs_base_url`."""
+    text = path.read_text(encoding="utf-8")
+    if docs_base_url is None:
+        return text
+    base = docs_base_url.rstrip("/") + "/"
+
+    def absolute(match: re.Match[str]) -> str:
+        url = match.group(2)
+        return match.group(0) if "://" in url else f"{match.group(1)}{base}{url.removeprefix('/')}"
+
+    return _RUNBOOK.sub(absolute, text)
+
+
+def prometheus_rule(docs_base_url: str | None = None) -> str:
+    groups = [group for path in RULE_FILES for group in yaml.safe_load(rule_text(path, docs_base_url))["groups"]]
     document = {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
@@ -75,20 +101,41 @@ def dashboard_config_map() -> str:
     return _dump(DASHBOARD_HEADER, document)
 
 
-def generated() -> dict[Path, str]:
+def sidecar(docs_base_url: str | None = None) -> str:
+    """sidecar.yaml: the hand-written objects, then the rules ConfigMap its Prometheus mounts."""
+    head, marker, _ = SIDECAR.read_text(encoding="utf-8").partition(SIDECAR_MARKER)
+    if not marker:
+        raise SystemExit(f"{SIDECAR.relative_to(ROOT)}: the line {SIDECAR_MARKER.strip()!r} is missing")
+    document = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "prometheus-itsm-rules", "labels": {"app.kubernetes.io/name": "prometheus-itsm"}},
+        "data": {path.name: rule_text(path, docs_base_url) for path in RULE_FILES},
+    }
+    return head + marker + yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=120, allow_unicode=True)
+
+
+def generated(docs_base_url: str | None = None) -> dict[Path, str]:
     """Each generated file and the text it must hold."""
     return {
-        OPERATOR / "prometheusrule.yaml": prometheus_rule(),
+        OPERATOR / "prometheusrule.yaml": prometheus_rule(docs_base_url),
         OPERATOR / "dashboard-configmap.yaml": dashboard_config_map(),
+        SIDECAR: sidecar(docs_base_url),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when a file is out of date")
+    parser.add_argument(
+        "--docs-base-url",
+        metavar="URL",
+        help="where the repository's files are published: runbook_url annotations become absolute "
+        "(default: relative, docs/alerts.md#<alert>)",
+    )
     args = parser.parse_args(argv)
     stale = []
-    for path, text in generated().items():
+    for path, text in generated(args.docs_base_url).items():
         if path.exists() and path.read_text(encoding="utf-8") == text:
             continue
         stale.append(path)

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from itsm_exporter.collectors.arrays import BoolArray, FloatArray, IntArray
+from itsm_exporter.collectors.arrays import FloatArray, IntArray
+from itsm_exporter.collectors.durations import Elapsed
 
 
 @dataclass(frozen=True)
@@ -22,28 +23,12 @@ class GroupHistograms:
         return counts
 
 
-def histogram_by_group(
-    groups: IntArray,
-    start: FloatArray,
-    end: FloatArray | float,
-    selected: BoolArray,
-    n_groups: int,
-    bounds: FloatArray,
-) -> GroupHistograms:
-    """Histogram of the durations end - start of the selected rows per group; negative durations (bad
-    upstream data) count as 0, NaN ones not at all.
-
-    Durations are computed for the selected rows only: a window selects a fraction of a million tickets,
-    and a duration per ticket would be 8 MB per histogram.
-    """
-    rows = np.flatnonzero(selected)
-    values = (end[rows] if isinstance(end, np.ndarray) else end) - start[rows]
-    finite = np.isfinite(values)
-    values = np.maximum(values[finite], 0.0)
-    group_of = groups[rows[finite]]
+def histogram_by_group(groups: IntArray, durations: Elapsed, n_groups: int, bounds: FloatArray) -> GroupHistograms:
+    """Histogram of the durations per group; `groups` gives the group of each row `durations.rows` refers to."""
+    group_of = groups[durations.rows]
     width = len(bounds) + 1
     # side="left": a value equal to a bound belongs to that bound's bucket (le means <=).
-    bins = np.searchsorted(bounds, values, side="left")
+    bins = np.searchsorted(bounds, durations.seconds, side="left")
     counts = np.bincount(group_of * width + bins, minlength=n_groups * width).reshape(n_groups, width)
-    sums = np.bincount(group_of, weights=values, minlength=n_groups).astype(np.float64)
+    sums = np.bincount(group_of, weights=durations.seconds, minlength=n_groups).astype(np.float64)
     return GroupHistograms(cumulative=np.cumsum(counts, axis=1).astype(np.int64), sums=sums)

@@ -1,20 +1,38 @@
-"""Grouping labels: missing values, the per-source cardinality cap, and label sets as integer group ids."""
+"""The grouping step: grouping labels, missing values, the per-source cardinality cap, label sets as group ids."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from itsm_exporter.collectors.arrays import FEW, BoolArray, IntArray
+from itsm_exporter.collectors.facts import TicketFacts
+from itsm_exporter.collectors.surveys import Responses
 from itsm_exporter.records import OTHER, UNASSIGNED, UNKNOWN_TICKET
+
+
+def grouping(
+    facts: TicketFacts,
+    responses: Responses,
+    names: tuple[str, ...],
+    group_by: Sequence[str],
+    volume: BoolArray,
+    cap: int,
+) -> Grouping:
+    """The label sets every metric is counted by: the source, then each `group_by` label of the tickets, capped
+    per source to the `cap` values with most `volume` tickets; a response takes its ticket's label set."""
+    labels = [capped_label(name, facts.frame[name], facts.source, len(names), volume, cap) for name in group_by]
+    return build_grouping(names, labels, facts.source, responses.source, responses.ticket_rows)
 
 
 @dataclass(frozen=True)
 class CappedLabel:
     """One grouping label after the cap: each ticket's code into `vocabulary`."""
 
+    name: str
     vocabulary: tuple[str, ...]
     codes: IntArray
 
@@ -25,7 +43,7 @@ class CappedLabel:
 
 
 def capped_label(
-    values: pd.Series, sources: IntArray, n_sources: int, volume: BoolArray, max_values: int
+    label_name: str, values: pd.Series, sources: IntArray, n_sources: int, volume: BoolArray, max_values: int
 ) -> CappedLabel:
     """Keep per source the `max_values` values with most `volume` tickets (ties by name); the rest is `other`."""
     raw_codes, uniques = pd.factorize(values.to_numpy(dtype=object), size_hint=FEW)
@@ -52,13 +70,15 @@ def capped_label(
     position = {name: index for index, name in enumerate(vocabulary)}
     to_final = np.array([position.get(name, position[OTHER]) for name in names], dtype=np.int64)
     pair_to_final = np.where(kept, to_final[np.newaxis, :], position[OTHER]).ravel()
-    return CappedLabel(vocabulary=tuple(vocabulary), codes=pair_to_final[pairs])
+    return CappedLabel(name=label_name, vocabulary=tuple(vocabulary), codes=pair_to_final[pairs])
 
 
 @dataclass(frozen=True)
 class Grouping:
     """Label sets present in tickets or surveys, numbered in the order of their label values."""
 
+    label_names: tuple[str, ...]
+    """`source`, then the grouping labels in configured order."""
     label_values: tuple[tuple[str, ...], ...]
     sources: IntArray
     """Source index of each label set."""
@@ -98,6 +118,7 @@ def build_grouping(
     groups = renumber[inverse]
     label_values = tuple(decoded[i] for i in order)
     return Grouping(
+        label_names=("source", *(label.name for label in labels)),
         label_values=label_values,
         sources=np.array([source_names.index(values[0]) for values in label_values], dtype=np.int64),
         ticket_groups=groups[: len(ticket_sources)],

@@ -1,4 +1,5 @@
-"""What needs action at as_of: backlog tickets still waiting for a first response, and running SLA clocks.
+"""What needs action at as_of: backlog tickets still waiting for a first response, and running SLA clocks;
+which sources tell them, and their metric families.
 
 No window: like the backlog, these are the state at the evaluation time. A clock is evaluated from
 what the sync stored (records.SlaClock), so any as_of after the sync gives the state then: a clock
@@ -14,10 +15,15 @@ from typing import Final
 
 import numpy as np
 import pandas as pd
+from prometheus_client.core import Metric
 
-from itsm_exporter.collectors.arrays import FloatArray, IntArray, lookup, source_codes
+from itsm_exporter.collectors.arrays import BoolArray, FloatArray, IntArray, lookup, source_codes
+from itsm_exporter.collectors.durations import Durations
+from itsm_exporter.collectors.facts import SLAS, TicketFacts
+from itsm_exporter.collectors.families import FamilyBuilder, Part
 from itsm_exporter.collectors.histograms import GroupHistograms, histogram_by_group
-from itsm_exporter.collectors.tickets import SLAS, TicketFacts
+from itsm_exporter.config import Config, Targets
+from itsm_exporter.kinds import capabilities
 
 CLOCK_STATES: Final = ("within", "at_risk", "breached", "paused")
 """Values of itsm_sla_running_tickets' `state`, in this order."""
@@ -32,6 +38,10 @@ class LiveStats:
     clocks: dict[tuple[str, str], IntArray]
     """(sla, state) -> backlog tickets whose clock of that SLA is in that state."""
     time_to_breach: dict[str, GroupHistograms]
+    awaiting_bounds: FloatArray
+    """The histogram bounds and targets.first_response."""
+    breach_bounds: FloatArray
+    """The histogram bounds and targets.sla_warning."""
 
 
 def with_bound(bounds: FloatArray, bound: float) -> FloatArray:
@@ -67,12 +77,15 @@ def live_stats(
     groups: IntArray,
     n_groups: int,
     as_of: float,
-    awaiting_bounds: FloatArray,
-    breach_bounds: FloatArray,
-    warning: float,
+    durations: Durations,
+    bounds: FloatArray,
+    targets: Targets,
 ) -> LiveStats:
+    warning = targets.sla_warning.seconds
+    awaiting_bounds = with_bound(bounds, targets.first_response.seconds)
+    breach_bounds = with_bound(bounds, warning)
     awaiting = facts.backlog & ~(facts.first_response <= as_of)  # NaN (no response yet) compares False
-    ages = histogram_by_group(groups, facts.opened, as_of, awaiting, n_groups, awaiting_bounds)
+    ages = histogram_by_group(groups, durations.age(awaiting), n_groups, awaiting_bounds)
     # Clocks count for backlog tickets only, so only those are hashed: a tenth of a million ids, not all
     # of them (hashing every ticket id cost the 1M-ticket snapshot 0.2 s, bench/collectors.py).
     backlog_rows = np.flatnonzero(facts.backlog)
@@ -103,6 +116,60 @@ def live_stats(
             counts[(name, state)] = np.bincount(clock_groups[selected], minlength=n_groups).astype(np.int64)
         running = mine & ((states == _WITHIN) | (states == _AT_RISK))
         to_breach[name] = histogram_by_group(
-            clock_groups, np.full(len(breach_at), as_of), breach_at, running, n_groups, breach_bounds
+            clock_groups, durations.time_to_breach(breach_at, rows, running), n_groups, breach_bounds
         )
-    return LiveStats(awaiting=ages, clocks=counts, time_to_breach=to_breach)
+    return LiveStats(
+        awaiting=ages,
+        clocks=counts,
+        time_to_breach=to_breach,
+        awaiting_bounds=awaiting_bounds,
+        breach_bounds=breach_bounds,
+    )
+
+
+def live_sources(names: tuple[str, ...], config: Config) -> BoolArray:
+    """Sources whose upstream tells first responses and running SLA clocks (their kind's `live_state`
+    capability): the others' live series are absent rather than a backlog that seems to wait for an answer."""
+    return np.array([capabilities(config.source(name)).live_state for name in names], dtype=bool)
+
+
+def families(build: FamilyBuilder, live: LiveStats, present: BoolArray, clocked: BoolArray) -> list[Metric]:
+    """The live families; `clocked` marks the label sets of live sources (the others have none)."""
+    shown = present & clocked
+    state_parts = [Part((sla, state), [live.clocks[(sla, state)]], [shown]) for sla in SLAS for state in CLOCK_STATES]
+    awaiting = GroupHistograms(
+        cumulative=np.where(clocked[:, np.newaxis], live.awaiting.cumulative, 0),
+        sums=np.where(clocked, live.awaiting.sums, 0.0),
+    )
+    return [
+        build.unwindowed_gauge(
+            "itsm_awaiting_first_response_tickets",
+            "Backlog tickets with no first response at evaluation time (no window).",
+            awaiting.counts,
+            shown,
+        ),
+        build.histogram(
+            "itsm_awaiting_first_response_age_seconds",
+            "Age (evaluation time - opened) of the backlog tickets still waiting for a first response (no "
+            "window); targets.first_response is always a bucket bound.",
+            [awaiting],
+            live.awaiting_bounds,
+            windowed=False,
+        ),
+        build.state_gauge(
+            "itsm_sla_running_tickets",
+            "Backlog tickets by the state of their running response or resolution SLA clock at evaluation time: "
+            "within, at_risk (breach within targets.sla_warning), breached (past its breach time), paused.",
+            state_parts,
+            ("sla", "state"),
+        ),
+        build.histogram(
+            "itsm_sla_time_to_breach_seconds",
+            "Time left before the breach of the running, unpaused, unbreached SLA clocks of the backlog, by SLA "
+            "(no window); targets.sla_warning is always a bucket bound.",
+            [live.time_to_breach[sla] for sla in SLAS],
+            live.breach_bounds,
+            windowed=False,
+            by=("sla", SLAS),
+        ),
+    ]

@@ -1,4 +1,5 @@
-"""Survey responses: joined to their tickets, scored per dimension, and counted per label set and window."""
+"""Survey responses: joined to their tickets, scored per dimension, counted per label set and window, and their
+metric families."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from itsm_exporter.collectors.arrays import (
     FEW,
@@ -18,8 +20,10 @@ from itsm_exporter.collectors.arrays import (
     ratio,
     source_codes,
 )
+from itsm_exporter.collectors.facts import TicketFacts
+from itsm_exporter.collectors.families import FamilyBuilder, Part
 from itsm_exporter.collectors.roles import question_roles_by_source
-from itsm_exporter.collectors.tickets import TicketFacts
+from itsm_exporter.collectors.tickets import TicketWindowStats
 from itsm_exporter.collectors.windows import Window
 from itsm_exporter.config import DIMENSIONS, Config
 
@@ -27,6 +31,8 @@ PERCEPTION_DIMENSIONS = ("overall", *DIMENSIONS)
 """Dimensions of itsm_survey_score; columns of Responses.perception in this order."""
 SATISFIED_AT_LEAST = 0.75
 DISSATISFIED_AT_MOST = 0.25
+TRUST_COST = 12
+"""One bad experience costs twelve good ones (itsm_trust_balance)."""
 ANSWER_CHUNK = 65_536
 """Answers scored per step: the dozen temporaries of a step stay a few MB however long the survey history."""
 ROLES = (*(("perception", d) for d in PERCEPTION_DIMENSIONS), *(("expectation", d) for d in DIMENSIONS))
@@ -121,9 +127,7 @@ def _scores(
     sums, so the temporaries do not grow with the history.
     """
     sources = {name: config.source(name) for name in names}
-    roles_by_source = question_roles_by_source(
-        questions, names, sources, {name: source.surveys for name, source in sources.items()}
-    )
+    roles_by_source = question_roles_by_source(questions, names, sources)
     size = n_responses * len(ROLES)
     sums = np.zeros(size, dtype=np.float64)
     counts = np.zeros(size, dtype=np.int32)  # answers per response and role: a handful
@@ -203,10 +207,11 @@ class SurveyWindowStats:
 
 
 def survey_window_stats(
-    responses: Responses, groups: IntArray, n_groups: int, window: Window, as_of: float
+    responses: Responses, groups: IntArray, n_groups: int, window: Window, end: float
 ) -> SurveyWindowStats:
-    """Count responses submitted in the window per label set, and sum their per-dimension scores."""
-    in_window = window.contains(responses.submitted, as_of)
+    """Count per label set the responses submitted in the window ending at `end` (as_of for the published
+    windows), and sum their per-dimension scores."""
+    in_window = window.contains(responses.submitted, end)
     overall = responses.perception[:, 0]
 
     def count(mask: BoolArray) -> IntArray:
@@ -231,3 +236,108 @@ def survey_window_stats(
         expectation_sums=expectation_sums,
         expectation_counts=expectation_counts,
     )
+
+
+def families(
+    build: FamilyBuilder,
+    tickets: list[TicketWindowStats],
+    surveys: list[SurveyWindowStats],
+    present: BoolArray,
+    surveyed: BoolArray,
+) -> list[Metric]:
+    """Survey families; `surveyed` marks label sets whose source has any response, so that a source
+    without surveys gets no response ratio of 0."""
+    shown = [present] * len(surveys)
+    score_parts = [
+        Part(
+            (dimension,),
+            [ratio(s.perception_sums[:, d], s.perception_counts[:, d]) for s in surveys],
+            [s.perception_counts[:, d] > 0 for s in surveys],
+        )
+        for d, dimension in enumerate(PERCEPTION_DIMENSIONS)
+    ]
+    gap_parts = []
+    for e, dimension in enumerate(DIMENSIONS):
+        d = PERCEPTION_DIMENSIONS.index(dimension)
+        gaps = [
+            ratio(s.perception_sums[:, d], s.perception_counts[:, d])
+            - ratio(s.expectation_sums[:, e], s.expectation_counts[:, e])
+            for s in surveys
+        ]
+        both = [(s.perception_counts[:, d] > 0) & (s.expectation_counts[:, e] > 0) for s in surveys]
+        gap_parts.append(Part((dimension,), gaps, both))
+    return [
+        build.gauge(
+            "itsm_survey_responses",
+            "Survey responses submitted in the window.",
+            [Part((), [s.responses for s in surveys], shown)],
+        ),
+        build.gauge(
+            "itsm_survey_satisfied_responses",
+            "Responses of the window whose normalized overall score is >= 0.75.",
+            [Part((), [s.satisfied for s in surveys], shown)],
+        ),
+        build.gauge(
+            "itsm_survey_dissatisfied_responses",
+            "Responses of the window whose normalized overall score is <= 0.25.",
+            [Part((), [s.dissatisfied for s in surveys], shown)],
+        ),
+        build.gauge(
+            "itsm_survey_satisfied_ratio",
+            "Satisfied / responses with an overall answer, in the window.",
+            [Part((), [s.satisfied_ratio for s in surveys], [s.rated > 0 for s in surveys])],
+        ),
+        build.gauge(
+            "itsm_survey_score",
+            "Mean normalized (0..1) score of the responses of the window, by dimension.",
+            score_parts,
+            ("dimension",),
+        ),
+        build.gauge(
+            "itsm_servqual_gap",
+            "SERVQUAL gap: mean perception - mean expectation score in the window (negative = below).",
+            gap_parts,
+            ("dimension",),
+        ),
+        build.gauge(
+            "itsm_trust_balance",
+            f"Satisfied - {TRUST_COST} x dissatisfied responses in the window.",
+            [Part((), [s.satisfied - TRUST_COST * s.dissatisfied for s in surveys], shown)],
+        ),
+        build.gauge(
+            "itsm_survey_response_ratio",
+            "Survey responses / tickets resolved, same window and labels (sources with surveys only).",
+            [
+                Part(
+                    (),
+                    [ratio(s.responses, t.resolved) for s, t in zip(surveys, tickets, strict=True)],
+                    [(t.resolved > 0) & surveyed for t in tickets],
+                )
+            ],
+        ),
+    ]
+
+
+def mapping_family(responses: Responses, names: tuple[str, ...], window: Window, as_of: float, note: str) -> Metric:
+    """Answers in the longest window by the role of their question, per source whose mapping applies.
+
+    Every source and role is present, zeros included: `overall` at 0 beside answers elsewhere is the
+    signature of a misnamed question (alerts/itsm-exporter.alerts.yaml, ITSMSurveyOverallUnmapped).
+    """
+    counted = window.contains(responses.submitted, as_of)
+    own = responses.own_source[counted]
+    by_role = responses.answers_by_role[counted]
+    totals = np.stack(
+        [np.bincount(own, weights=by_role[:, column], minlength=len(names)) for column in range(len(MAPPING_ROLES))],
+        axis=1,
+    )
+    family = GaugeMetricFamily(
+        "itsm_survey_mapping_answers",
+        f"Answers of the responses submitted in the longest window ({window.name}), by the role their question "
+        f"plays in the source's survey mapping: overall, dimension, expectation or unmapped. {note}",
+        labels=["source", "role"],
+    )
+    for index, name in enumerate(names):
+        for column, role in enumerate(MAPPING_ROLES):
+            family.add_metric([name, role], float(totals[index, column]))
+    return family

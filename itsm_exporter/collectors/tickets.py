@@ -1,79 +1,19 @@
-"""Ticket facts at as_of and their per-window counts: volume, responsiveness, SLA, reliability, complaints."""
+"""Tickets per label set and window (volume, responsiveness, SLA, reliability, complaints), the backlog, and
+their metric families."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
+from prometheus_client.core import Metric
 
-from itsm_exporter.collectors.arrays import BoolArray, FloatArray, IntArray, SmallIntArray, source_codes
+from itsm_exporter.collectors.arrays import BoolArray, FloatArray, IntArray, ratio
+from itsm_exporter.collectors.durations import Durations
+from itsm_exporter.collectors.facts import OUTCOMES, SLAS, TicketFacts
+from itsm_exporter.collectors.families import FamilyBuilder, Part
 from itsm_exporter.collectors.histograms import GroupHistograms, histogram_by_group
 from itsm_exporter.collectors.windows import Window
-
-SLAS = ("response", "resolution")
-OUTCOMES = ("met", "breached")
-
-
-@dataclass(frozen=True)
-class TicketFacts:
-    """Per-ticket arrays of configured sources; times are epoch seconds with NaN for never."""
-
-    frame: pd.DataFrame
-    source: IntArray
-    opened: FloatArray
-    first_response: FloatArray
-    resolved: FloatArray
-    backlog: BoolArray
-    complaint: BoolArray
-    reopened: BoolArray
-    first_contact: BoolArray
-    reassignments: IntArray
-    sla: dict[str, SmallIntArray]
-    """SLA name -> index into OUTCOMES per ticket, -1 when unknown (int8: a million tickets, two SLAs)."""
-
-
-def ticket_facts(tickets: pd.DataFrame, names: tuple[str, ...], as_of: float) -> TicketFacts:
-    """Derive what each ticket contributes; canceled tickets keep only their opening."""
-    codes = source_codes(tickets["source"], names)
-    if (codes < 0).any():
-        tickets = tickets.loc[codes >= 0].reset_index(drop=True)
-        codes = codes[codes >= 0]
-    state = tickets["state"].to_numpy(dtype=object)
-    canceled = state == "canceled"
-    opened = tickets["opened_at"].to_numpy(dtype=np.float64)
-    resolved = tickets["resolved_at"].to_numpy(dtype=np.float64)
-    closed = tickets["closed_at"].to_numpy(dtype=np.float64)
-    resolved = np.where(np.isnan(resolved) & (state == "closed"), closed, resolved)
-    resolved[canceled] = np.nan
-    first_response = tickets["first_response_at"].to_numpy(dtype=np.float64).copy()
-    first_response[canceled] = np.nan
-    # State open/on_hold is backlog; so is a ticket resolved only after as_of (a past --as-of).
-    still_open = ((state == "open") | (state == "on_hold")) | (resolved > as_of)
-    backlog = (opened <= as_of) & still_open & ~canceled
-    reopens = tickets["reopens"].to_numpy(dtype=np.int64)
-    reassignments = tickets["reassignments"].to_numpy(dtype=np.int64)
-    return TicketFacts(
-        frame=tickets,
-        source=codes,
-        opened=opened,
-        first_response=first_response,
-        resolved=resolved,
-        backlog=backlog,
-        complaint=tickets["complaint"].to_numpy(dtype=bool),
-        reopened=reopens > 0,
-        first_contact=(reopens == 0) & (reassignments == 0),
-        reassignments=reassignments,
-        sla={sla: _outcome_codes(tickets[f"sla_{sla}"]) for sla in SLAS},
-    )
-
-
-def _outcome_codes(column: pd.Series) -> SmallIntArray:
-    values = column.to_numpy(dtype=object)
-    codes = np.full(len(values), -1, dtype=np.int8)
-    for index, outcome in enumerate(OUTCOMES):
-        codes[values == outcome] = index
-    return codes
 
 
 @dataclass(frozen=True)
@@ -94,12 +34,18 @@ class TicketWindowStats:
 
 
 def ticket_window_stats(
-    facts: TicketFacts, groups: IntArray, n_groups: int, window: Window, as_of: float, bounds: FloatArray
+    facts: TicketFacts,
+    groups: IntArray,
+    n_groups: int,
+    window: Window,
+    end: float,
+    durations: Durations,
+    bounds: FloatArray,
 ) -> TicketWindowStats:
-    """Count each ticket event of the window per label set."""
-    opened_in = window.contains(facts.opened, as_of)
-    resolved_in = window.contains(facts.resolved, as_of)
-    answered_in = window.contains(facts.first_response, as_of)
+    """Count per label set each ticket event of the window ending at `end` (as_of for the published windows)."""
+    opened_in = window.contains(facts.opened, end)
+    resolved_in = window.contains(facts.resolved, end)
+    answered_in = window.contains(facts.first_response, end)
 
     def count(mask: BoolArray) -> IntArray:
         return np.bincount(groups[mask], minlength=n_groups).astype(np.int64)
@@ -119,10 +65,10 @@ def ticket_window_stats(
             for sla in SLAS
             for index, outcome in enumerate(OUTCOMES)
         },
-        resolution=histogram_by_group(groups, facts.opened, facts.resolved, resolved_in, n_groups, bounds),
-        first_response=histogram_by_group(groups, facts.opened, facts.first_response, answered_in, n_groups, bounds),
+        resolution=histogram_by_group(groups, durations.resolution(resolved_in), n_groups, bounds),
+        first_response=histogram_by_group(groups, durations.first_response(answered_in), n_groups, bounds),
         complaint_resolution=histogram_by_group(
-            groups, facts.opened, facts.resolved, resolved_in & facts.complaint, n_groups, bounds
+            groups, durations.resolution(resolved_in & facts.complaint), n_groups, bounds
         ),
     )
 
@@ -136,8 +82,128 @@ class BacklogStats:
 
 
 def backlog_stats(
-    facts: TicketFacts, groups: IntArray, n_groups: int, as_of: float, bounds: FloatArray
+    facts: TicketFacts, groups: IntArray, n_groups: int, durations: Durations, bounds: FloatArray
 ) -> BacklogStats:
     """The backlog has no window: it is the state at as_of."""
-    age = histogram_by_group(groups, facts.opened, as_of, facts.backlog, n_groups, bounds)
+    age = histogram_by_group(groups, durations.age(facts.backlog), n_groups, bounds)
     return BacklogStats(tickets=age.counts, age=age)
+
+
+def families(
+    build: FamilyBuilder,
+    tickets: list[TicketWindowStats],
+    backlog: BacklogStats,
+    present: BoolArray,
+    bounds: FloatArray,
+) -> list[Metric]:
+    """Volume, responsiveness and SLA outcomes per window, and the backlog."""
+    shown = [present] * len(tickets)
+    sla_parts = [
+        Part((sla, outcome), [t.sla[(sla, outcome)] for t in tickets], shown) for sla in SLAS for outcome in OUTCOMES
+    ]
+    ratio_parts = []
+    for sla in SLAS:
+        judged = [t.sla[(sla, "met")] + t.sla[(sla, "breached")] for t in tickets]
+        met = [ratio(t.sla[(sla, "met")], total) for t, total in zip(tickets, judged, strict=True)]
+        ratio_parts.append(Part((sla,), met, [total > 0 for total in judged]))
+    return [
+        build.gauge(
+            "itsm_tickets_opened",
+            "Tickets opened in the window (canceled ones included).",
+            [Part((), [t.opened for t in tickets], shown)],
+        ),
+        build.gauge(
+            "itsm_tickets_resolved",
+            "Tickets resolved (or closed without a resolution time) in the window.",
+            [Part((), [t.resolved for t in tickets], shown)],
+        ),
+        build.histogram(
+            "itsm_resolution_time_seconds",
+            "Resolved - opened of the tickets resolved in the window.",
+            [t.resolution for t in tickets],
+            bounds,
+        ),
+        build.histogram(
+            "itsm_first_response_time_seconds",
+            "First response - opened of the tickets first answered in the window.",
+            [t.first_response for t in tickets],
+            bounds,
+        ),
+        build.gauge(
+            "itsm_sla_tickets",
+            "Tickets resolved in the window with a known SLA result, by SLA and outcome.",
+            sla_parts,
+            ("sla", "outcome"),
+        ),
+        build.gauge(
+            "itsm_sla_met_ratio",
+            "Met / (met + breached) of the tickets resolved in the window, by SLA.",
+            ratio_parts,
+            ("sla",),
+        ),
+        build.unwindowed_gauge(
+            "itsm_backlog_tickets",
+            "Tickets neither resolved, closed nor canceled at evaluation time (no window).",
+            backlog.tickets,
+            present,
+        ),
+        build.histogram(
+            "itsm_backlog_age_seconds",
+            "Age (evaluation time - opened) of the backlog tickets (no window).",
+            [backlog.age],
+            bounds,
+            windowed=False,
+        ),
+    ]
+
+
+def reliability_families(build: FamilyBuilder, tickets: list[TicketWindowStats], present: BoolArray) -> list[Metric]:
+    """Reopens, reassignments and first-contact resolution of the tickets resolved in each window."""
+    shown = [present] * len(tickets)
+    any_resolved = [t.resolved > 0 for t in tickets]
+    return [
+        build.gauge(
+            "itsm_tickets_reopened",
+            "Tickets resolved in the window that were reopened at least once.",
+            [Part((), [t.reopened for t in tickets], shown)],
+        ),
+        build.gauge(
+            "itsm_tickets_first_contact_resolved",
+            "Tickets resolved in the window with no reassignment and no reopen.",
+            [Part((), [t.first_contact for t in tickets], shown)],
+        ),
+        build.gauge(
+            "itsm_reassignments",
+            "Sum of reassignments over the tickets resolved in the window.",
+            [Part((), [t.reassignments for t in tickets], shown)],
+        ),
+        build.gauge(
+            "itsm_reopened_ratio",
+            "Reopened / resolved tickets in the window.",
+            [Part((), [ratio(t.reopened, t.resolved) for t in tickets], any_resolved)],
+        ),
+        build.gauge(
+            "itsm_first_contact_resolution_ratio",
+            "First-contact resolved / resolved tickets in the window.",
+            [Part((), [ratio(t.first_contact, t.resolved) for t in tickets], any_resolved)],
+        ),
+    ]
+
+
+def complaint_families(
+    build: FamilyBuilder, tickets: list[TicketWindowStats], present: BoolArray, bounds: FloatArray
+) -> list[Metric]:
+    """Complaints opened in each window and the resolution time of those resolved in it."""
+    return [
+        build.gauge(
+            "itsm_complaints_opened",
+            "Complaints (tickets matching the source's complaints rule) opened in the window.",
+            [Part((), [t.complaints_opened for t in tickets], [present] * len(tickets))],
+        ),
+        build.histogram(
+            "itsm_complaint_resolution_time_seconds",
+            "Resolved - opened of the complaints resolved in the window.",
+            [t.complaint_resolution for t in tickets],
+            bounds,
+        ),
+    ]

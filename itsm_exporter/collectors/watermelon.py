@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from prometheus_client.core import Metric
 
 from itsm_exporter.collectors.arrays import BoolArray, FloatArray, ratio
+from itsm_exporter.collectors.families import FamilyBuilder, Part
 from itsm_exporter.collectors.surveys import SurveyWindowStats
 from itsm_exporter.collectors.tickets import TicketWindowStats
 from itsm_exporter.config import Targets
@@ -34,3 +36,28 @@ def watermelon(
         present, ((sla_ratio >= targets.sla) & (satisfied_ratio < targets.satisfaction)).astype(np.float64), np.nan
     )
     return Watermelon(present=present, gap=gap, flag=flag)
+
+
+def families(
+    build: FamilyBuilder,
+    tickets: list[TicketWindowStats],
+    surveys: list[SurveyWindowStats],
+    targets: Targets,
+    min_responses: int,
+) -> list[Metric]:
+    """The verdict and its gap per window."""
+    melons = [watermelon(t, s, targets, min_responses) for t, s in zip(tickets, surveys, strict=True)]
+    enough = "where the resolution SLA has results and at least min_responses responses have an overall score."
+    return [
+        build.gauge(
+            "itsm_watermelon_gap_ratio",
+            f"Resolution SLA met ratio - satisfied ratio (positive = greener outside than inside), {enough}",
+            [Part((), [m.gap for m in melons], [m.present for m in melons])],
+        ),
+        build.gauge(
+            "itsm_watermelon",
+            f"1 when the resolution SLA ratio >= targets.sla and the satisfied ratio < targets.satisfaction, else 0, "
+            f"{enough}",
+            [Part((), [m.flag for m in melons], [m.present for m in melons])],
+        ),
+    ]

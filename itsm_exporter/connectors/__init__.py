@@ -1,11 +1,24 @@
-"""Connectors: one upstream each, returning canonical records; nothing here knows Prometheus."""
+"""Connectors: one upstream each, returning canonical records; nothing here knows Prometheus.
+
+Each subpackage is one source kind (its config model, connector, client and discover probe) and
+registers itself in the kind registry (itsm_exporter/kinds.py) when it is imported: adding an
+upstream is a new package here and its name in the import below (docs/architecture.md, "Add a
+source kind").
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
 
-from itsm_exporter.config import Config, CsvSource, DemoSource, JiraSource, ServiceNowSource
+# The built-in kinds register themselves on import, in this order: the order config errors list them in.
+# isort: off
+from itsm_exporter.connectors import demo  # noqa: F401
+from itsm_exporter.connectors import csv  # noqa: F401
+from itsm_exporter.connectors import servicenow  # noqa: F401
+from itsm_exporter.connectors import jira  # noqa: F401
+
+# isort: on
 from itsm_exporter.connectors.base import (
     AuthError,
     BadRequest,
@@ -17,6 +30,8 @@ from itsm_exporter.connectors.base import (
     UpstreamUnavailable,
     ignore_request,
 )
+from itsm_exporter.kinds import kind_of
+from itsm_exporter.source_config import SourceBase
 
 __all__ = [
     "AuthError",
@@ -32,30 +47,13 @@ __all__ = [
 
 
 def build_connector(
-    source: DemoSource | CsvSource | ServiceNowSource | JiraSource,
-    config: Config,
+    source: SourceBase,
     *,
     observe_request: RequestObserver = ignore_request,
     now: Callable[[], datetime] | None = None,
 ) -> Connector:
-    """The connector for one configured source (imports are lazy: each pulls its own client).
+    """The connector for one configured source, built by its kind (which imports its client lazily).
 
     `now` pins the demo generator's clock (one-shot runs at --as-of); real upstreams ignore it.
     """
-    if isinstance(source, DemoSource):
-        from itsm_exporter.connectors.demo import DemoConnector
-
-        return DemoConnector(source, now=now, observe_request=observe_request)
-    if isinstance(source, CsvSource):
-        from itsm_exporter.connectors.csv_surveys import CsvSurveyConnector
-
-        return CsvSurveyConnector(source)
-    if isinstance(source, ServiceNowSource):
-        from itsm_exporter.connectors.servicenow import ServiceNowConnector
-
-        return ServiceNowConnector(source, observe_request=observe_request)
-    if isinstance(source, JiraSource):
-        from itsm_exporter.connectors.jira_sm import JiraConnector
-
-        return JiraConnector(source, observe_request=observe_request)
-    raise TypeError(f"no connector for {type(source).__name__}")
+    return kind_of(source).build(source, observe_request=observe_request, now=now)

@@ -18,6 +18,10 @@ class AuthError(ConnectorError):
     """Credentials were refused (401) or lack a permission (403)."""
 
 
+class CredentialsRefused(AuthError):
+    """The upstream refused the credentials (401)."""
+
+
 class AccessDenied(AuthError):
     """The credentials were accepted but a table or endpoint is not readable by them (403)."""
 
@@ -67,7 +71,9 @@ class ScanPage:
     fetched_so_far: int = 0
     total_expected: int | None = None
     deleted_ids: tuple[str, ...] = ()
-    """Ids of records an upstream deletion log says are gone (DeletionLog)."""
+    """Ids of tickets deleted upstream. On a `scan` page (an export that lists deleted tickets among the
+    changes, as Zendesk's does) they leave the store with the page; on a DeletionLog's `deletions` page
+    they are candidates the reconciliation confirms by a lookup first (a log can name a restored record)."""
 
 
 class Connector(Protocol):
@@ -102,6 +108,8 @@ class RecordLookup(Protocol):
     The bounded first backfill (tickets that surveys point to) and the reconciliation of deletions
     (an id-only sweep compared with the store) are built on them.
     """
+
+    name: str
 
     def get(self, kind: RecordKind, ids: Sequence[str]) -> ScanPage:
         """The records of `kind` with these upstream ids (those that exist), in one page."""

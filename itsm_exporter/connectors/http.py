@@ -1,19 +1,39 @@
-"""The one HTTP layer of the ServiceNow and Jira connectors: sessions, the status-to-error table, the retry loop."""
+"""The one HTTP layer of every upstream: sessions, the error classifier, the retry loop.
+
+A client sends its requests through an ObservedSession and one retry loop (`with_retries`); every
+failure (a status, a network error, a body that is not the JSON asked for) is turned into a typed
+error, or a Retry, by one `Classifier`. The clients keep only their hooks: how their upstream words
+an error (`ErrorWords`: the error text in its body, advice for a status) and, for OAuth, how to renew
+a refused token (the `renew` of `with_retries`).
+"""
 
 from __future__ import annotations
 
 import email.utils
 import random
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 
 from itsm_exporter import __version__
-from itsm_exporter.config import TlsMixin
-from itsm_exporter.connectors.base import ConnectorError, RequestObserver, SleepFn, ignore_request
+from itsm_exporter.connectors.base import (
+    AccessDenied,
+    BadRequest,
+    ConnectorError,
+    CredentialsRefused,
+    RateLimited,
+    RequestObserver,
+    SchemaError,
+    SleepFn,
+    UpstreamUnavailable,
+    ignore_request,
+)
+from itsm_exporter.source_config import TlsMixin, redacted_url
 
 USER_AGENT = f"itsm-exporter/{__version__}"
 MAX_RETRY_AFTER_SECONDS = 300.0
@@ -104,7 +124,8 @@ class Backoff:
 RETRY_AFTER_STATUSES: Final = (429, 503)
 """Statuses whose Retry-After is honoured (RFC 6585, RFC 9110); other retried statuses back off by schedule."""
 TRANSIENT_ERRORS: Final = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
-"""Network failures worth retrying; other request errors (a bad URL, too many redirects) would fail again."""
+"""Network failures worth retrying; other request errors (a bad URL, too many redirects) would fail again.
+A TLS verification failure is a ConnectionError to requests, but retrying it cannot help: it is not retried."""
 
 StatusClass = Literal["auth", "retry", "bad_request"]
 
@@ -139,21 +160,187 @@ class Retry(Exception):
         self.retry_after = retry_after
 
 
+def after(retries: int) -> str:
+    """` after 2 retries`, ` after 1 retry` (nothing when none was made): how often a failure was tried again."""
+    if retries == 0:
+        return ""
+    return f" after {retries} {'retry' if retries == 1 else 'retries'}"
+
+
+class ErrorWords(Protocol):
+    """One upstream's hook into the classifier: how it words an error."""
+
+    def detail(self, response: requests.Response) -> str:
+        """The upstream's own error text from a failed response's body (its error envelope); "" when none."""
+        ...
+
+    def advice(self, status: int) -> str:
+        """What to do about `status` on this upstream (Jira's 410: the search API moved); "" when nothing."""
+        ...
+
+
+class PlainWords:
+    """An upstream whose errors carry no envelope worth quoting and need no advice."""
+
+    def detail(self, response: requests.Response) -> str:
+        return ""
+
+    def advice(self, status: int) -> str:
+        return ""
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """Turns every failure of one source's requests into a typed error, or a Retry that the loop waits out.
+
+    | failure | error | retried |
+    | 401 | CredentialsRefused (an AuthError; `with_retries` renews an OAuth token once) | no |
+    | 403 | AccessDenied (an AuthError: the login works, this read is not allowed) | no |
+    | 400, 404, 410 and other 4xx | BadRequest | no |
+    | 408, 429, 5xx | RateLimited (429) or UpstreamUnavailable once the retries run out | yes |
+    | connection refused or reset, DNS, timeouts, a body cut off | UpstreamUnavailable | yes |
+    | a TLS verification failure, other request errors (redirect loop, bad encoding) | UpstreamUnavailable | no |
+    | a JSON body cut short | SchemaError once the retries run out | yes |
+    | an HTML page where JSON was expected (maintenance, hibernation, a login page) | UpstreamUnavailable | no |
+
+    Messages start with `source NAME: WHAT at URL` (the URL with any password hidden: config refuses one, this
+    is defence in depth) and never quote a response body beyond the upstream's own error text.
+    """
+
+    source: str
+    url: str
+    user: str
+    """Who the credentials are, as a message names them: `user itsm-exporter`, `the personal access token`."""
+    words: ErrorWords = field(default_factory=PlainWords)
+    now: Callable[[], float] = time.time
+
+    def where(self, what: str) -> str:
+        return f"source {self.source}: {what} at {redacted_url(self.url)}"
+
+    def response(self, response: requests.Response, what: str, retries: int) -> ConnectorError | Retry:
+        """The error of a response whose status is not a success."""
+        status = response.status_code
+        detail = self.words.detail(response)
+        said = f": {detail}" if detail else ""
+        where = self.where(what)
+        outcome = status_class(status)
+        if status == 401:
+            return CredentialsRefused(f"{where}: HTTP 401, {self.user} was refused{said}")
+        if outcome == "auth":
+            return AccessDenied(f"{where}: HTTP {status}, {self.user} may not read it{said}")
+        if outcome == "bad_request":
+            advice = self.words.advice(status)
+            return BadRequest(
+                f"{where}: HTTP {status}, the request was rejected{said}{f'. {advice}' if advice else ''}"
+            )
+        retry_after = honoured_retry_after(status, response.headers, self.now)
+        if status == 429:
+            return Retry(
+                RateLimited(f"{where}: HTTP 429, still rate-limited{after(retries)}", retry_after), retry_after
+            )
+        reason = f" {response.reason}" if response.reason else ""
+        return Retry(UpstreamUnavailable(f"{where}: HTTP {status}{reason}{after(retries)}{said}"), retry_after)
+
+    def network(self, error: requests.RequestException, what: str, retries: int) -> ConnectorError | Retry:
+        """The error of a request that got no (whole) response: refused, unknown host, timed out, cut off."""
+        where = self.where(what)
+        host = _host_of(error, self.url)
+        if isinstance(error, requests.exceptions.SSLError):
+            return UpstreamUnavailable(
+                f"{where}: the TLS handshake with {host} failed ({_root_cause(error)}): set ca_bundle to the CA "
+                "that signed its certificate (verify_tls: false only for a lab instance)"
+            )
+        if not isinstance(error, TRANSIENT_ERRORS):
+            return UpstreamUnavailable(f"{where}: {type(error).__name__}")
+        cause, retried = _root_cause(error), after(retries)
+        if isinstance(cause, ConnectionRefusedError):
+            said = (
+                f"connection refused by {host}{retried}: check the source's url (host and port), and that the "
+                "instance is up and reachable from here"
+            )
+        elif isinstance(cause, ConnectionResetError):
+            said = f"connection reset by {host}{retried}"
+        elif isinstance(cause, socket.gaierror):
+            said = f"host {host} not found (DNS){retried}: check the source's url"
+        elif isinstance(error, requests.exceptions.ConnectTimeout):
+            said = f"no connection to {host} within connect_timeout{retried}: a firewall, a proxy, or the host down?"
+        elif isinstance(error, requests.exceptions.ReadTimeout):
+            said = f"no answer within timeout{retried}"
+        else:
+            said = f"{type(error).__name__}{retried}"
+        return Retry(UpstreamUnavailable(f"{where}: {said}"))
+
+    def not_json(self, content_type: str, what: str, retries: int) -> ConnectorError | Retry:
+        """The error of a success whose body is not the JSON asked for."""
+        where = self.where(what)
+        if "html" in media_type(content_type):
+            # A maintenance, hibernation or SSO login page lasts longer than a sync's retries: not retried.
+            return UpstreamUnavailable(
+                f"{where}: answered with an HTML page, not JSON (hibernating, in maintenance, or a login page?)"
+            )
+        # A JSON body cut short (a connection dropped mid-body) is a network failure: tried again.
+        return Retry(SchemaError(f"{where}: the answer is not valid JSON{after(retries)}"))
+
+
+def media_type(content_type: str | None) -> str:
+    """`text/html` of `text/html;charset=UTF-8`."""
+    return (content_type or "").split(";")[0].strip().lower()
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """The innermost exception of a chain (urllib3 wraps the socket's error a few times)."""
+    seen: set[int] = set()
+    while id(error) not in seen:
+        seen.add(id(error))
+        inner = error.__cause__ or error.__context__ or _first_arg_error(error)
+        if inner is None:
+            return error
+        error = inner
+    return error
+
+
+def _first_arg_error(error: BaseException) -> BaseException | None:
+    """urllib3 and requests pass the error they wrap as an argument rather than a cause."""
+    for arg in error.args:
+        if isinstance(arg, BaseException):
+            return arg
+        reason = getattr(arg, "reason", None)
+        if isinstance(reason, BaseException):
+            return reason
+    reason = getattr(error, "reason", None)
+    return reason if isinstance(reason, BaseException) else None
+
+
+def _host_of(error: requests.RequestException, fallback_url: str) -> str:
+    """`host:port` of the request that failed (the configured URL when the error has none)."""
+    url = error.request.url if error.request is not None and error.request.url else fallback_url
+    parts = urlsplit(str(url))
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.hostname}:{port}"
+
+
 T = TypeVar("T")
 
 
-def with_retries(attempt: Callable[[int], T], backoff: Backoff) -> T:
+def with_retries(attempt: Callable[[int], T], backoff: Backoff, *, renew: Callable[[], bool] | None = None) -> T:
     """The one retry loop of every upstream request.
 
     `attempt(retries)` (the number of retries so far, for its messages) returns a result, raises a
     ConnectorError (final), or raises Retry: then the loop waits (Retry-After when the upstream gave
     one, else capped exponential back-off with jitter) and tries again, up to `backoff.max_retries`
-    times, after which Retry's error is raised, chained to the last failure.
+    times, after which Retry's error is raised, chained to the last failure. A CredentialsRefused (401)
+    is tried once more at once when `renew()` says it renewed a token (an OAuth token revoked or expired
+    early); a second one is final.
     """
     retries = 0
+    renewed = False
     while True:
         try:
             return attempt(retries)
+        except CredentialsRefused:
+            if renew is None or renewed or not renew():
+                raise
+            renewed = True
         except Retry as retry:
             if retries >= backoff.max_retries:
                 raise retry.error from retry.__cause__

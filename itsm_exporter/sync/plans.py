@@ -4,15 +4,16 @@ A plan turns a connector's primitives (connectors/base.py: `scan`, and `get`/`id
 RecordLookup) into batches; the store commits each batch's records with the plan's PhaseState in
 one transaction, so a crash at any point resumes from the last committed page.
 
-Built:
-- IncrementalPlan: every phase from its watermark less the source's overlap (a first sync reads
-  everything: the connector's own lower bound).
+- BackfillPlan: a first sync bounded by `history` (and a widening when `history` grows): records
+  updated since the horizon, the open backlog whatever its age, the tickets of the horizon's surveys
+  by id; then it hands the incremental plan each phase's watermark.
+- IncrementalPlan: every phase from its watermark less the source's overlap (a first sync of a
+  source without a bounded backfill reads everything: the connector's own lower bound).
 - ReconcilePlan: after the incremental plan, when the last reconciliation is older than the
-  source's `reconcile_interval`: the tickets deleted upstream leave the store (Batch.deleted_ticket_ids).
-Still to come, plugged in at `plans_for`: a bounded first backfill (issue 17), before the
-incremental plan while its own phases are not completed; it scans from `now - history`, reads the
-open backlog, `get`s the tickets that surveys in the horizon point to, and hands the incremental
-plan its watermark.
+  source's reconcile interval: the tickets deleted upstream leave the store (Batch.deleted_ticket_ids).
+
+Which plans a source gets, and their overlap and intervals, come from its kind's capabilities
+(kinds.py): this module never names a kind.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, Protocol
 
-from itsm_exporter.config import Config, CsvSource, DemoSource, JiraSource, ServiceNowSource
+from itsm_exporter.config import Config
 from itsm_exporter.connectors.base import (
     AuthError,
     Connector,
@@ -33,12 +34,12 @@ from itsm_exporter.connectors.base import (
     ScanPage,
     TotalEstimates,
 )
+from itsm_exporter.kinds import capabilities
 from itsm_exporter.records import Batch, PhaseState, RecordKind
+from itsm_exporter.source_config import SourceBase
 from itsm_exporter.sync.state import States, advanced, completed, starting
 
 log = logging.getLogger(__name__)
-
-SourceConfig = DemoSource | CsvSource | ServiceNowSource | JiraSource
 
 INCREMENTAL: Final = "incremental"
 RECONCILE: Final = "reconcile"
@@ -189,7 +190,7 @@ class BackfillPlan:
 
     def _surveyed(self, connector: RecordLookup, stored: StoredTickets, target: datetime) -> Iterator[Batch]:
         """Tickets of the horizon's surveys that are not stored, by id; recomputed from the store on a restart."""
-        missing = stored.unstored_survey_tickets(connector.name, submitted_since=target)  # type: ignore[attr-defined]
+        missing = stored.unstored_survey_tickets(connector.name, submitted_since=target)
         for offset in range(0, len(missing), LOOKUP_CHUNK):
             page = connector.get("ticket", missing[offset : offset + LOOKUP_CHUNK])
             yield Batch(
@@ -281,11 +282,13 @@ class ReconcilePlan:
 
 
 def page_batch(kind: RecordKind, page: ScanPage, state: PhaseState) -> Batch:
-    """The batch of one scanned page: its records, skips and progress, committed with the state it moves to."""
+    """The batch of one scanned page: its records, the tickets it saw deleted, skips and progress, committed
+    with the state it moves to."""
     return Batch(
         kind=kind,
         tickets=page.tickets,
         surveys=page.surveys,
+        deleted_ticket_ids=page.deleted_ids,
         skipped=page.skipped,
         state=state,
         fetched_so_far=page.fetched_so_far,
@@ -297,17 +300,19 @@ _AUDIT_OVERLAP: Final = timedelta(minutes=5)
 """Re-read behind the deletion log's watermark: a row committed late is not missed (a repeat is harmless)."""
 
 
-def plans_for(source: SourceConfig, config: Config | None = None) -> list[Plan]:
-    """The plans a sync of `source` runs, in order (see the module docstring for the one to come).
+def plans_for(source: SourceBase, config: Config | None = None) -> list[Plan]:
+    """The plans a sync of `source` runs, in order, from its kind's capabilities.
 
-    With `config`, the reconciliation's span follows its longest window; without, only the incremental plan.
+    With `config`, the bounded backfill (history) and the reconciliation (its span follows the longest
+    window); without, only the incremental plan.
     """
-    overlap = timedelta(seconds=source.overlap.seconds) if isinstance(source, ServiceNowSource | JiraSource) else None
-    plans: list[Plan] = [IncrementalPlan(overlap=overlap or timedelta(0))]
-    if config is not None and isinstance(source, ServiceNowSource | JiraSource):
-        plans.insert(0, BackfillPlan(history=config.history_for(source), overlap=overlap or timedelta(0)))
-    if config is not None and isinstance(source, ServiceNowSource | JiraSource) and source.reconcile_interval:
-        longest = max(window.seconds for window in config.windows)
-        span = timedelta(seconds=longest) + (overlap or timedelta(0))
-        plans.append(ReconcilePlan(interval=timedelta(seconds=source.reconcile_interval.seconds), span=span))
+    able = capabilities(source)
+    plans: list[Plan] = [IncrementalPlan(overlap=able.overlap)]
+    if config is None:
+        return plans
+    if able.bounded_backfill:
+        plans.insert(0, BackfillPlan(history=config.history_for(source), overlap=able.overlap))
+    if able.reconcile_interval is not None:
+        span = timedelta(seconds=config.longest_window.seconds) + able.overlap
+        plans.append(ReconcilePlan(interval=able.reconcile_interval, span=span))
     return plans

@@ -8,16 +8,16 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Final, Protocol
 
-from itsm_exporter.collectors.roles import check_mapping
-from itsm_exporter.config import Config, JiraSource
+from itsm_exporter.config import Config
 from itsm_exporter.connectors.base import Connector, ConnectorError, RequestObserver
 from itsm_exporter.health import SourceHealth
 from itsm_exporter.records import Batch
+from itsm_exporter.source_config import SourceBase
 from itsm_exporter.store import Store
-from itsm_exporter.sync.plans import RECONCILE, IncrementalPlan, Plan, SourceConfig, plans_for
+from itsm_exporter.sync.plans import RECONCILE, Plan, plans_for
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +51,14 @@ class SyncResult:
 def sync_source(
     connector: Connector,
     store: Store,
-    plans: Sequence[Plan] | None = None,
+    plans: Sequence[Plan],
     *,
     on_batch: ProgressFn | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     monotonic: Callable[[], float] = time.monotonic,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> SyncResult:
-    """Run `plans` against `connector`; each batch commits atomically.
-
-    By default, the plans of the connector's `source` config (plans_for), or the incremental plan
-    without overlap for a connector that has none (a test double).
+    """Run `plans` (sync/plans.py `plans_for`) against `connector`; each batch commits atomically.
 
     A connector error propagates after the batches before it were committed: their state is valid,
     so the next sync resumes there instead of starting over.
@@ -69,9 +66,6 @@ def sync_source(
     started = monotonic()
     result = SyncResult(source=connector.name)
     states = store.sync_state(connector.name)
-    if plans is None:
-        source = getattr(connector, "source", None)
-        plans = plans_for(source) if source is not None else [IncrementalPlan(overlap=timedelta(0))]
     # One instant for every plan of the sync: a phase completed at it was read to its end by an earlier plan
     # of this sync (the backfill hands the incremental plan its state), which need not read it again.
     at = now()
@@ -114,8 +108,7 @@ class ConnectorFactory(Protocol):
 
     def __call__(
         self,
-        source: SourceConfig,
-        config: Config,
+        source: SourceBase,
         *,
         observe_request: RequestObserver,
         now: Callable[[], datetime] | None,
@@ -187,7 +180,7 @@ class SourceRunner:
         self._progress_interval = progress_interval
         self._on_progress = on_progress
 
-    def run(self, source: SourceConfig, config: Config, *, should_stop: Callable[[], bool] = lambda: False) -> bool:
+    def run(self, source: SourceBase, config: Config, *, should_stop: Callable[[], bool] = lambda: False) -> bool:
         """One sync; True when it succeeded. Failures are recorded in the health, never raised."""
         started = self._monotonic()
         state = self.health
@@ -209,7 +202,7 @@ class SourceRunner:
 
         now = self._now or (lambda: datetime.fromtimestamp(self._clock(), UTC))
         try:
-            connector = self._factory(source, config, observe_request=observe, now=self._now)
+            connector = self._factory(source, observe_request=observe, now=self._now)
             try:
                 result = sync_source(
                     connector,
@@ -228,42 +221,7 @@ class SourceRunner:
         if should_stop():
             return False  # an interrupted sync is no success
         self._succeeded(result, self._monotonic() - started)
-        self._check_survey_mapping(source, config, now())
         return True
-
-    def _check_survey_mapping(self, source: SourceConfig, config: Config, now: datetime) -> None:
-        """A WARNING for each configured question that names nothing upstream, and for each answered
-        question that no configured one names: a misnamed question must not pass as a quiet survey."""
-        longest = max(config.windows, key=lambda window: window.seconds)
-        index = next(i for i, s in enumerate(config.sources) if s.name == source.name)
-        questions = self._store.question_use(source.name, submitted_since=now - timedelta(seconds=longest.seconds))
-        check = check_mapping(
-            questions, source.surveys, jsm=isinstance(source, JiraSource), path=f"sources[{index}].surveys"
-        )
-        for unmatched in check.unmatched:
-            closest = unmatched.closest
-            log.warning(
-                "configured survey question matches no question upstream",
-                extra={
-                    "source": self.name,
-                    "config_path": unmatched.path,
-                    "question": unmatched.configured,
-                    "closest": (closest.text or closest.name or closest.question_id) if closest else "none stored yet",
-                    **({"closest_name": closest.name} if closest and closest.name else {}),
-                },
-            )
-        for question in check.unmapped:
-            log.warning(
-                "answered survey question is unmapped",
-                extra={
-                    "source": self.name,
-                    "question_id": question.question_id,
-                    "question_name": question.name or "",
-                    "question": question.text or question.name or question.question_id,
-                    "answers": question.answers,
-                    "window": str(longest),
-                },
-            )
 
     def _failed(self, error: Exception, duration: float) -> None:
         message = str(error) or type(error).__name__

@@ -2,11 +2,12 @@
 
 It serves what the connector and the `jira` library call: serverInfo, field, myself, status, the
 Cloud enhanced search (`/rest/api/3/search/jql`, token paging, no total, `id`-only default fields,
-truncated embedded changelog), the Data Center search (`/rest/api/2/search`, startAt/total; 410 on
-Cloud), changelog paging, JSM feedback, and Jira's error envelope. Dates are rendered in the API
-user's zone. Tests mutate issues between requests through `on_request` or, numbered by search
-request, `on_search`, and read `requests`. Search pages are positional over the data as it is when
-each page is asked for (Data Center `startAt`, Cloud's opaque `nextPageToken` alike), as on real Jira.
+truncated embedded changelog, cut either way: `embedded_changelog_order`), the Data Center search
+(`/rest/api/2/search`, startAt/total; 410 on Cloud), changelog paging, JSM feedback, and Jira's error
+envelope. Dates are rendered in the API user's zone. Tests mutate issues between requests through
+`on_request` or, numbered by search request, `on_search`, and read `requests`. Search pages are
+positional over the data as it is when each page is asked for (Data Center `startAt`, Cloud's opaque
+`nextPageToken` alike), as on real Jira.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from zoneinfo import ZoneInfo
 from tests.fakes.loopback import LoopbackServer
 
 Mode = Literal["cloud", "datacenter"]
+ChangelogOrder = Literal["oldest-first", "most-recent-first"]
+"""How a search cuts an embedded changelog longer than its limit (docs/api-notes.md, Changelog): `oldest-first`
+keeps the oldest entries with `total` the full count and `maxResults` the number shown; `most-recent-first` is
+the platform spec read literally: the newest entries first, `maxResults` the limit, `total` the number shown."""
 
 CATEGORIES = {
     "new": (2, "To Do", "blue-gray"),
@@ -190,6 +195,7 @@ class FakeJira:
         token: str = "api-token-123",
         satisfaction_field: bool = True,
         embedded_changelog_limit: int | None = None,
+        embedded_changelog_order: ChangelogOrder = "oldest-first",
     ) -> None:
         self.mode = mode
         self.zone = ZoneInfo(time_zone)
@@ -198,6 +204,7 @@ class FakeJira:
         self.token = token
         self.satisfaction_field = satisfaction_field
         self.embedded_changelog_limit = embedded_changelog_limit if mode == "cloud" else None
+        self.embedded_changelog_order: ChangelogOrder = embedded_changelog_order
         self.changelog_page_limit = 2
         self.issues: dict[str, FakeIssue] = {}
         self.feedback: dict[str, int] = {}
@@ -514,8 +521,13 @@ class FakeJira:
         if changelog:
             histories = self._histories(issue)
             limit = self.embedded_changelog_limit
-            shown = histories[:limit] if limit is not None else histories
-            shaped["changelog"] = {"startAt": 0, "maxResults": len(shown), "total": len(histories), "histories": shown}
+            if self.embedded_changelog_order == "most-recent-first":
+                shown = histories[::-1][:limit]
+                page, total = limit if limit is not None else len(shown), len(shown)
+            else:
+                shown = histories[:limit]
+                page, total = len(shown), len(histories)
+            shaped["changelog"] = {"startAt": 0, "maxResults": page, "total": total, "histories": shown}
         return shaped
 
     def _find(self, key: str) -> FakeIssue | None:

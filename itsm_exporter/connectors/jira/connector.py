@@ -1,6 +1,6 @@
 """Jira Service Management (Cloud and Data Center): issues become tickets, CSAT ratings surveys.
 
-Search goes through jira_client.JiraClient (the `jira` library on our own session, retries and typed
+Search goes through client.JiraClient (the `jira` library on our own session, retries and typed
 errors): Cloud's enhanced search (`/rest/api/3/search/jql`, paged by `nextPageToken`), Data Center's
 `/rest/api/2/search` (paged by `startAt`); both page positions, so each page starts a new search from
 the minute of the last issue read (see `_scan`).
@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 
 from jira import JIRAError
 
-from itsm_exporter.config import JiraSource
 from itsm_exporter.connectors.base import (
     BadRequest,
     RequestObserver,
@@ -30,13 +29,15 @@ from itsm_exporter.connectors.base import (
     SleepFn,
     ignore_request,
 )
-from itsm_exporter.connectors.jira_client import JiraClient
-from itsm_exporter.connectors.jira_mapping import (
+from itsm_exporter.connectors.jira.client import JiraClient
+from itsm_exporter.connectors.jira.config import JiraSource
+from itsm_exporter.connectors.jira.mapping import (
     FieldCatalog,
     IssueMapper,
     MappingError,
     StatusCatalog,
     embedded_histories,
+    embedded_length,
     parse_jira_time,
     skipped,
 )
@@ -173,14 +174,15 @@ class JiraConnector:
         now: Callable[[], float] = time.time,
     ) -> None:
         self.name = source.name
-        self._source = source
         self.source = source
-        """The config the sync plans read their policy from (sync/plans.py `plans_for`)."""
+        """The configuration this connector reads (the sync plans get theirs from its kind's capabilities)."""
         self._url = source.url.rstrip("/")
         self._jira = JiraClient(source, observe_request, sleep=sleep, jitter=jitter, now=now)
         self._estimate_totals = False
         self._zone: ZoneInfo | None = None
         self._mapper: IssueMapper | None = None
+        self._changelog_cap = 0
+        """The longest embedded changelog the site has shown in this sync: a shorter one is not cut."""
 
     def close(self) -> None:
         self._jira.close()
@@ -195,8 +197,8 @@ class JiraConnector:
         site = self._jira.site()
         self._zone = site.zone
         self._mapper = IssueMapper(
-            self._source,
-            FieldCatalog.from_fields(site.fields, self._source.sla_fields),
+            self.source,
+            FieldCatalog.from_fields(site.fields, self.source.sla_fields),
             StatusCatalog.from_statuses(site.statuses),
         )
         return self._jira, self._mapper
@@ -213,7 +215,7 @@ class JiraConnector:
         expand: str = "changelog",
     ) -> _Page:
         """One search page: Cloud's enhanced search by token, Data Center's search by startAt."""
-        page = client.search(jql, fields, start=start, token=token, expand=expand, limit=self._source.page_size)
+        page = client.search(jql, fields, start=start, token=token, expand=expand, limit=self.source.page_size)
         issues: list[dict[str, Any]] = page["issues"]
         times = _updated_times(issues)
         oldest, newest = (min(times), max(times)) if times else (None, None)
@@ -246,7 +248,7 @@ class JiraConnector:
         since, start, token = span.since, 0, None
         before: list[str] = []
         while True:
-            scope = self._source.jql if base is None else base
+            scope = self.source.jql if base is None else base
             page = self._search(client, search_jql(scope, since, span.until), fields, start, token, expand)
             if before:
                 # A skipped issue lies between the pages: up to this page's first issue (unbounded without one).
@@ -297,8 +299,9 @@ class JiraConnector:
             )
 
     def _histories(self, issue: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """The whole changelog: the embedded one when complete, else paged from the issue."""
-        embedded = embedded_histories(issue)
+        """The whole changelog: the embedded one when surely complete, else paged from the issue."""
+        embedded = embedded_histories(issue, self._changelog_cap)
+        self._changelog_cap = max(self._changelog_cap, embedded_length(issue))
         if embedded is not None:
             return embedded
         key = str(issue.get("key") or issue.get("id"))
@@ -354,7 +357,7 @@ class JiraConnector:
         literal = FULL_SCAN_SINCE if since is None else jql_since(since, self._zone)
         newest: datetime | None = None
         fetched = 0
-        estimate = self._estimate(client, self._source.jql, literal)
+        estimate = self._estimate(client, self.source.jql, literal)
         for issues, total in self._pages(client, literal, mapper.requested_fields()):
             total = total if total is not None else estimate
             page = self._page(mapper, issues)
@@ -383,7 +386,7 @@ class JiraConnector:
         """Issues of the scope not in a done status category and last updated before `updated_before`."""
         self._check_jql()
         client, mapper = self._connect()
-        scope = f"({self._source.jql}) AND {OPEN_CLAUSE}" if self._source.jql.strip() else OPEN_CLAUSE
+        scope = f"({self.source.jql}) AND {OPEN_CLAUSE}" if self.source.jql.strip() else OPEN_CLAUSE
         span = _Span(
             FULL_SCAN_SINCE if since is None else jql_since(since, self._zone), jql_until(updated_before, self._zone)
         )
@@ -411,7 +414,7 @@ class JiraConnector:
         pages: list[ScanPage] = []
         for start in range(0, len(wanted), ID_CHUNK):
             clause = f"id in ({', '.join(wanted[start : start + ID_CHUNK])})"
-            scope = f"({self._source.jql}) AND {clause}" if self._source.jql.strip() else clause
+            scope = f"({self.source.jql}) AND {clause}" if self.source.jql.strip() else clause
             for issues in self._search_all(client, f"{scope} ORDER BY key ASC", mapper.requested_fields()):
                 pages.append(self._page(mapper, issues))
         return ScanPage(
@@ -433,7 +436,7 @@ class JiraConnector:
             yield [str(issue.get("id")) for issue in reads.fresh(page)]
 
     def _check_jql(self) -> None:
-        if _ORDER_BY.search(self._source.jql):
+        if _ORDER_BY.search(self.source.jql):
             raise BadRequest(f"source {self.name}: jql must not contain ORDER BY: the connector orders for paging")
 
     def _search_all(self, client: JiraClient, jql: str, fields: Sequence[str]) -> Iterator[list[dict[str, Any]]]:
@@ -463,7 +466,7 @@ class JiraConnector:
             tickets.append(ticket)
             try:
                 survey = mapper.survey_from_field(issue)
-                if survey is None and self._source.csat_feedback_endpoint and mapper.fields.satisfaction is None:
+                if survey is None and self.source.csat_feedback_endpoint and mapper.fields.satisfaction is None:
                     survey = self._feedback_survey(mapper, issue, ticket)
             except MappingError as error:
                 skips.append(skipped("survey", issue, error))

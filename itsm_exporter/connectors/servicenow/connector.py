@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from itsm_exporter.config import ServiceNowSource
 from itsm_exporter.connectors.base import RequestObserver, ScanPage, SchemaError, SleepFn, ignore_request
-from itsm_exporter.connectors.servicenow_client import Page, TableClient
-from itsm_exporter.connectors.servicenow_wire import (
+from itsm_exporter.connectors.servicenow.client import Page, TableClient
+from itsm_exporter.connectors.servicenow.config import ServiceNowSource
+from itsm_exporter.connectors.servicenow.wire import (
     PRIORITIES,
     and_terms,
     chunks,
@@ -55,6 +55,13 @@ SLA_FIELDS: Final = (
     "sys_id", "task", "sla.target", "sla.duration", "stage", "has_breached", "start_time", "end_time", "duration",
     "planned_end_time",
 )  # fmt: skip
+LABEL_FIELDS: Final = {
+    "group": "assignment_group",
+    "service": "business_service",
+    "priority": "priority",
+    "channel": "contact_type",
+}
+"""The incident field behind each grouping label (discover counts the same ones)."""
 RUNNING_STAGES: Final = frozenset({"in_progress", "paused"})
 _OPEN: Final = frozenset({"open", "on_hold"})
 SURVEY_FIELDS: Final = ("sys_id", "trigger_id", "taken_on", "state")
@@ -112,9 +119,8 @@ class ServiceNowConnector:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = source.name
-        self._source = source
         self.source = source
-        """The config the sync plans read their policy from (sync/plans.py `plans_for`)."""
+        """The configuration this connector reads (the sync plans get theirs from its kind's capabilities)."""
         self._client = TableClient(source, observe_request, sleep=sleep, jitter=jitter, clock=clock)
         self._complaints = {field: {v.casefold() for v in values} for field, values in source.complaints.items()}
         self._fields = list(dict.fromkeys([*TICKET_FIELDS, *source.complaints]))
@@ -122,7 +128,7 @@ class ServiceNowConnector:
 
     @property
     def phases(self) -> tuple[RecordKind, ...]:
-        return ("ticket", "survey") if self._source.surveys_enabled else ("ticket",)
+        return ("ticket", "survey") if self.source.surveys_enabled else ("ticket",)
 
     def scan(self, phase: RecordKind, since: datetime | None, token: str | None = None) -> Iterator[ScanPage]:
         if phase == "ticket":
@@ -135,7 +141,7 @@ class ServiceNowConnector:
         if kind != "ticket":
             raise ValueError(f"source {self.name}: get() reads tickets, not {kind}")
         query_ids = [i for i in dict.fromkeys(ids) if i]
-        records = self._rows(self._source.table, "sys_id", query_ids, self._fields)
+        records = self._rows(self.source.table, "sys_id", query_ids, self._fields)
         tickets, skipped = self._tickets(records)
         return ScanPage(tickets=tuple(tickets), skipped=tuple(skipped), fetched_so_far=len(records))
 
@@ -150,7 +156,7 @@ class ServiceNowConnector:
 
     def _scan(self, table: str, base: str, field: str, fields: Sequence[str], since: str | None) -> Iterator[Page]:
         """Pages of `table` in (field, sys_id) order from `since`, each after the previous page's last row."""
-        limit = self._source.page_size
+        limit = self.source.page_size
         after: tuple[str, str] | None = None
         while True:
             page = self._client.get(table, keyset_query(base, field, since, after), fields, limit, count=after is None)
@@ -172,9 +178,9 @@ class ServiceNowConnector:
             after = ""
             while True:
                 query = and_terms(base, f"sys_id>{after}" if after else "", "ORDERBYsys_id")
-                page = self._client.get(table, query, fields, self._source.page_size, count=False)
+                page = self._client.get(table, query, fields, self.source.page_size, count=False)
                 rows.extend(page.records)
-                if len(page.records) < self._source.page_size:
+                if len(page.records) < self.source.page_size:
                     break
                 cursor = value(page.records[-1], "sys_id")
                 if cursor <= after:
@@ -186,7 +192,7 @@ class ServiceNowConnector:
         """Incidents deleted at or after `since`, from sys_audit_delete (admin-readable by default: 403 elsewhere)."""
         if kind != "ticket":
             raise ValueError(f"source {self.name}: deletions() reads tickets, not {kind}")
-        base = f"tablename={self._source.table}"
+        base = f"tablename={self.source.table}"
         fetched = 0
         for page in self._scan(AUDIT_DELETE_TABLE, base, "sys_created_on", AUDIT_FIELDS, _glide(since)):
             fetched += len(page.records)
@@ -200,8 +206,8 @@ class ServiceNowConnector:
     def _scope(self, kind: RecordKind) -> tuple[str, str, str]:
         """(table, base filter, keyset time field) of the records of `kind`."""
         if kind == "ticket":
-            return self._source.table, self._source.filter, "sys_updated_on"
-        surveys = and_terms("state=complete", f"trigger_table={self._source.table}")
+            return self.source.table, self.source.filter, "sys_updated_on"
+        surveys = and_terms("state=complete", f"trigger_table={self.source.table}")
         return "asmt_assessment_instance", surveys, "taken_on"
 
     def open_tickets(self, updated_before: datetime, since: datetime | None) -> Iterator[ScanPage]:
@@ -230,7 +236,7 @@ class ServiceNowConnector:
     def _tickets(self, records: Sequence[Mapping[str, Any]]) -> tuple[list[Ticket], list[SkippedRecord]]:
         skipped: list[SkippedRecord] = []
         slas: dict[str, _Sla] = {}
-        if self._source.sla_source == "task_sla":
+        if self.source.sla_source == "task_sla":
             ids = [value(r, "sys_id") for r in records if value(r, "sys_id")]
             slas = self._task_slas(ids, skipped)
         tickets = []
@@ -276,9 +282,9 @@ class ServiceNowConnector:
             resolved_at=_time(raw, "resolved_at"),
             closed_at=_time(raw, "closed_at"),
             priority=PRIORITIES.get(raw.get("priority", "")),
-            group=display(record, "assignment_group") or None,
-            service=display(record, "business_service") or None,
-            channel=raw.get("contact_type") or None,
+            group=display(record, LABEL_FIELDS["group"]) or None,
+            service=display(record, LABEL_FIELDS["service"]) or None,
+            channel=raw.get(LABEL_FIELDS["channel"]) or None,
             reassignments=reassignments,
             reopens=reopens,
             sla_response=sla.response,

@@ -23,13 +23,8 @@ import requests
 from jira import JIRA, JIRAError
 from jira.resilientsession import raise_on_error
 
-from itsm_exporter.config import JiraSource, read_secret
 from itsm_exporter.connectors.base import (
-    AccessDenied,
     AuthError,
-    BadRequest,
-    ConnectorError,
-    RateLimited,
     RequestObserver,
     SchemaError,
     SleepFn,
@@ -37,15 +32,15 @@ from itsm_exporter.connectors.base import (
     ignore_request,
 )
 from itsm_exporter.connectors.http import (
-    TRANSIENT_ERRORS,
     Backoff,
+    Classifier,
     ObservedSession,
-    Retry,
     build_session,
-    honoured_retry_after,
-    status_class,
+    media_type,
     with_retries,
 )
+from itsm_exporter.connectors.jira.config import JiraSource
+from itsm_exporter.source_config import read_secret
 
 T = TypeVar("T")
 
@@ -56,6 +51,21 @@ HEADERS: Final = {
     "X-Atlassian-Token": "no-check",
 }
 """What the library's own session sends on every request: JSON first, so errors come as Jira's envelope."""
+
+
+class JiraWords:
+    """Jira's hook into the classifier: its errorMessages and errors, and what to do about a 410."""
+
+    def detail(self, response: requests.Response) -> str:
+        return error_detail(response)
+
+    def advice(self, status: int) -> str:
+        if status == 410:
+            return (
+                "The API was removed: on Jira Cloud set deployment: cloud (or auto) so that the connector uses "
+                "the enhanced search /rest/api/3/search/jql"
+            )
+        return ""
 
 
 class _Bearer(requests.auth.AuthBase):
@@ -121,17 +131,14 @@ class JiraClient:
         self._backoff = Backoff(
             max_retries=source.max_retries, base_seconds=5.0, cap_seconds=30.0, sleep=sleep, jitter=jitter
         )
-        self._now = now
+        who = f"user {source.username}" if source.username else "the personal access token"
+        self._errors = Classifier(self.name, self.url, who, JiraWords(), now)
         self._library: JIRA | None = None
         self._session: ObservedSession | None = None
         self.cloud = False
         """Known once `library()` has run: Cloud (enhanced search, paged changelogs) or Data Center."""
         self._content_type = ""
         """Content-Type of the last response: the library's JSON errors do not carry the response."""
-
-    @property
-    def _user(self) -> str:
-        return self._source.username or "(personal access token)"
 
     def close(self) -> None:
         if self._library is not None:
@@ -249,80 +256,28 @@ class JiraClient:
         return response.json()
 
     def call(self, what: str, request: Callable[[], T]) -> T:
-        """Run one GET through the one retry loop (http.with_retries) and map failures to typed errors."""
-        where = f"source {self.name}: {what} at {self.url}"
+        """Run one request through the one retry loop (http.with_retries); failures go to the classifier."""
+        errors = self._errors
 
         def attempt(retries: int) -> T:
             self._content_type = ""
             try:
                 return request()
             except JIRAError as error:
-                raise self._failure(where, error, retries) from error
+                if error.response is None:
+                    raise UpstreamUnavailable(f"{errors.where(what)}: {error.text or 'no response'}") from error
+                raise errors.response(error.response, what, retries) from error
             except KeyError as error:
-                raise SchemaError(f"{where} did not answer in Jira's shape: missing {error}") from error
+                raise SchemaError(f"{errors.where(what)} did not answer in Jira's shape: missing {error}") from error
             except ValueError as error:  # before RequestException: requests' JSONDecodeError is both
-                raise self._not_json(where, error, retries) from error
-            except TRANSIENT_ERRORS as error:
-                raise Retry(
-                    UpstreamUnavailable(f"{where} failed after {retries} retries: {type(error).__name__}")
-                ) from error
+                raise errors.not_json(self._content_type, what, retries) from error
             except requests.RequestException as error:
-                raise UpstreamUnavailable(f"{where} failed: {type(error).__name__}") from error
+                raise errors.network(error, what, retries) from error
 
         return with_retries(attempt, self._backoff)
 
-    # -- errors ----------------------------------------------------------------------------------
-
-    def _failure(self, where: str, error: JIRAError, retries: int) -> ConnectorError | Retry:
-        """The typed error of a failed response, or Retry when the status table says it is worth another try."""
-        status = error.status_code
-        mapped = self._mapped(where, error, retries)
-        if status is None or status_class(status) != "retry":
-            return mapped
-        return Retry(mapped, self._retry_after(error))
-
-    def _not_json(self, where: str, error: Exception, retries: int) -> ConnectorError | Retry:
-        # A maintenance, hibernation or SSO login page lasts longer than a sync's retries: not retried.
-        if "html" in media_type(self._content_type):
-            return UpstreamUnavailable(
-                f"{where} answered with an HTML page, not Jira's JSON (maintenance, hibernation or a login page?)"
-            )
-        # A JSON body cut short (a connection dropped mid-body) is a network failure: tried again.
-        return Retry(SchemaError(f"{where} did not answer with Jira's JSON after {retries} retries: {error}"))
-
     def _remember_content_type(self, response: requests.Response, **_: Any) -> None:
         self._content_type = response.headers.get("Content-Type", "")
-
-    def _retry_after(self, error: JIRAError) -> float | None:
-        if error.status_code is None or error.response is None:
-            return None
-        return honoured_retry_after(error.status_code, error.response.headers, self._now)
-
-    def _mapped(self, where: str, error: JIRAError, retries: int) -> ConnectorError:
-        """Jira's words for each row of the status table (http.status_class)."""
-        status = error.status_code
-        detail = error_detail(error)
-        if status is None:
-            return UpstreamUnavailable(f"{where}: no response{detail}")
-        outcome = status_class(status)
-        if outcome == "auth":
-            if status == 403:
-                return AccessDenied(f"{where}: HTTP 403 for user {self._user}{detail or ': permission missing'}")
-            return AuthError(f"{where}: HTTP {status} for user {self._user}{detail or ': credentials refused'}")
-        if outcome == "bad_request":
-            if status == 410:
-                return BadRequest(
-                    f"{where}: HTTP 410, the API was removed{detail}. On Jira Cloud set deployment: cloud (or auto) "
-                    "so that the connector uses the enhanced search /rest/api/3/search/jql"
-                )
-            if status == 400:
-                return BadRequest(f"{where}: Jira rejected the request (HTTP 400){detail}")
-            return BadRequest(f"{where}: HTTP {status}{detail}")
-        if status == 429:
-            return RateLimited(
-                f"{where}: still rate-limited (HTTP 429) after {retries} retries", self._retry_after(error)
-            )
-        return UpstreamUnavailable(f"{where} failed after {retries} retries: HTTP {status}{detail}")
 
 
 def _deployment(info: Any) -> str | None:
@@ -333,17 +288,14 @@ def _deployment(info: Any) -> str | None:
     return None if deployment is None else str(deployment)
 
 
-def error_detail(error: JIRAError) -> str:
-    """Jira's errorMessages and errors after ": ", or what a non-JSON body is: never the page itself, for logs."""
-    response = error.response
-    if response is None:
-        return f": {error.text}" if error.text else ""
+def error_detail(response: requests.Response) -> str:
+    """Jira's errorMessages and errors, or what a non-JSON body is: never the page itself, for logs."""
     try:
         body = response.json()
     except ValueError:
         if not response.content:
-            return " (empty body)"
-        return f" (non-JSON body, {media_type(response.headers.get('Content-Type')) or 'no Content-Type'})"
+            return "empty body"
+        return f"non-JSON body ({media_type(response.headers.get('Content-Type')) or 'no Content-Type'})"
     if not isinstance(body, dict):
         return ""
     parts = [str(m) for m in body.get("errorMessages") or []]
@@ -353,9 +305,4 @@ def error_detail(error: JIRAError) -> str:
     for key in ("message", "errorMessage"):
         if isinstance(body.get(key), str):
             parts.append(body[key])
-    return f": {'; '.join(parts)}" if parts else ""
-
-
-def media_type(content_type: str | None) -> str:
-    """`text/html` of `text/html;charset=UTF-8`."""
-    return (content_type or "").split(";")[0].strip().lower()
+    return "; ".join(parts)

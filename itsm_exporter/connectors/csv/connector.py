@@ -18,8 +18,8 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from itsm_exporter.config import CsvSource
 from itsm_exporter.connectors.base import ScanPage, SchemaError, UpstreamUnavailable
+from itsm_exporter.connectors.csv.config import CsvSource
 from itsm_exporter.records import Answer, RecordKind, SkippedRecord, SurveyResponse
 
 BATCH_SIZE = 1000
@@ -31,9 +31,8 @@ class CsvSurveyConnector:
 
     def __init__(self, source: CsvSource) -> None:
         self.name = source.name
-        self._source = source
         self.source = source
-        """The config the sync plans read their policy from (sync/plans.py `plans_for`)."""
+        """The configuration this connector reads (the sync plans get theirs from its kind's capabilities)."""
         self._zone = ZoneInfo(source.timezone)
         self._questions = list(source.surveys.question_roles())
 
@@ -42,10 +41,10 @@ class CsvSurveyConnector:
     def scan(self, phase: RecordKind, since: datetime | None, token: str | None = None) -> Iterator[ScanPage]:
         """The whole export when its content differs from the one read last (`token`: its digest), else nothing."""
         try:
-            content = self._source.path.read_bytes()
+            content = self.source.path.read_bytes()
         except OSError as error:
             raise UpstreamUnavailable(
-                f"source {self.name}: cannot read {self._source.path}: {error.strerror}"
+                f"source {self.name}: cannot read {self.source.path}: {error.strerror}"
             ) from error
         digest = hashlib.sha256(content).hexdigest()
         if token == digest:
@@ -53,7 +52,7 @@ class CsvSurveyConnector:
         try:
             text = content.decode("utf-8-sig")  # Excel writes a byte-order mark
         except UnicodeDecodeError as error:
-            raise SchemaError(f"source {self.name}: {self._source.path} is not UTF-8: {error}") from error
+            raise SchemaError(f"source {self.name}: {self.source.path} is not UTF-8: {error}") from error
         responses, skipped = self._parse(text)
         for offset in range(0, max(len(responses), 1), BATCH_SIZE):
             last = offset + BATCH_SIZE >= len(responses)
@@ -66,7 +65,7 @@ class CsvSurveyConnector:
             )
 
     def _parse(self, text: str) -> tuple[list[SurveyResponse], list[SkippedRecord]]:
-        source = self._source
+        source = self.source
         reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
         header = [name.strip() for name in reader.fieldnames or []]
         reader.fieldnames = header
@@ -97,7 +96,7 @@ class CsvSurveyConnector:
         return list(responses.values()), skipped
 
     def _response(self, row: Mapping[str, str | None], ticket: str, record_id: str) -> SurveyResponse:
-        source = self._source
+        source = self.source
         if None in row.values() or None in row:
             raise _BadRow("column_count", "the row has a different number of columns than the header")
         if not ticket:
@@ -133,7 +132,7 @@ class CsvSurveyConnector:
 
     def _time(self, text: str) -> datetime:
         if not text:
-            raise _BadRow("bad_time", f"column {self._source.submitted_column!r} is empty")
+            raise _BadRow("bad_time", f"column {self.source.submitted_column!r} is empty")
         try:
             moment = datetime.fromisoformat(text)
         except ValueError:

@@ -1,8 +1,9 @@
-"""One ServiceNow Table API page at a time through pysnow: auth, retries and error mapping.
+"""One ServiceNow Table API page at a time through pysnow: auth, and pysnow's failures handed to the one classifier.
 
 pysnow sends one request per `get()`, raises a bare HTTPError before reading the error body and
-knows nothing of 429, so this layer drives it: it reads ServiceNow's error envelope from the
-HTTPError's response, waits out 429/5xx/network failures, and refreshes OAuth tokens.
+knows nothing of 429, so this layer drives it through the HTTP layer's retry loop and Classifier
+(connectors/http.py). What stays here are ServiceNow's hooks: its error envelope (`ServiceNowWords`)
+and OAuth (the password and refresh grants, and renewing a token a 401 refused).
 """
 
 from __future__ import annotations
@@ -19,30 +20,23 @@ import pysnow
 import pysnow.exceptions
 import requests
 
-from itsm_exporter.config import ServiceNowSource, read_secret
 from itsm_exporter.connectors.base import (
-    AccessDenied,
     AuthError,
-    BadRequest,
-    ConnectorError,
-    RateLimited,
     RequestObserver,
     SchemaError,
     SleepFn,
-    UpstreamUnavailable,
     ignore_request,
 )
 from itsm_exporter.connectors.http import (
-    TRANSIENT_ERRORS,
     USER_AGENT,
     Backoff,
-    Retry,
+    Classifier,
     build_session,
-    honoured_retry_after,
-    status_class,
     with_retries,
 )
-from itsm_exporter.connectors.servicenow_wire import error_message
+from itsm_exporter.connectors.servicenow.config import ServiceNowSource
+from itsm_exporter.connectors.servicenow.wire import error_message
+from itsm_exporter.source_config import read_secret
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +54,14 @@ class Page:
     total: int | None
 
 
-class _TokenRejected(Exception):
-    """A 401 while an OAuth token is in use: `_call` renews the token once, else raises `failure`."""
+class ServiceNowWords:
+    """ServiceNow's hook into the classifier: the message of its error envelope."""
 
-    def __init__(self, failure: ConnectorError | Retry) -> None:
-        super().__init__(str(failure))
-        self.failure = failure
+    def detail(self, response: requests.Response) -> str:
+        return _envelope(response)
+
+    def advice(self, status: int) -> str:
+        return ""
 
 
 @dataclass
@@ -98,6 +94,7 @@ class TableClient:
         self._clock = clock
         self._token: _Token | None = None
         self._session = build_session(source, observe)
+        self._errors = Classifier(self._name, self._url, f"user {self._user}", ServiceNowWords())
         parts = urlsplit(self._url)
         self._client = pysnow.Client(
             host=parts.netloc + parts.path, session=self._session, use_ssl=parts.scheme == "https"
@@ -122,20 +119,18 @@ class TableClient:
                 )
                 records = reply.all()
             except requests.HTTPError as error:
-                response = error.response
-                if response is None:
-                    raise UpstreamUnavailable(f"source {self._name}: {self._url}: {error}") from error
-                raise self._rejected(response, retries, what) from error
+                if error.response is None:
+                    raise self._errors.network(error, what, retries) from error
+                raise self._errors.response(error.response, what, retries) from error
             except requests.JSONDecodeError as error:
-                raise self._not_json(reply.headers if reply is not None else {}, table, retries) from error
+                content_type = str(reply.headers.get("Content-Type", "")) if reply is not None else ""
+                raise self._errors.not_json(content_type, what, retries) from error
             except requests.RequestException as error:
-                raise self._network_failure(retries, what, error) from error
+                raise self._errors.network(error, what, retries) from error
             except pysnow.exceptions.MissingResult as error:
-                raise SchemaError(
-                    f"source {self._name}: {self._url} answered table {table} without a `result` key"
-                ) from error
+                raise SchemaError(f"{self._errors.where(what)}: the answer has no `result` key") from error
             if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-                raise SchemaError(f"source {self._name}: {self._url}: table {table}: `result` is not a list")
+                raise SchemaError(f"{self._errors.where(what)}: `result` is not a list")
             return Page(records, _total(reply.headers))
 
         return self._call(send)
@@ -160,92 +155,36 @@ class TableClient:
                     timeout=self._timeout,
                 )
             except requests.RequestException as error:
-                raise self._network_failure(retries, what, error) from error
+                raise self._errors.network(error, what, retries) from error
             if response.status_code >= 300:
-                raise self._rejected(response, retries, what)
+                raise self._errors.response(response, what, retries)
             try:
                 body = response.json()
             except ValueError as error:
-                raise self._not_json(response.headers, table, retries) from error
-            return _aggregate_counts(body, group_by, f"source {self._name}: {self._url}: {what}")
+                raise self._errors.not_json(response.headers.get("Content-Type", ""), what, retries) from error
+            return _aggregate_counts(body, group_by, self._errors.where(what))
 
         return self._call(send)
 
     def _call(self, send: Callable[[int], T]) -> T:
-        """`send` through the one retry loop, authorized, renewing the OAuth token once on a 401 (revoked or
+        """`send` through the one retry loop, authorized; a 401 under OAuth renews the token once (revoked or
         expired early; the refresh grant first): the same for every API this client calls."""
-        renewed = False
 
         def attempt(retries: int) -> T:
-            nonlocal renewed
-            while True:
-                self._authorize()
-                try:
-                    return send(retries)
-                except _TokenRejected as rejected:
-                    if self._token is None or renewed:
-                        raise rejected.failure from None
-                    self._token.expires_at, renewed = float("-inf"), True
+            self._authorize()
+            return send(retries)
 
-        return with_retries(attempt, self._backoff)
+        return with_retries(attempt, self._backoff, renew=self._renew_token)
 
-    def _rejected(self, response: requests.Response, retries: int, what: str) -> Exception:
-        """The error of a failed response; a 401 under OAuth first offers `_call` the chance to renew."""
-        failure = self._failure(response, retries, what)
-        if response.status_code == 401 and self._token is not None:
-            return _TokenRejected(failure)
-        return failure
+    def _renew_token(self) -> bool:
+        """Make the next `_authorize` get a new token; False when no OAuth token is in use (nothing to renew)."""
+        if self._token is None:
+            return False
+        self._token.expires_at = float("-inf")
+        return True
 
     def close(self) -> None:
         self._session.close()
-
-    def _failure(self, response: requests.Response, retries: int, what: str) -> ConnectorError | Retry:
-        """The typed error of a failed response, or Retry when the status table says it is worth another try."""
-        status = response.status_code
-        message = _envelope(response) or response.reason or ""
-        where = f"source {self._name}: {self._url}"
-        outcome = status_class(status)
-        if outcome == "auth":
-            if status == 403:
-                return AccessDenied(f"{where} denies read access to user {self._user} (HTTP 403 on {what}: {message})")
-            return AuthError(
-                f"{where} refused the credentials of user {self._user} (HTTP {status} on {what}: {message})"
-            )
-        if outcome == "bad_request":
-            return BadRequest(f"{where} rejected the query on {what} (HTTP {status}): {message}")
-        retry_after = honoured_retry_after(status, response.headers)
-        if status == 429:
-            error: ConnectorError = RateLimited(
-                f"{where} kept rate-limiting {what} (HTTP 429) after {retries} retries", retry_after
-            )
-        else:
-            error = UpstreamUnavailable(
-                f"{where} failed {what} with HTTP {status} {message} after {retries} retries".rstrip()
-            )
-        return Retry(error, retry_after)
-
-    def _network_failure(self, retries: int, what: str, error: requests.RequestException) -> ConnectorError | Retry:
-        failure = UpstreamUnavailable(
-            f"source {self._name}: {self._url} unreachable for {what} after {retries} retries: {type(error).__name__}"
-        )
-        if isinstance(error, TRANSIENT_ERRORS):
-            return Retry(failure)
-        return UpstreamUnavailable(f"source {self._name}: {self._url} unreachable for {what}: {type(error).__name__}")
-
-    def _not_json(self, headers: Any, table: str, retries: int) -> ConnectorError | Retry:
-        content_type = str(headers.get("Content-Type", ""))
-        if "html" in content_type.lower():
-            # A hibernation or maintenance page lasts longer than a sync's retries: not retried.
-            return UpstreamUnavailable(
-                f"source {self._name}: {self._url} returned an HTML page (hibernating instance?) for table {table}"
-            )
-        # A JSON page cut short (a connection dropped mid-body) is a network failure: tried again.
-        return Retry(
-            SchemaError(
-                f"source {self._name}: {self._url} returned a page of table {table} that is not valid JSON "
-                f"after {retries} retries"
-            )
-        )
 
     def _authorize(self) -> None:
         """Get or renew the OAuth access token (password grant, then refresh grant) when one is due."""
@@ -258,7 +197,7 @@ class TableClient:
                 {"grant_type": "password", "username": self._user, "password": self._password}
             )
             if self._token is None:
-                raise AuthError(f"source {self._name}: {self._url} issued no OAuth token to user {self._user}")
+                raise AuthError(f"{self._errors.where('the OAuth token')}: no token was issued to user {self._user}")
         self._session.headers["Authorization"] = f"Bearer {self._token.access}"
 
     def _grant(self, form: dict[str, str | None]) -> _Token | None:
@@ -268,24 +207,22 @@ class TableClient:
         # pysnow set `content-type: application/json` on the session: override it for this request.
         headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
 
+        what = "the OAuth token"
+
         def attempt(retries: int) -> tuple[requests.Response, Any]:
             """The response and, on success, its body."""
             try:
                 response = self._session.post(self._url + TOKEN_PATH, data=data, headers=headers)
             except requests.RequestException as error:
-                raise self._network_failure(retries, "the OAuth token", error) from error
+                raise self._errors.network(error, what, retries) from error
             if response.status_code in (400, 401):
-                return response, None
+                return response, None  # the grant was refused: OAuth's answer, read below
             if response.status_code >= 300:
-                raise self._failure(response, retries, "the OAuth token")
+                raise self._errors.response(response, what, retries)
             try:
                 return response, response.json()
             except ValueError as error:
-                no_token = f"source {self._name}: {self._url}{TOKEN_PATH} answered without an access token"
-                if "html" in response.headers.get("Content-Type", "").lower():
-                    raise SchemaError(no_token) from error  # a hibernation or login page: not retried
-                # A JSON body cut short, as on a table page: tried again.
-                raise Retry(SchemaError(f"{no_token}: not valid JSON after {retries} retries")) from error
+                raise self._errors.not_json(response.headers.get("Content-Type", ""), what, retries) from error
 
         response, body = with_retries(attempt, self._backoff)
         if response.status_code in (400, 401) and form["grant_type"] == "refresh_token":
@@ -293,8 +230,8 @@ class TableClient:
             return None
         if response.status_code in (400, 401):
             raise AuthError(
-                f"source {self._name}: {self._url} refused the OAuth password grant for user {self._user} "
-                f"and client {self._client_id} (HTTP {response.status_code} {_oauth_error(response)})".rstrip()
+                f"{self._errors.where(what)}: HTTP {response.status_code}, the OAuth password grant for user "
+                f"{self._user} and client {self._client_id} was refused{_said(_oauth_error(response))}"
             )
         try:
             return _Token(
@@ -303,9 +240,7 @@ class TableClient:
                 expires_at=self._clock() + float(body.get("expires_in") or 1800),
             )
         except (ValueError, KeyError, TypeError) as error:
-            raise SchemaError(
-                f"source {self._name}: {self._url}{TOKEN_PATH} answered without an access token"
-            ) from error
+            raise SchemaError(f"{self._errors.where(what)}: the answer holds no access token") from error
 
 
 def _aggregate_counts(body: Any, group_by: str | None, where: str) -> list[tuple[str, str, int]]:
@@ -339,6 +274,10 @@ def _envelope(response: requests.Response) -> str:
         return error_message(response.json())
     except ValueError:
         return ""
+
+
+def _said(detail: str) -> str:
+    return f": {detail}" if detail else ""
 
 
 def _oauth_error(response: requests.Response) -> str:

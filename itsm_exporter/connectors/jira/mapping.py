@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from itsm_exporter.config import JiraSource
+from itsm_exporter.connectors.jira.config import JiraSource
 from itsm_exporter.records import (
     SLA_NAMES as CLOCK_ORDER,
 )
@@ -319,14 +319,33 @@ def count_changes(histories: Sequence[Mapping[str, Any]], statuses: StatusCatalo
     return reopens, reassignments
 
 
-def embedded_histories(issue: Mapping[str, Any]) -> list[dict[str, Any]] | None:
-    """The search's embedded changelog when it is complete, else None (Cloud truncates it)."""
+def embedded_histories(issue: Mapping[str, Any], cap: int = 0) -> list[dict[str, Any]] | None:
+    """The search's embedded changelog when it is surely complete, else None: read it from the issue.
+
+    The platform spec has the embedded list "starting from the most recent" and its `total` as "the number
+    of results on the page", so a cut list can look whole (docs/api-notes.md, Changelog). A list is taken
+    as complete only when it is empty, or shorter than its `maxResults` or than `cap`, the longest list
+    this site has already shown in the sync (Data Center sends `maxResults` equal to the length); a
+    `total` above the length is believed.
+    """
     changelog = issue.get("changelog")
     if not isinstance(changelog, dict) or not isinstance(changelog.get("histories"), list):
         return None
     histories = changelog["histories"]
-    total = changelog.get("total", len(histories))
-    return histories if isinstance(total, int) and len(histories) >= total else None
+    total, page = changelog.get("total"), changelog.get("maxResults")
+    if isinstance(total, int) and total > len(histories):
+        return None
+    limit = max(page if isinstance(page, int) else 0, cap)
+    return histories if not histories or len(histories) < limit else None
+
+
+def embedded_length(issue: Mapping[str, Any]) -> int:
+    """How long a list this issue's embedded changelog shows the site can serve: its length or `maxResults`."""
+    changelog = issue.get("changelog")
+    if not isinstance(changelog, dict) or not isinstance(changelog.get("histories"), list):
+        return 0
+    page = changelog.get("maxResults")
+    return max(len(changelog["histories"]), page if isinstance(page, int) else 0)
 
 
 @dataclass

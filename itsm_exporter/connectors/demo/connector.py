@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from itsm_exporter.config import DemoSource
 from itsm_exporter.connectors.base import RequestObserver, ScanPage, ignore_request
+from itsm_exporter.connectors.demo.config import DemoSource
 from itsm_exporter.records import Answer, RecordKind, SlaClock, SlaOutcome, SurveyResponse, Ticket, TicketState
 
 OVERALL_QUESTION: Final = "Overall satisfaction"
@@ -262,9 +262,8 @@ class DemoConnector:
         observe_request: RequestObserver = ignore_request,
     ) -> None:
         self.name = source.name
-        self._source = source
         self.source = source
-        """The config the sync plans read their policy from (sync/plans.py `plans_for`)."""
+        """The configuration this connector reads (the sync plans get theirs from its kind's capabilities)."""
         self._now = now or (lambda: datetime.now(UTC))
         self._observe_request = observe_request
         complaint_values = {value.lower() for value in source.complaints.get("category", [])}
@@ -275,7 +274,7 @@ class DemoConnector:
     def scan(self, phase: RecordKind, since: datetime | None, token: str | None = None) -> Iterator[ScanPage]:
         """The generated records of `phase` with an event after `since`, as they stand now."""
         now = self._now().timestamp()
-        start = now - self._source.days * DAY
+        start = now - self.source.days * DAY
         lives = self._lives(start, now)
         after = -math.inf if since is None else since.timestamp()
         pages = self._ticket_pages(lives, after, now) if phase == "ticket" else self._survey_pages(lives, after, now)
@@ -290,7 +289,7 @@ class DemoConnector:
         return [
             life
             for day in range(first, last + 1)
-            for life in _day_tickets(self._source.seed, day, self._source.tickets_per_day)
+            for life in _day_tickets(self.source.seed, day, self.source.tickets_per_day)
             if start < life.opened <= now
         ]
 

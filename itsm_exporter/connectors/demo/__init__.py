@@ -1,0 +1,39 @@
+"""The built-in demo service desk with a planted watermelon: `itsm-exporter demo`, no account needed.
+
+Registers the `demo` source kind, and the source block the `demo` command runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from itsm_exporter.connectors.base import RequestObserver
+from itsm_exporter.connectors.demo.config import DemoSource
+from itsm_exporter.connectors.demo.connector import DEMO_COMPLAINTS, DEMO_SURVEYS
+from itsm_exporter.kinds import Capabilities, SourceKind, register
+
+if TYPE_CHECKING:
+    from itsm_exporter.connectors.base import Connector
+
+
+def _build(source: DemoSource, *, observe_request: RequestObserver, now: Callable[[], datetime] | None) -> Connector:
+    from itsm_exporter.connectors.demo.connector import DemoConnector
+
+    return DemoConnector(source, now=now, observe_request=observe_request)
+
+
+def _capabilities(_source: DemoSource) -> Capabilities:
+    return Capabilities(live_state=True)  # generated whole at each sync: nothing lags, nothing is deleted
+
+
+KIND = register(
+    SourceKind(
+        name="demo",
+        config=DemoSource,
+        build=_build,
+        capabilities=_capabilities,
+        demo_source={"name": "demo", "kind": "demo", "surveys": DEMO_SURVEYS, "complaints": DEMO_COMPLAINTS},
+    )
+)
