@@ -21,9 +21,11 @@ from itsm_exporter.config import (
     check_listen,
     demo_config,
     load_config,
+    parse_duration,
     redact_urls,
     warn_insecure_sources,
 )
+from itsm_exporter.httpserver import Limits
 from itsm_exporter.webconfig import PLAIN_HTTP, WebConfig, WebConfigError, load_web_config
 
 log = logging.getLogger("itsm_exporter")
@@ -50,6 +52,71 @@ class _VersionAction(argparse.Action):
 
         print(build_info().describe())
         parser.exit()
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: {error}") from None
+
+
+def _duration_text(seconds: float) -> str:
+    """A default in --help as it would be typed: 120.0 -> 2m."""
+    return f"{seconds / 60:g}m" if seconds % 60 == 0 else f"{seconds:g}s"
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def _telemetry_path(text: str) -> str:
+    from itsm_exporter.web import RESERVED_PATHS
+
+    if not text.startswith("/") or any(c.isspace() or c in "?#" for c in text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a path such as /metrics")
+    if text in RESERVED_PATHS:
+        raise argparse.ArgumentTypeError(f"{text} is taken by another endpoint")
+    return text
+
+
+def _web_serving_flags(sub: argparse.ArgumentParser) -> None:
+    """`run` and `demo`: where the metrics are served and the limits of the HTTP server (docs/operations.md)."""
+    sub.add_argument(
+        "--web.telemetry-path",
+        dest="telemetry_path",
+        type=_telemetry_path,
+        default="/metrics",
+        metavar="PATH",
+        help="path under which the metrics are served (default: %(default)s)",
+    )
+    sub.add_argument(
+        "--web.max-connections",
+        dest="max_connections",
+        type=_positive_int,
+        default=Limits.max_connections,
+        metavar="N",
+        help="open connections at most; at the cap the oldest one without a request in progress is closed "
+        "(default: %(default)s)",
+    )
+    sub.add_argument(
+        "--web.read-timeout",
+        dest="read_timeout",
+        type=_duration,
+        default=_duration_text(Limits.read_timeout),
+        metavar="DURATION",
+        help="time a client has to send a whole request, TLS handshake included (default: %(default)s)",
+    )
+    sub.add_argument(
+        "--web.idle-timeout",
+        dest="idle_timeout",
+        type=_duration,
+        default=_duration_text(Limits.idle_timeout),
+        metavar="DURATION",
+        help="time a keep-alive connection may wait for its next request (default: %(default)s)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -105,6 +172,7 @@ def _parser() -> argparse.ArgumentParser:
         help=f"where to serve the endpoints (default: the config's `listen`, else {DEFAULT_LISTEN})",
     )
     web_config_flag(run)
+    _web_serving_flags(run)
     logging_flags(run)
 
     once = commands.add_parser("once", help="sync every source once and print the exposition to stdout")
@@ -151,6 +219,7 @@ def _parser() -> argparse.ArgumentParser:
         help="the SQLite store, kept after exit (default: a temporary one, removed at exit)",
     )
     web_config_flag(demo)
+    _web_serving_flags(demo)
     logging_flags(demo, "")
     return parser
 
@@ -211,7 +280,15 @@ def _command(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
         return _discover(config, args.source)
     from itsm_exporter.exporter import serve
 
-    return serve(config, config_path=getattr(args, "config", None), listen=args.listen, web=web)
+    limits = Limits(args.max_connections, args.read_timeout, args.idle_timeout)
+    return serve(
+        config,
+        config_path=getattr(args, "config", None),
+        listen=args.listen,
+        web=web,
+        limits=limits,
+        telemetry_path=args.telemetry_path,
+    )
 
 
 def _short_history(store: Any, config: Config, needed_from: datetime) -> list[str]:

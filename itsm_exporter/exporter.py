@@ -13,8 +13,9 @@ from typing import Final
 from itsm_exporter import __version__
 from itsm_exporter.config import Config
 from itsm_exporter.daemon import Daemon
+from itsm_exporter.httpserver import DEFAULT_LIMITS, Limits, raise_fd_limit
 from itsm_exporter.store import StoreError
-from itsm_exporter.web import ExporterServer, parse_listen
+from itsm_exporter.web import DEFAULT_TELEMETRY_PATH, ExporterServer, parse_listen
 from itsm_exporter.webconfig import PLAIN_HTTP, WebConfig
 
 log = logging.getLogger(__name__)
@@ -25,10 +26,19 @@ STOP_TIMEOUT: Final = 5.0
 RestoreFn = Callable[[], None]
 
 
-def serve(config: Config, *, config_path: Path | None, listen: str | None, web: WebConfig = PLAIN_HTTP) -> int:
+def serve(
+    config: Config,
+    *,
+    config_path: Path | None,
+    listen: str | None,
+    web: WebConfig = PLAIN_HTTP,
+    limits: Limits = DEFAULT_LIMITS,
+    telemetry_path: str = DEFAULT_TELEMETRY_PATH,
+) -> int:
     """Run until SIGTERM or SIGINT; return the process exit code (1 when the store or address is unusable).
 
     `web` is the loaded `--web.config.file`; SIGHUP and POST /-/reload re-read it with the config file.
+    `limits` and `telemetry_path` come from the `--web.*` flags.
     """
     address = listen or config.listen
     try:
@@ -36,8 +46,9 @@ def serve(config: Config, *, config_path: Path | None, listen: str | None, web: 
     except StoreError as error:
         log.error("cannot open the store", extra={"error": str(error)})
         return 1
+    raise_fd_limit()  # every held connection is a file descriptor: the cap, not the soft limit, should bind
     try:
-        server = ExporterServer(parse_listen(address), daemon, web)
+        server = ExporterServer(parse_listen(address), daemon, web, limits, telemetry_path)
     except OSError as error:
         log.error("cannot listen", extra={"address": address, "error": error.strerror or str(error)})
         daemon.close()
@@ -55,6 +66,7 @@ def serve(config: Config, *, config_path: Path | None, listen: str | None, web: 
             "refresh_interval": str(config.refresh_interval),
             "tls": web.tls is not None,
             "basic_auth": web.auth_required,
+            "max_connections": server.limits.max_connections,
         },
     )
     try:

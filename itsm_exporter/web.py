@@ -1,7 +1,8 @@
 """HTTP endpoints of the daemon: landing page, /metrics from the snapshot, health, readiness, reload.
 
 With `--web.config.file` every endpoint is behind the same TLS, basic auth and extra headers
-(`webconfig.py`); without it, plain HTTP as always.
+(`webconfig.py`); without it, plain HTTP as always. Connections, deadlines and limits are the business of
+`httpserver.py`; this module only answers complete requests.
 """
 
 from __future__ import annotations
@@ -9,14 +10,10 @@ from __future__ import annotations
 import gzip
 import html
 import logging
-import socket
-import socketserver
 import ssl
-import sys
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Final
+from typing import Final
 from urllib.parse import urlsplit
 
 from prometheus_client.exposition import choose_encoder
@@ -25,6 +22,7 @@ from prometheus_client.registry import CollectorRegistry
 from itsm_exporter import __version__
 from itsm_exporter.config import redact_urls
 from itsm_exporter.daemon import Daemon
+from itsm_exporter.httpserver import DEFAULT_LIMITS, HTTPServer, Limits, Request, Response, text_response
 from itsm_exporter.webconfig import (
     PLAIN_HTTP,
     UNAUTHORIZED_HEADERS,
@@ -36,8 +34,11 @@ from itsm_exporter.webconfig import (
 
 log = logging.getLogger(__name__)
 
-HANDSHAKE_TIMEOUT: Final = 10.0
-"""How long a connection's TLS handshake may take, in its own thread: a client that stalls it loses only that."""
+DEFAULT_TELEMETRY_PATH: Final = "/metrics"
+RELOAD_PATH: Final = "/-/reload"
+MAX_RELOAD_BODY: Final = 64 * 1024
+"""POST /-/reload is the one request that may carry a body (curl -d, some tools send one); it is ignored."""
+RESERVED_PATHS: Final = ("/", "/-/healthy", "/-/ready", RELOAD_PATH)
 
 
 @dataclass(frozen=True)
@@ -58,21 +59,23 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host.removeprefix("[").removesuffix("]"), int(port)
 
 
-class ExporterServer(ThreadingHTTPServer):
-    """One thread per connection: a slow scrape never blocks another, and none touches the upstream."""
+class ExporterServer(HTTPServer):
+    """The endpoints on the bounded server; no answer touches the upstream, the store or pandas."""
 
-    daemon_threads = True
-    request_queue_size = 128
-    """The listen backlog. socketserver's default of 5 overflowed when a handful of Prometheus
-    replicas, probes and dashboards connected at once: each refused SYN waits out the kernel's 1 s
-    retry, so 16 concurrent scrapes had a p99 of 1 s (bench/burst.py, BENCHMARKS.md). Linux caps it
-    at net.core.somaxconn (4096 on current kernels)."""
+    server_version = f"itsm-exporter/{__version__}"
 
-    def __init__(self, address: tuple[str, int], exporter: Daemon, web: WebConfig = PLAIN_HTTP) -> None:
-        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+    def __init__(
+        self,
+        address: tuple[str, int],
+        exporter: Daemon,
+        web: WebConfig = PLAIN_HTTP,
+        limits: Limits = DEFAULT_LIMITS,
+        telemetry_path: str = DEFAULT_TELEMETRY_PATH,
+    ) -> None:
+        super().__init__(address, limits)
         self.exporter = exporter
         self.state = WebState.of(web)
-        super().__init__(address, _Handler)
+        self.telemetry_path = telemetry_path
 
     def reload_web_config(self) -> list[str]:
         """Re-read the web configuration and its certificates; a bad file keeps the one in force."""
@@ -93,143 +96,72 @@ class ExporterServer(ThreadingHTTPServer):
         log.info("web configuration reloaded", extra={"path": str(path), "tls": new.tls is not None})
         return []
 
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        # Runs in the connection's own thread (ThreadingMixIn): the TLS handshake happens here, with the
-        # context in force when the connection arrived, so a slow client never blocks the accept loop.
-        context = self.state.config.ssl_context
-        if context is None:
-            super().finish_request(request, client_address)
-            return
-        tls = _handshake(request, context, client_address)
-        if tls is None:
-            return
-        try:
-            super().finish_request(tls, client_address)
-        finally:
-            self.shutdown_request(tls)  # the accepted socket was detached by wrap_socket: close this one
+    def tls_context(self) -> ssl.SSLContext | None:
+        # Read per connection: a reload serves its certificate and client CA to every connection after it.
+        return self.state.config.ssl_context
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # socketserver prints a traceback to stderr; a client that hung up mid-answer (a scraper's
-        # timeout) is routine, anything else is logged once with its traceback.
-        error = sys.exc_info()[1]
-        if isinstance(error, ConnectionError | TimeoutError):
-            log.debug("client went away", extra={"client": str(client_address[0]), "error": type(error).__name__})
-        else:
-            log.warning("request failed", extra={"client": str(client_address[0])}, exc_info=error)
+    def extra_headers(self) -> tuple[tuple[str, str], ...]:
+        return self.state.config.headers
 
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind resolves the host's FQDN, which can stall start-up where DNS is slow.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
+    def body_limit(self, method: str, target: str) -> int:
+        return MAX_RELOAD_BODY if method == "POST" and urlsplit(target).path == RELOAD_PATH else 0
 
-
-def _handshake(sock: socket.socket, context: ssl.SSLContext, client_address: Any) -> ssl.SSLSocket | None:
-    """The TLS side of an accepted connection, or None (connection closed) when the handshake fails."""
-    timeout = sock.gettimeout()
-    tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-    try:
-        tls.settimeout(HANDSHAKE_TIMEOUT)
-        tls.do_handshake()
-        tls.settimeout(timeout)
-    except (ssl.SSLError, OSError) as error:
-        # Routine: scanners, plain HTTP on the TLS port, a client without the required certificate.
-        log.debug("TLS handshake failed", extra={"client": str(client_address[0]), "error": str(error)})
-        tls.close()
-        return None
-    return tls
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: ExporterServer
-    server_version = f"itsm-exporter/{__version__}"
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes: with Nagle on, a keep-alive client's delayed ACK
-    # stalls every scrape by ~40 ms (found by bench/scrape.py).
-    disable_nagle_algorithm = True
-
-    def do_GET(self) -> None:
-        if not self._authorized():
-            return
-        daemon = self.server.exporter
-        path = urlsplit(self.path).path
-        if path == "/metrics":
-            self._metrics(daemon)
-        elif path == "/":
-            self._send(HTTPStatus.OK, _landing_page(daemon), "text/html; charset=utf-8")
-        elif path == "/-/healthy":
+    def handle(self, request: Request) -> Response:
+        log.debug("http request", extra={"client": request.client, "method": request.method, "path": request.target})
+        if request.method not in ("GET", "HEAD", "POST"):
+            return text_response(HTTPStatus.NOT_IMPLEMENTED, "Not implemented.\n")
+        auth = self.state.auth
+        if auth is not None and not auth.check(request.header("authorization")):
+            # Every endpoint is behind the same basic auth when users are configured.
+            return text_response(HTTPStatus.UNAUTHORIZED, "Unauthorized.\n", tuple(UNAUTHORIZED_HEADERS.items()))
+        path = urlsplit(request.target).path
+        if request.method == "POST":
+            return self._reload() if path == RELOAD_PATH else text_response(HTTPStatus.NOT_FOUND, "Not found.\n")
+        daemon = self.exporter
+        if path == self.telemetry_path:
+            return self._metrics(daemon, request)
+        if path == "/":
+            body = _landing_page(daemon, self.telemetry_path)
+            return Response(HTTPStatus.OK, body, (("Content-Type", "text/html; charset=utf-8"),))
+        if path == "/-/healthy":
             healthy = daemon.healthy
-            self._text(HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE, _health_text(healthy))
-        elif path == "/-/ready":
+            return text_response(HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE, _health_text(healthy))
+        if path == "/-/ready":
             pending = daemon.pending_sources()
             if pending:
-                self._text(HTTPStatus.SERVICE_UNAVAILABLE, f"Not ready: first sync pending for {', '.join(pending)}.\n")
-            else:
-                self._text(HTTPStatus.OK, "itsm-exporter is Ready.\n")
-        elif path == "/-/reload":
-            self._text(HTTPStatus.METHOD_NOT_ALLOWED, "Use POST to reload the configuration.\n", {"Allow": "POST"})
-        else:
-            self._text(HTTPStatus.NOT_FOUND, "Not found.\n")
+                text = f"Not ready: first sync pending for {', '.join(pending)}.\n"
+                return text_response(HTTPStatus.SERVICE_UNAVAILABLE, text)
+            return text_response(HTTPStatus.OK, "itsm-exporter is Ready.\n")
+        if path == RELOAD_PATH:
+            text = "Use POST to reload the configuration.\n"
+            return text_response(HTTPStatus.METHOD_NOT_ALLOWED, text, (("Allow", "POST"),))
+        return text_response(HTTPStatus.NOT_FOUND, "Not found.\n")
 
-    def do_POST(self) -> None:
-        if not self._authorized():
-            return
-        if urlsplit(self.path).path != "/-/reload":
-            self._text(HTTPStatus.NOT_FOUND, "Not found.\n")
-            return
-        problems = self.server.exporter.reload()
+    def _reload(self) -> Response:
+        problems = self.exporter.reload()
         if problems:
             text = "Reload failed; the previous configuration stays in use:\n" + "".join(f"  {p}\n" for p in problems)
-            self._text(HTTPStatus.INTERNAL_SERVER_ERROR, text)
-        else:
-            self._text(HTTPStatus.OK, "Configuration reloaded.\n")
+            return text_response(HTTPStatus.INTERNAL_SERVER_ERROR, text)
+        return text_response(HTTPStatus.OK, "Configuration reloaded.\n")
 
-    def _authorized(self) -> bool:
-        """Every endpoint is behind the same basic auth when users are configured; 401 otherwise."""
-        auth = self.server.state.auth
-        if auth is None or auth.check(self.headers.get("Authorization")):
-            return True
-        self._text(HTTPStatus.UNAUTHORIZED, "Unauthorized.\n", UNAUTHORIZED_HEADERS)
-        return False
-
-    def end_headers(self) -> None:
-        # Here rather than in _send: error pages of http.server (400, 501) get the configured headers too.
-        for name, value in self.server.state.config.headers:
-            self.send_header(name, value)
-        super().end_headers()
-
-    def _metrics(self, daemon: Daemon) -> None:
-        encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-        zipped = "gzip" in self.headers.get("Accept-Encoding", "")
+    def _metrics(self, daemon: Daemon, request: Request) -> Response:
+        encoder, content_type = choose_encoder(request.header("accept") or "")
+        zipped = "gzip" in (request.header("accept-encoding") or "")
 
         def render(registry: CollectorRegistry) -> bytes:
             body = encoder(registry)
             return gzip.compress(body) if zipped else body
 
         body = daemon.collector.exposition(f"{content_type};gzip={zipped}", render)
-        self._send(HTTPStatus.OK, body, content_type, {"Content-Encoding": "gzip"} if zipped else None)
-
-    def _text(self, status: HTTPStatus, text: str, headers: dict[str, str] | None = None) -> None:
-        self._send(status, text.encode(), "text/plain; charset=utf-8", headers)
-
-    def _send(self, status: HTTPStatus, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http request", extra={"client": self.address_string(), "request": format % args})
+        headers = (("Content-Type", content_type), *((("Content-Encoding", "gzip"),) if zipped else ()))
+        return Response(HTTPStatus.OK, body, headers)
 
 
 def _health_text(healthy: bool) -> str:
     return "itsm-exporter is Healthy.\n" if healthy else "The refresh loop is not running.\n"
 
 
-def _landing_page(daemon: Daemon) -> bytes:
+def _landing_page(daemon: Daemon, telemetry_path: str) -> bytes:
     """Name, version, links and each source's state; nothing from the config beyond names and kinds."""
     rows = "".join(
         "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
@@ -248,7 +180,7 @@ def _landing_page(daemon: Daemon) -> bytes:
 <p>Service-quality indicators from ITSM tickets and surveys. Metrics are cached: recomputed every
 {html.escape(str(daemon.config.refresh_interval))}, never fetched from the ITSM at scrape time.</p>
 <ul>
-<li><a href="metrics">metrics</a></li>
+<li><a href="{html.escape(telemetry_path.lstrip("/"), quote=True)}">metrics</a></li>
 <li><a href="-/healthy">health</a></li>
 <li><a href="-/ready">readiness</a></li>
 </ul>

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -24,7 +25,13 @@ _CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if _CI else "dev"))
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    # Processes the tests start (`python -m itsm_exporter`, the console script) run this checkout's code,
+    # not whatever version is installed in site-packages.
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     if settings().derandomize:
         config.option.hypothesis_show_statistics = True
 

@@ -47,8 +47,8 @@ CASES = {
         "store.path: directory /nonexistent/dir does not exist",
     ),
     "unknown source kind": (
-        "sources:\n  - {name: x, kind: zendesk}\n",
-        "sources[0].kind: not a known source kind: one of 'demo', 'csv', 'servicenow', 'jira'",
+        "sources:\n  - {name: x, kind: freshdesk}\n",
+        "sources[0].kind: not a known source kind: one of 'demo', 'csv', 'servicenow', 'jira', 'zendesk'",
     ),
     "password in the url": (
         "sources:\n  - name: sn\n    kind: servicenow\n    url: http://u:SeCrEt-URL-777@127.0.0.1:47071\n"

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
         "bench.burst",
         "bench.backfill",
         "bench.backfill_http",
+        "bench.hostile",
     ],
 )
 def test_benchmark_runs_at_smoke_size(script: str) -> None:
@@ -42,6 +43,10 @@ def test_benchmark_runs_at_smoke_size(script: str) -> None:
     if script == "bench.backfill":
         # The bounded first sync reads a small part of what the unbounded one reads.
         assert "bounded / unbounded: records read 0.0" in result.stdout, result.stdout
+    if script == "bench.hostile":
+        # Plain and TLS, every phase measured, and the exporter printed no traceback.
+        assert result.stdout.count("200 hostile connections made") == 2, result.stdout
+        assert result.stdout.count("  close    scrapes") == 2 and "traceback" not in result.stdout, result.stdout
     if script == "bench.backfill_http":
         # The bounded store gives the full store's metrics, and the model counts the reads the syncs made.
         assert "of the bounded store equal the full store's: yes" in result.stdout, result.stdout

@@ -95,8 +95,8 @@ BAD_CONFIGS: list[tuple[str, Any, str]] = [
     ),
     (
         "unknown kind",
-        config_with({"name": "x", "kind": "zendesk"}),
-        "sources[0].kind: not a known source kind: one of 'demo', 'csv', 'servicenow', 'jira'",
+        config_with({"name": "x", "kind": "freshdesk"}),
+        "sources[0].kind: not a known source kind: one of 'demo', 'csv', 'servicenow', 'jira', 'zendesk'",
     ),
     (
         "bad duration",

@@ -190,7 +190,7 @@ def running(tmp_path: Path) -> Iterator[Running]:
     clock = FakeClock(AS_OF.timestamp())
     daemon = Daemon(demo_config(tmp_path / "store.db"), clock=lambda: clock.wall, monotonic=lambda: clock.mono)
     server = ExporterServer(("127.0.0.1", 0), daemon)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         daemon.sync_all()
         assert daemon.wait_for_syncs(TIMEOUT)

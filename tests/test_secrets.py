@@ -595,7 +595,7 @@ def test_a_password_in_a_source_url_is_refused_and_hidden_wherever_a_url_is_prin
             assert discover.run(config, None, out=report) == 1
             daemon = Daemon(config)
             server = ExporterServer(("127.0.0.1", 0), daemon)
-            threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+            threading.Thread(target=server.serve_forever, daemon=True).start()
             try:
                 daemon.sync_all()
                 assert daemon.wait_for_syncs(WAIT_SECONDS)

@@ -13,6 +13,7 @@ from itsm_exporter.connectors.base import ScanPage
 from itsm_exporter.records import RecordKind, SkippedRecord, Ticket
 from itsm_exporter.store import Store
 from itsm_exporter.sync import LOGGED_VALUE_LIMIT, IncrementalPlan, sync_source
+from itsm_exporter.sync.plans import BackfillPlan
 from tests.storeread import stored_tickets
 from tests.test_store import token
 
@@ -90,4 +91,36 @@ def test_tickets_a_scan_saw_deleted_leave_the_store_with_their_page(tmp_path: Pa
     result = sync_source(ExportWithDeletions([deleted]), store, plans)
     assert sorted(t.id for t in stored_tickets(store, "zd")) == ["2", "3"]
     assert result.deleted == {"ticket": 1}  # only stored tickets count as removed
+    store.close()
+
+
+class CursorExport:
+    """An export that goes on from a cursor (the token) rather than a time, as Zendesk's does."""
+
+    name = "zd"
+    phases: tuple[RecordKind, ...] = ("ticket",)
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+        self.calls: list[tuple[datetime | None, str | None]] = []
+
+    def scan(self, phase: RecordKind, since: datetime | None, token: str | None) -> Iterator[ScanPage]:
+        self.calls.append((since, token))
+        yield ScanPage(tickets=(ticket("1", self.at),), position=self.at, token=f"cursor-{len(self.calls)}")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_bounded_first_sync_hands_the_incremental_plan_its_cursor(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store.db")
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    export = CursorExport(at)
+    plans = [
+        BackfillPlan(history=timedelta(days=30), overlap=timedelta(minutes=1)),
+        IncrementalPlan(timedelta(minutes=1)),
+    ]
+    sync_source(export, store, plans, now=lambda: at)
+    sync_source(export, store, plans, now=lambda: at + timedelta(hours=1))
+    assert export.calls == [(at - timedelta(days=30), None), (at - timedelta(minutes=1), "cursor-1")]
     store.close()

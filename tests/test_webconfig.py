@@ -344,7 +344,7 @@ def serve(tmp_path: Path) -> Iterator[Any]:
         daemon = Daemon(demo_config(tmp_path / "demo.db"))
         server = ExporterServer(("127.0.0.1", 0), daemon, load_web_config(file))
         daemon.add_reload_hook(server.reload_web_config)
-        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        threading.Thread(target=server.serve_forever, daemon=True).start()
         scheme = "https" if server.state.config.tls else "http"
         started.append(Served(daemon, server, file, f"{scheme}://127.0.0.1:{server.server_port}"))
         return started[-1]

@@ -17,6 +17,7 @@ from itsm_exporter.connectors import demo  # noqa: F401
 from itsm_exporter.connectors import csv  # noqa: F401
 from itsm_exporter.connectors import servicenow  # noqa: F401
 from itsm_exporter.connectors import jira  # noqa: F401
+from itsm_exporter.connectors import zendesk  # noqa: F401
 
 # isort: on
 from itsm_exporter.connectors.base import (

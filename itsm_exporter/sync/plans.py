@@ -147,7 +147,7 @@ class BackfillPlan:
         until = None if horizon is None else horizon.watermark
         if isinstance(connector, TotalEstimates):
             connector.estimate_totals()  # one count request per scan buys the progress log an ETA
-        reached: dict[RecordKind, datetime | None] = {}
+        reached: dict[RecordKind, PhaseState] = {}
         for phase in connector.phases:
             reached[phase] = yield from self._recent(connector, states, phase, target, until, now)
         if first and isinstance(connector, OpenBacklog):
@@ -156,9 +156,12 @@ class BackfillPlan:
             yield from self._surveyed(connector, stored, target)
         if first:
             for phase in connector.phases:
-                # The incremental plan goes on from where this read ended (from the horizon if nothing came).
-                watermark = reached[phase] or target
-                yield Batch(kind=phase, state=completed(PhaseState(INCREMENTAL, phase, watermark=watermark), now))
+                # The incremental plan goes on from where this read ended (from the horizon if nothing came),
+                # at its position when the upstream gave one (an export's cursor).
+                handed = PhaseState(
+                    INCREMENTAL, phase, watermark=reached[phase].watermark or target, token=reached[phase].token
+                )
+                yield Batch(kind=phase, state=completed(handed, now))
         yield Batch(kind="ticket", state=completed(PhaseState(self.name, HORIZON, watermark=target), now))
 
     def _recent(
@@ -169,11 +172,12 @@ class BackfillPlan:
         target: datetime,
         until: datetime | None,
         now: datetime,
-    ) -> Generator[Batch, None, datetime | None]:
-        """Records of `phase` updated since `target` (up to `until` plus the overlap when widening)."""
+    ) -> Generator[Batch, None, PhaseState]:
+        """Records of `phase` updated since `target` (up to `until` plus the overlap when widening); the state
+        the read ended in."""
         state = starting(states, self.name, f"{phase}@{target.isoformat()}")
         if state.completed_at is not None:
-            return state.watermark
+            return state
         since = target if state.watermark is None else max(target, state.watermark - self.overlap)
         for page in connector.scan(phase, since, state.token):
             state = advanced(state, page)
@@ -181,7 +185,7 @@ class BackfillPlan:
             if until is not None and page.position is not None and page.position >= until + self.overlap:
                 break  # a widening reads the missing span only: the rest is stored
         yield Batch(kind=phase, state=completed(state, now))
-        return state.watermark
+        return state
 
     def _open(self, connector: OpenBacklog, states: States, target: datetime, now: datetime) -> Iterator[Batch]:
         state = starting(states, self.name, f"open@{target.isoformat()}")

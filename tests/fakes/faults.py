@@ -426,7 +426,7 @@ def running_daemon(config: Config, factory: ConnectorFactory, clock: FakeClock) 
         progress_interval=0.0,
     )
     server = ExporterServer(("127.0.0.1", 0), daemon)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         yield RunningExporter(daemon, clock, f"http://127.0.0.1:{server.server_port}")
