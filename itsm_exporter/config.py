@@ -347,11 +347,13 @@ def load_config(path: str | Path, *, check_files: bool = True) -> Config:
 
 
 def demo_config(store_path: Path) -> Config:
-    """The configuration of `itsm-exporter demo`: the demo source of each kind that offers one, the rest default."""
+    """The configuration of `itsm-exporter demo`: the demo source of each kind that offers one with the calendars
+    it names, the rest default."""
     return parse_config(
         {
             "store": {"path": str(store_path)},
             "refresh_interval": "1m",
+            "calendars": {name: dict(c) for kind in kinds() for name, c in (kind.demo_calendars or {}).items()},
             "sources": [dict(kind.demo_source) for kind in kinds() if kind.demo_source is not None],
         }
     )
