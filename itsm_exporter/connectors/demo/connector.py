@@ -101,8 +101,8 @@ class GroupProfile:
 
 
 GROUPS: Final = (
-    GroupProfile("Service Desk", 30, ("Email", "Accounts", "Printing"), 0.30, 0.35, 0.93, 0.03, 0.10, 0.010, {}),
-    GroupProfile("Desktop Support", 20, ("Laptops", "Printing", "Software"), 0.35, 0.40, 0.92, 0.04, 0.15, 0.010, {}),
+    GroupProfile("Service Desk", 30, ("Email", "Accounts", "Printing"), 0.30, 0.35, 0.96, 0.03, 0.10, 0.010, {}),
+    GroupProfile("Desktop Support", 20, ("Laptops", "Printing", "Software"), 0.35, 0.40, 0.96, 0.04, 0.15, 0.010, {}),
     GroupProfile(
         WATERMELON_GROUP,
         18,
@@ -115,7 +115,7 @@ GROUPS: Final = (
         0.060,
         {"reliability": -1.2, "empathy": -1.0, "responsiveness": -0.8, "tangibles": -0.3},
     ),
-    GroupProfile("Applications", 15, ("ERP", "CRM", "Intranet"), 0.55, 0.45, 0.91, 0.05, 0.20, 0.015, {}),
+    GroupProfile("Applications", 15, ("ERP", "CRM", "Intranet"), 0.55, 0.45, 0.94, 0.05, 0.20, 0.015, {}),
     GroupProfile(
         "Identity & Access",
         10,
@@ -128,7 +128,7 @@ GROUPS: Final = (
         0.040,
         {"responsiveness": -1.0, "assurance": -0.5},
     ),
-    GroupProfile("Facilities", 7, ("Badges", "Rooms"), 0.25, 0.30, 0.95, 0.02, 0.05, 0.005, {"tangibles": 0.3}),
+    GroupProfile("Facilities", 7, ("Badges", "Rooms"), 0.25, 0.30, 0.98, 0.02, 0.05, 0.005, {"tangibles": 0.3}),
 )
 
 SURVEY_RATE: Final = 0.40
