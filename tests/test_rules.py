@@ -99,7 +99,7 @@ def test_promtool_check_rules_accepts_both_files() -> None:
     result = run_promtool("check", "rules", RECORDING_RULES.relative_to(ROOT), ALERTING_RULES.relative_to(ROOT))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.split("\n\n") == [
-        "Checking alerts/itsm-exporter.rules.yaml\n  SUCCESS: 15 rules found",
+        "Checking alerts/itsm-exporter.rules.yaml\n  SUCCESS: 19 rules found",
         "Checking alerts/itsm-exporter.alerts.yaml\n  SUCCESS: 12 rules found",
         "",
     ]
