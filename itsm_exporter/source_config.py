@@ -126,6 +126,11 @@ class SourceBase(Strict):
     surveys: SurveyMapping = Field(default_factory=SurveyMapping)
     complaints: dict[str, list[str]] = Field(default_factory=dict)
     """Which tickets are complaints: upstream field -> values (category, contact_type, label, ...)."""
+    calendar: str | None = None
+    """The business-hours calendar (a name in the top-level `calendars:`) of this source's tickets; default:
+    the top-level `calendar`."""
+    calendar_by_group: dict[str, str] = Field(default_factory=dict)
+    """Group (as the upstream names it) -> calendar, for groups that keep other hours than the source."""
 
     def referenced_sources(self) -> dict[str, str]:
         """Key -> name of another source this one reads through (a CSV export's `ticket_source`): each must

@@ -208,3 +208,23 @@ def test_the_now_row_comes_first_with_the_live_state_next_to_the_backlog() -> No
         "itsm_sla_running_tickets",
         "itsm_backlog_tickets",
     }
+
+
+def test_the_business_hours_row_shows_both_clocks() -> None:
+    """One contiguous block at the end: which calendar each group uses, the live wait the overdue alert reads there,
+    and each business-time duration next to its wall-clock twin."""
+    panels = dashboard()["panels"]
+    (start,) = [i for i, p in enumerate(panels) if p["type"] == "row" and p["title"].startswith("Business hours")]
+    block = panels[start + 1 :]
+    assert block and all(p["type"] != "row" for p in block)
+    names = [{name for target in p["targets"] for name in metric_names(target["expr"])} for p in block]
+    assert names == [
+        {"itsm_calendar_info"},
+        {"itsm_awaiting_first_response_business_age_seconds_bucket"},
+        {
+            "source_group_window:itsm_first_response_business_time_seconds:histogram_quantile",
+            "source_group_window:itsm_first_response_time_seconds:histogram_quantile",
+        },
+        {"source_group_window:itsm_resolution_business_time_seconds:histogram_quantile"},
+        {"itsm_backlog_business_age_seconds_bucket", "source_group:itsm_backlog_age_seconds:histogram_quantile"},
+    ]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from itsm_exporter.connectors.base import RequestObserver
 from itsm_exporter.connectors.demo.config import DemoSource
-from itsm_exporter.connectors.demo.connector import DEMO_COMPLAINTS, DEMO_SURVEYS
+from itsm_exporter.connectors.demo.connector import DEMO_CALENDAR_KEYS, DEMO_CALENDARS, DEMO_COMPLAINTS, DEMO_SURVEYS
 from itsm_exporter.kinds import Capabilities, SourceKind, register
 
 if TYPE_CHECKING:
@@ -34,6 +34,13 @@ KIND = register(
         config=DemoSource,
         build=_build,
         capabilities=_capabilities,
-        demo_source={"name": "demo", "kind": "demo", "surveys": DEMO_SURVEYS, "complaints": DEMO_COMPLAINTS},
+        demo_source={
+            "name": "demo",
+            "kind": "demo",
+            "surveys": DEMO_SURVEYS,
+            "complaints": DEMO_COMPLAINTS,
+            **DEMO_CALENDAR_KEYS,
+        },
+        demo_calendars=DEMO_CALENDARS,
     )
 )
