@@ -2,6 +2,7 @@
 
 python -m bench.collectors                      # 1,000,000 tickets, 200,000 responses, 50 groups
 python -m bench.collectors --smoke              # tiny sizes, what CI runs
+python -m bench.collectors --load /tmp/frames.pkl --calendar   # with business hours against without, side by side
 
 Peak RSS as the OS sees it, without the generator's temporaries:
 
@@ -25,6 +26,8 @@ from pathlib import Path
 from bench.datagen import AS_OF, bench_config, frames
 from bench.reference import differences, reference_metrics, sample_map
 from itsm_exporter.collectors import compute_metrics
+from itsm_exporter.config import Config
+from itsm_exporter.frames import Frames
 
 
 def main() -> int:
@@ -40,6 +43,9 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes for CI: checks it runs and agrees")
     parser.add_argument("--save", type=Path, help="write the generated frames to this file and stop")
     parser.add_argument("--load", type=Path, help="read frames written by --save instead of generating")
+    parser.add_argument(
+        "--calendar", action="store_true", help="time the snapshot with business-hours calendars against without"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.tickets, args.surveys, args.groups, args.repeat = 3_000, 600, 5, 1
@@ -80,6 +86,8 @@ def main() -> int:
         f"RSS {resident:.0f} MB holding the data; {computing}; "
         f"process peak RSS {rss_before:.0f} MB before computing, {rss_after:.0f} MB after"
     )
+    if args.calendar:
+        compare_calendars(data, config, args.groups, args.repeat)
     if args.vectorized_only:
         return 0
 
@@ -95,6 +103,28 @@ def main() -> int:
     for problem in problems[:20]:
         print(f"  {problem}")
     return 1 if problems else 0
+
+
+def compare_calendars(data: Frames, config: Config, groups: int, repeat: int) -> None:
+    """The snapshot without and with calendars (the desk's for the source, the 24x7 one for two groups), runs
+    interleaved so that both see the same machine; the best of each, in wall-clock and in CPU time (the
+    process's own: steadier than the wall clock on a machine shared with other work)."""
+    with_calendars = bench_config(groups, calendars=True)
+    timings: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+    for _ in range(repeat):
+        for calendars, cfg in ((False, config), (True, with_calendars)):
+            wall, cpu = time.perf_counter(), time.process_time()
+            families = compute_metrics(data, AS_OF, cfg)
+            timings[calendars].append((time.perf_counter() - wall, time.process_time() - cpu))
+    business = sum(len(f.samples) for f in families if "business" in f.name or f.name == "itsm_calendar_info")
+    (wall_without, cpu_without), (wall_with, cpu_with) = (
+        (min(w for w, _ in timings[c]), min(p for _, p in timings[c])) for c in (False, True)
+    )
+    print(
+        f"calendars: without best {wall_without:.3f} s (CPU {cpu_without:.3f} s), with best {wall_with:.3f} s "
+        f"(CPU {cpu_with:.3f} s) of {repeat} each, interleaved; ratio {wall_with / wall_without:.2f}x "
+        f"(CPU {cpu_with / cpu_without:.2f}x); {business} business-hours samples more"
+    )
 
 
 def reset_peak_rss() -> bool:

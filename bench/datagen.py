@@ -35,17 +35,32 @@ QUESTIONS = {
 EXPECTATIONS = {"reliability": "Expect fixed first time", "responsiveness": "Expect quick answer"}
 
 
-def bench_config(groups: int = 50, segments: int = 0, cap: int | None = None) -> Config:
+CALENDARS = {
+    "desk": {
+        "timezone": "Europe/Berlin",
+        "hours": {"mon-thu": ["08:30-12:30", "13:30-17:30"], "fri": ["08:30-15:00"]},
+        "holidays": {"country": "DE", "subdivision": "BY"},
+    },
+    "noc": {"timezone": "UTC", "hours": {"mon-sun": ["00:00-24:00"]}},
+}
+"""A 9-to-5 desk with lunch breaks and Bavaria's holidays, and a 24x7 operations centre."""
+
+
+def bench_config(groups: int = 50, segments: int = 0, cap: int | None = None, *, calendars: bool = False) -> Config:
     """Windows 7d and 30d, group_by [group] and `segments` segments (`segment_0`...), a label cap that keeps every
-    one of `groups` groups (or `cap`)."""
+    one of `groups` groups (or `cap`); with `calendars`, the source on the desk's calendar and two of its groups on
+    the 24x7 one."""
     names = [f"segment_{n}" for n in range(segments)]
+    on_calendars = {"calendar": "desk", "calendar_by_group": {"Group 00": "noc", "Group 01": "noc"}}
     return parse_config(
         {
             "windows": ["7d", "30d"],
             "group_by": ["group", *names],
             "max_label_values": cap or groups,
+            **({"calendars": CALENDARS} if calendars else {}),
             "sources": [
                 {
+                    **(on_calendars if calendars else {}),
                     "name": SOURCE,
                     "kind": "demo",
                     "surveys": {

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 import itsm_exporter.connectors  # noqa: F401  (imports the built-in source kinds: they register themselves)
+from itsm_exporter.calendar_config import Calendar
 from itsm_exporter.kinds import capabilities, kind_of, kinds
 from itsm_exporter.source_config import (
     DIMENSIONS,
@@ -128,6 +129,10 @@ class Config(Strict):
     history: Duration | None = None
     """How far back a first sync reads (sync/plans.py BackfillPlan); default: the longest window plus
     the source's overlap. Open tickets and the tickets of surveys in it are read whatever their age."""
+    calendars: dict[str, Calendar] = Field(default_factory=dict)
+    """Named business-hours calendars (calendar_config.py); durations are also published on them where one applies."""
+    calendar: str | None = None
+    """The calendar of every source that names none."""
     sources: list[SourceEntry] = Field(min_length=1)
 
     @field_validator("listen")
@@ -205,6 +210,42 @@ class Config(Strict):
             # Raised as a ValidationError so that each problem keeps its path (`group_by[1]`), not the top level.
             raise ValidationError.from_exception_data(type(self).__name__, errors)
         return self
+
+    @model_validator(mode="after")
+    def _calendar_names(self) -> Config:
+        """Every `calendar:` names a calendar of `calendars:`; each mistake at its own path."""
+        references: list[tuple[tuple[str | int, ...], str]] = []
+        if self.calendar is not None:
+            references.append((("calendar",), self.calendar))
+        for index, source in enumerate(self.sources):
+            if source.calendar is not None:
+                references.append((("sources", index, "calendar"), source.calendar))
+            references += [
+                (("sources", index, "calendar_by_group", group), name)
+                for group, name in source.calendar_by_group.items()
+            ]
+        known = ", ".join(sorted(self.calendars)) or "none"
+        errors = [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "calendar",
+                    "no calendar named {name} in calendars (defined: {known})",
+                    {"name": repr(name), "known": known},
+                ),
+                loc=loc,
+                input=name,
+            )
+            for loc, name in references
+            if name not in self.calendars
+        ]
+        if errors:
+            # Raised as a ValidationError so that each unknown name is reported at its own path.
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
+
+    def calendar_of(self, source: SourceBase) -> str | None:
+        """The calendar of a source's tickets outside its `calendar_by_group`: its own, else the top-level one."""
+        return source.calendar if source.calendar is not None else self.calendar
 
     @property
     def segment_labels(self) -> tuple[str, ...]:
@@ -503,11 +544,13 @@ def _duplicate_keys(node: yaml.Node, path: str) -> list[str]:
 
 
 def demo_config(store_path: Path) -> Config:
-    """The configuration of `itsm-exporter demo`: the demo source of each kind that offers one, the rest default."""
+    """The configuration of `itsm-exporter demo`: the demo source of each kind that offers one with the calendars
+    it names, the rest default."""
     return parse_config(
         {
             "store": {"path": str(store_path)},
             "refresh_interval": "1m",
+            "calendars": {name: dict(c) for kind in kinds() for name, c in (kind.demo_calendars or {}).items()},
             # The team view and the demo's customer departments (a segment: docs/metrics.md).
             "group_by": ["group", "department"],
             "sources": [dict(kind.demo_source) for kind in kinds() if kind.demo_source is not None],

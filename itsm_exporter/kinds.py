@@ -75,6 +75,8 @@ class SourceKind:
     probe: Prober | None = None
     demo_source: Mapping[str, Any] | None = None
     """A source block that runs this kind with no account at all (`itsm-exporter demo`)."""
+    demo_calendars: Mapping[str, Any] | None = None
+    """The business-hours calendars (`calendars:` entries) that its demo source names."""
     page: str = ""
     """Its page under docs/, for messages that send the user there."""
     links: ListLinks | None = None

@@ -160,6 +160,12 @@ class SourceBase(Strict):
             readers[key] = name
         return value
 
+    calendar: str | None = None
+    """The business-hours calendar (a name in the top-level `calendars:`) of this source's tickets; default:
+    the top-level `calendar`."""
+    calendar_by_group: dict[str, str] = Field(default_factory=dict)
+    """Group (as the upstream names it) -> calendar, for groups that keep other hours than the source."""
+
     def referenced_sources(self) -> dict[str, str]:
         """Key -> name of another source this one reads through (a CSV export's `ticket_source`): each must
         name another configured source."""

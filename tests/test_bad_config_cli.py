@@ -60,6 +60,31 @@ CASES = {
         GOOD_SOURCE + "refresh_interval: 5m\nrefresh_interval: 1m\n",
         "refresh_interval: set twice, at lines 3 and 4",
     ),
+    "unknown time zone": (
+        "calendars:\n  desk: {timezone: Europe/Berlln, hours: {mon-fri: ['09:00-17:00']}}\n" + GOOD_SOURCE,
+        "calendars.desk.timezone: 'Europe/Berlln' is not an IANA time zone such as Europe/Berlin or UTC",
+    ),
+    "overlapping spans": (
+        "calendars:\n  desk: {timezone: UTC, hours: {mon: ['09:00-13:00', '12:00-17:00']}}\n" + GOOD_SOURCE,
+        "calendars.desk.hours: mon 09:00-13:00 overlaps mon 12:00-17:00",
+    ),
+    "empty week": (
+        "calendars:\n  desk: {timezone: UTC, hours: {mon-fri: []}}\n" + GOOD_SOURCE,
+        "calendars.desk.hours: no working span in the week",
+    ),
+    "unknown holiday country": (
+        "calendars:\n  desk: {timezone: UTC, hours: {mon: ['09:00-17:00']}, holidays: {country: XX}}\n" + GOOD_SOURCE,
+        "calendars.desk.holidays.country: 'XX' is not a country the holidays package knows",
+    ),
+    "unknown holiday subdivision": (
+        "calendars:\n  desk: {timezone: UTC, hours: {mon: ['09:00-17:00']}, holidays: {country: DE, subdivision: XX}}\n"
+        + GOOD_SOURCE,
+        "calendars.desk.holidays.subdivision: 'XX' is not a subdivision of DE: one of BB, BE, BW, BY",
+    ),
+    "unknown calendar name": (
+        "sources:\n  - {name: demo, kind: demo, calendar_by_group: {Network Operations: noc}}\n",
+        "sources[0].calendar_by_group.Network Operations: no calendar named 'noc' in calendars (defined: none)",
+    ),
     "not a mapping": ("- just\n- a list\n", "(top level): the configuration must be a mapping"),
     "broken YAML": ("sources: [\n", "line 2"),
 }

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
     "script",
     [
         "bench.collectors",
+        "bench.calendars",
         "bench.store",
         "bench.ingest",
         "bench.scrape",
@@ -27,13 +28,20 @@ ROOT = Path(__file__).resolve().parent.parent
     ],
 )
 def test_benchmark_runs_at_smoke_size(script: str) -> None:
+    extra = ["--calendar"] if script == "bench.collectors" else []
     result = subprocess.run(
-        [sys.executable, "-m", script, "--smoke"], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+        [sys.executable, "-m", script, "--smoke", *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     if script == "bench.collectors":
         # The smoke run also checks the vectorized collectors against the per-ticket loop.
         assert ", 0 differ" in result.stdout, result.stdout
+        assert "business-hours samples more" in result.stdout, result.stdout
     if script == "bench.burst":
         # Every burst size was measured (64 concurrent connections to the exporter included).
         assert result.stdout.count("concurrent x 1 bursts") == 3, result.stdout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from tests.tools import tool
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden" / "collectors.prom"
+BUSINESS_GOLDEN = ROOT / "tests" / "golden" / "business_hours.prom"
 DOCS = ROOT / "docs" / "metrics.md"
 PROMTOOL = "/usr/bin/promtool"
 HEALTH_METRICS = (
@@ -136,6 +137,35 @@ def fixture_metrics() -> list[Metric]:
     return compute_metrics(Frames.from_records(tickets, surveys), AS_OF, config)
 
 
+def business_hours_metrics() -> list[Metric]:
+    """A desk on a 9-to-5 calendar, a 24x7 group beside it, and a source on the wall clock only."""
+    config = parse_config(
+        {
+            "windows": ["1d", "7d"],
+            "buckets": [3600, 86400],
+            "calendars": {
+                "desk": {"timezone": "Europe/Berlin", "hours": {"mon-fri": ["09:00-17:00"]}},
+                "noc": {"timezone": "UTC", "hours": {"mon-sun": ["00:00-24:00"]}},
+            },
+            "sources": [
+                {"name": "sn", "kind": "demo", "calendar": "desk", "calendar_by_group": {"network": "noc"}},
+                {"name": "lab", "kind": "demo"},
+            ],
+        },
+        check_files=False,
+    )
+    answered: dict[str, Any] = {"first_response_at": AS_OF - 4 * HOUR}
+    resolved: dict[str, Any] = {"resolved_at": AS_OF - 3 * HOUR, **answered}
+    tickets = [
+        Ticket("sn", "1", "SN-1", AS_OF - 3 * DAY, "open", AS_OF, group="desk"),
+        Ticket("sn", "2", "SN-2", AS_OF - 5 * DAY, "resolved", AS_OF, group="desk", complaint=True, **resolved),
+        Ticket("sn", "3", "SN-3", AS_OF - 2 * DAY, "open", AS_OF, group="network", **answered),
+        Ticket("sn", "4", "SN-4", AS_OF - 30 * HOUR, "resolved", AS_OF, group="network", **resolved),
+        Ticket("lab", "5", "LAB-5", AS_OF - DAY, "resolved", AS_OF, group="bench", **resolved),
+    ]
+    return compute_metrics(Frames.from_records(tickets, []), AS_OF, config)
+
+
 class _Fixed:
     """The tiny collector the exporter also uses: it returns families computed beforehand."""
 
@@ -146,19 +176,27 @@ class _Fixed:
         return self.families
 
 
-def exposition() -> bytes:
+def exposition(metrics: Callable[[], list[Metric]] = fixture_metrics) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Fixed(fixture_metrics()))
+    registry.register(_Fixed(metrics()))
     return generate_latest(registry)
 
 
-def test_exposition_matches_the_golden_file(request: pytest.FixtureRequest) -> None:
-    text = exposition().decode()
+# The golden file of a config without calendars is the wall clock's contract: business hours leave it unchanged.
+@pytest.mark.parametrize(
+    ("golden", "metrics"),
+    [(GOLDEN, fixture_metrics), (BUSINESS_GOLDEN, business_hours_metrics)],
+    ids=["wall-clock", "business-hours"],
+)
+def test_exposition_matches_the_golden_file(
+    request: pytest.FixtureRequest, golden: Path, metrics: Callable[[], list[Metric]]
+) -> None:
+    text = exposition(metrics).decode()
     if request.config.getoption("--update-golden"):
-        GOLDEN.parent.mkdir(parents=True, exist_ok=True)
-        GOLDEN.write_text(text, encoding="utf-8")
-    assert GOLDEN.is_file(), "golden file missing: run pytest --update-golden"
-    assert text == GOLDEN.read_text(encoding="utf-8"), "exposition changed: review, then pytest --update-golden"
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(text, encoding="utf-8")
+    assert golden.is_file(), "golden file missing: run pytest --update-golden"
+    assert text == golden.read_text(encoding="utf-8"), "exposition changed: review, then pytest --update-golden"
 
 
 def test_fixture_covers_every_family() -> None:
@@ -168,14 +206,19 @@ def test_fixture_covers_every_family() -> None:
 
 @pytest.mark.integration
 def test_promtool_finds_the_exposition_clean() -> None:
-    result = subprocess.run(
-        [tool(PROMTOOL), "check", "metrics"], input=exposition(), capture_output=True, timeout=30, check=False
-    )
-    assert (result.returncode, result.stdout.decode() + result.stderr.decode()) == (0, "")
+    for metrics in (fixture_metrics, business_hours_metrics):
+        result = subprocess.run(
+            [tool(PROMTOOL), "check", "metrics"],
+            input=exposition(metrics),
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        assert (result.returncode, result.stdout.decode() + result.stderr.decode()) == (0, ""), metrics.__name__
 
 
 def test_every_emitted_metric_is_documented() -> None:
     documented = set(re.findall(r"`(itsm_[a-z_]+)", DOCS.read_text(encoding="utf-8")))
-    emitted = {family.name for family in fixture_metrics()}
+    emitted = {family.name for family in [*fixture_metrics(), *business_hours_metrics()]}
     assert emitted - documented == set()
     assert set(HEALTH_METRICS) - documented == set()

@@ -35,6 +35,10 @@ def servicenow(**overrides: Any) -> dict[str, Any]:
     return source
 
 
+def calendar(**overrides: Any) -> dict[str, Any]:
+    return {"timezone": "Europe/Berlin", "hours": {"mon-fri": ["09:00-17:00"]}, **overrides}
+
+
 def config_with(*sources: dict[str, Any], **top: Any) -> dict[str, Any]:
     return {"sources": list(sources), **top}
 
@@ -223,6 +227,101 @@ BAD_CONFIGS: list[tuple[str, Any, str]] = [
         config_with({"name": "d", "kind": "demo", "surveys": {"dimensions": {"speed": ["Q"]}}}),
         "sources[0].surveys.dimensions.speed.[key]: Input should be 'reliability', 'assurance', 'tangibles', "
         "'empathy' or 'responsiveness'",
+    ),
+    (
+        "unknown time zone",
+        config_with({"name": "d", "kind": "demo"}, calendars={"desk": calendar(timezone="Europe/Berlln")}),
+        "calendars.desk.timezone: 'Europe/Berlln' is not an IANA time zone such as Europe/Berlin or UTC",
+    ),
+    (
+        "overlapping spans",
+        config_with(
+            {"name": "d", "kind": "demo"}, calendars={"desk": calendar(hours={"mon": ["09:00-13:00", "12:00-17:00"]})}
+        ),
+        "calendars.desk.hours: mon 09:00-13:00 overlaps mon 12:00-17:00",
+    ),
+    (
+        "span across midnight overlaps the next day",
+        config_with(
+            {"name": "d", "kind": "demo"},
+            calendars={"desk": calendar(hours={"sun": ["22:00-06:00"], "mon-fri": ["05:00-09:00"]})},
+        ),
+        "calendars.desk.hours: sun 22:00-06:00 overlaps mon 05:00-09:00",
+    ),
+    (
+        "empty week",
+        config_with({"name": "d", "kind": "demo"}, calendars={"desk": calendar(hours={"mon-fri": []})}),
+        "calendars.desk.hours: no working span in the week",
+    ),
+    (
+        "bad span",
+        config_with({"name": "d", "kind": "demo"}, calendars={"desk": calendar(hours={"mon": ["9-17"]})}),
+        "calendars.desk.hours.mon[0]: not a span such as 09:00-17:00 (22:00-06:00 crosses midnight)",
+    ),
+    (
+        "empty span",
+        config_with({"name": "d", "kind": "demo"}, calendars={"desk": calendar(hours={"mon": ["09:00-09:00"]})}),
+        "calendars.desk.hours.mon[0]: an empty span: write 00:00-24:00 for a whole day",
+    ),
+    (
+        "24:00 starting a span",
+        config_with({"name": "d", "kind": "demo"}, calendars={"desk": calendar(hours={"mon": ["24:00-02:00"]})}),
+        "calendars.desk.hours.mon[0]: not a span such as 09:00-17:00 (24:00 may only end a span)",
+    ),
+    (
+        "unknown day",
+        config_with({"name": "d", "kind": "demo"}, calendars={"desk": calendar(hours={"monday": ["09:00-17:00"]})}),
+        "calendars.desk.hours: 'monday' is not a day or a range of days such as mon or mon-fri",
+    ),
+    (
+        "day given twice",
+        config_with(
+            {"name": "d", "kind": "demo"},
+            calendars={"desk": calendar(hours={"mon-fri": ["09:00-17:00"], "fri": ["18:00-20:00"]})},
+        ),
+        "calendars.desk.hours: fri is given twice: in mon-fri and in fri",
+    ),
+    (
+        "unknown holiday country",
+        config_with({"name": "d", "kind": "demo"}, calendars={"desk": calendar(holidays={"country": "XX"})}),
+        "calendars.desk.holidays.country: 'XX' is not a country the holidays package knows "
+        "(ISO 3166-1 alpha-2, e.g. DE)",
+    ),
+    (
+        "unknown holiday subdivision",
+        config_with(
+            {"name": "d", "kind": "demo"}, calendars={"desk": calendar(holidays={"country": "AT", "subdivision": "BY"})}
+        ),
+        "calendars.desk.holidays.subdivision: 'BY' is not a subdivision of AT: one of 1, 2, 3, 4, 5, 6, 7, 8, 9",
+    ),
+    (
+        "subdivision without a country",
+        config_with({"name": "d", "kind": "demo"}, calendars={"desk": calendar(holidays={"subdivision": "BY"})}),
+        "calendars.desk.holidays.subdivision: a subdivision needs its country",
+    ),
+    (
+        "bad holiday date",
+        config_with({"name": "d", "kind": "demo"}, calendars={"desk": calendar(holidays={"dates": ["2025-12-32"]})}),
+        "calendars.desk.holidays.dates[0]: Input should be a valid date or datetime, "
+        "day value is outside expected range",
+    ),
+    (
+        "unknown calendar at the top level",
+        config_with({"name": "d", "kind": "demo"}, calendars={"desk": calendar()}, calendar="office"),
+        "calendar: no calendar named 'office' in calendars (defined: desk)",
+    ),
+    (
+        "unknown calendar of a source",
+        config_with({"name": "d", "kind": "demo", "calendar": "office"}),
+        "sources[0].calendar: no calendar named 'office' in calendars (defined: none)",
+    ),
+    (
+        "unknown calendar of a group",
+        config_with(
+            {"name": "d", "kind": "demo", "calendar_by_group": {"Network Operations": "noc"}},
+            calendars={"desk": calendar()},
+        ),
+        "sources[0].calendar_by_group.Network Operations: no calendar named 'noc' in calendars (defined: desk)",
     ),
     (
         "bad source name",
@@ -594,3 +693,44 @@ def test_segments_are_grouping_labels_every_source_may_define() -> None:
     assert config.segment_labels == ("department", "company")
     assert config.sources[0].segments == {"department": "caller_id.department.name", "company": "company.name"}
     assert parse_config(config_with({"name": "d", "kind": "demo"}), check_files=False).sources[0].segments == {}
+
+
+def test_calendars_per_config_source_and_group() -> None:
+    raw = config_with(
+        {"name": "sn", "kind": "demo", "calendar_by_group": {"Network Operations": "noc"}},
+        {"name": "jsm", "kind": "demo", "calendar": "noc"},
+        calendar="desk",
+        calendars={
+            "desk": calendar(
+                hours={"mon-thu": ["09:00-12:00", "13:00-17:00"], "fri": ["09:00-15:00"], "sun": ["22:00-06:00"]},
+                holidays={"country": "DE", "subdivision": "BY", "dates": ["2025-12-24"]},
+            ),
+            "noc": {"timezone": "UTC", "hours": {"mon-sun": ["00:00-24:00"]}},
+        },
+    )
+    config = parse_config(raw, check_files=False)
+    desk, noc = config.calendars["desk"], config.calendars["noc"]
+    assert [str(span) for span in desk.spans] == [
+        "mon 09:00-12:00", "mon 13:00-17:00", "tue 09:00-12:00", "tue 13:00-17:00", "wed 09:00-12:00",
+        "wed 13:00-17:00", "thu 09:00-12:00", "thu 13:00-17:00", "fri 09:00-15:00", "sun 22:00-06:00",
+    ]  # fmt: skip
+    assert desk.spans[-1].end == 30 * 60  # crosses midnight: 06:00 on the next day
+    assert [str(span) for span in noc.spans] == [
+        f"{day} 00:00-24:00" for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    ]
+    assert str(desk.holidays.dates[0]) == "2025-12-24"
+    assert [config.calendar_of(source) for source in config.sources] == ["desk", "noc"]
+    assert config.sources[0].calendar_by_group == {"Network Operations": "noc"}
+
+
+def test_ranges_of_days_wrap_around_the_week() -> None:
+    raw = config_with(
+        {"name": "d", "kind": "demo"}, calendars={"weekend": calendar(hours={"fri-mon": ["10:00-14:00"]})}
+    )
+    spans = parse_config(raw, check_files=False).calendars["weekend"].spans
+    assert [span.weekday for span in spans] == [0, 4, 5, 6]
+
+
+def test_no_calendar_by_default() -> None:
+    config = parse_config(config_with({"name": "d", "kind": "demo"}), check_files=False)
+    assert (config.calendars, config.calendar, config.calendar_of(config.sources[0])) == ({}, None, None)

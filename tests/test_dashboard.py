@@ -248,6 +248,27 @@ def test_a_segment_rows_link_opens_the_documented_list_of_that_department() -> N
     ]  # fmt: skip
 
 
+def test_the_business_hours_row_shows_both_clocks() -> None:
+    """One contiguous block: which calendar each group uses, the live wait the overdue alert reads there, and each
+    business-time duration next to its wall-clock twin."""
+    panels = dashboard()["panels"]
+    (start,) = [i for i, p in enumerate(panels) if p["type"] == "row" and p["title"].startswith("Business hours")]
+    end = next((i for i in range(start + 1, len(panels)) if panels[i]["type"] == "row"), len(panels))
+    block = panels[start + 1 : end]
+    assert block and all(p["type"] != "row" for p in block)
+    names = [{name for target in p["targets"] for name in metric_names(target["expr"])} for p in block]
+    assert names == [
+        {"itsm_calendar_info"},
+        {"itsm_awaiting_first_response_business_age_seconds_bucket"},
+        {
+            "source_group_window:itsm_first_response_business_time_seconds:histogram_quantile",
+            "source_group_window:itsm_first_response_time_seconds:histogram_quantile",
+        },
+        {"source_group_window:itsm_resolution_business_time_seconds:histogram_quantile"},
+        {"itsm_backlog_business_age_seconds_bucket", "source_group:itsm_backlog_age_seconds:histogram_quantile"},
+    ]
+
+
 def _generator() -> Any:
     import importlib.util
 

@@ -6,12 +6,16 @@ import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client.core import Metric
 
 from itsm_exporter.collectors import compute_metrics, surveys
+from itsm_exporter.collectors.calendars import BusinessClock, working_time
 from itsm_exporter.config import demo_config
-from itsm_exporter.connectors.demo.connector import WATERMELON_DEPARTMENT, WATERMELON_GROUP, DemoConnector
+from itsm_exporter.connectors.demo.connector import WATERMELON_DEPARTMENT, WATERMELON_GROUP, DemoConnector, desk_time
 from itsm_exporter.frames import Frames
 from itsm_exporter.records import Batch, SurveyResponse, Ticket
 from itsm_exporter.store import Store
@@ -143,3 +147,37 @@ def test_the_warehouse_is_a_watermelon_that_no_team_view_shows(tmp_path: Path) -
     assert sum(flags.values()) == 2  # the team watermelon and the planted department, nothing else
     commented = [s for s in responses if s.commented]
     assert 0 < len(commented) < len(responses)
+
+
+@given(st.floats(0, 3 * 365 * 86400.0), st.floats(0, 90 * 86400.0))
+def test_the_desk_s_working_time_is_what_its_calendar_measures(start: float, seconds: float) -> None:
+    """The generator's desk hours and the calendar the demo config gives them agree: a delay of `seconds` of
+    desk time, measured by the business clock, is `seconds` again (to float rounding over years of epoch)."""
+    begin = datetime(2025, 1, 1, tzinfo=UTC).timestamp() + start
+    end = desk_time(begin, seconds)
+    desk = demo_config(Path("unused.db")).calendars["desk"]
+    clock = BusinessClock(calendars=(working_time(desk, begin, end),), calendar_of=np.zeros(1, dtype=np.int64))
+    assert clock.elapsed(np.array([begin]), np.array([end]), np.zeros(1, dtype=np.int64))[0] == pytest.approx(
+        seconds, abs=1e-3
+    )
+
+
+def test_the_demo_shows_both_clocks(tmp_path: Path) -> None:
+    """The desk's groups get business-time series apart from the wall clock's; the 24x7 group's are the same."""
+    config = demo_config(tmp_path / "x.db")
+    metrics = compute_metrics(Frames.from_records(*everything(run_plan(connector(tmp_path, AS_OF)))), AS_OF, config)
+    values = sample_values(metrics)
+    info = {
+        dict(labels)["group"]: dict(labels)["calendar"]
+        for (name, labels) in values
+        if name == "itsm_calendar_info" and "segment" not in dict(labels)  # the team view
+    }
+    assert info[WATERMELON_GROUP] == "around-the-clock"
+    assert set(info.values()) == {"desk", "around-the-clock"}
+
+    def gsum(name: str, group: str) -> float:
+        return values[(f"{name}_gsum", (("group", group), ("source", "demo"), ("window", "30d")))]
+
+    wall, business = "itsm_resolution_time_seconds", "itsm_resolution_business_time_seconds"
+    assert gsum(business, WATERMELON_GROUP) == gsum(wall, WATERMELON_GROUP)
+    assert gsum(business, "Service Desk") < gsum(wall, "Service Desk") / 2

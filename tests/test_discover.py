@@ -250,6 +250,10 @@ def test_jira_report_with_no_surveys_block_counts_csat_as_overall(mode: str) -> 
     assert "    Time to first response (customfield_10020, read as response)  5\n" in text
     assert "    complaint  1  matches\n" in text
     assert '      overall: ["Satisfaction"]\n' in text
+    assert (
+        "  business hours (for calendars:)\n    JSM's REST API does not expose its SLA calendars: copy each SLA's "
+        "working hours and holidays from Project settings > SLAs > Calendars\n" in text
+    )
     assert TOKEN not in text
     # serverInfo (twice on Cloud: detection, then v3), field, status, myself, the count, one sample page.
     assert report.requests == served == {"cloud": 8, "datacenter": 7}[mode]
@@ -277,3 +281,56 @@ def test_configured_segments_are_counted_and_likely_ones_suggested(fake: FakeSer
     assert "    segments:   # customer-side labels: add the ones to group by to group_by\n" in text
     assert "      company: company.name   # 1 value in the window\n" in text
     assert "location" not in text
+
+
+def seed_schedules(fake: FakeServiceNow) -> None:
+    """Two SLA definitions of the window's incidents: one on an 8-to-5 schedule with a lunch break, a shorter
+    Friday and two holidays, one without a schedule."""
+    schedule = fake.add("cmn_schedule", name="8-5 weekdays excluding holidays", time_zone="Europe/Berlin")
+    for name, days, start, end in [
+        ("Mornings", "12345", "20250106T080000", "20250106T120000"),
+        ("Afternoons", "1234", "20250106T130000", "20250106T170000"),
+        ("Friday afternoon", "5", "20250110T130000", "20250110T150000"),
+    ]:
+        fake.add(
+            "cmn_schedule_span", schedule=schedule, name=name, repeat_type="weekly", days_of_week=days,
+            start_date_time=start, end_date_time=end, all_day="false",
+        )  # fmt: skip
+    for name, day in [("Christmas Day", "20251225"), ("New Year's Day", "20260101")]:
+        fake.add(
+            "cmn_schedule_span", schedule=schedule, name=name, type="exclude", repeat_type="yearly",
+            start_date_time=f"{day}T000000", end_date_time=f"{day}T235959", all_day="true",
+        )  # fmt: skip
+    office = fake.add("contract_sla", name="P3 resolution (8-5)", target="resolution", schedule=schedule)
+    around = fake.add("contract_sla", name="P1 response (24x7)", target="response")
+    for incident, sla in zip(list(fake.tables["incident"])[:2], (office, around), strict=True):
+        fake.add("task_sla", task=incident, sla=sla, stage="completed", has_breached="false")
+
+
+def test_the_servicenow_report_lists_the_schedules_of_its_slas(fake: FakeServiceNow) -> None:
+    """What a user mirrors in `calendars:`: the schedule each SLA definition uses, its hours in the config's
+    shape, its excluded days; an SLA without a schedule counts around the clock."""
+    seed_schedules(fake)
+    text = render_report(discover(servicenow_config(fake, sla_source="task_sla"), now=NOW))
+    assert "    table cmn_schedule              readable\n    table cmn_schedule_span         readable\n" in text
+    assert (
+        """\
+  business hours (for calendars:)
+    SLA 'P1 response (24x7)': no schedule (it counts around the clock)
+    schedule '8-5 weekdays excluding holidays' (time zone Europe/Berlin), used by SLA 'P3 resolution (8-5)':
+      hours: {mon-thu: ['08:00-12:00', '13:00-17:00'], fri: ['08:00-12:00', '13:00-15:00']}
+      excluded: 2025-12-25 (Christmas Day), 2026-01-01 (New Year's Day) (holidays: dates, or a country and \
+subdivision)
+"""
+        in text
+    )
+
+
+def test_denied_schedules_are_reported_but_do_not_fail(fake: FakeServiceNow) -> None:
+    seed_schedules(fake)
+    fake.denied = {"cmn_schedule", "cmn_schedule_span"}
+    out = io.StringIO()
+    assert run(servicenow_config(fake, sla_source="task_sla"), None, out, now=NOW) == 0
+    assert "    table cmn_schedule              denied    ask for: read on cmn_schedule and cmn_schedule_span" in (
+        out.getvalue()
+    )

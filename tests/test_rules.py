@@ -96,7 +96,7 @@ def test_promtool_check_rules_accepts_both_files() -> None:
     result = run_promtool("check", "rules", RECORDING_RULES.relative_to(ROOT), ALERTING_RULES.relative_to(ROOT))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.split("\n\n") == [
-        "Checking alerts/itsm-exporter.rules.yaml\n  SUCCESS: 15 rules found",
+        "Checking alerts/itsm-exporter.rules.yaml\n  SUCCESS: 19 rules found",
         "Checking alerts/itsm-exporter.alerts.yaml\n  SUCCESS: 12 rules found",
         "",
     ]
@@ -104,7 +104,11 @@ def test_promtool_check_rules_accepts_both_files() -> None:
 
 @pytest.mark.integration
 def test_promtool_unit_tests_pass() -> None:
-    assert [path.name for path in RULE_TESTS] == ["itsm-exporter.test.yaml", "satisfaction.test.yaml"]
+    assert [path.name for path in RULE_TESTS] == [
+        "business-hours.test.yaml",
+        "itsm-exporter.test.yaml",
+        "satisfaction.test.yaml",
+    ]
     result = run_promtool("test", "rules", *RULE_TESTS)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("  SUCCESS") == len(RULE_TESTS)
@@ -124,6 +128,17 @@ MUTATIONS = {
         '          and\n            itsm_survey_responses{segment="", window="7d"} >= 10\n',
         "",
         "ITSMSatisfactionDrop",
+    ),
+    "first response overdue on the wall clock where a calendar applies": (
+        "itsm_awaiting_first_response_business_age_seconds_bucket",
+        "itsm_awaiting_first_response_age_seconds_bucket",
+        "ITSMFirstResponseOverdue",
+    ),
+    "first response overdue only where a calendar applies": (
+        "            or\n              histogram_quantile(1, sum by (le, source, group) "
+        "(itsm_awaiting_first_response_age_seconds_bucket{segment=\"\"}))\n",
+        "",
+        "ITSMFirstResponseOverdue",
     ),
     "backlog growth absolute bound": (") >= 20", ") >= 5", "ITSMBacklogGrowing"),
     "backlog growth relative bound": (">= 1.5 *", ">= 1.2 *", "ITSMBacklogGrowing"),

@@ -13,14 +13,21 @@ from datetime import datetime
 import numpy as np
 from prometheus_client.core import Metric
 
-from itsm_exporter.collectors import drilldown, live, surveys, targets, tickets, watermelon
+from itsm_exporter.collectors import calendars, drilldown, live, surveys, targets, tickets, watermelon
 from itsm_exporter.collectors.arrays import BoolArray, FloatArray
 from itsm_exporter.collectors.durations import WALL_CLOCK, Clock, Durations
 from itsm_exporter.collectors.facts import TicketFacts, ticket_facts
 from itsm_exporter.collectors.families import FamilyBuilder
 from itsm_exporter.collectors.labels import Grouping, grouping, segment_values
 from itsm_exporter.collectors.surveys import Responses, SurveyWindowStats, load_responses, survey_window_stats
-from itsm_exporter.collectors.tickets import TicketWindowStats, backlog_stats, ticket_window_stats
+from itsm_exporter.collectors.tickets import (
+    BusinessDurations,
+    TicketWindowStats,
+    backlog_age,
+    backlog_stats,
+    ticket_window_stats,
+    window_durations,
+)
 from itsm_exporter.collectors.windows import Window, configured_windows, longest
 from itsm_exporter.config import Config
 from itsm_exporter.frames import Frames
@@ -39,7 +46,8 @@ def refresh_note(config: Config) -> str:
 
 def compute_metrics(frames: Frames, as_of: datetime, config: Config, *, clock: Clock = WALL_CLOCK) -> list[Metric]:
     """Every domain metric of docs/metrics.md at `as_of` for the enabled sources (not the exporter-health ones);
-    every duration is measured on `clock` (collectors/durations.py)."""
+    every duration is measured on `clock` (collectors/durations.py), and where a calendar applies (calendars:)
+    the durations of the business-time families on its business clock too."""
     now = utc(as_of).timestamp()
     names = tuple(source.name for source in config.enabled_sources)
     windows = configured_windows(config)
@@ -65,6 +73,20 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config, *, clock: C
     state = live.live_stats(
         facts, frames.sla_clocks, names, groups.ticket_groups, groups.size, now, durations, bounds, config.targets
     )
+    on_calendars = calendars.ticket_calendars(facts, names, config)
+    business, business_awaiting = None, None
+    if on_calendars.any:
+        business_durations = Durations(facts, calendars.business_clock(facts, on_calendars, config, now), now)
+        business = BusinessDurations(
+            windows=[
+                window_durations(facts, groups.ticket_groups, groups.size, w, now, business_durations, bounds)
+                for w in windows
+            ],
+            backlog_age=backlog_age(facts, groups.ticket_groups, groups.size, business_durations, bounds),
+        )
+        business_awaiting = live.awaiting_age(
+            facts, groups.ticket_groups, groups.size, now, business_durations, state.awaiting_bounds
+        )
     # A label set is shown where the longest window or the backlog has something about it.
     active = ticket_windows[windows.index(widest)]
     ticket_present = (active.opened + active.resolved + active.first_responded + backlog.tickets) > 0
@@ -74,13 +96,16 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config, *, clock: C
         groups.label_names, groups.label_values, windows, refresh_note(config), groups.set_names, groups.visible
     )
     return [
-        *tickets.families(build, ticket_windows, backlog, ticket_present, bounds),
-        *live.families(build, state, ticket_present, live.live_sources(names, config)[groups.sources]),
+        *tickets.families(build, ticket_windows, backlog, ticket_present, bounds, business),
+        *live.families(
+            build, state, ticket_present, live.live_sources(names, config)[groups.sources], business_awaiting
+        ),
         *tickets.reliability_families(build, ticket_windows, ticket_present),
         *surveys.families(build, ticket_windows, survey_windows, survey_present, sources_surveyed[groups.sources]),
-        *tickets.complaint_families(build, ticket_windows, ticket_present, bounds),
+        *tickets.complaint_families(build, ticket_windows, ticket_present, bounds, business),
         *watermelon.families(build, ticket_windows, survey_windows, config.targets, config.min_responses),
         *targets.families(names, config.targets, build.note),
+        *([calendars.calendar_family(build, on_calendars, groups.ticket_groups, ticket_present)] if business else []),
         *drilldown.families(config, names, build.note),
         surveys.mapping_family(responses, names, widest, now, build.note),
     ]

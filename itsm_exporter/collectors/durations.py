@@ -2,8 +2,9 @@
 
 Which instants a duration runs between is written once here (first response and resolution from
 the opening, ages from the opening to as_of, time to breach from as_of to the breach time), and one
-clock measures them all. Today that clock is the wall clock; a business-hours calendar (issue 26) is
-another `Clock`, given to `Durations` by `compute_metrics`; no other code measures a duration.
+clock measures them all. `compute_metrics` measures every duration on the wall clock, and where a
+business-hours calendar applies (collectors/calendars.py `BusinessClock`) the first responses,
+resolutions and ages once more on it; no other code measures a duration.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ class Clock(Protocol):
     def elapsed(self, start: FloatArray, end: FloatArray, rows: IntArray) -> FloatArray:
         """Seconds from `start[i]` to `end[i]` (epoch seconds, all finite); `rows[i]` is the row in the
         ticket facts of the ticket the pair belongs to, so a clock can pick each ticket's calendar.
-        May be negative when an end comes before its start."""
+        May be negative when an end comes before its start; NaN where the clock does not measure that
+        ticket (no calendar applies to it), which makes no observation."""
         ...
 
 
@@ -80,8 +82,12 @@ class Durations:
         return self._measure(rows, ticket_rows[rows], np.full(len(rows), self.as_of), breach_at[rows])
 
     def _measure(self, rows: IntArray, ticket_rows: IntArray, start: FloatArray, end: FloatArray) -> Elapsed:
-        """The one call of the clock. A pair with an unknown instant is no observation; a negative duration
-        (bad upstream data: a response logged before the opening) counts as 0."""
+        """The one call of the clock. A pair with an unknown instant, or that the clock does not measure, is no
+        observation; a negative duration (bad upstream data: a response logged before the opening) counts as 0."""
         known = np.isfinite(start) & np.isfinite(end)
+        rows = rows[known]
         seconds = self.clock.elapsed(start[known], end[known], ticket_rows[known])
-        return Elapsed(rows=rows[known], seconds=np.maximum(seconds, 0.0))
+        measured = ~np.isnan(seconds)
+        if not measured.all():
+            rows, seconds = rows[measured], seconds[measured]
+        return Elapsed(rows=rows, seconds=np.maximum(seconds, 0.0))

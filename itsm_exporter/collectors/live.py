@@ -18,6 +18,7 @@ import pandas as pd
 from prometheus_client.core import Metric
 
 from itsm_exporter.collectors.arrays import BoolArray, FloatArray, IntArray, count_by_group, lookup, source_codes
+from itsm_exporter.collectors.calendars import BUSINESS_NOTE
 from itsm_exporter.collectors.durations import Durations
 from itsm_exporter.collectors.facts import SLAS, TicketFacts
 from itsm_exporter.collectors.families import FamilyBuilder, Part
@@ -84,8 +85,7 @@ def live_stats(
     warning = targets.sla_warning.seconds
     awaiting_bounds = with_bound(bounds, targets.first_response.seconds)
     breach_bounds = with_bound(bounds, warning)
-    awaiting = facts.backlog & ~(facts.first_response <= as_of)  # NaN (no response yet) compares False
-    ages = histogram_by_group(groups, durations.age(awaiting), n_groups, awaiting_bounds)
+    ages = awaiting_age(facts, groups, n_groups, as_of, durations, awaiting_bounds)
     # Clocks count for backlog tickets only, so only those are hashed: a tenth of a million ids, not all
     # of them (hashing every ticket id cost the 1M-ticket snapshot 0.2 s, bench/collectors.py).
     backlog_rows = np.flatnonzero(facts.backlog)
@@ -128,19 +128,45 @@ def live_stats(
     )
 
 
+def awaiting_age(
+    facts: TicketFacts, groups: IntArray, n_groups: int, as_of: float, durations: Durations, bounds: FloatArray
+) -> GroupHistograms:
+    """The age of the backlog tickets still waiting for a first response at as_of, on the clock of `durations`."""
+    awaiting = facts.backlog & ~(facts.first_response <= as_of)  # NaN (no response yet) compares False
+    return histogram_by_group(groups, durations.age(awaiting), n_groups, bounds)
+
+
 def live_sources(names: tuple[str, ...], config: Config) -> BoolArray:
     """Sources whose upstream tells first responses and running SLA clocks (their kind's `live_state`
     capability): the others' live series are absent rather than a backlog that seems to wait for an answer."""
     return np.array([capabilities(config.source(name)).live_state for name in names], dtype=bool)
 
 
-def families(build: FamilyBuilder, live: LiveStats, present: BoolArray, clocked: BoolArray) -> list[Metric]:
-    """The live families; `clocked` marks the label sets of live sources (the others have none)."""
+def families(
+    build: FamilyBuilder,
+    live: LiveStats,
+    present: BoolArray,
+    clocked: BoolArray,
+    business_awaiting: GroupHistograms | None,
+) -> list[Metric]:
+    """The live families; `clocked` marks the label sets of live sources (the others have none). Where a calendar
+    applies, the awaiting tickets' age in business time (`business_awaiting`) comes right after the wall clock's."""
     shown = present & clocked
     state_parts = [Part((sla, state), [live.clocks[(sla, state)]], [shown]) for sla in SLAS for state in CLOCK_STATES]
-    awaiting = GroupHistograms(
-        cumulative=np.where(clocked[:, np.newaxis], live.awaiting.cumulative, 0),
-        sums=np.where(clocked, live.awaiting.sums, 0.0),
+    awaiting = _of_live_sources(live.awaiting, clocked)
+    business = (
+        []
+        if business_awaiting is None
+        else [
+            build.histogram(
+                "itsm_awaiting_first_response_business_age_seconds",
+                "Age (evaluation time - opened) of the backlog tickets still waiting for a first response (no "
+                f"window); targets.first_response is always a bucket bound. {BUSINESS_NOTE}",
+                [_of_live_sources(business_awaiting, clocked)],
+                live.awaiting_bounds,
+                windowed=False,
+            )
+        ]
     )
     return [
         build.unwindowed_gauge(
@@ -157,6 +183,7 @@ def families(build: FamilyBuilder, live: LiveStats, present: BoolArray, clocked:
             live.awaiting_bounds,
             windowed=False,
         ),
+        *business,
         build.state_gauge(
             "itsm_sla_running_tickets",
             "Backlog tickets by the state of their running response or resolution SLA clock at evaluation time: "
@@ -174,3 +201,11 @@ def families(build: FamilyBuilder, live: LiveStats, present: BoolArray, clocked:
             by=("sla", SLAS),
         ),
     ]
+
+
+def _of_live_sources(histograms: GroupHistograms, clocked: BoolArray) -> GroupHistograms:
+    """The histograms of live sources' label sets only: the others' are emptied, so they get no series."""
+    return GroupHistograms(
+        cumulative=np.where(clocked[:, np.newaxis], histograms.cumulative, 0),
+        sums=np.where(clocked, histograms.sums, 0.0),
+    )

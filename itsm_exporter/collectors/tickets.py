@@ -4,11 +4,13 @@ their metric families."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from prometheus_client.core import Metric
 
 from itsm_exporter.collectors.arrays import BoolArray, FloatArray, IntArray, count_by_group, ratio
+from itsm_exporter.collectors.calendars import BUSINESS_NOTE
 from itsm_exporter.collectors.durations import Durations
 from itsm_exporter.collectors.facts import OUTCOMES, SLAS, TicketFacts
 from itsm_exporter.collectors.families import FamilyBuilder, Part
@@ -28,9 +30,50 @@ class TicketWindowStats:
     reassignments: FloatArray
     complaints_opened: IntArray
     sla: dict[tuple[str, str], IntArray]
+    durations: WindowDurations
+    """The duration histograms on the wall clock."""
+
+
+@dataclass(frozen=True)
+class WindowDurations:
+    """Per label set histograms of the durations of one window's tickets, on one clock."""
+
     resolution: GroupHistograms
     first_response: GroupHistograms
     complaint_resolution: GroupHistograms
+
+
+def window_durations(
+    facts: TicketFacts,
+    groups: IntArray,
+    n_groups: int,
+    window: Window,
+    end: float,
+    durations: Durations,
+    bounds: FloatArray,
+) -> WindowDurations:
+    """The duration histograms of the window ending at `end`, on the clock of `durations` (a second clock's)."""
+    resolved_in = window.contains(facts.resolved, end)
+    answered_in = window.contains(facts.first_response, end)
+    return _window_durations(facts, groups, n_groups, resolved_in, answered_in, durations, bounds)
+
+
+def _window_durations(
+    facts: TicketFacts,
+    groups: IntArray,
+    n_groups: int,
+    resolved_in: BoolArray,
+    answered_in: BoolArray,
+    durations: Durations,
+    bounds: FloatArray,
+) -> WindowDurations:
+    return WindowDurations(
+        resolution=histogram_by_group(groups, durations.resolution(resolved_in), n_groups, bounds),
+        first_response=histogram_by_group(groups, durations.first_response(answered_in), n_groups, bounds),
+        complaint_resolution=histogram_by_group(
+            groups, durations.resolution(resolved_in & facts.complaint), n_groups, bounds
+        ),
+    )
 
 
 def ticket_window_stats(
@@ -65,11 +108,7 @@ def ticket_window_stats(
             for sla in SLAS
             for index, outcome in enumerate(OUTCOMES)
         },
-        resolution=histogram_by_group(groups, durations.resolution(resolved_in), n_groups, bounds),
-        first_response=histogram_by_group(groups, durations.first_response(answered_in), n_groups, bounds),
-        complaint_resolution=histogram_by_group(
-            groups, durations.resolution(resolved_in & facts.complaint), n_groups, bounds
-        ),
+        durations=_window_durations(facts, groups, n_groups, resolved_in, answered_in, durations, bounds),
     )
 
 
@@ -85,8 +124,37 @@ def backlog_stats(
     facts: TicketFacts, groups: IntArray, n_groups: int, durations: Durations, bounds: FloatArray
 ) -> BacklogStats:
     """The backlog has no window: it is the state at as_of."""
-    age = histogram_by_group(groups, durations.age(facts.backlog), n_groups, bounds)
+    age = backlog_age(facts, groups, n_groups, durations, bounds)
     return BacklogStats(tickets=age.counts, age=age)
+
+
+def backlog_age(
+    facts: TicketFacts, groups: IntArray, n_groups: int, durations: Durations, bounds: FloatArray
+) -> GroupHistograms:
+    """The age of the backlog at as_of per label set, on the clock of `durations`."""
+    return histogram_by_group(groups, durations.age(facts.backlog), n_groups, bounds)
+
+
+@dataclass(frozen=True)
+class BusinessDurations:
+    """The tickets' durations on the business clock (collectors/calendars.py): per window and the backlog's age."""
+
+    windows: list[WindowDurations]
+    backlog_age: GroupHistograms
+
+
+def business_histogram(
+    build: FamilyBuilder,
+    name: str,
+    doc: str,
+    windows: list[WindowDurations] | None,
+    duration: Literal["resolution", "first_response", "complaint_resolution"],
+    bounds: FloatArray,
+) -> list[Metric]:
+    """The business-time family of one windowed duration, or nothing where no calendar applies (`windows` None)."""
+    if windows is None:
+        return []
+    return [build.histogram(name, f"{doc} {BUSINESS_NOTE}", [getattr(w, duration) for w in windows], bounds)]
 
 
 def families(
@@ -95,8 +163,10 @@ def families(
     backlog: BacklogStats,
     present: BoolArray,
     bounds: FloatArray,
+    business: BusinessDurations | None,
 ) -> list[Metric]:
-    """Volume, responsiveness and SLA outcomes per window, and the backlog."""
+    """Volume, responsiveness and SLA outcomes per window, and the backlog; where a calendar applies, each
+    duration in business time too, right after its wall-clock family."""
     shown = [present] * len(tickets)
     sla_parts = [
         Part((sla, outcome), [t.sla[(sla, outcome)] for t in tickets], shown) for sla in SLAS for outcome in OUTCOMES
@@ -106,6 +176,10 @@ def families(
         judged = [t.sla[(sla, "met")] + t.sla[(sla, "breached")] for t in tickets]
         met = [ratio(t.sla[(sla, "met")], total) for t, total in zip(tickets, judged, strict=True)]
         ratio_parts.append(Part((sla,), met, [total > 0 for total in judged]))
+    resolution = "Resolved - opened of the tickets resolved in the window."
+    first_response = "First response - opened of the tickets first answered in the window."
+    age = "Age (evaluation time - opened) of the backlog tickets (no window)."
+    business_windows = business.windows if business else None
     return [
         build.gauge(
             "itsm_tickets_opened",
@@ -117,16 +191,19 @@ def families(
             "Tickets resolved (or closed without a resolution time) in the window.",
             [Part((), [t.resolved for t in tickets], shown)],
         ),
-        build.histogram(
-            "itsm_resolution_time_seconds",
-            "Resolved - opened of the tickets resolved in the window.",
-            [t.resolution for t in tickets],
-            bounds,
+        build.histogram("itsm_resolution_time_seconds", resolution, [t.durations.resolution for t in tickets], bounds),
+        *business_histogram(
+            build, "itsm_resolution_business_time_seconds", resolution, business_windows, "resolution", bounds
         ),
         build.histogram(
-            "itsm_first_response_time_seconds",
-            "First response - opened of the tickets first answered in the window.",
-            [t.first_response for t in tickets],
+            "itsm_first_response_time_seconds", first_response, [t.durations.first_response for t in tickets], bounds
+        ),
+        *business_histogram(
+            build,
+            "itsm_first_response_business_time_seconds",
+            first_response,
+            business_windows,
+            "first_response",
             bounds,
         ),
         build.gauge(
@@ -147,12 +224,19 @@ def families(
             backlog.tickets,
             present,
         ),
-        build.histogram(
-            "itsm_backlog_age_seconds",
-            "Age (evaluation time - opened) of the backlog tickets (no window).",
-            [backlog.age],
-            bounds,
-            windowed=False,
+        build.histogram("itsm_backlog_age_seconds", age, [backlog.age], bounds, windowed=False),
+        *(
+            [
+                build.histogram(
+                    "itsm_backlog_business_age_seconds",
+                    f"{age} {BUSINESS_NOTE}",
+                    [business.backlog_age],
+                    bounds,
+                    windowed=False,
+                )
+            ]
+            if business
+            else []
         ),
     ]
 
@@ -191,9 +275,15 @@ def reliability_families(build: FamilyBuilder, tickets: list[TicketWindowStats],
 
 
 def complaint_families(
-    build: FamilyBuilder, tickets: list[TicketWindowStats], present: BoolArray, bounds: FloatArray
+    build: FamilyBuilder,
+    tickets: list[TicketWindowStats],
+    present: BoolArray,
+    bounds: FloatArray,
+    business: BusinessDurations | None,
 ) -> list[Metric]:
-    """Complaints opened in each window and the resolution time of those resolved in it."""
+    """Complaints opened in each window and the resolution time of those resolved in it (in business time too
+    where a calendar applies)."""
+    resolution = "Resolved - opened of the complaints resolved in the window."
     return [
         build.gauge(
             "itsm_complaints_opened",
@@ -202,8 +292,16 @@ def complaint_families(
         ),
         build.histogram(
             "itsm_complaint_resolution_time_seconds",
-            "Resolved - opened of the complaints resolved in the window.",
-            [t.complaint_resolution for t in tickets],
+            resolution,
+            [t.durations.complaint_resolution for t in tickets],
+            bounds,
+        ),
+        *business_histogram(
+            build,
+            "itsm_complaint_resolution_business_time_seconds",
+            resolution,
+            business.windows if business else None,
+            "complaint_resolution",
             bounds,
         ),
     ]

@@ -7,7 +7,8 @@ headers; encoded queries (= != > >= < <= IN NOT IN LIKE ISEMPTY ISNOTEMPTY, ^, ^
 ORDERBY/ORDERBYDESC, dot-walking) where an invalid term is silently ignored; the Aggregate API's
 count and group-by (`/api/now/stats/<table>`, counts as strings); unknown fields
 silently dropped; the error envelope; 401 with WWW-Authenticate; the OAuth password and refresh
-grants (form-encoded only).
+grants (form-encoded only); schedules (`cmn_schedule`, `cmn_schedule_span` with its compact local
+date-times, `contract_sla.schedule`).
 
 [U] switch: `metric_bounds=False` serves asmt_metric without `min`/`max` (unknown fields).
 """
@@ -33,6 +34,8 @@ DATETIME = "datetime"
 DURATION = "duration"
 CHOICE = "choice"
 STRING = "string"
+SCHEDULE_DATETIME = "schedule_date_time"
+"""A schedule entry's time: `20250106T080000`, the schedule's local time without a zone."""
 
 SCHEMA: dict[str, dict[str, str]] = {
     "incident": {
@@ -50,7 +53,15 @@ SCHEMA: dict[str, dict[str, str]] = {
     "cmn_department": {"sys_id": STRING, "name": STRING},
     "core_company": {"sys_id": STRING, "name": STRING},
     "cmn_location": {"sys_id": STRING, "name": STRING},
-    "contract_sla": {"sys_id": STRING, "name": STRING, "target": CHOICE, "duration": DURATION},
+    "contract_sla": {
+        "sys_id": STRING, "name": STRING, "target": CHOICE, "duration": DURATION, "schedule": "ref:cmn_schedule",
+    },
+    "cmn_schedule": {"sys_id": STRING, "name": STRING, "time_zone": CHOICE, "type": CHOICE},
+    "cmn_schedule_span": {
+        "sys_id": STRING, "schedule": "ref:cmn_schedule", "name": STRING, "type": CHOICE, "all_day": STRING,
+        "start_date_time": SCHEDULE_DATETIME, "end_date_time": SCHEDULE_DATETIME, "repeat_type": CHOICE,
+        "days_of_week": STRING,
+    },
     "task_sla": {
         "sys_id": STRING, "task": "ref:incident", "sla": "ref:contract_sla", "stage": CHOICE, "has_breached": STRING,
         "start_time": DATETIME, "end_time": DATETIME, "planned_end_time": DATETIME, "duration": DURATION,
@@ -87,6 +98,8 @@ DISPLAY_FIELD = {
     "sys_audit_delete": "display_value",
     "asmt_assessment_instance": "number",
     "asmt_metric_result": "sys_id",
+    "cmn_schedule": "name",
+    "cmn_schedule_span": "name",
 }
 CHOICES = {
     "state": {"1": "New", "2": "In Progress", "3": "On Hold", "6": "Resolved", "7": "Closed", "8": "Canceled"},
@@ -95,6 +108,8 @@ CHOICES = {
     "contact_type": {"email": "Email", "phone": "Phone", "self-service": "Self-service", "walk-in": "Walk-in"},
     "target": {"response": "Response", "resolution": "Resolution"},
     "stage": {"in_progress": "In progress", "completed": "Completed", "cancelled": "Cancelled", "paused": "Paused"},
+    "repeat_type": {"daily": "Daily", "weekdays": "Every Weekday (Mon-Fri)", "weekly": "Weekly", "yearly": "Yearly"},
+    "type": {"exclude": "Excluded", "": ""},
 }
 USER_OFFSET = timedelta(hours=-5)
 """The API user's time zone: display dates are shifted by it and formatted MM/dd/yyyy hh:mm:ss a."""
@@ -255,6 +270,8 @@ class FakeServiceNow:
                 return (moment + USER_OFFSET).strftime("%m/%d/%Y %I:%M:%S %p")
             elapsed = moment - datetime(1970, 1, 1)
             return f"{elapsed.days} Days {elapsed.seconds // 3600} Hours {elapsed.seconds % 3600 // 60} Minutes"
+        if kind == SCHEDULE_DATETIME:
+            return datetime.strptime(raw, "%Y%m%dT%H%M%S").strftime("%m/%d/%Y %I:%M:%S %p")
         if kind == CHOICE:
             return CHOICES.get(name, {}).get(raw, raw)
         return raw

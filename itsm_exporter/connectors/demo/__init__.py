@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING
 
 from itsm_exporter.connectors.base import RequestObserver
 from itsm_exporter.connectors.demo.config import DemoSource
-from itsm_exporter.connectors.demo.connector import DEMO_COMPLAINTS, DEMO_SEGMENTS, DEMO_SURVEYS, DEMO_URL
+from itsm_exporter.connectors.demo.connector import (
+    DEMO_CALENDAR_KEYS,
+    DEMO_CALENDARS,
+    DEMO_COMPLAINTS,
+    DEMO_SEGMENTS,
+    DEMO_SURVEYS,
+    DEMO_URL,
+)
 from itsm_exporter.connectors.demo.links import DemoLinks
 from itsm_exporter.kinds import Capabilities, SourceKind, register
 
@@ -44,6 +51,8 @@ KIND = register(
             "segments": DEMO_SEGMENTS,
             # No upstream: a reserved name (RFC 2606) stands for the instance, so the drill-down links show their form.
             "url": DEMO_URL,
+            **DEMO_CALENDAR_KEYS,
         },
+        demo_calendars=DEMO_CALENDARS,
     )
 )

@@ -11,6 +11,10 @@ watermelon); "Identity & Access" is red on both sides; the others are healthy. C
 department (the `department` field, a segment): the "Warehouse" staff's tickets go to healthy teams
 that meet their SLA, and the warehouse is unhappy all the same: a watermelon that no team view shows,
 only the department view (issue 28).
+
+Two clocks: "Network Operations" works around the clock; the other groups are a 9-to-5 desk
+(DEMO_CALENDARS), whose answers, resolutions and SLA due times fall in its working hours, so the
+business-time families and the wall clock's tell apart a ticket that waited over a weekend.
 """
 
 from __future__ import annotations
@@ -58,9 +62,9 @@ DEMO_SURVEYS: Final[dict[str, Any]] = {
 DEMO_COMPLAINTS: Final[dict[str, list[str]]] = {"category": ["complaint"]}
 DEMO_SEGMENTS: Final[dict[str, str]] = {"department": "caller_id.department.name"}
 DEPARTMENT_FIELD: Final = "caller_id.department.name"
+"""The demo desk names its fields as ServiceNow does: the caller's department, dot-walked."""
 DEMO_URL: Final = "https://itsm-demo.example"
 """Where the demo's drill-down links point (`url` of `itsm-exporter demo`): nothing answers there."""
-"""The demo desk names its fields as ServiceNow does: the caller's department, dot-walked."""
 WATERMELON_GROUP: Final = "Network Operations"
 WATERMELON_DEPARTMENT: Final = "Warehouse"
 """The department whose customers are unhappy while every team that serves it looks healthy."""
@@ -73,12 +77,23 @@ WAREHOUSE_TEAMS: Final = ("Service Desk", "Desktop Support", "Facilities", "Appl
 """The teams warehouse staff call, none of them flagged: the healthy ones and Applications, whose SLA misses its
 target (not Network Operations, the team watermelon, nor Identity & Access, whose SLA would turn the
 warehouse's red too). Spread thin over four, the warehouse pulls no team under its satisfaction target."""
-WAREHOUSE_SHARE: Final = 0.10
+WAREHOUSE_SHARE: Final = 0.12
 """Of those teams' tickets: enough for the department to be judged in a week, too few (and not unhappy
 enough) to pull a team under target."""
 WAREHOUSE_SATISFIED: Final = 0.35
 COMMENT_RATE: Final = {True: 0.15, False: 0.35}
 """Share of satisfied (True) and other respondents who write a comment (unhappy customers write more)."""
+DESK_OPENS: Final = 9 * 3600.0
+DESK_CLOSES: Final = 17 * 3600.0
+DEMO_CALENDARS: Final[dict[str, Any]] = {
+    "desk": {"timezone": "UTC", "hours": {"mon-fri": ["09:00-17:00"]}},
+    "around-the-clock": {"timezone": "UTC", "hours": {"mon-sun": ["00:00-24:00"]}},
+}
+"""The demo source's `calendar` (desk) and its watermelon group's (`calendar_by_group`)."""
+DEMO_CALENDAR_KEYS: Final[dict[str, Any]] = {
+    "calendar": "desk",
+    "calendar_by_group": {WATERMELON_GROUP: "around-the-clock"},
+}
 
 DAY: Final = 86400.0
 BATCH_SIZE: Final = 1000
@@ -109,10 +124,19 @@ class GroupProfile:
     dimension_bias: Mapping[str, float]
     """Added to a respondent's dimension scores (points on the 1..5 scale)."""
 
+    @property
+    def around_the_clock(self) -> bool:
+        """Works 24x7; the other groups work the desk's hours (DEMO_CALENDARS)."""
+        return self.name == WATERMELON_GROUP
+
+    def after(self, start: float, seconds: float) -> float:
+        """When `seconds` of this group's working time have passed since `start`."""
+        return start + seconds if self.around_the_clock else desk_time(start, seconds)
+
 
 GROUPS: Final = (
-    GroupProfile("Service Desk", 30, ("Email", "Accounts", "Printing"), 0.30, 0.35, 0.93, 0.03, 0.10, 0.010, {}),
-    GroupProfile("Desktop Support", 20, ("Laptops", "Printing", "Software"), 0.35, 0.40, 0.92, 0.04, 0.15, 0.010, {}),
+    GroupProfile("Service Desk", 30, ("Email", "Accounts", "Printing"), 0.30, 0.35, 0.96, 0.03, 0.10, 0.010, {}),
+    GroupProfile("Desktop Support", 20, ("Laptops", "Printing", "Software"), 0.35, 0.40, 0.96, 0.04, 0.15, 0.010, {}),
     GroupProfile(
         WATERMELON_GROUP,
         18,
@@ -125,7 +149,7 @@ GROUPS: Final = (
         0.060,
         {"reliability": -1.2, "empathy": -1.0, "responsiveness": -0.8, "tangibles": -0.3},
     ),
-    GroupProfile("Applications", 15, ("ERP", "CRM", "Intranet"), 0.55, 0.45, 0.91, 0.05, 0.20, 0.015, {}),
+    GroupProfile("Applications", 15, ("ERP", "CRM", "Intranet"), 0.55, 0.45, 0.94, 0.05, 0.20, 0.015, {}),
     GroupProfile(
         "Identity & Access",
         10,
@@ -138,7 +162,7 @@ GROUPS: Final = (
         0.040,
         {"responsiveness": -1.0, "assurance": -0.5},
     ),
-    GroupProfile("Facilities", 7, ("Badges", "Rooms"), 0.25, 0.30, 0.95, 0.02, 0.05, 0.005, {"tangibles": 0.3}),
+    GroupProfile("Facilities", 7, ("Badges", "Rooms"), 0.25, 0.30, 0.98, 0.02, 0.05, 0.005, {"tangibles": 0.3}),
 )
 
 SURVEY_RATE: Final = 0.40
@@ -168,6 +192,9 @@ class _Life:
     resolution_met: bool
     category: str
     survey: tuple[float, tuple[Answer, ...]] | None
+    response_due: float
+    resolution_due: float
+    """When its response and resolution SLAs breach, in its group's working time."""
     department: str | None = None
     commented: bool = False
 
@@ -175,6 +202,33 @@ class _Life:
         """Time of the latest event that has happened by `now`."""
         events = [self.opened, self.first_response, self.closed, *([self.resolved] if self.resolved else [])]
         return max(t for t in events if t <= now)
+
+
+WORK_WEEK: Final = 5 * (DESK_CLOSES - DESK_OPENS)
+
+
+def desk_time(start: float, seconds: float) -> float:
+    """The instant at which `seconds` of the desk's working time (Monday to Friday, DESK_OPENS to DESK_CLOSES
+    UTC) have passed since `start`, counted from its next opening when it is closed."""
+    t = _desk_opening(start)
+    # A week later is the same instant of the week, exactly one working week on.
+    weeks = math.floor(seconds / WORK_WEEK)
+    t, seconds = t + weeks * 7 * DAY, seconds - weeks * WORK_WEEK
+    while True:
+        closes = math.floor(t / DAY) * DAY + DESK_CLOSES
+        if seconds <= closes - t:
+            return t + seconds
+        seconds -= closes - t
+        t = _desk_opening(closes)
+
+
+def _desk_opening(t: float) -> float:
+    """The first instant at or after `t` when the desk works."""
+    day = math.floor(t / DAY)
+    while (day + 3) % 7 >= 5 or t >= day * DAY + DESK_CLOSES:  # 1970-01-01 was a Thursday: 5, 6 are the weekend
+        day += 1
+        t = day * DAY
+    return max(t, day * DAY + DESK_OPENS)
 
 
 def _moment(seconds: float) -> datetime:
@@ -223,8 +277,8 @@ def _day_tickets(seed: int, day: int, tickets_per_day: int) -> list[_Life]:
         canceled = rng.random() < 0.02
         reopens = (1 + (rng.random() < 0.2)) if rng.random() < group.reopen else 0
         reassignments = sum(rng.random() < group.reassign for _ in range(3))
-        resolved = None if canceled else opened + resolution
-        closed = opened + min(resolution, 2 * 3600) if canceled else opened + resolution + AUTO_CLOSE
+        resolved = None if canceled else group.after(opened, resolution)
+        closed = opened + min(resolution, 2 * 3600) if canceled else group.after(opened, resolution) + AUTO_CLOSE
         warehouse = group.name in WAREHOUSE_TEAMS and customers.random() < WAREHOUSE_SHARE
         weights = ENGINEERING_WEIGHTS if group.name in ENGINEERING_TEAMS else DEPARTMENT_WEIGHTS
         department = WATERMELON_DEPARTMENT if warehouse else _weighted(customers, weights)
@@ -240,7 +294,7 @@ def _day_tickets(seed: int, day: int, tickets_per_day: int) -> list[_Life]:
                 id=f"demo-{number:08d}",
                 key=f"INC{number:08d}",
                 opened=opened,
-                first_response=opened + response,
+                first_response=group.after(opened, response),
                 resolved=resolved,
                 closed=closed,
                 canceled=canceled,
@@ -257,6 +311,8 @@ def _day_tickets(seed: int, day: int, tickets_per_day: int) -> list[_Life]:
                 survey=survey,
                 department=department,
                 commented=commented,
+                response_due=group.after(opened, RESPONSE_TARGET[priority]),
+                resolution_due=group.after(opened, RESOLUTION_TARGET[priority]),
             )
         )
     lives += [_monitoring_alert(day, hour, profiles[WATERMELON_GROUP]) for hour in range(24)]
@@ -294,6 +350,8 @@ def _monitoring_alert(day: int, hour: int, group: GroupProfile) -> _Life:
         resolution_met=True,
         category="request",
         survey=None,
+        response_due=opened + RESPONSE_TARGET[MONITORING_PRIORITY],
+        resolution_due=opened + RESOLUTION_TARGET[MONITORING_PRIORITY],
     )
 
 
@@ -412,9 +470,9 @@ def _clocks(life: _Life, state: TicketState, responded: bool) -> tuple[SlaClock,
     clocks = []
     if not responded:
         target = RESPONSE_TARGET[life.priority]
-        clocks.append(SlaClock("response", _moment(life.opened + target), goal_seconds=target))
+        clocks.append(SlaClock("response", _moment(life.response_due), goal_seconds=target))
     target = RESOLUTION_TARGET[life.priority]
-    clocks.append(SlaClock("resolution", _moment(life.opened + target), paused=state == "on_hold", goal_seconds=target))
+    clocks.append(SlaClock("resolution", _moment(life.resolution_due), paused=state == "on_hold", goal_seconds=target))
     return tuple(clocks)
 
 

@@ -65,6 +65,13 @@ def discover(source: JiraSource, probe: Probe) -> None:
             facts.sla_notes.append(
                 "no SLA field visible: the API user needs a JSM agent licence (docs/jira.md), or set sla_fields"
             )
+        else:
+            # No endpoint lists them (Atlassian's JSDCLOUD-15660, JSDSERVER-5623): the SLA fields carry
+            # only elapsed and remaining working time.
+            facts.calendar_notes.append(
+                "JSM's REST API does not expose its SLA calendars: copy each SLA's working hours and holidays "
+                "from Project settings > SLAs > Calendars"
+            )
         _csat(source, catalog, issues, probe)
     finally:
         client.close()

@@ -1,7 +1,8 @@
 """`discover` for ServiceNow: counts and group-bys from the Aggregate API, a bounded number of requests.
 
 Every count comes from `/api/now/stats` (TableClient.stats): one request whatever the instance's size.
-Questions and SLA targets are read by id, one page each.
+Questions and SLA targets are read by id, one page each, and so are the schedules those SLAs use
+(schedules.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from itsm_exporter.connectors.servicenow import wire
 from itsm_exporter.connectors.servicenow.client import TableClient
 from itsm_exporter.connectors.servicenow.config import ServiceNowSource
 from itsm_exporter.connectors.servicenow.connector import LABEL_FIELDS
+from itsm_exporter.connectors.servicenow.schedules import schedule_notes
 from itsm_exporter.records import QuestionUse
 
 LIKELY_SEGMENTS: Final = {
@@ -132,14 +134,17 @@ def _slas(source: ServiceNowSource, client: TableClient, probe: Probe, window: s
     targets = {}
     ids = [raw for raw, _display, _count in slas if raw][:TOP_QUESTIONS]
     if ids:
+        fields = ("sys_id", "name", "target", "schedule")
         page = probe.read(
             "table contract_sla",
             ROLES["contract_sla"],
-            lambda: client.get("contract_sla", f"sys_idIN{','.join(ids)}", ("sys_id", "name", "target"), len(ids)),
+            lambda: client.get("contract_sla", f"sys_idIN{','.join(ids)}", fields, len(ids)),
             required=source.sla_source == "task_sla",
         )
         for row in page.records if page is not None else []:
             targets[_raw(row, "sys_id")] = _shown(row, "target") or "?"
+        if page is not None:
+            schedule_notes(client, probe, page.records)
     for raw, display, count in sorted(slas, key=lambda s: -s[2]):
         facts.slas.append(ValueCount(f"{display or raw} (target: {targets.get(raw, '?')})", count))
     if not slas:
