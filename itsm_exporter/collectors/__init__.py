@@ -21,7 +21,7 @@ from itsm_exporter.collectors.families import FamilyBuilder
 from itsm_exporter.collectors.labels import Grouping, grouping
 from itsm_exporter.collectors.surveys import Responses, SurveyWindowStats, load_responses, survey_window_stats
 from itsm_exporter.collectors.tickets import TicketWindowStats, backlog_stats, ticket_window_stats
-from itsm_exporter.collectors.windows import Window, configured_windows, longest
+from itsm_exporter.collectors.windows import Window, configured_windows, earlier_periods, longest
 from itsm_exporter.config import Config
 from itsm_exporter.frames import Frames
 from itsm_exporter.records import utc
@@ -51,9 +51,13 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config, *, clock: C
         facts, responses, names, config.group_by, widest.contains(facts.opened, now), config.max_label_values
     )
     durations = Durations(facts, clock, now)
-    ticket_windows, survey_windows = _window_loop(
-        facts, responses, groups, durations, [(w, now) for w in windows], bounds
-    )
+    periods = earlier_periods(config.trends)
+    # The published windows first, then each window over each earlier period (the same length, ending earlier).
+    pairs = [(w, now) for w in windows] + [(w, period.end(w, now)) for period in periods for w in windows]
+    ticket_stats, survey_stats = _window_loop(facts, responses, groups, durations, pairs, bounds)
+    ticket_windows, survey_windows = ticket_stats[: len(windows)], survey_stats[: len(windows)]
+    earlier_tickets = [ticket_stats[len(windows) * (i + 1) :][: len(windows)] for i in range(len(periods))]
+    earlier_surveys = [survey_stats[len(windows) * (i + 1) :][: len(windows)] for i in range(len(periods))]
     backlog = backlog_stats(facts, groups.ticket_groups, groups.size, durations, bounds)
     state = live.live_stats(
         facts, frames.sla_clocks, names, groups.ticket_groups, groups.size, now, durations, bounds, config.targets
@@ -73,6 +77,11 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config, *, clock: C
         *watermelon.families(build, ticket_windows, survey_windows, config.targets, config.min_responses),
         *targets.families(names, config.targets, build.note),
         surveys.mapping_family(responses, names, widest, now, build.note),
+        *tickets.earlier_families(build, periods, earlier_tickets, ticket_present),
+        *surveys.earlier_families(build, periods, earlier_surveys, survey_present),
+        *watermelon.earlier_families(
+            build, periods, earlier_tickets, earlier_surveys, survey_present, config.targets, config.min_responses
+        ),
     ]
 
 
