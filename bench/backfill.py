@@ -29,6 +29,7 @@ from itsm_exporter.records import RecordKind, Ticket
 from itsm_exporter.store import Store
 from itsm_exporter.sync import sync_source
 from itsm_exporter.sync.plans import BackfillPlan, IncrementalPlan, Plan
+from tests.storeread import stored_count
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 YEAR = 365.25 * 86400.0
@@ -118,7 +119,7 @@ def first_sync(incidents: int, years: float, plans: list[Plan], page_ms: float, 
         started = time.perf_counter()
         sync_source(upstream, store, plans, now=lambda: NOW)
         measured = time.perf_counter() - started
-        stored = store.count("sim", "ticket")
+        stored = stored_count(store, "sim", "ticket")
         store.close()
     return {
         "records": latency.records,

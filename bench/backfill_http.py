@@ -24,16 +24,13 @@ import json
 import math
 import re
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 from prometheus_client.exposition import generate_latest
@@ -53,6 +50,7 @@ from itsm_exporter.snapshot import snapshot_registry
 from itsm_exporter.store import Store
 from itsm_exporter.sync import plans_for, sync_source
 from itsm_exporter.sync.plans import LOOKUP_CHUNK
+from tests.fakes.loopback import LoopbackServer, json_get_handler
 from tests.fakes.servicenow import FakeServiceNow
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -194,7 +192,7 @@ class LatentServiceNow:
         self.requests: Counter[str] = Counter()
         self.rows = 0
         self.url = ""
-        self._server: ThreadingHTTPServer | None = None
+        self._server: LoopbackServer | None = None
 
     def answer(self, table: str, params: dict[str, str]) -> tuple[list[bytes], int]:
         """The rows of one page and the query's total."""
@@ -229,44 +227,25 @@ class LatentServiceNow:
         rows = [row for row in rows if row[0] > after]
         return [fragment for _, fragment in rows[:limit]], len(rows)
 
+    def respond(self, table: str, params: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+        """One page, held for the instance's time to answer it: the latency model under test."""
+        rows, total = self.answer(table, params)
+        self.requests[table] += 1
+        self.rows += len(rows)
+        delay = self.page_delay + self.record_delay * len(rows)
+        if delay > 0:
+            time.sleep(delay)  # the instance's time to answer: the model under test
+        headers = {} if params.get("sysparm_no_count") == "true" else {"X-Total-Count": str(total)}
+        return b'{"result":[' + b",".join(rows) + b"]}", headers
+
     def __enter__(self) -> LatentServiceNow:
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                table = parts.path.rsplit("/", 1)[-1]
-                params = dict(parse_qsl(parts.query, keep_blank_values=True))
-                rows, total = owner.answer(table, params)
-                owner.requests[table] += 1
-                owner.rows += len(rows)
-                delay = owner.page_delay + owner.record_delay * len(rows)
-                if delay > 0:
-                    time.sleep(delay)  # the instance's time to answer: the model under test
-                body = b'{"result":[' + b",".join(rows) + b"]}"
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json;charset=UTF-8")
-                self.send_header("Content-Length", str(len(body)))
-                if params.get("sysparm_no_count") != "true":
-                    self.send_header("X-Total-Count", str(total))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = LoopbackServer(json_get_handler(self.respond))
+        self.url = self._server.url()
         return self
 
     def __exit__(self, *_: object) -> None:
         assert self._server is not None
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
 
 def _json(rendered: dict[str, Any]) -> bytes:

@@ -17,17 +17,14 @@ import bisect
 import gc
 import json
 import re
-import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlencode
 
 import numpy as np
 import requests
@@ -37,9 +34,9 @@ from itsm_exporter.connectors.servicenow.connector import TICKET_FIELDS, Service
 from itsm_exporter.records import Batch
 from itsm_exporter.store import Store
 from itsm_exporter.sync import IncrementalPlan, plans_for, sync_source
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from fakes.servicenow import FakeServiceNow
+from tests.fakes.loopback import LoopbackServer, json_get_handler
+from tests.fakes.servicenow import FakeServiceNow
+from tests.storeread import stored_count
 
 T = TypeVar("T")
 
@@ -89,7 +86,7 @@ class FastServiceNow:
         self.fragments = [self.fragments[k] for k in order]
         self.requests: Counter[str] = Counter()
         self.urls: list[str] = []
-        self._server: ThreadingHTTPServer | None = None
+        self._server: LoopbackServer | None = None
         self.url = ""
 
     def page(self, table: str, params: dict[str, str]) -> tuple[bytes, dict[str, str]]:
@@ -109,39 +106,19 @@ class FastServiceNow:
         headers = {} if params.get("sysparm_no_count") == "true" else {"X-Total-Count": str(len(self.keys) - start)}
         return body, headers
 
+    def answer(self, table: str, params: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+        self.requests[table] += 1
+        self.urls.append(f"/api/now/table/{table}?{urlencode(params)}")  # replayed by _bare_loop
+        return self.page(table, params)
+
     def __enter__(self) -> FastServiceNow:
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                table = parts.path.rsplit("/", 1)[-1]
-                owner.requests[table] += 1
-                owner.urls.append(self.path)
-                body, headers = owner.page(table, dict(parse_qsl(parts.query, keep_blank_values=True)))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json;charset=UTF-8")
-                self.send_header("Content-Length", str(len(body)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(body)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = LoopbackServer(json_get_handler(self.answer))
+        self.url = self._server.url()
         return self
 
     def __exit__(self, *_: object) -> None:
         assert self._server is not None
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
 
 def _timed(work: Callable[..., T], *args: Any) -> tuple[float, T]:
@@ -216,7 +193,7 @@ def main() -> int:
             fake.urls.clear()
             seconds, result = _timed(sync_source, ServiceNowConnector(source), store, plans_for(source))  # type: ignore[arg-type]
             syncs.append(seconds)
-            stored = store.count("sn", "ticket")
+            stored = stored_count(store, "sn", "ticket")
             full_sync_urls = [url for url in fake.urls if "/incident" in url]
             seconds, decoded = _timed(_bare_loop, session, fake.url, full_sync_urls)
             bares.append(seconds)
@@ -231,7 +208,7 @@ def main() -> int:
         batches = list(_first_sync(ServiceNowConnector(source)))  # type: ignore[arg-type]
         alone = Store(Path(tmp) / "alone.db")
         store_only, _ = _timed(_commit_all, alone, source.name, batches)
-        stored_alone = alone.count("sn", "ticket")  # while the file exists: the directory goes with the block
+        stored_alone = stored_count(alone, "sn", "ticket")  # while the file exists: the directory goes with the block
 
     exporter, bare = min(syncs), min(bares)
     print(

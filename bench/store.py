@@ -17,9 +17,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from bench.datagen import AS_OF, ticket_records
-from itsm_exporter.records import TICKET_COLUMNS, Batch, PhaseState
+from itsm_exporter.records import TICKET_COLUMNS, TICKETS, Batch, PhaseState
 from itsm_exporter.store import Store
-from itsm_exporter.store.schema import TICKETS
+from itsm_exporter.store.schema import row_builder
 
 
 def main() -> int:
@@ -54,7 +54,7 @@ def main() -> int:
         update_rows = sum(len(c) for c in chunks[: max(1, len(chunks) // 10)])
         update = time.perf_counter() - started
 
-        ticket_row = TICKETS.row_builder()
+        ticket_row = row_builder(TICKETS)
         labels = store._labels  # the store's codes for the label columns: the bare loop writes the same rows
         bare = sqlite3.connect(Path(tmp) / "bare.db", isolation_level=None)
         bare.execute("PRAGMA journal_mode=WAL")

@@ -1,55 +1,56 @@
-"""The frames the collectors compute on: what the store loads and what tests build inline."""
+"""The frames the collectors compute on: what the store loads and what tests build inline.
+
+One frame per table declared `framed` in records.TABLES, with its columns and dtypes derived from the
+declaration: a child table declared there has its frame here with no code of its own.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
 
 from itsm_exporter.records import (
-    ANSWER_COLUMNS,
-    QUESTION_COLUMNS,
-    SLA_CLOCK_COLUMNS,
-    SURVEY_COLUMNS,
-    TICKET_COLUMNS,
-    TICKET_FIELDS,
-    TICKET_TIME_COLUMNS,
+    ANSWERS,
+    QUESTIONS,
+    SLA_CLOCKS,
+    SURVEYS,
+    TABLES,
+    TICKETS,
     SurveyResponse,
     Ticket,
 )
+from itsm_exporter.tables import Table, compile_rows
 
-_FRAME_DTYPE_OF_KIND: dict[str, str] = {
+_FRAME_DTYPE_OF_KIND: Final = {
     "time": "float64",
     "label": "object",
     "text": "object",
     "count": "int64",
     "flag": "bool",
+    "real": "float64",
 }
-TICKET_DTYPES: dict[str, str] = {f.name: _FRAME_DTYPE_OF_KIND[f.kind] for f in TICKET_FIELDS}
-SURVEY_DTYPES: dict[str, str] = {**{column: "object" for column in SURVEY_COLUMNS}, "submitted_at": "float64"}
-ANSWER_DTYPES: dict[str, str] = {
-    **{column: "object" for column in ANSWER_COLUMNS},
-    "value": "float64",
-    "scale_min": "float64",
-    "scale_max": "float64",
-}
-QUESTION_DTYPES: dict[str, str] = {column: "object" for column in QUESTION_COLUMNS}
-SLA_CLOCK_DTYPES: dict[str, str] = {
-    "source": "object",
-    "ticket_id": "object",
-    "sla": "object",
-    "breach_at": "float64",
-    "paused": "bool",
-    "goal_seconds": "float64",
-    "breached": "bool",
-}
+FRAME_TABLES: Final = tuple(t for t in TABLES if t.framed)
 
 
-@dataclass(frozen=True)
+def frame_dtypes(table: Table) -> dict[str, str]:
+    return {c.name: _FRAME_DTYPE_OF_KIND[c.kind] for c in table.columns}
+
+
+TICKET_DTYPES: Final = frame_dtypes(TICKETS)
+SURVEY_DTYPES: Final = frame_dtypes(SURVEYS)
+ANSWER_DTYPES: Final = frame_dtypes(ANSWERS)
+QUESTION_DTYPES: Final = frame_dtypes(QUESTIONS)
+SLA_CLOCK_DTYPES: Final = frame_dtypes(SLA_CLOCKS)
+
+
+@dataclass(frozen=True, init=False, eq=False)
 class Frames:
-    """Tickets, survey responses, their answers and the questions; times are float UTC epoch seconds, NaN if unset.
+    """One frame per table, by table name; times are float UTC epoch seconds, NaN if unset.
 
     tickets: one row per ticket, columns TICKET_COLUMNS; label columns hold None when unset.
     surveys: one row per response, columns SURVEY_COLUMNS; `ticket_source` is always filled.
@@ -59,89 +60,77 @@ class Frames:
     answers.question_id within the same `source`. Roles come from the config at compute time.
     sla_clocks: one row per running SLA clock, columns SLA_CLOCK_COLUMNS; `ticket_id` joins tickets.id
     within the same `source`; `breach_at` NaN when the upstream gave no breach time.
+    Every child table's frame starts with its parent's key, as declared (`Parent.key`).
     """
 
-    tickets: pd.DataFrame
-    surveys: pd.DataFrame
-    answers: pd.DataFrame
-    questions: pd.DataFrame
-    sla_clocks: pd.DataFrame = field(default_factory=lambda: empty_sla_clocks())
+    tables: Mapping[str, pd.DataFrame]
+
+    def __init__(self, **tables: pd.DataFrame) -> None:
+        """Frames by table name; a table of FRAME_TABLES left out is empty."""
+        frames = {table.name: empty_frame(table) for table in FRAME_TABLES if table.name not in tables}
+        object.__setattr__(self, "tables", {**frames, **tables})
+
+    @property
+    def tickets(self) -> pd.DataFrame:
+        return self.tables["tickets"]
+
+    @property
+    def surveys(self) -> pd.DataFrame:
+        return self.tables["surveys"]
+
+    @property
+    def answers(self) -> pd.DataFrame:
+        return self.tables["answers"]
+
+    @property
+    def questions(self) -> pd.DataFrame:
+        return self.tables["questions"]
+
+    @property
+    def sla_clocks(self) -> pd.DataFrame:
+        return self.tables["sla_clocks"]
 
     @classmethod
     def empty(cls) -> Frames:
-        return cls(
-            tickets=_typed(pd.DataFrame(columns=list(TICKET_COLUMNS)), TICKET_DTYPES),
-            surveys=_typed(pd.DataFrame(columns=list(SURVEY_COLUMNS)), SURVEY_DTYPES),
-            answers=_typed(pd.DataFrame(columns=list(ANSWER_COLUMNS)), ANSWER_DTYPES),
-            questions=_typed(pd.DataFrame(columns=list(QUESTION_COLUMNS)), QUESTION_DTYPES),
-        )
+        return cls()
 
     @classmethod
-    def from_records(cls, tickets: Iterable[Ticket], surveys: Iterable[SurveyResponse] = ()) -> Frames:
-        """Build frames from canonical records (tests, the demo, benchmarks)."""
-        tickets = list(tickets)
-        ticket_rows = [
-            {
-                column: (_epoch(getattr(t, column)) if column in TICKET_TIME_COLUMNS else getattr(t, column))
-                for column in TICKET_COLUMNS
-            }
-            for t in tickets
-        ]
-        survey_rows: list[dict[str, object]] = []
-        answer_rows: list[dict[str, object]] = []
-        questions: dict[tuple[str, str], dict[str, object]] = {}
-        for s in surveys:
-            survey_rows.append(
-                {
-                    "source": s.source,
-                    "id": s.id,
-                    "ticket_source": s.ticket_source or s.source,
-                    "ticket_id": s.ticket_id,
-                    "ticket_key": s.ticket_key,
-                    "submitted_at": _epoch(s.submitted_at),
-                }
-            )
-            answer_rows.extend(
-                {
-                    "source": s.source,
-                    "survey_id": s.id,
-                    "question_id": a.question_id,
-                    "value": a.value,
-                    "scale_min": a.scale_min,
-                    "scale_max": a.scale_max,
-                }
-                for a in s.answers
-            )
-            for a in s.answers:
-                questions[(s.source, a.question_id)] = {
-                    "source": s.source,
-                    "question_id": a.question_id,
-                    "name": a.name,
-                    "text": a.text,
-                }
-        clock_rows = [
-            (t.source, t.id, c.sla, _epoch(c.breach_at), c.paused, c.goal_seconds, c.breached)
-            for t in tickets
-            for c in t.sla_clocks
-        ]
-        clocks = pd.DataFrame(clock_rows, columns=list(SLA_CLOCK_COLUMNS))
-        clocks["goal_seconds"] = clocks["goal_seconds"].astype("float64")
-        return cls(
-            sla_clocks=_typed(clocks, SLA_CLOCK_DTYPES),
-            tickets=_typed(pd.DataFrame(ticket_rows, columns=list(TICKET_COLUMNS)), TICKET_DTYPES),
-            surveys=_typed(pd.DataFrame(survey_rows, columns=list(SURVEY_COLUMNS)), SURVEY_DTYPES),
-            answers=_typed(pd.DataFrame(answer_rows, columns=list(ANSWER_COLUMNS)), ANSWER_DTYPES),
-            questions=_typed(pd.DataFrame(list(questions.values()), columns=list(QUESTION_COLUMNS)), QUESTION_DTYPES),
-        )
+    def from_records(
+        cls,
+        tickets: Iterable[Ticket],
+        surveys: Iterable[SurveyResponse] = (),
+        tables: Sequence[Table] = FRAME_TABLES,
+    ) -> Frames:
+        """Build the frames of `tables` from canonical records (tests, the demo, benchmarks)."""
+        records: dict[str, list[Any]] = {"tickets": list(tickets), "surveys": list(surveys)}
+        frames: dict[str, pd.DataFrame] = {}
+        for table in tables:
+            build = _frame_rows(table)
+            if table.parent is None:
+                rows = [build(record, None) for record in records[table.name]]
+            else:
+                rows = [row for parent in records[table.parent.table.name] for row in build(parent, None)]
+                if not table.parent.owned:
+                    # One row per key, the last one given: what the store's upserts leave.
+                    key = [table.names.index(name) for name in table.key]
+                    rows = list({tuple(row[i] for i in key): row for row in rows}.values())
+            frames[table.name] = _typed(pd.DataFrame(rows, columns=list(table.names)), table)
+        return cls(**frames)
 
 
-def empty_sla_clocks() -> pd.DataFrame:
-    return _typed(pd.DataFrame(columns=list(SLA_CLOCK_COLUMNS)), SLA_CLOCK_DTYPES)
+def empty_frame(table: Table) -> pd.DataFrame:
+    return _typed(pd.DataFrame(columns=list(table.names)), table)
+
+
+@cache
+def _frame_rows(table: Table) -> Any:
+    """A table's frame rows of one record, as compile_rows builds them: times as epoch seconds."""
+    return compile_rows(table, {"time": "epoch({})"}, {"epoch": _epoch})
 
 
 def _epoch(moment: object) -> float:
     return float(moment.timestamp()) if moment is not None else np.nan  # type: ignore[attr-defined]
 
 
-def _typed(frame: pd.DataFrame, dtypes: dict[str, str]) -> pd.DataFrame:
-    return frame.astype(dtypes)
+def _typed(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
+    return frame.astype(frame_dtypes(table))

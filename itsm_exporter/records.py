@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Literal
 
+from itsm_exporter.tables import Column, Index, Parent, Table
+
 TicketState = Literal["open", "on_hold", "resolved", "closed", "canceled"]
 SlaOutcome = Literal["met", "breached", "unknown"]
 RecordKind = Literal["ticket", "survey"]
@@ -21,53 +23,6 @@ UNKNOWN_TICKET: Final = "unknown"
 """Label value for a survey whose ticket is not in the store."""
 OTHER: Final = "other"
 """Label value for everything beyond the `max_label_values` cap."""
-
-# The ticket schema, declared once: the record below, the frames (frames.py) and the store's table,
-# upsert and loaders (store/schema.py) are all derived from this tuple. Kinds: `time` (UTC datetime;
-# float epoch seconds in frames, integer microseconds in the store), `label` (few distinct values:
-# coded in the store, shared strings in frames), `text`, `count` (int >= 0), `flag` (bool).
-# Times in frames are float epoch seconds (NaN when unset): cheap to load from SQLite and to
-# subtract, and unambiguous (always UTC).
-TicketFieldKind = Literal["time", "label", "text", "count", "flag"]
-
-
-@dataclass(frozen=True, slots=True)
-class TicketField:
-    """One column of the ticket schema: its name, kind, and whether it may be unset."""
-
-    name: str
-    kind: TicketFieldKind
-    nullable: bool = False
-
-
-TICKET_FIELDS: Final = (
-    TicketField("source", "label"),
-    TicketField("id", "text"),
-    TicketField("key", "text"),
-    TicketField("opened_at", "time"),
-    TicketField("first_response_at", "time", nullable=True),
-    TicketField("resolved_at", "time", nullable=True),
-    TicketField("closed_at", "time", nullable=True),
-    TicketField("updated_at", "time"),
-    TicketField("state", "label"),
-    TicketField("group", "label", nullable=True),
-    TicketField("service", "label", nullable=True),
-    TicketField("priority", "label", nullable=True),
-    TicketField("channel", "label", nullable=True),
-    TicketField("reassignments", "count"),
-    TicketField("reopens", "count"),
-    TicketField("sla_response", "label"),
-    TicketField("sla_resolution", "label"),
-    TicketField("complaint", "flag"),
-)
-TICKET_COLUMNS: Final = tuple(f.name for f in TICKET_FIELDS)
-TICKET_TIME_COLUMNS: Final = tuple(f.name for f in TICKET_FIELDS if f.kind == "time")
-TICKET_LABEL_COLUMNS: Final = ("group", "service", "priority", "channel")
-"""The grouping labels of the metrics (a subset of the `label` fields)."""
-SURVEY_COLUMNS: Final = ("source", "id", "ticket_source", "ticket_id", "ticket_key", "submitted_at")
-ANSWER_COLUMNS: Final = ("source", "survey_id", "question_id", "value", "scale_min", "scale_max")
-QUESTION_COLUMNS: Final = ("source", "question_id", "name", "text")
-SLA_CLOCK_COLUMNS: Final = ("source", "ticket_id", "sla", "breach_at", "paused", "goal_seconds", "breached")
 
 
 def utc(moment: datetime) -> datetime:
@@ -254,3 +209,129 @@ class QuestionUse:
     name: str | None
     text: str | None
     answers: int
+
+
+# The tables, declared once (itsm_exporter/tables.py): the store's DDL, upserts and loaders, the frames'
+# columns and dtypes, and the column tuples below all derive from these declarations.
+
+# Tickets and surveys are rowid tables with a unique (source, id) index: upstream ids are random
+# (ServiceNow sys_ids), and a random insert dirties one page per record in the B-tree it lands in.
+# In a WITHOUT ROWID table that page holds ~25 whole rows; in the index it holds ~80 keys, while
+# the rows themselves are appended. Measured in bench/store.py: about twice the upsert rate.
+# Ticket labels are codes of the labels table (store/schema.py, LABELS_TABLE says why).
+TICKETS: Final = Table(
+    "tickets",
+    columns=(
+        Column("source", "label"),
+        Column("id", "text"),
+        Column("key", "text"),
+        Column("opened_at", "time"),
+        Column("first_response_at", "time", nullable=True),
+        Column("resolved_at", "time", nullable=True),
+        Column("closed_at", "time", nullable=True),
+        Column("updated_at", "time"),
+        Column("state", "label"),
+        Column("group", "label", nullable=True, sql="grp"),
+        Column("service", "label", nullable=True),
+        Column("priority", "label", nullable=True),
+        Column("channel", "label", nullable=True),
+        Column("reassignments", "count"),
+        Column("reopens", "count"),
+        Column("sla_response", "label"),
+        Column("sla_resolution", "label"),
+        Column("complaint", "flag"),
+    ),
+    key=("source", "id"),
+    record=Ticket,
+    rowid=True,
+    coded_labels=True,
+)
+SLA_CLOCKS: Final = Table(
+    "sla_clocks",
+    columns=(
+        Column("source", "label"),
+        Column("ticket_id", "text"),
+        Column("sla", "label"),
+        Column("breach_at", "time", nullable=True),
+        Column("paused", "flag"),
+        Column("goal_seconds", "real", nullable=True),
+        Column("breached", "flag"),
+    ),
+    key=("source", "ticket_id", "sla"),
+    record=SlaClock,
+    # Every stored clock is loaded: only running clocks are stored, a few per open ticket. Listed
+    # response first (SLA_NAMES), the reverse of the alphabet.
+    parent=Parent(TICKETS, "sla_clocks", key=("source", "ticket_id"), window="all", order="sla DESC"),
+)
+SURVEYS: Final = Table(
+    "surveys",
+    columns=(
+        Column("source", "label"),
+        Column("id", "text", shared=True),
+        Column("ticket_source", "label", fallback="source"),
+        Column("ticket_id", "text", nullable=True),
+        Column("ticket_key", "text", nullable=True),
+        Column("submitted_at", "time"),
+    ),
+    key=("source", "id"),
+    record=SurveyResponse,
+    rowid=True,
+    indexes=(Index("surveys_submitted", ("submitted_at",)),),
+)
+ANSWERS: Final = Table(
+    "answers",
+    columns=(
+        Column("source", "label"),
+        # A survey's id is repeated on each of its answers: loaded once, referenced by all (1.3 million
+        # answers of 200,000 surveys would otherwise hold 1.1 million extra copies, about 65 MB).
+        Column("survey_id", "text", shared=True),
+        Column("question_id", "label"),
+        Column("value", "real"),
+        Column("scale_min", "real"),
+        Column("scale_max", "real"),
+    ),
+    key=("source", "survey_id", "question_id"),
+    record=Answer,
+    parent=Parent(SURVEYS, "answers", key=("source", "survey_id")),
+)
+QUESTIONS: Final = Table(
+    "questions",
+    columns=(
+        Column("source", "label"),
+        Column("question_id", "label"),
+        Column("name", "label", nullable=True),
+        Column("text", "label", nullable=True),
+    ),
+    key=("source", "question_id"),
+    record=Answer,
+    # Each source's catalogue of questions, from the answers that name them: kept when a response goes.
+    parent=Parent(SURVEYS, "answers", key=("source",), owned=False, window="all"),
+)
+SYNC_STATE: Final = Table(
+    "sync_state",
+    columns=(
+        Column("source", "label"),
+        Column("plan", "text"),
+        Column("phase", "text"),
+        Column("watermark", "time", nullable=True),
+        Column("token", "text", nullable=True),
+        Column("done", "count", default=0),
+        Column("total", "count", nullable=True),
+        Column("completed_at", "time", nullable=True),
+    ),
+    key=("source", "plan", "phase"),
+    record=PhaseState,
+    scope=("source",),
+    framed=False,
+)
+TABLES: Final = (TICKETS, SURVEYS, ANSWERS, SLA_CLOCKS, QUESTIONS, SYNC_STATE)
+"""Every table of the store (labels aside: store/schema.py), parents before their children."""
+
+TICKET_COLUMNS: Final = TICKETS.names
+TICKET_TIME_COLUMNS: Final = TICKETS.kind_names("time")
+TICKET_LABEL_COLUMNS: Final = ("group", "service", "priority", "channel")
+"""The grouping labels of the metrics (a subset of the `label` fields)."""
+SURVEY_COLUMNS: Final = SURVEYS.names
+ANSWER_COLUMNS: Final = ANSWERS.names
+QUESTION_COLUMNS: Final = QUESTIONS.names
+SLA_CLOCK_COLUMNS: Final = SLA_CLOCKS.names

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import settings
+
+from tests.fakes.servicenow import FakeServiceNow
 
 # CI runs the README's command (`python -m pytest`) with CI=true: one fixed sequence of examples per
 # test, so a landing never fails on a draw nobody can reproduce; the statistics show what ran.
@@ -31,3 +36,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="rewrite the golden exposition files under tests/golden/ from the current output",
     )
+
+
+@pytest.fixture(autouse=True)
+def _integration_marker_is_honest(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test not marked `integration` may neither listen on a socket nor start a process: it fails if it does.
+
+    `python -m pytest -m "not integration"` is the fast loop; this keeps the marker true instead of a convention.
+    """
+    if request.node.get_closest_marker("integration") is not None:
+        return
+    name = request.node.nodeid
+
+    def no_server(*_args: object, **_kwargs: object) -> None:
+        pytest.fail(f"{name} listens on a socket: mark it @pytest.mark.integration")
+
+    def no_process(*_args: object, **_kwargs: object) -> None:
+        pytest.fail(f"{name} starts a process: mark it @pytest.mark.integration")
+
+    monkeypatch.setattr(socket.socket, "listen", no_server)
+    monkeypatch.setattr(subprocess.Popen, "__init__", no_process)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeServiceNow]:
+    """An empty ServiceNow fake on loopback; a module that needs one seeded overrides this fixture."""
+    with FakeServiceNow() as instance:
+        yield instance

@@ -22,20 +22,19 @@ from itsm_exporter.sync import SyncResult, plans_for, sync_source
 from itsm_exporter.sync.plans import BACKFILL, HORIZON, INCREMENTAL
 from tests.fakes.jira import at as jira_at
 from tests.fakes.jira import fake_jira
-from tests.fakes.servicenow import FakeServiceNow, source_settings, status
+from tests.fakes.servicenow import FakeServiceNow, add_incident, source_settings, status
+from tests.storeread import stored_tickets
 from tests.test_jira import connector as jira_connector
 from tests.test_jira import source_settings as jira_settings
+
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
 
 NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
 """The 30-day window (and the default history, 30 d + 5 min) starts 2026-02-08 11:55."""
 
 
 def incident(fake: FakeServiceNow, number: str, updated: str, state: str = "6", **fields: str) -> str:
-    active = "true" if state in ("1", "2", "3") else "false"
-    return fake.add(
-        "incident", number=number, state=state, active=active, opened_at=fields.pop("opened_at", updated),
-        sys_updated_on=updated, **fields,
-    )  # fmt: skip
+    return add_incident(fake, number, updated, state=state, **fields)
 
 
 @pytest.fixture
@@ -77,7 +76,7 @@ def sync(fake: FakeServiceNow, store: Store, config: Config, now: datetime = NOW
 
 
 def numbers(store: Store) -> set[str]:
-    return {t.key for t in store.tickets("sn")}
+    return {t.key for t in stored_tickets(store, "sn")}
 
 
 def test_a_first_sync_reads_the_horizon_the_open_backlog_and_the_surveyed_tickets(
@@ -107,7 +106,7 @@ def test_metrics_equal_those_of_a_full_read_at_the_sync_time(fake: FakeServiceNo
     bounded, full = Store(tmp_path / "bounded.db"), Store(tmp_path / "full.db")
     sync(fake, bounded, config_of(fake))
     sync(fake, full, config_of(fake, history="3650d"))
-    assert len(full.tickets("sn")) == len(bounded.tickets("sn")) + 1
+    assert len(stored_tickets(full, "sn")) == len(stored_tickets(bounded, "sn")) + 1
     config = config_of(fake)
     assert compute_metrics(bounded.load_frames(), NOW, config) == compute_metrics(full.load_frames(), NOW, config)
     bounded.close()
@@ -208,7 +207,7 @@ def test_jsm_first_sync_reads_the_horizon_and_the_open_backlog(mode: str, tmp_pa
     # Progress knows what remains: Data Center's search total, Cloud's approximate count (one per scan).
     assert 4 in totals  # the four open issues older than the horizon
     assert len(counts) == (2 if mode == "cloud" else 0)
-    keys = {t.key for t in store.tickets("jsm")}
+    keys = {t.key for t in stored_tickets(store, "jsm")}
     assert keys == {"HELP-2", "HELP-3", "HELP-4", "HELP-7"}
     assert jql  # the open backlog was read with the done category left out
     store.close()

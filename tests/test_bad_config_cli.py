@@ -10,6 +10,8 @@ import pytest
 
 from itsm_exporter.cli import main
 
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
+
 GOOD_SOURCE = "sources:\n  - {name: demo, kind: demo}\n"
 CASES = {
     "wrong type": (

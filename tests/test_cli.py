@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration  # starts servers or subprocesses on loopback
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -133,7 +135,6 @@ def test_once_without_a_store_path_keeps_nothing_in_the_working_directory(
     assert list(work.iterdir()) == []
 
 
-@pytest.mark.integration
 def test_demo_without_store_uses_a_temporary_one_printed_at_start_and_removed_at_exit(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

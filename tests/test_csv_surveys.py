@@ -14,6 +14,7 @@ from itsm_exporter.connectors.csv.connector import CsvSurveyConnector
 from itsm_exporter.records import Answer, Batch, SkippedRecord, SurveyResponse
 from itsm_exporter.store import Store
 from tests.plans import run_plan, synced, token
+from tests.storeread import stored_surveys
 
 MAPPING = {"overall": ["Overall"], "dimensions": {"empathy": ["Cared"]}, "expectations": {"empathy": ["Expect care"]}}
 
@@ -131,6 +132,6 @@ def test_sync_into_the_store_replaces_a_reexported_response(tmp_path: Path) -> N
     path.write_text("id,ticket,submitted_at,Overall,Cared,Expect care\nr1,INC1,2026-11-02 10:00,2,4,4\n")
     assert synced(CsvSurveyConnector(csv_source), store).records["survey"] == 1
     assert synced(CsvSurveyConnector(csv_source), store).records["survey"] == 0
-    (stored,) = store.surveys("servqual")
+    (stored,) = stored_surveys(store, "servqual")
     assert {a.question_id: a.value for a in stored.answers} == {"Overall": 2.0, "Cared": 4.0, "Expect care": 4.0}
     assert stored.ticket_source == "sn"

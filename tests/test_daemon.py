@@ -28,6 +28,8 @@ from itsm_exporter.store import Store
 from itsm_exporter.web import ExporterServer
 from tests.fakes.faults import FakeClock
 
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
+
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 TIMEOUT = 10.0
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

@@ -16,6 +16,7 @@ from itsm_exporter.frames import Frames
 from itsm_exporter.records import Batch, SurveyResponse, Ticket
 from itsm_exporter.store import Store
 from tests.plans import iso, run_plan, synced
+from tests.storeread import stored_count, stored_surveys, stored_tickets
 
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -45,15 +46,15 @@ def test_a_later_sync_brings_only_changes_and_ends_equal_to_a_fresh_sync(tmp_pat
     second = synced(connector(tmp_path, later), incremental)
     fresh = Store(tmp_path / "fresh.db")
     synced(connector(tmp_path, later), fresh)
-    assert 0 < second.records["ticket"] < fresh.count("demo", "ticket") / 10
-    assert 0 < second.records["survey"] < fresh.count("demo", "survey") / 10
+    assert 0 < second.records["ticket"] < stored_count(fresh, "demo", "ticket") / 10
+    assert 0 < second.records["survey"] < stored_count(fresh, "demo", "survey") / 10
     # The fresh sync covers 90 days back from `later`; tickets that aged out of that range stay in
     # the incremental store (the store keeps history), so compare on the fresh sync's tickets.
-    fresh_tickets = {t.id: t for t in fresh.tickets("demo")}
-    kept = [t for t in incremental.tickets("demo") if t.id in fresh_tickets]
+    fresh_tickets = {t.id: t for t in stored_tickets(fresh, "demo")}
+    kept = [t for t in stored_tickets(incremental, "demo") if t.id in fresh_tickets]
     assert kept == list(fresh_tickets.values())
-    fresh_surveys = {s.id: s for s in fresh.surveys("demo")}
-    assert [s for s in incremental.surveys("demo") if s.id in fresh_surveys] == list(fresh_surveys.values())
+    fresh_surveys = {s.id: s for s in stored_surveys(fresh, "demo")}
+    assert [s for s in stored_surveys(incremental, "demo") if s.id in fresh_surveys] == list(fresh_surveys.values())
 
 
 def test_only_the_last_batch_moves_the_watermark(tmp_path: Path) -> None:

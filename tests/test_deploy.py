@@ -15,6 +15,9 @@ import yaml
 
 from itsm_exporter.config import DEFAULT_PORT, parse_config
 from itsm_exporter.webconfig import BasicAuth, WebConfig, parse_web_config
+from tests.tools import module
+
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -84,7 +87,7 @@ def test_the_systemd_unit_runs_the_daemon_with_reload_and_state() -> None:
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
 def test_the_kubernetes_manifests_match_the_api_schema(path: Path) -> None:
-    validator = pytest.importorskip("kubernetes_validate")
+    validator = module("kubernetes_validate")
     for document in documents(path):
         validator.validate(document, "1.37.0", strict=True)
 

@@ -31,6 +31,7 @@ from test_prometheus_integration import _api, _free_port, _get, _poll, _query, _
 from test_rules import ALERTING_RULES, RECORDING_RULES
 
 from tests.pki import Authority
+from tests.tools import tool
 
 pytestmark = pytest.mark.integration
 
@@ -138,10 +139,7 @@ def sidecar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, st
 
 
 def require_promtool() -> None:
-    if not shutil.which(PROMTOOL):
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{PROMTOOL} is required in CI")
-        pytest.skip(f"{PROMTOOL} is not installed (Debian package prometheus)")
+    tool(PROMTOOL)
 
 
 def rule_count(path: Path) -> int:

@@ -4,7 +4,6 @@ no secret in the output, and a request budget that does not grow with the instan
 from __future__ import annotations
 
 import io
-import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +16,10 @@ from itsm_exporter.cli import main
 from itsm_exporter.config import Config, parse_config
 from itsm_exporter.discover import discover, render_report, run
 from tests.fakes.jira import EMAIL, TOKEN, fake_jira
+from tests.fakes.loopback import closed_port
 from tests.fakes.servicenow import FakeServiceNow, source_settings
+
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
 
 NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
 """The 30-day window starts 2026-02-08 12:00."""
@@ -162,12 +164,6 @@ def test_a_denied_optional_table_is_reported_but_does_not_fail(fake: FakeService
     out = io.StringIO()
     assert run(servicenow_config(fake), None, out, now=NOW) == 0
     assert "table sys_audit_delete          denied    ask for: a read ACL on sys_audit_delete" in out.getvalue()
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_an_unreachable_source_fails_alone_and_the_cli_exits_1(

@@ -36,13 +36,12 @@ from tests.fakes.faults import (
     FakeClock,
     Fault,
     FaultProxy,
-    RunningExporter,
     Waits,
+    assert_metrics,
     hibernating,
     hook,
     html_status,
     jira_envelope,
-    requests_by_code,
     reset,
     running_daemon,
     sample,
@@ -52,7 +51,10 @@ from tests.fakes.faults import (
 )
 from tests.fakes.jira import EMAIL, TOKEN, FakeIssue, FakeJira, Mode, at, change_for_incremental, fake_jira
 from tests.plans import run_plan, stored_iso, synced
+from tests.storeread import stored_surveys, stored_tickets
 from tests.test_jira import MODES, source_settings
+
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
 
 SEARCH = "/search"
 READ_TIMEOUT = "300ms"
@@ -84,7 +86,7 @@ def clean_sync(fake: FakeJira, mode: Mode, tmp_path: Path) -> tuple[list[Ticket]
     conn = connector(fake.url, mode, Waits())
     try:
         synced(conn, store)
-        return store.tickets("jsm"), store.surveys("jsm")
+        return stored_tickets(store, "jsm"), stored_surveys(store, "jsm")
     finally:
         conn.close()
         store.close()
@@ -92,8 +94,8 @@ def clean_sync(fake: FakeJira, mode: Mode, tmp_path: Path) -> tuple[list[Ticket]
 
 def assert_store_equals_site(store: Store, fake: FakeJira, mode: Mode, tmp_path: Path) -> None:
     tickets, surveys = clean_sync(fake, mode, tmp_path)
-    assert store.tickets("jsm") == tickets
-    assert store.surveys("jsm") == surveys
+    assert stored_tickets(store, "jsm") == tickets
+    assert stored_surveys(store, "jsm") == surveys
     versions = {i.id: i.updated for i in fake.issues.values() if i.id != UNMAPPABLE}
     assert {t.id: t.updated_at for t in tickets} == versions
     assert {s.ticket_id for s in surveys} == {i.id for i in fake.issues.values() if i.rating is not None}
@@ -101,7 +103,7 @@ def assert_store_equals_site(store: Store, fake: FakeJira, mode: Mode, tmp_path:
 
 def assert_watermark_covers_only_what_is_stored(store: Store, fake: FakeJira, mode: Mode, tmp_path: Path) -> None:
     """The watermark is the update time of a stored ticket, and every ticket updated before it is stored as it is."""
-    stored = {t.id: t for t in store.tickets("jsm")}
+    stored = {t.id: t for t in stored_tickets(store, "jsm")}
     mark = datetime.fromisoformat(stored_iso(store, "jsm", "ticket") or "")
     assert mark in {t.updated_at for t in stored.values()}
     behind = [t for t in clean_sync(fake, mode, tmp_path)[0] if t.updated_at < mark]
@@ -381,7 +383,7 @@ def test_a_failed_changelog_page_fails_the_sync_after_the_pages_before_it(tmp_pa
         host = proxy.url.removeprefix("http://")
         assert str(caught.value) == f"source jsm: changelog at {proxy.url}: connection reset by {host} after 2 retries"
         assert waits.seconds == BACKOFF
-        assert [t.key for t in store.tickets("jsm")] == ["HELP-1", "HELP-8"]
+        assert [t.key for t in stored_tickets(store, "jsm")] == ["HELP-1", "HELP-8"]
         assert stored_iso(store, "jsm", "ticket") == "2025-03-04T10:00:00+00:00"
 
 
@@ -403,14 +405,6 @@ class Connectors:
         return JiraConnector(source, observe_request, sleep=self.waits, jitter=lambda: 0.5, now=lambda: clock.wall)
 
 
-def assert_metrics(running: RunningExporter, proxy: FaultProxy, up: float) -> None:
-    """/metrics answers, shows the source's state, and counts exactly the requests the proxy saw."""
-    assert not proxy.overrun, "the connector kept requesting: it pages in circles"
-    samples = running.scrape()
-    assert sample(samples, "itsm_source_up", source="jsm") == up
-    assert requests_by_code(samples, "jsm") == dict(proxy.codes())
-
-
 def issue(number: int, updated: datetime, **fields: Any) -> FakeIssue:
     return FakeIssue(str(10000 + number), f"HELP-{number}", updated - timedelta(hours=1), updated, **fields)
 
@@ -430,7 +424,7 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
             check_files=False,
         )
         with running_daemon(config, connectors, clock) as running:
-            assert_metrics(running, proxy, up=0.0)
+            assert_metrics(running, proxy, "jsm", up=0.0)
 
             # 1. The first sync waits out a 429 and a 503 burst (envelope, then a gateway's HTML page),
             #    while an issue not read yet is updated and a new one is created between two pages.
@@ -447,7 +441,7 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
             assert proxy.unfired() == []
             assert running.last_error("jsm") is None
             assert waits == [7.0, 5.0, 10.0]
-            assert_metrics(running, proxy, up=1.0)
+            assert_metrics(running, proxy, "jsm", up=1.0)
             assert_store_equals_site(store, fake, mode, tmp_path)
             assert stored_iso(store, "jsm", "ticket") == "2025-03-08T09:30:00+00:00"
 
@@ -462,9 +456,9 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
                 "2 retries"
             )
             assert waits[3:] == [5.0, 10.0]
-            assert_metrics(running, proxy, up=0.0)
+            assert_metrics(running, proxy, "jsm", up=0.0)
             assert stored_iso(store, "jsm", "ticket") == "2025-03-08T10:00:00+00:00"
-            assert "10009" not in {t.id for t in store.tickets("jsm")}
+            assert "10009" not in {t.id for t in stored_tickets(store, "jsm")}
             assert_watermark_covers_only_what_is_stored(store, fake, mode, tmp_path)
 
             # 3. A search slower than the read timeout, three times; /metrics answers while the sync waits on it.
@@ -478,7 +472,7 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
             assert running.last_error("jsm") == (
                 f"source jsm: search at {proxy.url}: no answer within timeout after 2 retries"
             )
-            assert_metrics(running, proxy, up=0.0)
+            assert_metrics(running, proxy, "jsm", up=0.0)
 
             # 4. A search page cut short on every try, then a maintenance page instead of serverInfo (not
             #    retried), then 500s on the fields beyond the retries.
@@ -495,7 +489,7 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
                 proxy.plan(fault)
                 running.sync()
                 assert proxy.unfired() == []
-                assert_metrics(running, proxy, up=0.0)
+                assert_metrics(running, proxy, "jsm", up=0.0)
                 expected, last_error = "source jsm: " + error.format(url=proxy.url), running.last_error("jsm") or ""
                 # A JSON decoder's position in a cut page depends on the page: only the start is fixed.
                 assert last_error.startswith(expected) if fault.action == "truncate" else last_error == expected
@@ -507,7 +501,7 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
             exporter_now = datetime.fromtimestamp(clock.wall + 60, UTC)
             fake.add(issue(20, exporter_now + timedelta(minutes=4), status="3", team="Network"))
             running.sync()
-            assert_metrics(running, proxy, up=1.0)
+            assert_metrics(running, proxy, "jsm", up=1.0)
             assert datetime.fromisoformat(stored_iso(store, "jsm", "ticket") or "") == exporter_now + timedelta(
                 minutes=4
             )
@@ -516,14 +510,14 @@ def test_jira_through_faults_then_a_clean_sync_stores_exactly_the_site(mode: Mod
             fake.add(issue(21, exporter_now + timedelta(minutes=1), status="3"))
             fake.add(issue(22, exporter_now + timedelta(minutes=4, seconds=20), status="3"))
             running.sync()
-            assert {"10021", "10022"} <= {t.id for t in store.tickets("jsm")}
+            assert {"10021", "10022"} <= {t.id for t in stored_tickets(store, "jsm")}
             running.sync(advance=10 * 60)
             fake.add(issue(23, exporter_now + timedelta(minutes=6), status="3"))
             fake.issues["10001"].updated, fake.issues["10001"].priority = exporter_now + timedelta(minutes=7), "Low"
 
             # 6. The faults stop: one more sync and the store is the site, record by record.
             running.sync()
-            assert_metrics(running, proxy, up=1.0)
+            assert_metrics(running, proxy, "jsm", up=1.0)
             assert_store_equals_site(store, fake, mode, tmp_path)
             assert datetime.fromisoformat(stored_iso(store, "jsm", "ticket") or "") == exporter_now + timedelta(
                 minutes=7

@@ -26,12 +26,11 @@ from tests.fakes.faults import (
     FakeClock,
     Fault,
     FaultProxy,
-    RunningExporter,
     Waits,
+    assert_metrics,
     hibernating,
     hook,
     html_status,
-    requests_by_code,
     reset,
     running_daemon,
     sample,
@@ -42,8 +41,11 @@ from tests.fakes.faults import (
 )
 from tests.fakes.servicenow import FakeServiceNow, source_settings
 from tests.plans import iter_plan, run_plan, stored_glide, synced
+from tests.storeread import stored_count, stored_surveys, stored_tickets
 from tests.test_servicenow import at
 from tests.test_servicenow_sync import expected_tickets
+
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
 
 INCIDENTS = "/table/incident"
 SURVEYS = "/table/asmt_assessment_instance"
@@ -74,7 +76,7 @@ def sn_settings(fake: FakeServiceNow, proxy: FaultProxy, **settings: Any) -> dic
     return source_settings(fake, **(base | settings))
 
 
-def incident(fake: FakeServiceNow, number: int, updated: str, **fields: str) -> str:
+def varied_incident(fake: FakeServiceNow, number: int, updated: str, **fields: str) -> str:
     resolved = number % 3 != 0
     row = {
         "number": f"INC{number:07d}",
@@ -109,7 +111,7 @@ def survey(fake: FakeServiceNow, ticket: str, taken_on: str, overall: str, relia
 def seed(fake: FakeServiceNow) -> list[str]:
     """Ten incidents, two per sys_updated_on second; five surveys about the first five."""
     group = fake.add("sys_user_group", name="Service Desk")
-    ids = [incident(fake, n, f"2026-03-06 10:{n // 2:02d}:00", assignment_group=group) for n in range(10)]
+    ids = [varied_incident(fake, n, f"2026-03-06 10:{n // 2:02d}:00", assignment_group=group) for n in range(10)]
     fake.add("asmt_metric", name="overall", question="Overall satisfaction", datatype="scale", min="1", max="5")
     fake.add("asmt_metric", name="reliability", question="Fixed first time", datatype="scale", min="1", max="5")
     for n in range(5):
@@ -147,12 +149,6 @@ def expected_surveys(fake: FakeServiceNow) -> list[SurveyResponse]:
             )
         )
     return sorted(expected, key=lambda s: s.id)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeServiceNow]:
-    with FakeServiceNow() as instance:
-        yield instance
 
 
 @pytest.fixture
@@ -309,7 +305,7 @@ PERSISTENT: list[tuple[Fault, type[Exception], str, list[float]]] = [
 def test_a_persistent_fault_is_a_typed_error_naming_the_source(
     fake: FakeServiceNow, proxy: FaultProxy, fault: Fault, error: type[Exception], message: str, waited: list[float]
 ) -> None:
-    incident(fake, 1, "2026-03-06 10:00:00")
+    varied_incident(fake, 1, "2026-03-06 10:00:00")
     proxy.plan(fault)
     waits, codes = Waits(), list[str]()
     with pytest.raises(error) as caught:
@@ -342,7 +338,7 @@ TRANSIENT: list[tuple[Fault, list[float], list[str]]] = [
 def test_a_transient_fault_is_retried_and_the_page_read_once(
     fake: FakeServiceNow, proxy: FaultProxy, fault: Fault, waited: list[float], seen: list[str]
 ) -> None:
-    incident(fake, 1, "2026-03-06 10:00:00")
+    varied_incident(fake, 1, "2026-03-06 10:00:00")
     proxy.plan(fault)
     waits, codes = Waits(), list[str]()
     (batch,) = fetch(fake, proxy, waits, codes)
@@ -363,7 +359,7 @@ GRANT: list[tuple[Fault, list[float], list[str]]] = [
 @pytest.mark.parametrize(("fault", "waited", "seen"), GRANT, ids=["truncated", "503-retry-after", "408", "reset"])
 def test_the_oauth_grant_is_retried_like_a_page(fault: Fault, waited: list[float], seen: list[str]) -> None:
     with FakeServiceNow(client_id="exporter-app", client_secret="Cl1ent-Secret") as fake, FaultProxy(fake.url) as proxy:
-        incident(fake, 1, "2026-03-06 10:00:00")
+        varied_incident(fake, 1, "2026-03-06 10:00:00")
         proxy.plan(fault)
         waits, codes = Waits(), list[str]()
         (batch,) = fetch(fake, proxy, waits, codes)
@@ -451,31 +447,23 @@ def daemon_config(fake: FakeServiceNow, proxy: FaultProxy, store: Path) -> Confi
 
 
 def assert_store_equals_instance(store: Store, fake: FakeServiceNow) -> None:
-    assert store.tickets("sn") == expected_tickets(fake)
-    assert store.surveys("sn") == expected_surveys(fake)
-    assert store.count("sn", "ticket") == len(fake.tables["incident"])
+    assert stored_tickets(store, "sn") == expected_tickets(fake)
+    assert stored_surveys(store, "sn") == expected_surveys(fake)
+    assert stored_count(store, "sn", "ticket") == len(fake.tables["incident"])
 
 
 def assert_watermarks_cover_only_what_is_stored(store: Store, fake: FakeServiceNow) -> None:
     """Each watermark is the time of a stored record, and every record updated before it is stored as it is now."""
-    tickets = {t.id: t for t in store.tickets("sn")}
+    tickets = {t.id: t for t in stored_tickets(store, "sn")}
     mark = at(stored_glide(store, "sn", "ticket") or "")
     assert mark in {t.updated_at for t in tickets.values()}
     behind = [t for t in expected_tickets(fake) if t.updated_at < mark]
     assert [tickets.get(t.id) for t in behind] == behind
-    surveys = {s.id: s for s in store.surveys("sn")}
+    surveys = {s.id: s for s in stored_surveys(store, "sn")}
     survey_mark = at(stored_glide(store, "sn", "survey") or "")
     assert survey_mark in {s.submitted_at for s in surveys.values()}
     answered = [s for s in expected_surveys(fake) if s.submitted_at < survey_mark]
     assert [surveys.get(s.id) for s in answered] == answered
-
-
-def assert_metrics(running: RunningExporter, proxy: FaultProxy, up: float) -> None:
-    """/metrics answers, shows the source's state, and counts exactly the requests the proxy saw."""
-    assert not proxy.overrun, "the connector kept requesting: it pages in circles"
-    samples = running.scrape()
-    assert sample(samples, "itsm_source_up", source="sn") == up
-    assert requests_by_code(samples, "sn") == dict(proxy.codes())
 
 
 def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance(
@@ -488,7 +476,7 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
     config = daemon_config(fake, proxy, tmp_path / "store.db")
     # A second connection to the daemon's store: what a restart would read.
     with closing(Store(tmp_path / "store.db")) as store, running_daemon(config, connectors, clock) as running:
-        assert_metrics(running, proxy, up=0.0)
+        assert_metrics(running, proxy, "sn", up=0.0)
 
         # 1. The first sync survives a 429, a 500 + 503 burst, a reset and a stalled survey page, while
         #    a ticket already read is updated, a ticket is inserted, and a survey arrives between pages.
@@ -496,7 +484,7 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
             fake.update(
                 "incident", ids[0], state="6", resolved_at="2026-03-06 11:29:00", sys_updated_on="2026-03-06 11:30:00"
             )
-            incident(fake, 100, "2026-03-06 11:31:00")
+            varied_incident(fake, 100, "2026-03-06 11:31:00")
 
         def survey_arrives() -> None:
             survey(fake, ids[5], "2026-03-06 11:40:00", "5", "4")
@@ -519,7 +507,7 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
         running.finish_sync()
         assert proxy.unfired() == []
         assert waits == [7.0, 1.0, 2.0, 1.0, 1.0]
-        assert_metrics(running, proxy, up=1.0)
+        assert_metrics(running, proxy, "sn", up=1.0)
         assert_store_equals_instance(store, fake)
         assert stored_glide(store, "sn", "ticket") == "2026-03-06 11:31:00"
         assert stored_glide(store, "sn", "survey") == "2026-03-06 11:40:00"
@@ -527,17 +515,17 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
         # 2. A second page truncated on every try: the first page is stored with its watermark, nothing after it.
         fake.update("incident", ids[2], sys_updated_on="2026-03-06 11:50:00", reopen_count="1")
         fake.update("incident", ids[4], sys_updated_on="2026-03-06 11:51:00", state="7")
-        late = [incident(fake, 101 + n, f"2026-03-06 11:5{2 + n}:00") for n in range(3)]
+        late = [varied_incident(fake, 101 + n, f"2026-03-06 11:5{2 + n}:00") for n in range(3)]
         proxy.plan(truncated(path=INCIDENTS, nth=2, times=3))
         running.sync()
         assert proxy.unfired() == []
         assert running.last_error("sn") == (
             f"source sn: table incident at {proxy.url}: the answer is not valid JSON after 2 retries"
         )
-        assert_metrics(running, proxy, up=0.0)
+        assert_metrics(running, proxy, "sn", up=0.0)
         # The scan starts 5 minutes (the overlap) behind 11:31: page 1 is 11:30, 11:31 again, and 11:50.
         assert stored_glide(store, "sn", "ticket") == "2026-03-06 11:50:00"
-        assert {t.id for t in store.tickets("sn")}.isdisjoint(late)
+        assert {t.id for t in stored_tickets(store, "sn")}.isdisjoint(late)
         assert_watermarks_cover_only_what_is_stored(store, fake)
 
         # 3. A hibernating instance: no retry, nothing stored, nothing moved.
@@ -547,7 +535,7 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
             f"source sn: table incident at {proxy.url}: answered with an HTML page, not JSON (hibernating, in "
             "maintenance, or a login page?)"
         )
-        assert_metrics(running, proxy, up=0.0)
+        assert_metrics(running, proxy, "sn", up=0.0)
         assert stored_glide(store, "sn", "ticket") == "2026-03-06 11:50:00"
         assert waits == [7.0, 1.0, 2.0, 1.0, 1.0, 1.0, 2.0]  # step 2 retried the cut-short page twice; no wait here
 
@@ -562,31 +550,31 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
             "retries: Transaction cancelled: maximum execution time exceeded"
         )
         assert waits[-2:] == [1.0, 2.0]
-        assert_metrics(running, proxy, up=0.0)
-        assert store.tickets("sn") == expected_tickets(fake)
+        assert_metrics(running, proxy, "sn", up=0.0)
+        assert stored_tickets(store, "sn") == expected_tickets(fake)
         assert stored_glide(store, "sn", "survey") == "2026-03-06 11:42:00"
         assert_watermarks_cover_only_what_is_stored(store, fake)
 
         # 5. The upstream clock runs 4 minutes ahead of the exporter's (12:05 here), then falls behind it.
         proxy.plan()
-        incident(fake, 200, "2026-03-06 12:09:10")
+        varied_incident(fake, 200, "2026-03-06 12:09:10")
         fake.update("incident", ids[6], sys_updated_on="2026-03-06 12:09:20", state="7")
         running.sync()
         assert datetime.fromtimestamp(clock.wall, UTC) == datetime(2026, 3, 6, 12, 5, tzinfo=UTC)
         assert stored_glide(store, "sn", "ticket") == "2026-03-06 12:09:20"
-        assert_metrics(running, proxy, up=1.0)
-        same_second = incident(fake, 201, "2026-03-06 12:09:20")
+        assert_metrics(running, proxy, "sn", up=1.0)
+        same_second = varied_incident(fake, 201, "2026-03-06 12:09:20")
         fake.update("incident", ids[7], sys_updated_on="2026-03-06 12:10:00")
         running.sync()
-        assert same_second in {t.id for t in store.tickets("sn")}
+        assert same_second in {t.id for t in stored_tickets(store, "sn")}
         assert_store_equals_instance(store, fake)
         running.sync(advance=14 * 60)  # the exporter at 12:20, the upstream at 12:11: 9 minutes behind
-        incident(fake, 202, "2026-03-06 12:11:00")
+        varied_incident(fake, 202, "2026-03-06 12:11:00")
         survey(fake, ids[8], "2026-03-06 12:11:30", "4", "4")
 
         # 6. The faults stop: one more sync and the store is the instance, record by record.
         running.sync()
-        assert_metrics(running, proxy, up=1.0)
+        assert_metrics(running, proxy, "sn", up=1.0)
         assert_store_equals_instance(store, fake)
         assert stored_glide(store, "sn", "ticket") == max(r["sys_updated_on"] for r in fake.tables["incident"].values())
         assert stored_glide(store, "sn", "survey") == "2026-03-06 12:11:30"
@@ -598,15 +586,15 @@ def test_servicenow_through_faults_then_a_clean_sync_stores_exactly_the_instance
 def test_a_row_stamped_minutes_behind_the_watermark_by_a_lagging_node_is_fetched_within_the_overlap(
     fake: FakeServiceNow, proxy: FaultProxy, tmp_path: Path, overlap: str, fetched: bool
 ) -> None:
-    incident(fake, 1, "2026-03-06 12:00:00")
+    varied_incident(fake, 1, "2026-03-06 12:00:00")
     store = Store(tmp_path / "store.db")
     connector = ServiceNowConnector(sn_source(fake, proxy, surveys_enabled=False, overlap=overlap), sleep=Waits())
     try:
         synced(connector, store)
         assert stored_glide(store, "sn", "ticket") == "2026-03-06 12:00:00"
-        lagging = incident(fake, 2, "2026-03-06 11:57:00")
+        lagging = varied_incident(fake, 2, "2026-03-06 11:57:00")
         synced(connector, store)
-        assert (lagging in {t.id for t in store.tickets("sn")}) is fetched
+        assert (lagging in {t.id for t in stored_tickets(store, "sn")}) is fetched
         # The re-read lies behind the watermark, which never goes back.
         assert stored_glide(store, "sn", "ticket") == "2026-03-06 12:00:00"
     finally:

@@ -33,6 +33,8 @@ from tests.plans import run_plan
 from tests.test_faults_servicenow import seed, sn_source
 from tests.test_jira import source_settings
 
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
+
 Kind = Literal["servicenow", "jira"]
 KINDS: list[Kind] = ["servicenow", "jira"]
 MAX_RETRIES = 2

@@ -39,6 +39,9 @@ from tests.fakes.jira import (
     status_change,
 )
 from tests.plans import iso, run_plan, stored_iso, synced
+from tests.storeread import stored_surveys, stored_tickets
+
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
 
 MODES: list[Mode] = ["cloud", "datacenter"]
 
@@ -178,8 +181,8 @@ def test_first_sync_then_incremental_sync_store_equals_the_site(mode: Mode, tmp_
     store = Store(tmp_path / "store.db")
     with fake_jira(mode) as fake:
         first = sync(fake, mode, store)
-        assert store.tickets("jsm") == expected_first_tickets()
-        assert store.surveys("jsm") == expected_first_surveys()
+        assert stored_tickets(store, "jsm") == expected_first_tickets()
+        assert stored_surveys(store, "jsm") == expected_first_surveys()
         assert stored_iso(store, "jsm", "ticket") == "2025-03-07T18:00:00+00:00"
         # One phase: each issue's rating is committed with the issue, under the ticket phase's state.
         assert ("incremental", "survey") not in store.sync_state("jsm")
@@ -191,8 +194,8 @@ def test_first_sync_then_incremental_sync_store_equals_the_site(mode: Mode, tmp_
         change_for_incremental(fake)
         fake.requests.clear()
         second = sync(fake, mode, store)
-        assert store.tickets("jsm") == expected_second_tickets()
-        assert store.surveys("jsm") == expected_second_surveys()
+        assert stored_tickets(store, "jsm") == expected_second_tickets()
+        assert stored_surveys(store, "jsm") == expected_second_surveys()
         assert stored_iso(store, "jsm", "ticket") == "2025-03-08T13:00:00+00:00"
 
     # Watermark 18:00Z less the 5-minute overlap, as a minute in the API user's zone; each later page
@@ -655,7 +658,7 @@ def test_issue_updated_between_pages_is_stored_in_its_newer_version(mode: Mode, 
         sync(fake, mode, store)
     help5 = ticket("10005", "HELP-5", at(6, 11), at(8, 9), state="canceled", closed_at=at(6, 12, 30), priority="p1")
     expected = [help5 if t.id == "10005" else t for t in expected_first_tickets()]
-    assert store.tickets("jsm") == expected
+    assert stored_tickets(store, "jsm") == expected
     assert stored_iso(store, "jsm", "ticket") == "2025-03-08T09:00:00+00:00"
 
 

@@ -21,6 +21,8 @@ from itsm_exporter.connectors.jira.config import JiraSource
 from tests.fakes.jira import EMAIL, TOKEN, FakeJira, Fault, Mode, fake_jira
 from tests.test_jira import MODES, Waits, source_settings
 
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
+
 
 def client(fake: FakeJira, mode: Mode, codes: list[str] | None = None, **extra: Any) -> JiraClient:
     source = JiraSource.model_validate(source_settings(fake.url, mode, **extra))

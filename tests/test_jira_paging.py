@@ -21,7 +21,10 @@ from itsm_exporter.records import Ticket
 from itsm_exporter.store import Store
 from tests.fakes.jira import EMAIL, TOKEN, ZONES, FakeIssue, FakeJira, Mode, at, fake_jira
 from tests.plans import stored_iso
+from tests.storeread import stored_tickets
 from tests.test_jira import MODES, sync
+
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
 
 PRIORITIES = {"Medium": "p3", "Blocker": "p1"}
 ORDER = " ORDER BY updated ASC, key ASC"
@@ -79,7 +82,7 @@ def test_an_issue_updated_after_its_page_shifts_nothing_out_of_the_sync(mode: Mo
         # Page 1 is HELP-1, HELP-2; HELP-1 moves to the end before page 2. Offset paging then skipped HELP-3.
         fake.on_search(lambda number: touch(fake, 1, at(9, 8)) if number == 1 else None)
         sync(fake, mode, store, page_size=2)
-        assert store.tickets("jsm") == site_tickets(fake.issues.values())
+        assert stored_tickets(store, "jsm") == site_tickets(fake.issues.values())
     assert stored_iso(store, "jsm", "ticket") == "2025-03-09T08:00:00+00:00"
 
 
@@ -100,7 +103,7 @@ def test_an_issue_inserted_and_one_deleted_mid_sync_lose_nothing_else(mode: Mode
         sync(fake, mode, store, page_size=2)
         # Deletes are not seen: the deleted issues stay as read.
         expected = site_tickets([*fake.issues.values(), issues[0], issues[1]])
-    assert store.tickets("jsm") == expected
+    assert stored_tickets(store, "jsm") == expected
     assert [t.key for t in expected] == [f"HELP-{n}" for n in range(1, 9)]
 
 
@@ -114,7 +117,7 @@ def test_a_crowded_minute_updated_mid_sync_is_read_again(mode: Mode, tmp_path: P
         # the second offset page, which then skips HELP-6.
         fake.on_search(lambda number: touch(fake, 3, at(9, 8)) if number == 3 else None)
         sync(fake, mode, store, page_size=2)
-        assert store.tickets("jsm") == site_tickets(fake.issues.values())
+        assert stored_tickets(store, "jsm") == site_tickets(fake.issues.values())
     minute = {"cloud": "2025-03-05 15:30", "datacenter": "2025-03-05 03:00"}[mode]
     after_help9 = {"cloud": "2025-03-06 14:31", "datacenter": "2025-03-06 02:01"}[mode]
     tail = {"cloud": "2025-03-09 13:30", "datacenter": "2025-03-09 01:00"}[mode]
@@ -155,7 +158,7 @@ def test_without_the_user_zone_paging_goes_by_position_and_a_move_rereads_from_t
         fake.time_zone = "Mars/Olympus_Mons"  # what /myself reports; dates still carry the real offset
         fake.on_search(lambda number: touch(fake, 1, at(9, 8)) if number == 1 else None)
         sync(fake, mode, store, page_size=2)
-        assert store.tickets("jsm") == site_tickets(fake.issues.values())
+        assert stored_tickets(store, "jsm") == site_tickets(fake.issues.values())
     # Literals in UTC, 14 h early (since) or late (until); the re-read ends after HELP-6, the first
     # issue of the page after which HELP-1 came back newer.
     reread = 'updated >= "1970-01-01 00:00" AND updated < "2025-03-04 05:01"'
@@ -235,7 +238,7 @@ def test_a_full_sync_restarts_from_the_last_minute_of_each_page(mode: Mode, tmp_
     store = Store(tmp_path / "store.db")
     with site(mode, *hourly(7)) as fake:
         sync(fake, mode, store, page_size=3)
-        assert store.tickets("jsm") == site_tickets(fake.issues.values())
+        assert stored_tickets(store, "jsm") == site_tickets(fake.issues.values())
     # One issue per minute: each later page repeats the last issue of the one before (its minute).
     first = "first" if mode == "cloud" else "0"
     since = {
@@ -253,6 +256,6 @@ def test_a_full_sync_of_issues_in_distinct_minutes_needs_a_known_number_of_searc
         store = Store(tmp_path / f"{mode}.db")
         with site(mode, *hourly(count)) as fake:
             sync(fake, mode, store, page_size=page_size)
-            assert store.tickets("jsm") == site_tickets(fake.issues.values())
+            assert stored_tickets(store, "jsm") == site_tickets(fake.issues.values())
         # The first page brings page_size new issues, every later one page_size - 1.
         assert len(fake.searches()) == searches, mode

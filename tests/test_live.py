@@ -23,6 +23,8 @@ from tests.test_jira import source_settings as jira_settings
 from tests.test_servicenow import at
 from tests.test_servicenow_sync import connector as servicenow_connector
 
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
+
 
 def samples(metrics: list[Metric], name: str) -> dict[tuple[tuple[str, str], ...], float]:
     return {

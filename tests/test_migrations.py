@@ -8,14 +8,17 @@ which the last test simulates.
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from itsm_exporter.records import TICKET_FIELDS, Answer, PhaseState, TicketField
+from itsm_exporter.records import TICKETS, Answer, PhaseState
 from itsm_exporter.store import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, Store
-from itsm_exporter.store.schema import TicketSchema
+from itsm_exporter.store.schema import SCHEMA
+from itsm_exporter.tables import Column
+from tests.storeread import stored_surveys, stored_tickets
 
 _ANSWERS_AND_WATERMARKS = """
 CREATE TABLE answers (
@@ -190,11 +193,11 @@ def test_every_past_version_upgrades_to_the_tables_of_a_new_store_with_its_data(
     assert shape(old) == shape(new)
     assert sqlite3.connect(old).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == len(MIGRATIONS) + 1
 
-    [ticket] = upgraded.tickets("sn")
+    [ticket] = stored_tickets(upgraded, "sn")
     assert (ticket.id, ticket.key, ticket.group, ticket.priority, ticket.channel, ticket.reopens) == (
         "a1", "INC1", "Desk", "p3", "phone", 1,
     )  # fmt: skip
-    [survey] = upgraded.surveys("sn")
+    [survey] = stored_surveys(upgraded, "sn")
     # Before version 4 an answer's question was its display text: it becomes the id and the text.
     assert survey.answers == (
         Answer("Overall satisfaction", 4.0, 1.0, 5.0, text="Overall satisfaction"),
@@ -216,9 +219,8 @@ def test_every_past_version_upgrades_to_the_tables_of_a_new_store_with_its_data(
 
 
 def test_a_new_ticket_column_upgrades_every_past_version_without_touching_the_old_steps(tmp_path: Path) -> None:
-    # Release N + 1 adds a ticket column: one TicketField and one migration; the steps before stay as frozen.
-    future_fields = (*TICKET_FIELDS, TicketField("escalations", "count"))
-    future = TicketSchema(future_fields)
+    # Release N + 1 adds a ticket column: one Column and one migration; the steps before stay as frozen.
+    future = SCHEMA.with_table(replace(TICKETS, columns=(*TICKETS.columns, Column("escalations", "count"))))
     frozen_before = dict(MIGRATIONS)
     MIGRATIONS[SCHEMA_VERSION] = "ALTER TABLE tickets ADD COLUMN escalations INTEGER NOT NULL DEFAULT 0;"
     try:

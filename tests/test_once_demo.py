@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.tools import tool
+
 ROOT = Path(__file__).resolve().parent.parent
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 AS_OF = "2026-11-20T12:00:00Z"
@@ -117,10 +119,8 @@ def test_the_planted_watermelon_is_flagged_and_only_it(exposition: str) -> None:
 
 @pytest.mark.integration
 def test_promtool_accepts_the_exposition(exposition: str) -> None:
-    if not Path(PROMTOOL).exists():
-        pytest.skip("promtool is not installed (.ci/run installs Debian's prometheus package)")
     result = subprocess.run(
-        [PROMTOOL, "check", "metrics"], input=exposition, capture_output=True, text=True, timeout=60, check=False
+        [tool(PROMTOOL), "check", "metrics"], input=exposition, capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout + result.stderr == ""

@@ -1,5 +1,7 @@
 """Property tests of both connectors' payload parsers (issue 8): a broken field skips its record, never the sync.
 
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
+
 Records start valid and are mutated: keys dropped, values nulled or swapped for other JSON types,
 oversized or half-surrogate strings, impossible dates, huge or negative numbers. Parser level: a
 record becomes a canonical record or the module's skip exception with a documented reason. Sync
@@ -66,6 +68,7 @@ from tests.fakes.jira import (
 )
 from tests.fakes.servicenow import SCHEMA, FakeServiceNow, source_settings
 from tests.plans import synced
+from tests.storeread import stored_surveys, stored_tickets
 
 # Closed sets of itsm_source_records_skipped_total reasons, as docs/jira.md and docs/servicenow.md name them.
 SN_TICKET_REASONS = frozenset({"missing_sys_id", "unknown_state", "missing_time", "bad_time", "bad_count"})
@@ -759,8 +762,8 @@ def test_servicenow_sync_stores_good_rows_and_skips_each_bad_one_once(
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="itsm_exporter.sync"):
         result, store = sync_into_fresh_store(ServiceNowConnector(source, sleep=lambda _: None))
-    tickets = {t.id: t for t in store.tickets("sn")}
-    stored_surveys = {s.id for s in store.surveys("sn")}
+    tickets = {t.id: t for t in stored_tickets(store, "sn")}
+    surveys_stored = {s.id for s in stored_surveys(store, "sn")}
     store.close()
     logs = skip_logs(caplog)
     assert_counted_as_logged(result, logs)
@@ -769,12 +772,12 @@ def test_servicenow_sync_stores_good_rows_and_skips_each_bad_one_once(
             assert tickets[row["sys_id"]].key == row["number"]
     for good, instance, _, _ in surveys:
         if good:
-            assert instance["sys_id"] in stored_surveys
+            assert instance["sys_id"] in surveys_stored
     not_stored = Counter(
         logged_id(wire_text(i["number"]), i["sys_id"]) for _, i, _ in page if i["sys_id"] not in tickets
     )
     assert Counter(i for kind, i, reason in logs if kind == "ticket" and reason in SN_TICKET_REASONS) == not_stored
-    unsurveyed = Counter(logged_id(i["sys_id"]) for _, i, _, _ in surveys if i["sys_id"] not in stored_surveys)
+    unsurveyed = Counter(logged_id(i["sys_id"]) for _, i, _, _ in surveys if i["sys_id"] not in surveys_stored)
     assert Counter(i for kind, i, reason in logs if kind == "survey" and reason in SN_SURVEY_REASONS) == unsurveyed
     assert {reason for _, _, reason in logs} <= SN_TICKET_REASONS | SN_SURVEY_REASONS | SN_PART_REASONS
 
@@ -843,8 +846,8 @@ def test_jira_sync_stores_good_issues_and_skips_each_bad_one_once(
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="itsm_exporter.sync"):
         result, store = sync_into_fresh_store(JiraConnector(source, sleep=lambda _: None))
-    tickets = {t.id for t in store.tickets("jsm")}
-    surveys = {s.id for s in store.surveys("jsm")}
+    tickets = {t.id for t in stored_tickets(store, "jsm")}
+    surveys = {s.id for s in stored_surveys(store, "jsm")}
     store.close()
     logs = skip_logs(caplog)
     assert_counted_as_logged(result, logs)

@@ -15,9 +15,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
-import os
 import re
-import shutil
 import socket
 import ssl
 import subprocess
@@ -36,6 +34,7 @@ from test_dashboard import ROOT, VARIABLE_VALUES, dashboard, expand, panel_exprs
 from test_rules import ALERTING_RULES, RECORDING_RULES, alerting_rules, known_metric_names, recording_rules
 
 from tests.pki import Authority, bcrypt_hash
+from tests.tools import tool
 
 pytestmark = pytest.mark.integration
 
@@ -112,10 +111,7 @@ def _rules_for_test(path: Path) -> None:
 
 
 def _require_prometheus() -> None:
-    if not shutil.which(PROMETHEUS):
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{PROMETHEUS} is required in CI")
-        pytest.skip(f"{PROMETHEUS} is not installed (Debian package prometheus)")
+    tool(PROMETHEUS)
 
 
 @pytest.fixture(scope="module")

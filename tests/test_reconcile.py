@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,12 @@ from itsm_exporter.store import Store
 from itsm_exporter.sync import SyncResult, plans_for, sync_source
 from tests.fakes.faults import FaultProxy, slow
 from tests.fakes.jira import fake_jira
-from tests.fakes.servicenow import FakeServiceNow, source_settings
+from tests.fakes.servicenow import FakeServiceNow, add_incident, source_settings
+from tests.storeread import stored_surveys, stored_tickets
 from tests.test_jira import source_settings as jira_settings
 from tests.test_restart import WAIT_SECONDS, Run, kill_when_held, start_once
+
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 
@@ -52,20 +54,11 @@ def sn_sync(fake: FakeServiceNow, store: Store, now: datetime, **settings: Any) 
 
 
 def incident(fake: FakeServiceNow, n: int, updated: str, state: str = "2") -> str:
-    return fake.add(
-        "incident", number=f"INC{n:07d}", state=state, active="true" if state in ("1", "2", "3") else "false",
-        opened_at="2025-11-01 08:00:00", sys_updated_on=updated,
-    )  # fmt: skip
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeServiceNow]:
-    with FakeServiceNow() as instance:
-        yield instance
+    return add_incident(fake, f"INC{n:07d}", updated, state=state, opened_at="2025-11-01 08:00:00")
 
 
 def stored_ids(store: Store, source: str = "sn") -> set[str]:
-    return {t.id for t in store.tickets(source)}
+    return {t.id for t in stored_tickets(store, source)}
 
 
 def test_servicenow_reads_the_deletion_audit_from_its_own_watermark_every_interval(
@@ -171,7 +164,7 @@ def test_jsm_sweeps_the_jql_scope_and_keeps_the_ratings_of_deleted_requests(tmp_
 
         sync()
         before = stored_ids(store, "jsm")
-        surveys_before = {s.id for s in store.surveys("jsm")}
+        surveys_before = {s.id for s in stored_surveys(store, "jsm")}
         del fake.issues["10001"], fake.issues["10004"]  # deleted by an agent (spam, duplicates)
         fake.requests.clear()
         now += timedelta(hours=1)
@@ -179,7 +172,7 @@ def test_jsm_sweeps_the_jql_scope_and_keeps_the_ratings_of_deleted_requests(tmp_
         sweeps = [r for r in fake.searches() if r.query.get("fields") == ["updated"]]
         lookups = [r for r in fake.searches() if r.query["jql"][0].startswith("id in (")]
     assert stored_ids(store, "jsm") == before - {"10001", "10004"}
-    assert {s.id for s in store.surveys("jsm")} == surveys_before  # counted under `unknown`, as before
+    assert {s.id for s in stored_surveys(store, "jsm")} == surveys_before  # counted under `unknown`, as before
     assert sweeps and len(lookups) == 1
     assert lookups[0].query["jql"][0] == "id in (10001, 10004) ORDER BY key ASC"
 

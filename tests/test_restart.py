@@ -30,7 +30,10 @@ from tests.fakes.faults import FaultProxy, slow
 from tests.fakes.jira import FakeIssue, FakeJira, RecordedRequest, SlaCycle
 from tests.fakes.servicenow import FakeServiceNow, LoggedRequest, source_settings
 from tests.plans import stored_glide, stored_iso, synced
+from tests.storeread import stored_count, stored_surveys, stored_tickets
 from tests.test_servicenow_sync import expected_tickets
+
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT_SECONDS = 60.0
@@ -168,11 +171,13 @@ def test_servicenow_backfill_killed_mid_page_resumes_from_its_watermark(
     assert len(first_run) == SN_HELD_PAGE - 1  # the held request never reached the instance
     store = Store(tmp_path / "store.db")
     try:
-        assert [t.id for t in store.tickets("sn")] == sorted(r["sys_id"] for r in committed)
+        assert [t.id for t in stored_tickets(store, "sn")] == sorted(r["sys_id"] for r in committed)
         assert stored_glide(store, "sn", "ticket") == watermark
         assert stored_glide(store, "sn", "survey") is None
         # No gap below the watermark: every row updated before it is stored.
-        assert {r["sys_id"] for r in in_order if r["sys_updated_on"] < watermark} <= {t.id for t in store.tickets("sn")}
+        assert {r["sys_id"] for r in in_order if r["sys_updated_on"] < watermark} <= {
+            t.id for t in stored_tickets(store, "sn")
+        }
     finally:
         store.close()
 
@@ -192,8 +197,8 @@ def test_servicenow_backfill_killed_mid_page_resumes_from_its_watermark(
 
     store = Store(tmp_path / "store.db")
     try:
-        assert store.count("sn", "ticket") == SN_INCIDENTS
-        assert store.tickets("sn") == expected_tickets(fake)
+        assert stored_count(store, "sn", "ticket") == SN_INCIDENTS
+        assert stored_tickets(store, "sn") == expected_tickets(fake)
         assert stored_glide(store, "sn", "ticket") == in_order[-1]["sys_updated_on"]
     finally:
         store.close()
@@ -287,7 +292,7 @@ def test_jira_cloud_backfill_killed_mid_search_resumes_from_its_watermark(tmp_pa
         }
         config = write_config(tmp_path, settings)
         with closing(reference_store(fake, source_of(settings, fake.url), tmp_path / "reference.db")) as reference:
-            assert sorted(t.id for t in reference.tickets("jsm")) == sorted(by_id)
+            assert sorted(t.id for t in stored_tickets(reference, "jsm")) == sorted(by_id)
             fake.served.clear()
 
             proxy.plan(slow(path="/search/jql", nth=JIRA_HELD_PAGE))
@@ -298,16 +303,16 @@ def test_jira_cloud_backfill_killed_mid_search_resumes_from_its_watermark(tmp_pa
             read = {issue_id for page in first_run for issue_id in page}
             store = Store(tmp_path / "store.db")
             try:
-                stored = [t.id for t in store.tickets("jsm")]
+                stored = [t.id for t in stored_tickets(store, "jsm")]
                 watermark = max(by_id[i].updated for i in stored)
                 # Exactly what the answered pages held, and no gap: every issue updated up to the watermark.
                 assert set(stored) == read == {i.id for i in issues if i.updated <= watermark}
                 assert 0 < len(stored) < JIRA_ISSUES
                 # One phase: each issue's rating is committed with the issue, under the ticket phase's state.
                 assert stored_iso(store, "jsm", "ticket") == watermark.isoformat()
-                surveys = [s for s in reference.surveys("jsm") if s.ticket_id in read]
-                assert 0 < len(surveys) < len(reference.surveys("jsm"))
-                assert store.surveys("jsm") == surveys
+                surveys = [s for s in stored_surveys(reference, "jsm") if s.ticket_id in read]
+                assert 0 < len(surveys) < len(stored_surveys(reference, "jsm"))
+                assert stored_surveys(store, "jsm") == surveys
             finally:
                 store.close()
 
@@ -329,9 +334,9 @@ def test_jira_cloud_backfill_killed_mid_search_resumes_from_its_watermark(tmp_pa
 
             store = Store(tmp_path / "store.db")
             try:
-                assert sorted(t.id for t in store.tickets("jsm")) == sorted(by_id)
-                assert store.tickets("jsm") == reference.tickets("jsm")
-                assert store.surveys("jsm") == reference.surveys("jsm")
+                assert sorted(t.id for t in stored_tickets(store, "jsm")) == sorted(by_id)
+                assert stored_tickets(store, "jsm") == stored_tickets(reference, "jsm")
+                assert stored_surveys(store, "jsm") == stored_surveys(reference, "jsm")
                 assert stored_iso(store, "jsm", "ticket") == max(i.updated for i in issues).isoformat()
             finally:
                 store.close()

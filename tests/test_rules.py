@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -12,6 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.tools import tool
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS_DIR = ROOT / "alerts"
@@ -68,11 +69,7 @@ def known_metric_names() -> set[str]:
 
 
 def promtool() -> str:
-    if not shutil.which(PROMTOOL):
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{PROMTOOL} is required in CI")
-        pytest.skip(f"{PROMTOOL} is not installed (Debian package prometheus)")
-    return PROMTOOL
+    return tool(PROMTOOL)
 
 
 def run_promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:

@@ -36,6 +36,8 @@ from itsm_exporter.daemon import Daemon
 from itsm_exporter.web import ExporterServer
 from tests.fakes.faults import FakeClock
 
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
+
 AS_OF: Final = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 STEP_SECONDS: Final = 6 * 3600.0
 """Clock advance per swap: enough for new, resolved and surveyed demo tickets, so snapshots differ."""

@@ -16,7 +16,6 @@ import ipaddress
 import json
 import os
 import re
-import socket
 import ssl
 import subprocess
 import sys
@@ -42,9 +41,11 @@ from itsm_exporter.connectors.jira.config import JiraSource
 from itsm_exporter.connectors.servicenow.config import ServiceNowSource
 from itsm_exporter.connectors.servicenow.connector import ServiceNowConnector
 from tests.fakes.jira import FakeJira
-from tests.fakes.loopback import LoopbackServer
+from tests.fakes.loopback import LoopbackServer, closed_port
 from tests.fakes.servicenow import FakeServiceNow
 from tests.plans import run_plan
+
+pytestmark = pytest.mark.integration  # starts servers or subprocesses on loopback
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = (sys.executable, "-m", "itsm_exporter", "run")
@@ -147,13 +148,6 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     server = LoopbackServer(_EmptyTable, tls=context)
     yield server.url("https"), cert
     server.stop()
-
-
-def closed_port() -> int:
-    """A loopback port nobody listens on: connection refused."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def seed(fake: FakeServiceNow) -> None:
@@ -550,7 +544,6 @@ def test_an_environment_ca_bundle_does_not_override_the_source_tls_settings(
 URL_PASSWORD = "SeCrEt-URL-777"
 
 
-@pytest.mark.integration
 def test_a_password_in_a_source_url_is_refused_and_hidden_wherever_a_url_is_printed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +23,8 @@ from itsm_exporter.connectors.servicenow.wire import (
 from itsm_exporter.records import Answer, Batch, SkippedRecord, SlaClock, SurveyResponse, Ticket
 from tests.fakes.servicenow import FakeServiceNow, source_settings
 from tests.plans import glide, run_plan
+
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
 
 
 def at(text: str) -> datetime:
@@ -48,12 +49,6 @@ def fetch(fake: FakeServiceNow, ticket: str | None = None, survey: str | None = 
         return run_plan(sn, {"ticket": ticket, "survey": survey}, overlap=overlap)
     finally:
         sn.close()
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeServiceNow]:
-    with FakeServiceNow() as instance:
-        yield instance
 
 
 # ----- wire helpers -----

@@ -23,6 +23,8 @@ from itsm_exporter.records import Batch
 from tests.fakes.servicenow import FakeServiceNow, Reply, source_settings, status
 from tests.plans import run_plan
 
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
+
 WRONG = "Wr0ng-Secret!"
 
 

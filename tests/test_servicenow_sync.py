@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,10 @@ from itsm_exporter.records import Ticket
 from itsm_exporter.store import Store
 from tests.fakes.servicenow import FakeServiceNow, Reply, source_settings
 from tests.plans import stored_glide, synced
+from tests.storeread import stored_count, stored_tickets
 from tests.test_servicenow import at
+
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
 
 STATES = {"1": "open", "2": "open", "3": "on_hold", "6": "resolved", "7": "closed", "8": "canceled"}
 
@@ -94,12 +96,6 @@ def connector(fake: FakeServiceNow, **settings: Any) -> ServiceNowConnector:
     return ServiceNowConnector(source, sleep=lambda _s: None, jitter=lambda: 0.5)
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeServiceNow]:
-    with FakeServiceNow() as instance:
-        yield instance
-
-
 def test_full_then_incremental_sync_leaves_the_store_equal_to_the_instance(
     fake: FakeServiceNow, tmp_path: Path
 ) -> None:
@@ -111,7 +107,7 @@ def test_full_then_incremental_sync_leaves_the_store_equal_to_the_instance(
         # Four pages, then one commit per phase (tickets, surveys) that marks it completed.
         assert (first.batches, first.records["ticket"]) == (6, 11)
         assert stored_glide(store, "sn", "ticket") == "2026-03-06 10:05:00"
-        assert store.tickets("sn") == expected_tickets(fake)
+        assert stored_tickets(store, "sn") == expected_tickets(fake)
 
         fake.update(
             "incident", ids[0], state="6", resolved_at="2026-03-07 09:00:00", sys_updated_on="2026-03-07 09:00:00"
@@ -133,10 +129,10 @@ def test_full_then_incremental_sync_leaves_the_store_equal_to_the_instance(
         assert (second.batches, second.records["ticket"]) == (4, 4)
         first_query = fake.table_requests("incident")[0].params["sysparm_query"]
         assert first_query == "sys_updated_on>=2026-03-06 10:04:59^ORDERBYsys_updated_on^ORDERBYsys_id"
-        assert store.count("sn", "ticket") == 12
-        assert store.tickets("sn") == expected_tickets(fake)
+        assert stored_count(store, "sn", "ticket") == 12
+        assert stored_tickets(store, "sn") == expected_tickets(fake)
         assert stored_glide(store, "sn", "ticket") == "2026-03-07 10:00:00"
-        by_key = {t.key: t for t in store.tickets("sn")}
+        by_key = {t.key: t for t in stored_tickets(store, "sn")}
         assert (by_key["INC0000000"].state, by_key["INC0000003"].reassignments) == ("resolved", 4)
         assert by_key["INC0000099"].complaint is True
     finally:
@@ -160,7 +156,7 @@ def test_a_broken_page_stores_nothing_of_itself_and_keeps_the_last_good_watermar
     try:
         with pytest.raises(SchemaError):
             synced(connector(fake, page_size=3, surveys_enabled=False, max_retries=1), store)
-        assert store.count("sn", "ticket") == 3
+        assert stored_count(store, "sn", "ticket") == 3
         assert stored_glide(store, "sn", "ticket") == "2026-03-06 10:01:00"
     finally:
         store.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pickle
 import sqlite3
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,8 +12,11 @@ import pandas as pd
 import pytest
 
 from itsm_exporter.frames import Frames
-from itsm_exporter.records import Answer, Batch, PhaseState, SlaClock, SurveyResponse, Ticket
+from itsm_exporter.records import TICKETS, Answer, Batch, PhaseState, SlaClock, SurveyResponse, Ticket
 from itsm_exporter.store import APPLICATION_ID, SCHEMA_VERSION, Store, StoreError
+from itsm_exporter.store.schema import SCHEMA
+from itsm_exporter.tables import Column, Parent, Table
+from tests.storeread import delete_tickets, stored_count, stored_surveys, stored_tickets
 from tests.test_migrations import V1 as SCHEMA_V1
 
 T0 = datetime(2026, 11, 1, 9, 30, 15, 123457, tzinfo=UTC)
@@ -71,8 +76,8 @@ def test_records_round_trip_exactly_including_microseconds_and_none(store: Store
     sparse = ticket("2", state="open", first_response_at=None, resolved_at=None, priority=None, group=None)
     store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("1"), sparse), state=mark("ticket", "w1")))
     store.commit_batch("sn", Batch(kind="survey", surveys=(survey("s1", "1", 4.0),), state=mark("survey", "s1")))
-    assert store.tickets("sn") == [ticket("1"), sparse]
-    assert store.surveys("sn") == [survey("s1", "1", 4.0)]
+    assert stored_tickets(store, "sn") == [ticket("1"), sparse]
+    assert stored_surveys(store, "sn") == [survey("s1", "1", 4.0)]
     assert (token(store, "sn", "ticket"), token(store, "sn", "survey")) == ("w1", "s1")
     assert token(store, "other", "ticket") is None
 
@@ -86,10 +91,10 @@ def test_upsert_replaces_by_source_and_id_and_answers_of_a_reread_survey(store: 
     edited = survey("s1", "1", 2.0, answers=(Answer("Overall", 2.0),))
     store.commit_batch("sn", Batch(kind="survey", surveys=(survey("s1", "1", 5.0),)))
     store.commit_batch("sn", Batch(kind="survey", surveys=(edited,)))
-    assert store.tickets("sn") == [ticket("1", state="closed", reopens=2), ticket("2")]
-    assert store.count("sn", "ticket") == 2
-    assert store.count("jsm", "ticket") == 1
-    assert store.surveys("sn") == [edited]
+    assert stored_tickets(store, "sn") == [ticket("1", state="closed", reopens=2), ticket("2")]
+    assert stored_count(store, "sn", "ticket") == 2
+    assert stored_count(store, "jsm", "ticket") == 1
+    assert stored_surveys(store, "sn") == [edited]
     assert token(store, "sn", "ticket") == "b"
     assert token(store, "sn", "survey") is None  # batches without a watermark leave it alone
 
@@ -105,14 +110,14 @@ def test_a_failing_batch_stores_neither_its_records_nor_its_watermark(store: Sto
     )
     with pytest.raises(StoreError, match="could not commit a batch of sn: disk on fire"):
         store.commit_batch("sn", batch)
-    assert store.tickets("sn") == [ticket("1")]
+    assert stored_tickets(store, "sn") == [ticket("1")]
     assert token(store, "sn", "ticket") == "before"
 
 
 def test_a_record_of_another_source_is_refused(store: Store) -> None:
     with pytest.raises(ValueError, match="committed under 'jsm'"):
         store.commit_batch("jsm", Batch(kind="ticket", tickets=(ticket("1"),)))
-    assert store.count("jsm", "ticket") == 0
+    assert stored_count(store, "jsm", "ticket") == 0
 
 
 def test_load_frames_equals_frames_built_from_the_same_records(store: Store) -> None:
@@ -142,6 +147,19 @@ def test_load_frames_equals_frames_built_from_the_same_records(store: Store) -> 
     assert sorted(only_sn.tickets["id"]) == ["1", "2"]
     assert list(only_sn.answers["survey_id"]) == ["s1", "s1"]
     assert store.load_frames([]).tickets.empty
+
+
+def test_loaded_frames_pickle_with_every_table(store: Store) -> None:
+    """bench/collectors.py saves frames with pickle and loads them into another process."""
+    clocks = (SlaClock("response", T0),)
+    store.commit_batch(
+        "sn", Batch(kind="ticket", tickets=(ticket("1", sla_clocks=clocks),), surveys=(survey("s", "1", 4.0),))
+    )
+    frames = store.load_frames()
+    again = pickle.loads(pickle.dumps(frames, protocol=pickle.HIGHEST_PROTOCOL))
+    assert list(again.tables) == list(frames.tables) == ["tickets", "surveys", "answers", "sla_clocks", "questions"]
+    for name, frame in frames.tables.items():
+        pd.testing.assert_frame_equal(again.tables[name], frame)
 
 
 def test_load_frames_holds_one_string_per_label_value_and_per_survey_id(store: Store) -> None:
@@ -183,7 +201,7 @@ def test_reopening_keeps_data_and_schema_version(tmp_path: Path) -> None:
     first.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("1"),), state=mark("ticket", "w")))
     first.close()
     again = Store(path)
-    assert again.tickets("sn") == [ticket("1")]
+    assert stored_tickets(again, "sn") == [ticket("1")]
     assert token(again, "sn", "ticket") == "w"
     again.close()
     raw = sqlite3.connect(path)
@@ -248,8 +266,8 @@ def test_a_version_1_store_is_migrated_with_every_record_kept(tmp_path: Path) ->
         source="sn", id="a1", key="INC1", opened_at=T0, updated_at=T0 + timedelta(microseconds=5), state="open",
         group="Desk", priority="p3", channel="phone", reassignments=2, reopens=1, sla_response="met",
     )  # fmt: skip
-    assert store.tickets("sn") == [expected_ticket]
-    assert store.surveys("sn") == [
+    assert stored_tickets(store, "sn") == [expected_ticket]
+    assert stored_surveys(store, "sn") == [
         SurveyResponse(
             source="sn", id="s1", submitted_at=T0 + timedelta(microseconds=7),
             answers=(Answer("overall", 4.0, 1.0, 5.0, text="overall"),), ticket_id="a1", ticket_key="INC1",
@@ -258,8 +276,8 @@ def test_a_version_1_store_is_migrated_with_every_record_kept(tmp_path: Path) ->
     assert token(store, "sn", "ticket") == "w1"
     # The upsert needs the new unique key: an update replaces, a new id adds.
     store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("a1"), ticket("b2")), state=mark("ticket", "w2")))
-    assert [t.id for t in store.tickets("sn")] == ["a1", "b2"]
-    assert store.tickets("sn")[0] == ticket("a1")
+    assert [t.id for t in stored_tickets(store, "sn")] == ["a1", "b2"]
+    assert stored_tickets(store, "sn")[0] == ticket("a1")
     store.close()
     raw = sqlite3.connect(path)
     assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
@@ -294,7 +312,7 @@ def test_label_codes_of_a_rolled_back_batch_are_forgotten(tmp_path: Path) -> Non
     first.commit_batch(
         "sn", Batch(kind="ticket", tickets=(ticket("1", group="Rolled back"), ticket("4", group="Network")))
     )
-    groups = {t.id: t.group for t in first.tickets("sn")}
+    groups = {t.id: t.group for t in stored_tickets(first, "sn")}
     assert groups == {"1": "Rolled back", "3": "Network", "4": "Network"}
     frames = second.load_frames(["sn"])
     assert dict(zip(frames.tickets["id"], frames.tickets["group"], strict=True)) == groups
@@ -336,7 +354,7 @@ def test_a_value_sqlite_cannot_hold_fails_the_whole_batch_and_keeps_the_watermar
     for bad in (huge, surrogate):
         with pytest.raises(StoreError, match="could not commit a batch of sn"):
             store.commit_batch("sn", Batch(kind="ticket", tickets=(ticket("4"), bad), state=mark("ticket", "w2")))
-    assert [t.id for t in store.tickets("sn")] == ["1"]
+    assert [t.id for t in stored_tickets(store, "sn")] == ["1"]
     assert token(store, "sn", "ticket") == "w1"
     store.close()
 
@@ -346,14 +364,14 @@ def test_deleted_tickets_leave_with_the_batch_and_their_surveys_stay(store: Stor
     store.commit_batch("jsm", Batch(kind="ticket", tickets=(ticket("1", source="jsm"),)))
     store.commit_batch("sn", Batch(kind="survey", surveys=(survey("s1", "2", 4.0),)))
     store.commit_batch("sn", Batch(kind="ticket", deleted_ticket_ids=("2", "missing"), state=mark("ticket", "d")))
-    assert [t.id for t in store.tickets("sn")] == ["1", "3"]
-    assert [t.id for t in store.tickets("jsm")] == ["1"]  # the same id of another source stays
+    assert [t.id for t in stored_tickets(store, "sn")] == ["1", "3"]
+    assert [t.id for t in stored_tickets(store, "jsm")] == ["1"]  # the same id of another source stays
     # A response about a deleted ticket stays: it counts under `unknown`, as one whose ticket was never read.
-    assert [s.id for s in store.surveys("sn")] == ["s1"]
+    assert [s.id for s in stored_surveys(store, "sn")] == ["s1"]
     assert token(store, "sn", "ticket") == "d"
-    assert store.delete_tickets("sn", ["1", "1", "nope"]) == 1
-    assert store.delete_tickets("unknown-source", ["3"]) == 0
-    assert [t.id for t in store.tickets("sn")] == ["3"]
+    assert delete_tickets(store, "sn", ["1", "1", "nope"]) == 1
+    assert delete_tickets(store, "unknown-source", ["3"]) == 0
+    assert [t.id for t in stored_tickets(store, "sn")] == ["3"]
 
 
 def test_a_deletion_rolls_back_with_its_batch(store: Store) -> None:
@@ -362,7 +380,7 @@ def test_a_deletion_rolls_back_with_its_batch(store: Store) -> None:
         store.commit_batch(
             "sn", Batch(kind="ticket", tickets=(ticket("3", reassignments=2**70),), deleted_ticket_ids=("1",))
         )
-    assert [t.id for t in store.tickets("sn")] == ["1", "2"]
+    assert [t.id for t in stored_tickets(store, "sn")] == ["1", "2"]
 
 
 def test_a_snapshot_read_in_progress_does_not_block_a_commit(tmp_path: Path) -> None:
@@ -397,9 +415,92 @@ def test_sla_clocks_round_trip_and_leave_with_a_reread_ticket(store: Store) -> N
         ),
     )
     store.commit_batch("sn", Batch(kind="ticket", tickets=(running,)))
-    assert store.tickets("sn") == [running]
+    assert stored_tickets(store, "sn") == [running]
     # Re-read once resolved: its clocks completed upstream, so none is running any more.
     done = ticket("1")
     store.commit_batch("sn", Batch(kind="ticket", tickets=(done,)))
-    assert store.tickets("sn") == [done]
+    assert stored_tickets(store, "sn") == [done]
     assert store.load_frames().sla_clocks.empty
+
+
+# A child table declared only by its declaration, as issue 28's per-ticket customer segments will be:
+# a Table with a Parent in a schema, and no other code. The ticket record gains the list it holds.
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentedTicket(Ticket):
+    segments: tuple[Segment, ...] = ()
+
+
+SEGMENTS = Table(
+    "ticket_segments",
+    columns=(Column("source", "label"), Column("ticket_id", "text"), Column("name", "label"), Column("value", "label")),
+    key=("source", "ticket_id", "name"),
+    record=Segment,
+    parent=Parent(TICKETS, "segments", key=("source", "ticket_id")),
+)
+SEGMENTED = SCHEMA.with_table(replace(TICKETS, record=SegmentedTicket)).with_table(SEGMENTS)
+
+
+def segmented(id: str, *segments: tuple[str, str], **changes: object) -> SegmentedTicket:
+    fields = {f: getattr(ticket(id, **changes), f) for f in TICKETS.names}
+    return SegmentedTicket(**fields, segments=tuple(Segment(*s) for s in segments))
+
+
+def segment_rows(path: Path) -> list[tuple[str, str, str, str]]:
+    raw = sqlite3.connect(path)
+    rows = raw.execute("SELECT * FROM ticket_segments ORDER BY source, ticket_id, name").fetchall()
+    raw.close()
+    return rows
+
+
+def test_a_declared_child_table_is_stored_replaced_per_parent_and_deleted_with_it(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store.db", schema=SEGMENTED)
+    one = segmented("1", ("customer", "Acme"), ("tier", "gold"))
+    two = segmented("2", ("tier", "silver"))
+    store.commit_batch("sn", Batch(kind="ticket", tickets=(one, two)))
+    store.commit_batch("jsm", Batch(kind="ticket", tickets=(segmented("1", ("tier", "gold"), source="jsm"),)))
+    assert stored_tickets(store, "sn") == [one, two]
+    # Re-read without its customer: the ticket's old rows go, the other ticket's stay.
+    edited = segmented("1", ("tier", "platinum"))
+    store.commit_batch("sn", Batch(kind="ticket", tickets=(edited,)))
+    assert stored_tickets(store, "sn") == [edited, two]
+    # Deleted upstream: its rows leave with it, the same id of another source keeps its own.
+    store.commit_batch("sn", Batch(kind="ticket", deleted_ticket_ids=("1",)))
+    assert segment_rows(tmp_path / "store.db") == [("jsm", "1", "tier", "gold"), ("sn", "2", "tier", "silver")]
+    store.close()
+
+
+def test_a_declared_child_table_is_loaded_with_the_tickets_of_the_window(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store.db", schema=SEGMENTED)
+    old = T0 - timedelta(days=200)
+    recent = segmented("new", ("tier", "gold"), ("customer", "Acme"))
+    backlog = segmented("backlog", ("tier", "silver"), opened_at=old, updated_at=old, state="open", resolved_at=None)
+    done = segmented("old", ("tier", "bronze"), opened_at=old, updated_at=old, resolved_at=old, first_response_at=old)
+    store.commit_batch("sn", Batch(kind="ticket", tickets=(recent, backlog, done)))
+    store.commit_batch("jsm", Batch(kind="ticket", tickets=(segmented("j", ("tier", "gold"), source="jsm"),)))
+    frames = store.load_frames()
+    expected = Frames.from_records(
+        [recent, backlog, done, segmented("j", ("tier", "gold"), source="jsm")],
+        tables=[t for t in SEGMENTED.tables if t.framed],
+    )
+    key = ["source", "ticket_id", "name"]
+    pd.testing.assert_frame_equal(
+        frames.tables["ticket_segments"].sort_values(key, ignore_index=True),
+        expected.tables["ticket_segments"].sort_values(key, ignore_index=True),
+    )
+    assert list(expected.tables["ticket_segments"].columns) == ["source", "ticket_id", "name", "value"]
+    window = store.load_frames(["sn"], since=T0 - timedelta(days=30)).tables["ticket_segments"]
+    assert sorted(zip(window["ticket_id"], window["name"], strict=True)) == [
+        ("backlog", "tier"),
+        ("new", "customer"),
+        ("new", "tier"),
+    ]
+    assert sorted(store.load_frames(["jsm"]).tables["ticket_segments"]["ticket_id"]) == ["j"]
+    store.close()

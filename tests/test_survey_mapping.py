@@ -18,6 +18,8 @@ from itsm_exporter.survey_mapping import check_mapping
 from tests.fakes.servicenow import FakeServiceNow, source_settings
 from tests.test_servicenow_sync import samples
 
+pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
+
 
 @pytest.fixture
 def fake() -> Iterator[FakeServiceNow]:

@@ -32,6 +32,8 @@ from itsm_exporter.web import ExporterServer
 from itsm_exporter.webconfig import BasicAuth, WebConfigError, load_web_config
 from tests.pki import Authority, Issued, bcrypt_hash
 
+pytestmark = pytest.mark.integration  # starts servers or subprocesses on loopback
+
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 10.0
 PASSWORD = "correct horse battery staple"
@@ -502,7 +504,6 @@ def test_start_up_errors_exit_1_naming_the_file(tmp_path: Path, capsys: pytest.C
     )
 
 
-@pytest.mark.integration
 def test_run_with_a_bad_web_config_exits_1_without_a_traceback(tmp_path: Path) -> None:
     config = write(
         tmp_path / "config.yaml",

@@ -1,6 +1,6 @@
 """The local store: tickets, survey responses and sync state in one SQLite file (WAL).
 
-schema.py holds the tables of the current version (derived from records.TICKET_FIELDS),
+schema.py holds the tables of the current version (derived from the declarations in records.py),
 migrations.py the frozen SQL that upgrades older stores, store.py the Store itself.
 """
 

@@ -1,20 +1,21 @@
-"""The tables of the current schema version, derived from the one ticket definition (records.TICKET_FIELDS).
+"""The tables of the current schema version: DDL, upserts, selects and row builders, derived from the
+table declarations of records.py (records.TABLES).
 
-Adding a ticket column: add a TicketField in records.py and a migration in migrations.py that adds
-the column to stores of the previous version; the table, the upsert, the row builder and the
-loaders follow from the definition. Adding a per-ticket or per-survey list (SLA clocks next): add a
-ChildTable to CHILD_TABLES with its migration; the store replaces its rows per parent in the upsert
-transaction and deletes them with the parent.
+Adding a ticket column: add a Column to records.TICKETS (and the Ticket attribute) and a migration in
+migrations.py that adds the column to stores of the previous version. Adding a per-ticket or
+per-survey list: declare its table with a `Parent` in records.py, add it to records.TABLES, and add
+its migration; the store replaces its rows per parent, deletes them with the parent and loads them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal
+from typing import Any, Final
 
-from itsm_exporter.records import TICKET_FIELDS, SurveyResponse, Ticket, TicketField
+from itsm_exporter.records import TABLES
+from itsm_exporter.tables import Column, Table, compile_rows
 
 APPLICATION_ID: Final = 0x49544D58
 """'ITMX' in SQLite's header: tells our store apart from any other SQLite file."""
@@ -36,179 +37,120 @@ def moment(value: int | None) -> datetime | None:
     return None if value is None else _EPOCH + timedelta(microseconds=value)
 
 
-def sql_name(field: TicketField) -> str:
-    """`group` is an SQL keyword: its column is named `grp` and renamed at the boundary."""
-    return "grp" if field.name == "group" else field.name
-
-
-_SQL_TYPES: Final = {"time": "INTEGER", "label": "INTEGER", "text": "TEXT", "count": "INTEGER", "flag": "INTEGER"}
-
-
-def tickets_table(fields: Iterable[TicketField]) -> str:
-    """CREATE TABLE for `fields`: label fields are codes of the `labels` table (see LABELS_TABLE)."""
-    columns = ", ".join(f"{sql_name(f)} {_SQL_TYPES[f.kind]}{'' if f.nullable else ' NOT NULL'}" for f in fields)
-    return f"CREATE TABLE tickets ({columns});\nCREATE UNIQUE INDEX tickets_key ON tickets (source, id);\n"
-
-
-# Tickets and surveys are rowid tables with a unique (source, id) index: upstream ids are random
-# (ServiceNow sys_ids), and a random insert dirties one page per record in the B-tree it lands in.
-# In a WITHOUT ROWID table that page holds ~25 whole rows; in the index it holds ~80 keys, while
-# the rows themselves are appended. Measured in bench/store.py: about twice the upsert rate.
 LABELS_TABLE: Final = "CREATE TABLE labels (code INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);\n"
 """One row per distinct label text ever stored; a code is never reused or changed once committed.
 
 A window load reads half a million tickets; sqlite3 makes a new str object for every text cell, and
 the label columns were most of them. Small integers cost nothing to make, and each code is turned
 back into one shared string per value: bench/store.py loaded the 30-day window (550k of 1M tickets)
-in 3.3-3.6 s with text labels and in 2.35 s with codes (BENCHMARKS.md, Store).
+in 3.3-3.6 s with text labels and in 2.35 s with codes (BENCHMARKS.md, Store). It stays a literal:
+it is the coding of the other tables, not a table of records.
 """
-SURVEYS_TABLE: Final = """
-CREATE TABLE surveys (
-    source TEXT NOT NULL, id TEXT NOT NULL, ticket_source TEXT NOT NULL,
-    ticket_id TEXT, ticket_key TEXT, submitted_at INTEGER NOT NULL
-);
-CREATE UNIQUE INDEX surveys_key ON surveys (source, id);
-CREATE INDEX surveys_submitted ON surveys (submitted_at);
-"""
-QUESTIONS_TABLE: Final = """
-CREATE TABLE questions (
-    source TEXT NOT NULL, question_id TEXT NOT NULL, name TEXT, text TEXT,
-    PRIMARY KEY (source, question_id)
-) WITHOUT ROWID;
-"""
-SYNC_STATE_TABLE: Final = """
-CREATE TABLE sync_state (
-    source TEXT NOT NULL, plan TEXT NOT NULL, phase TEXT NOT NULL,
-    watermark INTEGER, token TEXT, done INTEGER NOT NULL DEFAULT 0, total INTEGER, completed_at INTEGER,
-    PRIMARY KEY (source, plan, phase)
-) WITHOUT ROWID;
-"""
+
+_SQL_TYPES: Final = {"time": "INTEGER", "text": "TEXT", "count": "INTEGER", "flag": "INTEGER", "real": "REAL"}
+
+
+def sql_type(table: Table, column: Column) -> str:
+    if column.kind == "label":
+        return "INTEGER" if table.coded_labels else "TEXT"
+    return _SQL_TYPES[column.kind]
+
+
+def sql_columns(table: Table, names: Iterable[str] | None = None) -> tuple[str, ...]:
+    """The SQL names of `names` (every column when None), in that order."""
+    by_name = {c.name: c for c in table.columns}
+    return tuple(by_name[name].sql_name for name in (table.names if names is None else names))
+
+
+def create_sql(table: Table) -> str:
+    """CREATE TABLE and CREATE INDEX statements of `table`."""
+    columns = [
+        f"{c.sql_name} {sql_type(table, c)}{'' if c.nullable else ' NOT NULL'}"
+        f"{'' if c.default is None else f' DEFAULT {c.default}'}"
+        for c in table.columns
+    ]
+    key = ", ".join(sql_columns(table, table.key))
+    if table.rowid:
+        statements = [f"CREATE TABLE {table.name} ({', '.join(columns)})"]
+        statements.append(f"CREATE UNIQUE INDEX {table.name}_key ON {table.name} ({key})")
+    else:
+        statements = [f"CREATE TABLE {table.name} ({', '.join(columns)}, PRIMARY KEY ({key})) WITHOUT ROWID"]
+    for index in table.indexes:
+        statements.append(f"CREATE INDEX {index.name} ON {table.name} ({', '.join(sql_columns(table, index.columns))})")
+    return "".join(f"{statement};\n" for statement in statements)
+
+
+def upsert_sql(table: Table) -> str:
+    """INSERT of one row: an owned child row replaces its key's (its parent's rows were just deleted,
+    and a record listing an item twice keeps the last); any other row updates the one of its key."""
+    columns = sql_columns(table)
+    insert = f"INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    if table.parent is not None and table.parent.owned:
+        return f"INSERT OR REPLACE {insert}"
+    key = sql_columns(table, table.key)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    return f"INSERT {insert} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+
+
+def delete_sql(table: Table, by: tuple[str, ...]) -> str:
+    return f"DELETE FROM {table.name} WHERE {' AND '.join(f'{c} = ?' for c in sql_columns(table, by))}"
+
+
+def row_builder(table: Table) -> Callable[..., Any]:
+    """The stored rows of one record (compile_rows): times in microseconds, flags as integers, and
+    labels as codes in a table that codes them."""
+    convert = {"time": "micros({})", "flag": "int({})"}
+    if table.coded_labels:
+        convert["label"] = "code[{}]"
+    return compile_rows(table, convert, {"micros": micros})
+
+
+def decode(
+    table: Table, names: Sequence[str], row: Sequence[object], texts: Mapping[object, str | None] | None = None
+) -> dict[str, object]:
+    """A stored row (of columns `names`) as record attributes: times, flags and label codes (`texts`:
+    code -> text, for a table that codes its labels) turned back, and a fallback's value back to unset."""
+    by_name = {c.name: c for c in table.columns}
+    values: dict[str, object] = {}
+    for name, value in zip(names, row, strict=True):
+        kind = by_name[name].kind
+        if kind == "time":
+            values[name] = moment(value)  # type: ignore[arg-type]  # an INTEGER column: int or None
+        elif kind == "flag":
+            values[name] = bool(value)
+        elif name in table.coded and texts is not None:
+            values[name] = texts.get(value)
+        else:
+            values[name] = value
+    for name in names:
+        fallback = by_name[name].fallback
+        if fallback and values[name] == values.get(fallback):
+            values[name] = None
+    return values
 
 
 @dataclass(frozen=True)
-class ChildTable:
-    """Rows that belong to one ticket or survey, replaced whole whenever their parent is stored.
+class Schema:
+    """The tables of a store, in creation order (parents before their children)."""
 
-    `rows(parent)` gives the child rows of a parent record in `columns` order, starting with
-    (source, parent id): an upstream edit that removes a child row (an answer, an SLA clock) must
-    not leave the old one behind, so the parent's rows are deleted and inserted again.
-    """
+    tables: tuple[Table, ...]
 
-    name: str
-    parent: Literal["tickets", "surveys"]
-    parent_column: str
-    columns: tuple[str, ...]
-    ddl: str
-    rows: Callable[[Any], Iterable[tuple[object, ...]]]
+    def table(self, name: str) -> Table:
+        return {t.name: t for t in self.tables}[name]
 
-    @property
-    def insert_sql(self) -> str:
-        placeholders = ", ".join("?" * len(self.columns))
-        return f"INSERT OR REPLACE INTO {self.name} ({', '.join(self.columns)}) VALUES ({placeholders})"
+    def children(self, parent: str) -> tuple[Table, ...]:
+        """The tables whose rows hang off records of `parent`."""
+        return tuple(t for t in self.tables if t.parent is not None and t.parent.table.name == parent)
 
-    @property
-    def delete_sql(self) -> str:
-        return f"DELETE FROM {self.name} WHERE source = ? AND {self.parent_column} = ?"
-
-
-def _answer_rows(survey: SurveyResponse) -> Iterable[tuple[object, ...]]:
-    return ((survey.source, survey.id, a.question_id, a.value, a.scale_min, a.scale_max) for a in survey.answers)
-
-
-ANSWERS: Final = ChildTable(
-    name="answers",
-    parent="surveys",
-    parent_column="survey_id",
-    columns=("source", "survey_id", "question_id", "value", "scale_min", "scale_max"),
-    ddl="""
-CREATE TABLE answers (
-    source TEXT NOT NULL, survey_id TEXT NOT NULL, question_id TEXT NOT NULL,
-    value REAL NOT NULL, scale_min REAL NOT NULL, scale_max REAL NOT NULL,
-    PRIMARY KEY (source, survey_id, question_id)
-) WITHOUT ROWID;
-""",
-    rows=_answer_rows,
-)
-
-
-def _sla_clock_rows(ticket: Ticket) -> Iterable[tuple[object, ...]]:
-    return (
-        (ticket.source, ticket.id, c.sla, micros(c.breach_at), int(c.paused), c.goal_seconds, int(c.breached))
-        for c in ticket.sla_clocks
-    )
-
-
-SLA_CLOCKS: Final = ChildTable(
-    name="sla_clocks",
-    parent="tickets",
-    parent_column="ticket_id",
-    columns=("source", "ticket_id", "sla", "breach_at", "paused", "goal_seconds", "breached"),
-    ddl="""
-CREATE TABLE sla_clocks (
-    source TEXT NOT NULL, ticket_id TEXT NOT NULL, sla TEXT NOT NULL,
-    breach_at INTEGER, paused INTEGER NOT NULL, goal_seconds REAL, breached INTEGER NOT NULL,
-    PRIMARY KEY (source, ticket_id, sla)
-) WITHOUT ROWID;
-""",
-    rows=_sla_clock_rows,
-)
-"""Running SLA clocks (records.SlaClock): a few per open ticket, replaced whenever the ticket is re-read."""
-CHILD_TABLES: Final[tuple[ChildTable, ...]] = (ANSWERS, SLA_CLOCKS)
-
-
-@dataclass(frozen=True)
-class TicketSchema:
-    """Everything the store needs about the tickets table, derived from one tuple of fields."""
-
-    fields: tuple[TicketField, ...]
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in self.fields)
-
-    @property
-    def sql_columns(self) -> tuple[str, ...]:
-        return tuple(sql_name(f) for f in self.fields)
-
-    @property
-    def coded(self) -> frozenset[str]:
-        """Field names stored as label codes."""
-        return frozenset(f.name for f in self.fields if f.kind == "label")
-
-    @property
-    def times(self) -> frozenset[str]:
-        return frozenset(f.name for f in self.fields if f.kind == "time")
-
-    @property
-    def table(self) -> str:
-        return tickets_table(self.fields)
-
-    @property
-    def upsert_sql(self) -> str:
-        columns = self.sql_columns
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in ("source", "id"))
-        return (
-            f"INSERT INTO tickets ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
-            f"ON CONFLICT (source, id) DO UPDATE SET {updates}"
-        )
-
-    def row_builder(self) -> Callable[[Ticket, Mapping[str | None, int | None]], tuple[object, ...]]:
-        """A function giving a ticket's row in column order, labels as codes.
-
-        It runs once per synced ticket, so it is compiled from the definition as straight-line code
-        (as dataclasses builds __init__): a loop over the fields cost ~2x in bench/ingest.py.
-        """
-        convert = {"time": "micros(t.{})", "label": "code[t.{}]", "flag": "int(t.{})", "text": "t.{}", "count": "t.{}"}
-        cells = ", ".join(convert[f.kind].format(f.name) for f in self.fields)
-        namespace: dict[str, Any] = {"micros": micros}
-        exec(f"def ticket_row(t, code):\n    return ({cells},)\n", namespace)
-        builder: Callable[[Ticket, Mapping[str | None, int | None]], tuple[object, ...]] = namespace["ticket_row"]
-        return builder
+    def with_table(self, table: Table) -> Schema:
+        """This schema with `table` in place of its namesake, or added (tests: a future column or child table)."""
+        if any(t.name == table.name for t in self.tables):
+            return replace(self, tables=tuple(table if t.name == table.name else t for t in self.tables))
+        return replace(self, tables=(*self.tables, table))
 
     def ddl(self) -> str:
         """The whole schema of a new store."""
-        children = "".join(child.ddl for child in CHILD_TABLES)
-        return f"{LABELS_TABLE}{self.table}{SURVEYS_TABLE}{children}{QUESTIONS_TABLE}{SYNC_STATE_TABLE}"
+        return LABELS_TABLE + "".join(create_sql(table) for table in self.tables)
 
 
-TICKETS: Final = TicketSchema(TICKET_FIELDS)
+SCHEMA: Final = Schema(TABLES)

@@ -9,50 +9,34 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
+from operator import attrgetter, itemgetter
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
 
-from itsm_exporter.frames import (
-    ANSWER_DTYPES,
-    QUESTION_DTYPES,
-    SLA_CLOCK_DTYPES,
-    SURVEY_DTYPES,
-    TICKET_DTYPES,
-    Frames,
-)
-from itsm_exporter.records import (
-    ANSWER_COLUMNS,
-    QUESTION_COLUMNS,
-    SLA_CLOCK_COLUMNS,
-    SLA_NAMES,
-    SURVEY_COLUMNS,
-    Answer,
-    Batch,
-    PhaseState,
-    QuestionUse,
-    RecordKind,
-    SlaClock,
-    SurveyResponse,
-    Ticket,
-)
+from itsm_exporter.frames import Frames, frame_dtypes
+from itsm_exporter.records import Batch, PhaseState, QuestionUse, SurveyResponse, Ticket
 from itsm_exporter.store.migrations import MIGRATIONS
 from itsm_exporter.store.schema import (
     APPLICATION_ID,
-    CHILD_TABLES,
+    SCHEMA,
     SCHEMA_VERSION,
-    TICKETS,
-    TicketSchema,
+    Schema,
+    decode,
+    delete_sql,
     micros,
-    moment,
+    row_builder,
+    sql_columns,
+    upsert_sql,
 )
+from itsm_exporter.tables import Table
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _TERMINAL_STATES: Final = ("resolved", "closed", "canceled")
 
 WAL_AUTOCHECKPOINT_PAGES: Final = 32768
@@ -75,18 +59,17 @@ class StoreError(Exception):
 class Store:
     """One SQLite file: a writer connection shared by the sync threads, a reader for snapshots.
 
-    Commits are serialized on the writer's lock. Reads (`load_frames`, `tickets`, `surveys`,
-    `sync_state`) run on their own connection in one read transaction each: in WAL mode a reader
-    never blocks the writer, so a long snapshot load never delays another source's commit.
-    `schema` is the tickets table's definition (tests pass a future one to prove migrations).
+    Commits are serialized on the writer's lock. Reads (`load_frames`, `sync_state`, `reading`) run on
+    their own connection in one read transaction each: in WAL mode a reader never blocks the writer,
+    so a long snapshot load never delays another source's commit. `schema` is the tables' declarations
+    (tests pass a future one to prove migrations, or one with a child table of their own).
     """
 
-    def __init__(self, path: str | Path, *, schema: TicketSchema = TICKETS, version: int = SCHEMA_VERSION) -> None:
+    def __init__(self, path: str | Path, *, schema: Schema = SCHEMA, version: int = SCHEMA_VERSION) -> None:
         self.path = Path(path)
-        self._schema = schema
+        self.schema = schema
         self._version = version
-        self._ticket_row = schema.row_builder()
-        self._upsert_ticket_sql = schema.upsert_sql
+        self._writes = {table.name: _Write.of(table) for table in schema.tables}
         self._lock = threading.Lock()
         self._read_lock = threading.Lock()
         try:
@@ -115,7 +98,7 @@ class Store:
         if application_id == 0 and tables == 0:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(
-                f"BEGIN; {self._schema.ddl()} PRAGMA application_id={APPLICATION_ID}; "
+                f"BEGIN; {self.schema.ddl()} PRAGMA application_id={APPLICATION_ID}; "
                 f"PRAGMA user_version={self._version}; COMMIT;"
             )
         elif application_id != APPLICATION_ID:
@@ -142,23 +125,14 @@ class Store:
 
     def sync_state(self, source: str) -> dict[tuple[str, str], PhaseState]:
         """Every committed phase of `source`, by (plan, phase); empty before the first commit."""
-        with self._read_lock:
-            rows = self._reader.execute(
-                "SELECT plan, phase, watermark, token, done, total, completed_at FROM sync_state WHERE source = ?",
-                (source,),
+        table = self.schema.table("sync_state")
+        names = [name for name in table.names if name not in table.scope]
+        with self.reading() as db:
+            rows = db.execute(
+                f"SELECT {', '.join(sql_columns(table, names))} FROM {table.name} WHERE source = ?", (source,)
             ).fetchall()
-        return {
-            (plan, phase): PhaseState(
-                plan=plan,
-                phase=phase,
-                watermark=moment(watermark),
-                token=token,
-                done=done,
-                total=total,
-                completed_at=moment(completed_at),
-            )
-            for plan, phase, watermark, token, done, total, completed_at in rows
-        }
+        states = [PhaseState(**decode(table, names, row)) for row in rows]  # type: ignore[arg-type]
+        return {(state.plan, state.phase): state for state in states}
 
     def commit_batch(self, source: str, batch: Batch) -> int:
         """Upsert the batch's records, remove its deleted tickets and write its sync state, all or nothing.
@@ -170,85 +144,66 @@ class Store:
                 raise ValueError(f"record {record.id} of source {record.source!r} committed under {source!r}")
         try:
             with self._lock, self._transaction():
-                self._upsert_tickets(batch.tickets)
-                deleted = self._delete_tickets(source, batch.deleted_ticket_ids)
-                self._upsert_surveys(batch.surveys)
+                self._upsert("tickets", batch.tickets)
+                deleted = self._delete("tickets", source, batch.deleted_ticket_ids)
+                self._upsert("surveys", batch.surveys)
                 if batch.state is not None:
-                    self._write_state(source, batch.state)
+                    state = self._writes["sync_state"]
+                    self._db.execute(state.upsert, state.rows(batch.state, self._labels, source))
             return deleted
         except (sqlite3.Error, OverflowError, UnicodeEncodeError) as error:
             # Overflow and encoding errors come from values SQLite cannot hold (the parsers should have
             # refused them): the batch is rolled back like any other failed commit.
             raise StoreError(f"store {self.path}: could not commit a batch of {source}: {error}") from error
 
-    def delete_tickets(self, source: str, ids: Sequence[str]) -> int:
-        """Remove tickets of `source` deleted upstream, with their child rows; returns how many were stored."""
-        try:
-            with self._lock, self._transaction():
-                return self._delete_tickets(source, ids)
-        except sqlite3.Error as error:
-            raise StoreError(f"store {self.path}: could not delete tickets of {source}: {error}") from error
+    def _upsert(self, name: str, records: Sequence[Ticket] | Sequence[SurveyResponse]) -> None:
+        """Upsert records of table `name`, and their child rows: an owned child's rows are replaced
+        whole (an edited response must not keep a removed answer), the others upserted by key."""
+        if not records:
+            return
+        labels, write = self._labels, self._writes[name]
+        self._db.executemany(write.upsert, (write.rows(r, labels) for r in records))
+        for child in self.schema.children(name):
+            write = self._writes[child.name]
+            rows = (row for r in records for row in write.rows(r, labels))
+            if write.parent_key is not None:
+                self._db.executemany(write.delete, map(write.parent_key, records))
+                self._db.executemany(write.upsert, rows)
+            else:
+                # A record names a catalogue entry once per item: write each key once, with its last row.
+                key = itemgetter(*(child.names.index(k) for k in child.key))
+                self._db.executemany(write.upsert, {key(row): row for row in rows}.values())
 
-    def _delete_tickets(self, source: str, ids: Sequence[str]) -> int:
+    def _delete(self, name: str, source: str, ids: Sequence[str]) -> int:
+        """Remove records of `name` deleted upstream with their owned child rows; returns how many were stored."""
         if not ids:
             return 0
-        code = self._labels.get(source)
+        table = self.schema.table(name)
+        code = self._labels.get(source) if "source" in table.coded else source
         if code is None:
             return 0
-        pairs = [(code, ticket_id) for ticket_id in ids]
         before = self._db.total_changes
-        self._db.executemany("DELETE FROM tickets WHERE source = ? AND id = ?", pairs)
+        self._db.executemany(delete_sql(table, table.key), ((code, record_id) for record_id in ids))
         removed = self._db.total_changes - before
-        for child in CHILD_TABLES:
-            if child.parent == "tickets":
-                self._db.executemany(child.delete_sql, ((source, ticket_id) for ticket_id in ids))
+        for child in self.schema.children(name):
+            if child.parent is not None and child.parent.owned:
+                self._db.executemany(self._writes[child.name].delete, ((source, record_id) for record_id in ids))
         return removed
 
-    def _write_state(self, source: str, state: PhaseState) -> None:
-        self._db.execute(
-            "INSERT INTO sync_state (source, plan, phase, watermark, token, done, total, completed_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, plan, phase) DO UPDATE SET "
-            "watermark = excluded.watermark, token = excluded.token, done = excluded.done, "
-            "total = excluded.total, completed_at = excluded.completed_at",
-            (
-                source, state.plan, state.phase, micros(state.watermark), state.token, state.done, state.total,
-                micros(state.completed_at),
-            ),
-        )  # fmt: skip
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The reader connection in one read transaction: every query inside sees the same committed state.
 
-    def _upsert_tickets(self, tickets: Sequence[Ticket]) -> None:
-        labels, row = self._labels, self._ticket_row
-        self._db.executemany(self._upsert_ticket_sql, (row(t, labels) for t in tickets))
-        self._replace_children("tickets", tickets)
-
-    def _upsert_surveys(self, surveys: Sequence[SurveyResponse]) -> None:
-        if not surveys:
-            return
-        self._db.executemany(
-            "INSERT INTO surveys (source, id, ticket_source, ticket_id, ticket_key, submitted_at) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, id) DO UPDATE SET "
-            "ticket_source = excluded.ticket_source, ticket_id = excluded.ticket_id, "
-            "ticket_key = excluded.ticket_key, submitted_at = excluded.submitted_at",
-            (
-                (s.source, s.id, s.ticket_source or s.source, s.ticket_id, s.ticket_key, micros(s.submitted_at))
-                for s in surveys
-            ),
-        )
-        questions = {(s.source, a.question_id): (a.name, a.text) for s in surveys for a in s.answers}
-        self._db.executemany(
-            "INSERT INTO questions (source, question_id, name, text) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (source, question_id) DO UPDATE SET name = excluded.name, text = excluded.text",
-            ((source, question_id, name, text) for (source, question_id), (name, text) in questions.items()),
-        )
-        self._replace_children("surveys", surveys)
-
-    def _replace_children(self, parent: str, records: Sequence[Ticket] | Sequence[SurveyResponse]) -> None:
-        """A re-read parent replaces its child rows: an edited response must not keep a removed answer."""
-        for child in CHILD_TABLES:
-            if child.parent != parent or not records:
-                continue
-            self._db.executemany(child.delete_sql, ((r.source, r.id) for r in records))
-            self._db.executemany(child.insert_sql, (row for r in records for row in child.rows(r)))
+        Without it each query is its own snapshot, and a batch committed by another connection between
+        reading the label codes and reading the tickets would bring codes the load cannot name, or
+        surveys without the answers committed with them.
+        """
+        with self._read_lock:
+            self._reader.execute("BEGIN")
+            try:
+                yield self._reader
+            finally:
+                self._reader.execute("COMMIT")  # a read transaction has nothing to write: this only ends it
 
     def ticket_ids(
         self, source: str, *, updated_since: datetime | None = None, open_updated_before: datetime | None = None
@@ -264,15 +219,15 @@ class Store:
             terminal = ", ".join(f"'{s}'" for s in _TERMINAL_STATES)
             where.append(f"updated_at < ? AND state NOT IN (SELECT code FROM labels WHERE text IN ({terminal}))")
             params.append(micros(open_updated_before))
-        with self._read_lock:
-            rows = self._reader.execute(f"SELECT id FROM tickets WHERE {' AND '.join(where)} ORDER BY id", params)
+        with self.reading() as db:
+            rows = db.execute(f"SELECT id FROM tickets WHERE {' AND '.join(where)} ORDER BY id", params)
             return [str(row[0]) for row in rows.fetchall()]
 
     def unstored_survey_tickets(self, source: str, *, submitted_since: datetime) -> list[str]:
         """Ids of tickets of `source` that responses submitted since then are about but that are not stored:
         what a bounded first sync fetches by id (its ticket was last updated before the horizon)."""
-        with self._read_lock:
-            rows = self._reader.execute(
+        with self.reading() as db:
+            rows = db.execute(
                 "SELECT DISTINCT s.ticket_id FROM surveys s WHERE s.ticket_source = ? AND s.submitted_at >= ? "
                 "AND s.ticket_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM tickets t "
                 "WHERE t.source = (SELECT code FROM labels WHERE text = ?) AND t.id = s.ticket_id) "
@@ -287,182 +242,68 @@ class Store:
         Read from the window's responses outwards (surveys_submitted, then the answers' key), so a
         check after each sync costs what the window holds, not the whole survey history.
         """
-        with self._read_lock:
+        with self.reading() as db:
             answered = dict(
-                self._reader.execute(
+                db.execute(
                     "SELECT a.question_id, count(*) FROM surveys s JOIN answers a "
                     "ON a.source = s.source AND a.survey_id = s.id "
                     "WHERE s.source = ? AND s.submitted_at >= ? GROUP BY a.question_id",
                     (source, micros(submitted_since)),
                 ).fetchall()
             )
-            rows = self._reader.execute(
+            rows = db.execute(
                 "SELECT question_id, name, text FROM questions WHERE source = ? ORDER BY question_id", (source,)
             ).fetchall()
         return [QuestionUse(str(q), name, text, int(answered.get(q, 0))) for q, name, text in rows]
 
-    def count(self, source: str, kind: RecordKind) -> int:
-        """Stored records of one source and kind."""
-        where = "source = (SELECT code FROM labels WHERE text = ?)" if kind == "ticket" else "source = ?"
-        table = "tickets" if kind == "ticket" else "surveys"
-        with self._read_lock:
-            return int(self._reader.execute(f"SELECT count(*) FROM {table} WHERE {where}", (source,)).fetchone()[0])
-
-    def tickets(self, source: str) -> list[Ticket]:
-        """Every stored ticket of `source` as canonical records, sorted by id."""
-        db = self._reader
-        with self._read_lock, self._read_snapshot():
-            texts = dict(db.execute("SELECT code, text FROM labels").fetchall())
-            rows = db.execute(
-                f"SELECT {', '.join(self._schema.sql_columns)} FROM tickets "
-                "WHERE source = (SELECT code FROM labels WHERE text = ?) ORDER BY id",
-                (source,),
-            ).fetchall()
-            clock_rows = db.execute(
-                "SELECT ticket_id, sla, breach_at, paused, goal_seconds, breached FROM sla_clocks "
-                "WHERE source = ? ORDER BY ticket_id, sla",
-                (source,),
-            ).fetchall()
-        clocks: dict[str, list[SlaClock]] = {}
-        for ticket_id, sla, breach_at, paused, goal, breached in clock_rows:
-            clock = SlaClock(sla, moment(breach_at), bool(paused), goal, bool(breached))
-            clocks.setdefault(ticket_id, []).append(clock)
-        for listed in clocks.values():
-            listed.sort(key=lambda clock: SLA_NAMES.index(clock.sla))
-        return [self._ticket(row, texts, clocks) for row in rows]
-
-    def _ticket(
-        self, row: tuple[object, ...], texts: Mapping[object, str], clocks: Mapping[str, list[SlaClock]]
-    ) -> Ticket:
-        values: dict[str, object] = dict(zip(self._schema.names, row, strict=True))
-        values["sla_clocks"] = tuple(clocks.get(str(values["id"]), ()))
-        for field in self._schema.fields:
-            if field.kind == "time":
-                values[field.name] = moment(values[field.name])  # type: ignore[arg-type]
-            elif field.kind == "label":
-                values[field.name] = texts.get(values[field.name])
-            elif field.kind == "flag":
-                values[field.name] = bool(values[field.name])
-        return Ticket(**values)  # type: ignore[arg-type]
-
-    def surveys(self, source: str) -> list[SurveyResponse]:
-        """Every stored survey response of `source` with its answers (sorted by question id), sorted by id."""
-        db = self._reader
-        with self._read_lock, self._read_snapshot():
-            surveys = db.execute(
-                "SELECT source, id, ticket_source, ticket_id, ticket_key, submitted_at FROM surveys "
-                "WHERE source = ? ORDER BY id",
-                (source,),
-            ).fetchall()
-            answers = db.execute(
-                "SELECT a.survey_id, a.question_id, a.value, a.scale_min, a.scale_max, q.name, q.text "
-                "FROM answers a LEFT JOIN questions q ON q.source = a.source AND q.question_id = a.question_id "
-                "WHERE a.source = ? ORDER BY a.survey_id, a.question_id",
-                (source,),
-            ).fetchall()
-        by_survey: dict[str, list[Answer]] = {}
-        for survey_id, question_id, value, scale_min, scale_max, name, text in answers:
-            by_survey.setdefault(survey_id, []).append(Answer(question_id, value, scale_min, scale_max, name, text))
-        return [
-            SurveyResponse(
-                source=src,
-                id=survey_id,
-                submitted_at=moment(submitted) or _EPOCH,
-                answers=tuple(by_survey.get(survey_id, ())),
-                ticket_id=ticket_id,
-                ticket_key=ticket_key,
-                ticket_source=None if ticket_source == src else ticket_source,
-            )
-            for src, survey_id, ticket_source, ticket_id, ticket_key, submitted in surveys
-        ]
-
     def load_frames(self, sources: Sequence[str] | None = None, since: datetime | None = None) -> Frames:
-        """The collectors' frames for `sources` (all when None).
+        """The collectors' frames for `sources` (all when None): one per framed table of the schema.
 
         With `since`, only what a computation at a later `as_of` over windows starting after `since`
         can see: tickets with an event after it, the open backlog, tickets that a recent survey is
-        about, and surveys submitted after it. This keeps memory bounded by the window, not history.
+        about, surveys submitted after it, and the child rows of those (or every row of a child table
+        declared to load whole). This keeps memory bounded by the window, not history.
         """
-        where_source, params = _source_clause(sources)
-        # `+source`: scan the table in storage order; through the key index each row would be a random seek.
-        where_ticket_source = _source_clause(sources, "+source", coded=True)[0]
         cutoff = micros(since)
-        schema = self._schema
-        # Unset coded labels read as code 0, which no label has: the column stays an integer column.
-        columns = zip(schema.sql_columns, schema.names, strict=True)
-        ticket_columns = (f"ifnull({c}, 0)" if name in schema.coded else c for c, name in columns)
-        ticket_sql = f"SELECT {', '.join(ticket_columns)} FROM tickets WHERE {where_ticket_source}"
-        survey_sql = f"SELECT {', '.join(SURVEY_COLUMNS)} FROM surveys WHERE {where_source}"
-        answer_sql = f"SELECT a.{', a.'.join(ANSWER_COLUMNS)} FROM answers a"
-        ticket_params: list[object] = list(params)
-        survey_params: list[object] = list(params)
-        answer_params: list[object] = []
-        if cutoff is not None:
-            terminal = ", ".join(f"'{s}'" for s in _TERMINAL_STATES)
-            # Uncorrelated IN subqueries: SQLite builds each set once instead of scanning surveys per ticket.
-            surveyed = "FROM surveys s JOIN labels l ON l.text = s.ticket_source WHERE s.submitted_at > ?"
-            ticket_sql += (
-                f" AND (updated_at > ? OR state NOT IN (SELECT code FROM labels WHERE text IN ({terminal}))"
-                f" OR (source, id) IN (SELECT l.code, s.ticket_id {surveyed})"
-                f" OR (source, key) IN (SELECT l.code, s.ticket_key {surveyed}))"
-            )
-            ticket_params += [cutoff, cutoff, cutoff]
-            survey_sql += " AND submitted_at > ?"
-            survey_params.append(cutoff)
-            answer_sql += " JOIN surveys s ON s.source = a.source AND s.id = a.survey_id WHERE s.submitted_at > ?"
-            answer_params.append(cutoff)
-            if sources is not None:
-                answer_sql += f" AND {_source_clause(sources, 'a.source')[0]}"
-                answer_params += params
-        elif sources is not None:
-            answer_sql += f" WHERE {_source_clause(sources, 'a.source')[0]}"
-            answer_params += params
-        question_sql = f"SELECT {', '.join(QUESTION_COLUMNS)} FROM questions WHERE {where_source}"
-        # Every stored clock: only running clocks are stored, so there are a few per open ticket.
-        clock_sql = f"SELECT {', '.join(SLA_CLOCK_COLUMNS)} FROM sla_clocks WHERE {where_source}"
+        queries = [(table, *_load_query(table, sources, cutoff)) for table in self.schema.tables if table.framed]
         canonical: dict[str, str] = {}
-        db = self._reader
-        with self._read_lock, self._read_snapshot():
+        with self.reading() as db:
             codes = db.execute("SELECT code, text FROM labels").fetchall()
             texts = np.full(max((code for code, _ in codes), default=0) + 1, None, dtype=object)
             for code, text in codes:
                 texts[code] = canonical.setdefault(text, text)
-            tickets = _read_columns(
-                db.execute(ticket_sql, ticket_params), schema.names, TICKET_DTYPES, canonical, _LABELS, texts, schema
-            )
-            surveys = _read_columns(
-                db.execute(survey_sql, survey_params), SURVEY_COLUMNS, SURVEY_DTYPES, canonical, _SURVEY_IDS
-            )
-            answers = _read_columns(
-                db.execute(answer_sql, answer_params), ANSWER_COLUMNS, ANSWER_DTYPES, canonical, _ANSWER_IDS
-            )
-            questions = _read_columns(
-                db.execute(question_sql, list(params)), QUESTION_COLUMNS, QUESTION_DTYPES, canonical, _LABELS
-            )
-            clocks = _read_columns(
-                db.execute(clock_sql, list(params)), SLA_CLOCK_COLUMNS, SLA_CLOCK_DTYPES, canonical, _LABELS
-            )
-        return Frames(tickets=tickets, surveys=surveys, answers=answers, questions=questions, sla_clocks=clocks)
-
-    @contextmanager
-    def _read_snapshot(self) -> Iterator[None]:
-        """One read transaction: every query inside sees the same committed state.
-
-        Without it each query is its own snapshot, and a batch committed by another connection between
-        reading the label codes and reading the tickets would bring codes the load cannot name, or
-        surveys without the answers committed with them.
-        """
-        self._reader.execute("BEGIN")
-        try:
-            yield
-        finally:
-            self._reader.execute("COMMIT")  # a read transaction has nothing to write: this only ends it
+            # Parents before their children: a child's shared parent ids reference the parent's strings.
+            frames = {
+                table.name: _read_columns(db.execute(sql, params), table, canonical, texts)
+                for table, sql, params in queries
+            }
+        return Frames(**frames)
 
     def close(self) -> None:
         with self._read_lock:
             self._reader.close()
         with self._lock:
             self._db.close()  # the same connection again for ":memory:": closing twice is harmless
+
+
+@dataclass(frozen=True)
+class _Write:
+    """How the store writes one table: its rows of a record, its upsert, and (an owned child) how a
+    parent's rows are deleted."""
+
+    rows: Callable[..., Any]
+    upsert: str
+    delete: str = ""
+    parent_key: Callable[[Any], tuple[object, ...]] | None = None
+
+    @classmethod
+    def of(cls, table: Table) -> _Write:
+        parent = table.parent
+        if parent is None or not parent.owned:
+            return cls(row_builder(table), upsert_sql(table))
+        # An owned child's key starts with its parent's whole key (Parent checks it): a tuple getter.
+        getter = attrgetter(*parent.table.key)
+        return cls(row_builder(table), upsert_sql(table), delete_sql(table, parent.key), getter)
 
 
 class _LabelCodes(dict[str | None, int | None]):
@@ -531,41 +372,92 @@ def _source_clause(
     return f"{column} IN ({placeholders})", list(sources)
 
 
+def _tickets_in_window(alias: str, cutoff: int) -> tuple[str, list[object]]:
+    """Tickets with an event after the cutoff, the open backlog, and the tickets a later survey is about."""
+    terminal = ", ".join(f"'{s}'" for s in _TERMINAL_STATES)
+    # Uncorrelated IN subqueries: SQLite builds each set once instead of scanning surveys per ticket.
+    surveyed = "FROM surveys s JOIN labels l ON l.text = s.ticket_source WHERE s.submitted_at > ?"
+    return (
+        f"{alias}updated_at > ? OR {alias}state NOT IN (SELECT code FROM labels WHERE text IN ({terminal}))"
+        f" OR ({alias}source, {alias}id) IN (SELECT l.code, s.ticket_id {surveyed})"
+        f" OR ({alias}source, {alias}key) IN (SELECT l.code, s.ticket_key {surveyed})",
+        [cutoff, cutoff, cutoff],
+    )
+
+
+def _surveys_in_window(alias: str, cutoff: int) -> tuple[str, list[object]]:
+    return f"{alias}submitted_at > ?", [cutoff]
+
+
+_WINDOWS: Final[dict[str, Callable[[str, int], tuple[str, list[object]]]]] = {
+    "tickets": _tickets_in_window,
+    "surveys": _surveys_in_window,
+}
+"""What a window load keeps of a table of records (with its SQL alias prefix); other tables load whole."""
+
+
+def _load_query(table: Table, sources: Sequence[str] | None, cutoff: int | None) -> tuple[str, list[object]]:
+    """The SELECT of a table's frame: its rows of `sources`, and with a cutoff, the rows a window can see."""
+    parent = table.parent
+    coded_source = "source" in table.coded
+    if parent is not None and parent.window == "parent" and cutoff is not None and parent.table.name in _WINDOWS:
+        # The rows of the parents in the window.
+        owner = parent.table
+        window, params = _WINDOWS[owner.name]("p.", cutoff)
+        key = owner.key[: len(parent.key)]
+        join = " AND ".join(
+            f"p.{p} = (SELECT code FROM labels WHERE text = c.{c})" if name in owner.coded else f"p.{p} = c.{c}"
+            for name, p, c in zip(key, sql_columns(owner, key), sql_columns(table, parent.key), strict=True)
+        )
+        sql = f"SELECT {_select_list(table, 'c.')} FROM {table.name} c JOIN {owner.name} p ON {join} WHERE ({window})"
+        if sources is not None:
+            clause, source_params = _source_clause(sources, "c.source", coded=coded_source)
+            sql += f" AND {clause}"
+            params += source_params
+        return sql, params
+    # `+source`: scan the tickets in storage order; through the key index each row would be a random seek.
+    clause, params = _source_clause(sources, "+source" if coded_source else "source", coded=coded_source)
+    sql = f"SELECT {_select_list(table)} FROM {table.name} WHERE {clause}"
+    if parent is None and cutoff is not None and table.name in _WINDOWS:
+        window, window_params = _WINDOWS[table.name]("", cutoff)
+        sql += f" AND ({window})"
+        params += window_params
+    return sql, params
+
+
+def _select_list(table: Table, alias: str = "") -> str:
+    # Unset coded labels read as code 0, which no label has: the column stays an integer column.
+    return ", ".join(
+        f"ifnull({alias}{column}, 0)" if name in table.coded else f"{alias}{column}"
+        for name, column in zip(table.names, sql_columns(table), strict=True)
+    )
+
+
 _LOAD_CHUNK: Final = 65536
-_TIMES: Final = TICKETS.times | {"submitted_at", "breach_at"}
-_LABELS: Final = TICKETS.coded | {"ticket_source", "question_id", "name", "text", "sla"}
-"""Columns with few distinct values: loaded as references to one string object per value."""
-_SURVEY_IDS: Final = _LABELS | {"id"}
-_ANSWER_IDS: Final = _LABELS | {"survey_id"}
-"""A survey's id is repeated on each of its answers: loaded once, referenced by all (1.3 million answers
-of 200,000 surveys would otherwise hold 1.1 million extra copies, about 65 MB)."""
 
 
 def _read_columns(
-    cursor: sqlite3.Cursor,
-    columns: Sequence[str],
-    dtypes: dict[str, str],
-    canonical: dict[str, str],
-    shared_columns: frozenset[str],
-    label_texts: np.ndarray | None = None,
-    schema: TicketSchema | None = None,
+    cursor: sqlite3.Cursor, table: Table, canonical: dict[str, str], label_texts: np.ndarray
 ) -> pd.DataFrame:
-    """A frame from a query, built column-wise in chunks.
+    """A table's frame from its query, built column-wise in chunks.
 
     sqlite3 makes a new str object for every cell; for a million tickets that is millions of copies
-    of "resolved" or "Service Desk". Chunks keep the row tuples small, and the `shared_columns` are
-    rebuilt from one object per distinct value (kept in `canonical` across the frames of one load),
-    so memory follows the data, not the cell count. With `label_texts`, the ticket label columns
-    arrive as codes and are looked up in it (code 0 is None).
+    of "resolved" or "Service Desk". Chunks keep the row tuples small, and the table's shared columns
+    (labels, and ids that child rows repeat) are rebuilt from one object per distinct value (kept in
+    `canonical` across the frames of one load), so memory follows the data, not the cell count. Coded
+    label columns arrive as codes and are looked up in `label_texts` (code 0 is None).
     """
+    columns, dtypes = table.names, frame_dtypes(table)
+    coded, shared, times = table.coded, table.shared, frozenset(table.kind_names("time"))
     parts: dict[str, list[np.ndarray]] = {column: [] for column in columns}
     while rows := cursor.fetchmany(_LOAD_CHUNK):
         for column, values in zip(columns, zip(*rows, strict=True), strict=True):
-            if label_texts is not None and schema is not None and column in schema.coded:
+            if column in coded:
                 parts[column].append(label_texts[np.array(values, dtype=np.intp)])
                 continue
-            shared = column in shared_columns
-            parts[column].append(_column_array(values, dtypes[column], canonical if shared else None, column in _TIMES))
+            parts[column].append(
+                _column_array(values, dtypes[column], canonical if column in shared else None, column in times)
+            )
     data = {
         column: np.concatenate(chunks) if chunks else np.array([], dtype=dtypes[column])
         for column, chunks in parts.items()

@@ -435,3 +435,11 @@ def running_daemon(config: Config, factory: ConnectorFactory, clock: FakeClock) 
         server.server_close()
         daemon.close(WAIT_SECONDS)
         thread.join(WAIT_SECONDS)
+
+
+def assert_metrics(running: RunningExporter, proxy: FaultProxy, source: str, up: float) -> None:
+    """/metrics answers, shows the source's state, and counts exactly the requests the proxy saw."""
+    assert not proxy.overrun, "the connector kept requesting: it pages in circles"
+    samples = running.scrape()
+    assert sample(samples, "itsm_source_up", source=source) == up
+    assert requests_by_code(samples, source) == dict(proxy.codes())

@@ -529,3 +529,14 @@ def source_settings(fake: FakeServiceNow, **settings: Any) -> dict[str, Any]:
     if fake.client_id is not None:
         base |= {"client_id": fake.client_id, "client_secret": fake.client_secret}
     return base | settings
+
+
+def add_incident(
+    fake: FakeServiceNow, number: str, updated: str, *, state: str = "2", opened_at: str | None = None, **fields: str
+) -> str:
+    """An incident updated at `updated` (opened then unless said), `active` as ServiceNow sets it from its state."""
+    active = "true" if state in ("1", "2", "3") else "false"
+    return fake.add(
+        "incident", number=number, state=state, active=active, opened_at=opened_at or updated,
+        sys_updated_on=updated, **fields,
+    )  # fmt: skip
