@@ -182,8 +182,11 @@ def test_exposition_matches_the_golden_file(request: pytest.FixtureRequest) -> N
 
 
 def test_fixture_covers_every_family() -> None:
+    """All but the impact analysis: a least-squares fit needs hundreds of responses, and its last digits would
+    pin a golden file to one BLAS; tests/test_impact.py checks its exposition and values."""
     empty = [family.name for family in fixture_metrics() if not family.samples]
-    assert empty == []
+    assert empty == [name for name in empty if name.startswith("itsm_impact_")]
+    assert len(empty) == 7
 
 
 @pytest.mark.integration

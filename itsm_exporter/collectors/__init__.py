@@ -13,7 +13,7 @@ from datetime import datetime
 import numpy as np
 from prometheus_client.core import Metric
 
-from itsm_exporter.collectors import live, surveys, targets, tickets, watermelon
+from itsm_exporter.collectors import impact, live, surveys, targets, tickets, watermelon
 from itsm_exporter.collectors.arrays import FloatArray
 from itsm_exporter.collectors.durations import WALL_CLOCK, Clock, Durations
 from itsm_exporter.collectors.facts import TicketFacts, ticket_facts
@@ -58,6 +58,10 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config, *, clock: C
     ticket_windows, survey_windows = ticket_stats[: len(windows)], survey_stats[: len(windows)]
     earlier_tickets = [ticket_stats[len(windows) * (i + 1) :][: len(windows)] for i in range(len(periods))]
     earlier_surveys = [survey_stats[len(windows) * (i + 1) :][: len(windows)] for i in range(len(periods))]
+    # What to fix first, over the longest window's responses (collectors/impact.py).
+    priorities = (
+        impact.impact_stats(responses, groups, names, widest, now, config.impact) if config.impact.enabled else None
+    )
     backlog = backlog_stats(facts, groups.ticket_groups, groups.size, durations, bounds)
     state = live.live_stats(
         facts, frames.sla_clocks, names, groups.ticket_groups, groups.size, now, durations, bounds, config.targets
@@ -82,6 +86,7 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config, *, clock: C
         *watermelon.earlier_families(
             build, periods, earlier_tickets, earlier_surveys, survey_present, config.targets, config.min_responses
         ),
+        *(impact.families(priorities, groups.label_names, widest, build.note) if priorities is not None else []),
     ]
 
 

@@ -7,7 +7,9 @@ one-shot run at a fixed `--as-of` is reproducible.
 
 Group profiles (resolution SLA met share, satisfied share) are chosen so that the dashboards tell
 a story: "Network Operations" closes fast and meets its SLA while its customers are unhappy (the
-watermelon); "Identity & Access" is red on both sides; the others are healthy.
+watermelon); "Identity & Access" is red on both sides; the others are healthy. The survey answers plant
+what the impact analysis finds (collectors/impact.py): reliability is a basic need, empathy a delighter,
+the other dimensions performance factors.
 """
 
 from __future__ import annotations
@@ -45,6 +47,16 @@ DEMO_SURVEYS: Final[dict[str, Any]] = {
 }
 DEMO_COMPLAINTS: Final[dict[str, list[str]]] = {"category": ["complaint"]}
 WATERMELON_GROUP: Final = "Network Operations"
+BASIC_NEED: Final = "reliability"
+"""Planted basic need: a low rating comes with a dissatisfied customer; a high one adds little to a middle one."""
+DELIGHTER: Final = "empathy"
+"""Planted delighter: a high rating comes with a delighted customer (5 of 5); a low one costs little."""
+PLANTED: Final[dict[str, Callable[[int], tuple[float, float, float]]]] = {
+    BASIC_NEED: lambda overall: (0.75, 0.15, 0.10) if overall <= 2 else (0.03, 0.37, 0.60),
+    DELIGHTER: lambda overall: (0.05, 0.25, 0.70) if overall == 5 else (0.16, 0.78, 0.06),
+}
+"""Chances of a low (1-2), middle (3) and high (4-5) rating of a planted dimension given the overall rating: the
+same whatever the overall rating on the side where the dimension makes no difference."""
 
 DAY: Final = 86400.0
 BATCH_SIZE: Final = 1000
@@ -73,7 +85,7 @@ class GroupProfile:
     reassign: float
     complaint: float
     dimension_bias: Mapping[str, float]
-    """Added to a respondent's dimension scores (points on the 1..5 scale)."""
+    """Added to a respondent's scores of the dimensions that are not PLANTED (points on the 1..5 scale)."""
 
 
 GROUPS: Final = (
@@ -89,7 +101,7 @@ GROUPS: Final = (
         0.18,
         0.45,
         0.060,
-        {"reliability": -1.2, "empathy": -1.0, "responsiveness": -0.8, "tangibles": -0.3},
+        {"responsiveness": -0.8, "tangibles": -0.3, "assurance": -0.6},
     ),
     GroupProfile("Applications", 15, ("ERP", "CRM", "Intranet"), 0.55, 0.45, 0.91, 0.05, 0.20, 0.015, {}),
     GroupProfile(
@@ -154,7 +166,13 @@ def _survey(rng: random.Random, group: GroupProfile) -> tuple[Answer, ...]:
     overall = rng.choice((4, 5, 5)) if satisfied else rng.choice((1, 2, 2, 3))
     answers = [Answer(OVERALL_QUESTION, float(overall))]
     for dimension, question in PERCEPTION_QUESTIONS.items():
-        score = overall + group.dimension_bias.get(dimension, 0.0) + rng.gauss(0, 0.6)
+        if dimension in PLANTED:
+            level = rng.choices(range(3), weights=PLANTED[dimension](overall))[0]
+            answers.append(Answer(question, float(rng.choice(((1, 2), (3,), (4, 5))[level]))))
+            continue
+        # A fifth of a point up: overall ratings lean to 4 and 5, and without it these dimensions' low ratings
+        # would weigh more than their high ones; they are meant as performance factors.
+        score = overall + 0.2 + group.dimension_bias.get(dimension, 0.0) + rng.gauss(0, 0.6)
         answers.append(Answer(question, float(min(5, max(1, round(score))))))
     if rng.random() < EXPECTATION_RATE:
         for question in EXPECTATION_QUESTIONS.values():
