@@ -8,8 +8,8 @@ dummy's the reward (what a high one adds). The impact-asymmetry index (Mikulić 
 (only satisfies when it excels: a delighter); in between are performance factors. A dimension costs the overall
 score its penalty times the share of responses that rate it low: the ranking of what to fix first.
 
-One regression per label set with enough responses, and one per source over all of them. The design is built for
-every response at once; each regression is one numpy.linalg.lstsq call on its rows.
+One regression per label set with enough responses, and one per source over all of them; each is one
+numpy.linalg.lstsq call on the rating patterns of its responses (impact_stats says why that is the same fit).
 """
 
 from __future__ import annotations
@@ -56,21 +56,42 @@ class ImpactStats:
         return published
 
 
-def design(scores: FloatArray, settings: Impact) -> FloatArray:
-    """The regressors of each response: an intercept, then a low and a high dummy per dimension (a dimension the
-    response did not rate has both at 0)."""
-    x = np.zeros((len(scores), 1 + 2 * scores.shape[1]), dtype=np.float64)
+PATTERNS: Final = 3 ** len(DIMENSIONS)
+"""Distinct rating patterns: each dimension low, middle (or not rated) or high."""
+_LEVEL_WEIGHTS: Final = 3 ** np.arange(len(DIMENSIONS))
+
+
+def _pattern_design() -> FloatArray:
+    """The regressors of each rating pattern: an intercept, then a low and a high dummy per dimension."""
+    levels = (np.arange(PATTERNS)[:, np.newaxis] // _LEVEL_WEIGHTS) % 3
+    x = np.zeros((PATTERNS, 1 + 2 * len(DIMENSIONS)), dtype=np.float64)
     x[:, 0] = 1.0
-    x[:, 1 + LOW :: 2] = scores <= settings.low_at_most
-    x[:, 1 + HIGH :: 2] = scores >= settings.high_at_least
+    x[:, 1 + LOW :: 2] = levels == 0
+    x[:, 1 + HIGH :: 2] = levels == 2
     return x
+
+
+PATTERN_DESIGN: Final = _pattern_design()
+
+
+def rating_patterns(scores: FloatArray, settings: Impact) -> IntArray:
+    """Each response's rating pattern (row of PATTERN_DESIGN): per dimension 0 low, 1 middle or not rated, 2 high."""
+    levels = np.where(scores <= settings.low_at_most, 0, np.where(scores >= settings.high_at_least, 2, 1))
+    patterns: IntArray = (levels * _LEVEL_WEIGHTS).sum(axis=1).astype(np.int64)
+    return patterns
 
 
 def impact_stats(
     responses: Responses, groups: Grouping, names: Sequence[str], window: Window, as_of: float, settings: Impact
 ) -> ImpactStats:
     """Penalties, rewards, categories and costs of the responses submitted in `window`, per label set that has
-    `settings.min_responses` complete responses, and per source."""
+    `settings.min_responses` complete responses, and per source.
+
+    The responses that share a rating pattern share their row of the design, so each regression is solved on
+    its patterns (at most 3^5) weighted by their counts, with the pattern's mean overall score: the same
+    least-squares problem, up to a constant, hence the same coefficients, at a few hundred rows however many
+    responses there are.
+    """
     overall, scores = responses.perception[:, 0], responses.perception[:, 1:]
     in_window = window.contains(responses.submitted, as_of) & ~np.isnan(overall)
     sources = groups.sources[groups.survey_groups]
@@ -82,32 +103,31 @@ def impact_stats(
     )  # fmt: skip
     complete = in_window & ~(asked[sources] & np.isnan(scores)).any(axis=1)
     rows = np.flatnonzero(complete)
-    x, y = design(scores[rows], settings), overall[rows]
+    patterns, y = rating_patterns(scores[rows], settings), overall[rows]
     n_groups = groups.size
     # Label sets first, then sources (numbered after them): one regression unit each.
-    units = [groups.survey_groups[rows], n_groups + sources[rows]]
-    unit_sources = np.concatenate([groups.sources, np.arange(len(names))])
-    unit_asked = asked[unit_sources]
     n_units = n_groups + len(names)
+    cells = np.concatenate([groups.survey_groups[rows], n_groups + sources[rows]]) * PATTERNS
+    cells += np.concatenate([patterns, patterns])
+    n = np.bincount(cells, minlength=n_units * PATTERNS).reshape(n_units, PATTERNS)
+    sums = np.bincount(cells, weights=np.concatenate([y, y]), minlength=n_units * PATTERNS).reshape(n.shape)
+    used = n.sum(axis=1)
+    unit_asked = asked[np.concatenate([groups.sources, np.arange(len(names))])]
     empty = ("",) * (len(groups.label_names) - 1)
     label_values = (*groups.label_values, *((name, *empty) for name in names))
-    coefficients = np.full((n_units, x.shape[1]), np.nan)
-    counts = np.zeros((n_units, x.shape[1]), dtype=np.int64)
-    used = np.zeros(n_units, dtype=np.int64)
-    for unit_of_row in units:
-        order = np.argsort(unit_of_row, kind="stable")
-        bounds = np.searchsorted(unit_of_row[order], np.arange(n_units + 1))
-        for unit in np.flatnonzero(np.diff(bounds) >= settings.min_responses):
-            chosen = order[bounds[unit] : bounds[unit + 1]]
-            columns = np.concatenate(
-                [[0], 1 + 2 * np.flatnonzero(unit_asked[unit])[:, np.newaxis] + [LOW, HIGH]], axis=None
-            )
-            fitted = _ols(x[np.ix_(chosen, columns)], y[chosen])
-            if fitted is not None:
-                coefficients[unit, columns] = fitted
-                counts[unit, columns] = x[np.ix_(chosen, columns)].sum(axis=0)
-                used[unit] = len(chosen)
-    return _classify(label_values, used, coefficients, counts, settings)
+    coefficients = np.full((n_units, PATTERN_DESIGN.shape[1]), np.nan)
+    counts = n @ PATTERN_DESIGN  # responses per unit with each dummy set (the intercept: all of them)
+    for unit in np.flatnonzero(used >= settings.min_responses):
+        present = np.flatnonzero(n[unit])
+        columns = np.concatenate(
+            [[0], 1 + 2 * np.flatnonzero(unit_asked[unit])[:, np.newaxis] + [LOW, HIGH]], axis=None
+        )
+        weight = np.sqrt(n[unit, present])
+        fitted = _ols(PATTERN_DESIGN[np.ix_(present, columns)] * weight[:, np.newaxis], sums[unit, present] / weight)
+        if fitted is not None:
+            coefficients[unit, columns] = fitted
+    used = np.where(np.isnan(coefficients[:, 0]), 0, used)
+    return _classify(label_values, used, coefficients, counts.astype(np.int64), settings)
 
 
 def _ols(x: FloatArray, y: FloatArray) -> FloatArray | None:
