@@ -544,11 +544,13 @@ def _duplicate_keys(node: yaml.Node, path: str) -> list[str]:
 
 
 def demo_config(store_path: Path) -> Config:
-    """The configuration of `itsm-exporter demo`: the demo source of each kind that offers one, the rest default."""
+    """The configuration of `itsm-exporter demo`: the demo source of each kind that offers one, trends year over
+    year, the rest default."""
     return parse_config(
         {
             "store": {"path": str(store_path)},
             "refresh_interval": "1m",
+            "trends": {"year_over_year": True},
             "sources": [dict(kind.demo_source) for kind in kinds() if kind.demo_source is not None],
         }
     )

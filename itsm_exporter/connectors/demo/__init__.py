@@ -34,6 +34,13 @@ KIND = register(
         config=DemoSource,
         build=_build,
         capabilities=_capabilities,
-        demo_source={"name": "demo", "kind": "demo", "surveys": DEMO_SURVEYS, "complaints": DEMO_COMPLAINTS},
+        # 400 days: the 30-day window a year back too, for the year-over-year trend the demo turns on.
+        demo_source={
+            "name": "demo",
+            "kind": "demo",
+            "days": 400,
+            "surveys": DEMO_SURVEYS,
+            "complaints": DEMO_COMPLAINTS,
+        },
     )
 )
