@@ -2,6 +2,7 @@
 
 python -m bench.collectors                      # 1,000,000 tickets, 200,000 responses, 50 groups
 python -m bench.collectors --smoke              # tiny sizes, what CI runs
+python -m bench.collectors --trends off         # the windows alone, as before issue 27 (--trends all: year over year)
 
 Peak RSS as the OS sees it, without the generator's temporaries:
 
@@ -22,7 +23,7 @@ import resource
 import time
 from pathlib import Path
 
-from bench.datagen import AS_OF, bench_config, frames
+from bench.datagen import AS_OF, TRENDS, bench_config, frames
 from bench.reference import differences, reference_metrics, sample_map
 from itsm_exporter.collectors import compute_metrics
 
@@ -37,11 +38,17 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes for CI: checks it runs and agrees")
     parser.add_argument("--save", type=Path, help="write the generated frames to this file and stop")
     parser.add_argument("--load", type=Path, help="read frames written by --save instead of generating")
+    parser.add_argument(
+        "--trends",
+        choices=sorted(TRENDS),
+        default="default",
+        help="off: the windows alone; default: the previous period and the impact analysis; all: year over year too",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.tickets, args.surveys, args.groups, args.repeat = 3_000, 600, 5, 1
 
-    config = bench_config(args.groups)
+    config = bench_config(args.groups, args.trends)
     started = time.perf_counter()
     if args.load:
         with args.load.open("rb") as file:  # streamed: no second copy of the data as bytes

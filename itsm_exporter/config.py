@@ -146,9 +146,9 @@ class Impact(Strict):
     @model_validator(mode="after")
     def _ordered(self) -> Impact:
         if not self.low_at_most < self.high_at_least:
-            raise ValueError("impact: low_at_most must be below high_at_least (the middle is the reference)")
+            raise ValueError("low_at_most must be below high_at_least (the middle rating is the reference)")
         if not self.basic_below < self.delighter_above:
-            raise ValueError("impact: basic_below must be below delighter_above")
+            raise ValueError("basic_below must be below delighter_above")
         return self
 
 

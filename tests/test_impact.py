@@ -13,7 +13,7 @@ import statsmodels.api as sm
 from prometheus_client.core import Metric
 
 from itsm_exporter.collectors import compute_metrics
-from itsm_exporter.config import Config, demo_config, parse_config
+from itsm_exporter.config import Config, ConfigError, demo_config, parse_config
 from itsm_exporter.connectors.demo.connector import BASIC_NEED, DELIGHTER, DemoConnector
 from itsm_exporter.frames import Frames
 from itsm_exporter.records import Answer, SurveyResponse, Ticket
@@ -198,3 +198,19 @@ def test_the_demo_plants_a_basic_need_and_a_delighter(tmp_path: Path, as_of: dat
     assert (found[BASIC_NEED], found[DELIGHTER]) == ("basic_need", "delighter")
     asymmetry = impact(metrics, "itsm_impact_asymmetry")
     assert asymmetry[BASIC_NEED] < -0.5 and asymmetry[DELIGHTER] > 0.5  # far from the cut-offs, not by a hair
+
+
+@pytest.mark.parametrize(
+    ("impact", "problem"),
+    [
+        ({"low_at_most": 0.8}, "impact: low_at_most must be below high_at_least (the middle rating is the reference)"),
+        ({"basic_below": 0.5}, "impact: basic_below must be below delighter_above"),
+        ({"min_responses": 5}, "impact.min_responses: Input should be greater than or equal to 20"),
+        ({"delighter_above": 2}, "impact.delighter_above: Input should be less than or equal to 1"),
+        ({"min_respones": 50}, "impact.min_respones: unknown key; did you mean min_responses?"),
+    ],
+)
+def test_bad_impact_settings_are_refused_by_path(impact: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        config(**impact)
+    assert raised.value.problems == [problem]

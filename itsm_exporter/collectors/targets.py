@@ -27,7 +27,7 @@ def families(names: tuple[str, ...], targets: Targets, note: str) -> list[Metric
         _targets(
             "itsm_target_improvement_ratio",
             "Configured rise a year by objective (satisfaction: targets.satisfaction_improvement), over the baseline "
-            "of the same window a year earlier (itsm_earlier_survey_satisfied_ratio{period=\"year_ago\"}).",
+            'of the same window a year earlier (itsm_earlier_survey_satisfied_ratio{period="year_ago"}).',
             names,
             {"satisfaction": targets.satisfaction_improvement},
             note,
