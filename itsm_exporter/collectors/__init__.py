@@ -55,9 +55,10 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config, *, clock: C
     # The published windows first, then each window over each earlier period (the same length, ending earlier).
     pairs = [(w, now) for w in windows] + [(w, period.end(w, now)) for period in periods for w in windows]
     ticket_stats, survey_stats = _window_loop(facts, responses, groups, durations, pairs, bounds)
-    ticket_windows, survey_windows = ticket_stats[: len(windows)], survey_stats[: len(windows)]
-    earlier_tickets = [ticket_stats[len(windows) * (i + 1) :][: len(windows)] for i in range(len(periods))]
-    earlier_surveys = [survey_stats[len(windows) * (i + 1) :][: len(windows)] for i in range(len(periods))]
+    n = len(windows)
+    ticket_windows, survey_windows = ticket_stats[:n], survey_stats[:n]
+    earlier_tickets = [ticket_stats[n * (i + 1) : n * (i + 2)] for i in range(len(periods))]
+    earlier_surveys = [survey_stats[n * (i + 1) : n * (i + 2)] for i in range(len(periods))]
     # What to fix first, over the longest window's responses (collectors/impact.py).
     priorities = (
         impact.impact_stats(responses, groups, names, widest, now, config.impact) if config.impact.enabled else None

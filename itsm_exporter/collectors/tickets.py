@@ -158,7 +158,7 @@ def families(
     ]
 
 
-def sla_met_ratio(tickets: TicketWindowStats, sla: str) -> tuple[FloatArray, BoolArray]:
+def _sla_met_ratio(tickets: TicketWindowStats, sla: str) -> tuple[FloatArray, BoolArray]:
     """Met / (met + breached) of one SLA per label set, and where that sum is positive."""
     judged = tickets.sla[(sla, "met")] + tickets.sla[(sla, "breached")]
     return ratio(tickets.sla[(sla, "met")], judged), judged > 0
@@ -173,7 +173,7 @@ def earlier_families(
     parts = []
     for period, tickets in zip(periods, earlier, strict=True):
         for sla in SLAS:
-            met = [sla_met_ratio(t, sla) for t in tickets]
+            met = [_sla_met_ratio(t, sla) for t in tickets]
             parts.append(Part((sla, period.name), [m for m, _ in met], [judged & present for _, judged in met]))
     return [
         build.gauge(
