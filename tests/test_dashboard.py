@@ -211,11 +211,12 @@ def test_the_now_row_comes_first_with_the_live_state_next_to_the_backlog() -> No
 
 
 def test_the_business_hours_row_shows_both_clocks() -> None:
-    """One contiguous block at the end: which calendar each group uses, the live wait the overdue alert reads there,
-    and each business-time duration next to its wall-clock twin."""
+    """One contiguous block: which calendar each group uses, the live wait the overdue alert reads there, and each
+    business-time duration next to its wall-clock twin."""
     panels = dashboard()["panels"]
     (start,) = [i for i, p in enumerate(panels) if p["type"] == "row" and p["title"].startswith("Business hours")]
-    block = panels[start + 1 :]
+    end = next((i for i in range(start + 1, len(panels)) if panels[i]["type"] == "row"), len(panels))
+    block = panels[start + 1 : end]
     assert block and all(p["type"] != "row" for p in block)
     names = [{name for target in p["targets"] for name in metric_names(target["expr"])} for p in block]
     assert names == [

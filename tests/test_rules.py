@@ -107,7 +107,7 @@ def test_promtool_unit_tests_pass() -> None:
     assert [path.name for path in RULE_TESTS] == [
         "business-hours.test.yaml",
         "itsm-exporter.test.yaml",
-        "satisfaction.test.yaml",
+        "trends.test.yaml",
     ]
     result = run_promtool("test", "rules", *RULE_TESTS)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -117,16 +117,31 @@ def test_promtool_unit_tests_pass() -> None:
 # Each mutation breaks one rule the way a careless edit would; the unit tests must then fail, naming it.
 MUTATIONS = {
     "watermelon not sustained": ("for: 6h", "for: 4h", "ITSMWatermelon"),
-    "satisfaction without the fall against its past": (
-        '          and\n          (\n              itsm_survey_satisfied_ratio{window="7d"}\n'
-        '            < avg_over_time(itsm_survey_satisfied_ratio{window="7d"}[7d] offset 1d) - 0.05\n          )\n',
+    "satisfaction without the fall against the previous period": (
+        "          and\n          (\n              itsm_survey_satisfied_ratio\n            < ignoring (period)\n"
+        '              itsm_earlier_survey_satisfied_ratio{period="previous"} - 0.05\n          )\n',
         "",
-        "ITSMSatisfactionDrop",
+        "ITSMSatisfactionBelowPreviousPeriod",
+    ),
+    "satisfaction against the year before": (
+        '{period="previous"} - 0.05',
+        '{period="year_ago"} - 0.05',
+        ("ITSMSatisfactionBelowPreviousPeriod"),
     ),
     "satisfaction without the response guard": (
-        '          and\n            itsm_survey_responses{window="7d"} >= 10\n',
+        "          and\n            itsm_survey_responses >= 10\n",
         "",
-        "ITSMSatisfactionDrop",
+        "ITSMSatisfactionBelowPreviousPeriod",
+    ),
+    "satisfaction without the previous period's response guard": (
+        '          and ignoring (period)\n            itsm_earlier_survey_responses{period="previous"} >= 10\n',
+        "",
+        "ITSMSatisfactionBelowPreviousPeriod",
+    ),
+    "satisfaction drop not sustained": (
+        '{period="previous"} >= 10\n        for: 30m',
+        '{period="previous"} >= 10\n        for: 20m',
+        "ITSMSatisfactionBelowPreviousPeriod",
     ),
     "first response overdue on the wall clock where a calendar applies": (
         "itsm_awaiting_first_response_business_age_seconds_bucket",
