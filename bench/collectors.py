@@ -3,6 +3,7 @@
 python -m bench.collectors                      # 1,000,000 tickets, 200,000 responses, 50 groups
 python -m bench.collectors --smoke              # tiny sizes, what CI runs
 python -m bench.collectors --load /tmp/frames.pkl --calendar   # with business hours against without, side by side
+python -m bench.collectors --trends off         # the windows alone, as before issue 27 (--trends all: year over year)
 
 Peak RSS as the OS sees it, without the generator's temporaries:
 
@@ -23,7 +24,7 @@ import resource
 import time
 from pathlib import Path
 
-from bench.datagen import AS_OF, bench_config, frames
+from bench.datagen import AS_OF, TRENDS, bench_config, frames
 from bench.reference import differences, reference_metrics, sample_map
 from itsm_exporter.collectors import compute_metrics
 from itsm_exporter.config import Config
@@ -46,11 +47,17 @@ def main() -> int:
     parser.add_argument(
         "--calendar", action="store_true", help="time the snapshot with business-hours calendars against without"
     )
+    parser.add_argument(
+        "--trends",
+        choices=sorted(TRENDS),
+        default="default",
+        help="off: the windows alone; default: the previous period and the impact analysis; all: year over year too",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.tickets, args.surveys, args.groups, args.repeat = 3_000, 600, 5, 1
 
-    config = bench_config(args.groups, args.segments, args.cap)
+    config = bench_config(args.groups, args.trends, segments=args.segments, cap=args.cap)
     started = time.perf_counter()
     if args.load:
         with args.load.open("rb") as file:  # streamed: no second copy of the data as bytes
@@ -87,7 +94,7 @@ def main() -> int:
         f"process peak RSS {rss_before:.0f} MB before computing, {rss_after:.0f} MB after"
     )
     if args.calendar:
-        compare_calendars(data, config, args.groups, args.repeat)
+        compare_calendars(data, config, args.groups, args.trends, args.repeat)
     if args.vectorized_only:
         return 0
 
@@ -105,11 +112,11 @@ def main() -> int:
     return 1 if problems else 0
 
 
-def compare_calendars(data: Frames, config: Config, groups: int, repeat: int) -> None:
+def compare_calendars(data: Frames, config: Config, groups: int, trends: str, repeat: int) -> None:
     """The snapshot without and with calendars (the desk's for the source, the 24x7 one for two groups), runs
     interleaved so that both see the same machine; the best of each, in wall-clock and in CPU time (the
     process's own: steadier than the wall clock on a machine shared with other work)."""
-    with_calendars = bench_config(groups, calendars=True)
+    with_calendars = bench_config(groups, trends, calendars=True)
     timings: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
     for _ in range(repeat):
         for calendars, cfg in ((False, config), (True, with_calendars)):

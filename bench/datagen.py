@@ -23,6 +23,7 @@ from itsm_exporter.records import TICKET_COLUMNS, SlaClock, Ticket
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 DAY = 86400.0
 HISTORY_DAYS = 60
+"""Tickets opened over two 30-day windows: what a computation with the previous period loads (Config.lookback)."""
 SOURCE = "bench"
 QUESTIONS = {
     "overall": "Overall",
@@ -46,15 +47,29 @@ CALENDARS = {
 """A 9-to-5 desk with lunch breaks and Bavaria's holidays, and a 24x7 operations centre."""
 
 
-def bench_config(groups: int = 50, segments: int = 0, cap: int | None = None, *, calendars: bool = False) -> Config:
+TRENDS = {
+    "off": ({"previous_period": False}, {"enabled": False}),
+    "default": ({}, {}),
+    "all": ({"year_over_year": True}, {}),
+}
+"""bench_config's `trends`: the windows alone (as before issue 27); the defaults (the previous period and the
+impact analysis); and the year-over-year period too."""
+
+
+def bench_config(
+    groups: int = 50, trends: str = "default", *, segments: int = 0, cap: int | None = None, calendars: bool = False
+) -> Config:
     """Windows 7d and 30d, group_by [group] and `segments` segments (`segment_0`...), a label cap that keeps every
-    one of `groups` groups (or `cap`); with `calendars`, the source on the desk's calendar and two of its groups on
-    the 24x7 one."""
+    one of `groups` groups (or `cap`); the trends and the impact analysis as TRENDS[trends] says; with `calendars`,
+    the source on the desk's calendar and two of its groups on the 24x7 one."""
+    periods, impact = TRENDS[trends]
     names = [f"segment_{n}" for n in range(segments)]
     on_calendars = {"calendar": "desk", "calendar_by_group": {"Group 00": "noc", "Group 01": "noc"}}
     return parse_config(
         {
             "windows": ["7d", "30d"],
+            "trends": periods,
+            "impact": impact,
             "group_by": ["group", *names],
             "max_label_values": cap or groups,
             **({"calendars": CALENDARS} if calendars else {}),

@@ -8,7 +8,7 @@ import logging
 import sys
 import tempfile
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -443,7 +443,7 @@ def _once(config: Config, as_of: datetime | None) -> int:
             )
             if not sync_one(runner, source, config, store, now):
                 failures.append(state.last_error or f"source {source.name}: sync failed")
-        short = _short_history(store, config, evaluated_at - timedelta(seconds=config.longest_window.seconds))
+        short = _short_history(store, config, evaluated_at - config.lookback)
         if short:
             for problem in short:
                 print(f"error: {problem}", file=sys.stderr)

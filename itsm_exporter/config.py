@@ -72,6 +72,15 @@ def check_listen(value: str) -> str:
     return value
 
 
+def duration_text(span: timedelta) -> str:
+    """A span as a config duration would write it: `60d`, `36h`, `90m` or `45s`."""
+    seconds = span.total_seconds()
+    for unit, length in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= length and (seconds / length).is_integer():
+            return f"{seconds / length:g}{unit}"
+    return f"{seconds:g}s"
+
+
 class ConfigError(Exception):
     """The configuration is invalid; `problems` lists each as `path: message`."""
 
@@ -91,6 +100,9 @@ class Targets(Strict):
     """How soon a ticket should get its first response (the service-quality standard: a callback within minutes)."""
     sla_warning: Duration = Duration("1h")
     """A running SLA clock is `at_risk` from this long before its breach time."""
+    satisfaction_improvement: float = Field(0.03, ge=0, le=1)
+    """How much the satisfied ratio should rise a year over its baseline (the year before): about 3 points a
+    year is the service-quality practice's pace in the early years."""
 
     @field_validator("first_response", "sla_warning")
     @classmethod
@@ -98,6 +110,48 @@ class Targets(Strict):
         if not value.seconds > 0:
             raise ValueError("must be a positive duration")
         return value
+
+
+YEAR: Final = timedelta(days=365)
+"""How far back `trends.year_over_year` looks: the same window a year earlier."""
+
+
+class Trends(Strict):
+    """Windows compared with earlier periods of the same length, computed from the store (collectors/__init__.py)."""
+
+    previous_period: bool = True
+    """Each window's values over the period of the same length just before it: history covers twice the longest
+    window."""
+    year_over_year: bool = False
+    """Each window's values over the same window a year (365 days) earlier: history covers a year plus the longest
+    window."""
+
+
+class Impact(Strict):
+    """Penalty-reward contrast analysis of the RATER dimensions (collectors/impact.py)."""
+
+    enabled: bool = True
+    min_responses: int = Field(100, ge=20)
+    """Responses (with an overall score and every dimension the source asks) a regression needs: fewer publish
+    nothing. Eleven coefficients want ten responses each or so."""
+    min_per_level: int = Field(5, ge=1)
+    """A dimension is published when at least this many of those responses rate it low, and as many high."""
+    low_at_most: float = Field(0.25, ge=0, le=1)
+    """A normalized dimension score at or below this is a low rating (1 or 2 of 5)."""
+    high_at_least: float = Field(0.75, ge=0, le=1)
+    """At or above this is a high rating (4 or 5 of 5); between the two is the middle, the reference."""
+    basic_below: float = Field(-0.2, ge=-1, le=1)
+    """An impact-asymmetry index below this makes the dimension a basic need (dissatisfier)."""
+    delighter_above: float = Field(0.2, ge=-1, le=1)
+    """Above this, a delighter (satisfier); in between, a performance factor."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Impact:
+        if not self.low_at_most < self.high_at_least:
+            raise ValueError("low_at_most must be below high_at_least (the middle rating is the reference)")
+        if not self.basic_below < self.delighter_above:
+            raise ValueError("basic_below must be below delighter_above")
+        return self
 
 
 class LogConfig(Strict):
@@ -127,8 +181,11 @@ class Config(Strict):
     buckets: list[float] = Field(default_factory=lambda: list(DEFAULT_BUCKETS), min_length=1)
     log: LogConfig = Field(default_factory=LogConfig)
     history: Duration | None = None
-    """How far back a first sync reads (sync/plans.py BackfillPlan); default: the longest window plus
-    the source's overlap. Open tickets and the tickets of surveys in it are read whatever their age."""
+    """How far back a first sync reads (sync/plans.py BackfillPlan); default: what the computation looks back
+    (`lookback`) plus the source's overlap. Open tickets and the tickets of surveys in it are read whatever their
+    age."""
+    trends: Trends = Field(default_factory=lambda: Trends.model_validate({}))
+    impact: Impact = Field(default_factory=lambda: Impact.model_validate({}))
     calendars: dict[str, Calendar] = Field(default_factory=dict)
     """Named business-hours calendars (calendar_config.py); durations are also published on them where one applies."""
     calendar: str | None = None
@@ -157,20 +214,38 @@ class Config(Strict):
     @model_validator(mode="after")
     def _history(self) -> Config:
         longest = self.longest_window
-        if self.history is not None and self.history.seconds < longest.seconds:
+        if self.history is None:
+            return self
+        if self.history.seconds < longest.seconds:
             raise ValueError(f"history: {self.history} is shorter than the longest window ({longest})")
+        if self.history.seconds < self.lookback.total_seconds():
+            span = duration_text(self.lookback)
+            why = "a year plus" if self.trends.year_over_year else "twice"
+            switch = "year_over_year" if self.trends.year_over_year else "previous_period"
+            raise ValueError(
+                f"history: {self.history} is shorter than {why} the longest window ({span}), which "
+                f"trends.{switch} compares with: raise it, or turn trends.{switch} off"
+            )
         return self
 
     @property
     def longest_window(self) -> Duration:
-        """The longest of `windows`: what a snapshot loads, a backfill reads at least, a reconciliation sweeps."""
+        """The longest of `windows`: what the survey mapping check reads and a reconciliation sweeps."""
         return max(self.windows, key=lambda window: window.seconds)
 
+    @property
+    def lookback(self) -> timedelta:
+        """How far before `as_of` a computation reads: the longest window, and the earlier periods of `trends`
+        (twice the window with the previous period, a year plus the window year over year)."""
+        longest = timedelta(seconds=self.longest_window.seconds)
+        span = 2 * longest if self.trends.previous_period else longest
+        return max(span, YEAR + longest) if self.trends.year_over_year else span
+
     def history_for(self, source: SourceBase) -> timedelta:
-        """How far back the first sync of `source` reads: `history`, else the longest window plus its overlap."""
+        """How far back the first sync of `source` reads: `history`, else the lookback plus its overlap."""
         if self.history is not None:
             return timedelta(seconds=self.history.seconds)
-        return timedelta(seconds=self.longest_window.seconds) + capabilities(source).overlap
+        return self.lookback + capabilities(source).overlap
 
     @model_validator(mode="after")
     def _sources(self) -> Config:
@@ -545,12 +620,13 @@ def _duplicate_keys(node: yaml.Node, path: str) -> list[str]:
 
 def demo_config(store_path: Path) -> Config:
     """The configuration of `itsm-exporter demo`: the demo source of each kind that offers one with the calendars
-    it names, the rest default."""
+    it names, trends year over year, the rest default."""
     return parse_config(
         {
             "store": {"path": str(store_path)},
             "refresh_interval": "1m",
             "calendars": {name: dict(c) for kind in kinds() for name, c in (kind.demo_calendars or {}).items()},
+            "trends": {"year_over_year": True},
             # The team view and the demo's customer departments (a segment: docs/metrics.md).
             "group_by": ["group", "department"],
             "sources": [dict(kind.demo_source) for kind in kinds() if kind.demo_source is not None],

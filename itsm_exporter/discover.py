@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Final
 
-from itsm_exporter.config import Config, question_key, redact_urls
+from itsm_exporter.config import Config, duration_text, question_key, redact_urls
 from itsm_exporter.connectors.base import AuthError, ConnectorError
 from itsm_exporter.connectors.probe import Access, Probe, ProbeSettings, SourceFacts
 from itsm_exporter.kinds import capabilities, kind_of
@@ -101,7 +101,9 @@ def discover(config: Config, source_name: str | None = None, *, now: datetime | 
                 window=str(longest),
                 window_seconds=longest.seconds,
                 history=config.history_for(source),
-                history_setting=None if config.history is None else str(config.history),
+                history_setting=str(config.history)
+                if config.history is not None
+                else f"{duration_text(config.lookback)} + overlap {duration_text(capabilities(source).overlap)}",
                 group_by=tuple(config.group_by),
                 max_label_values=config.max_label_values,
             )

@@ -43,12 +43,13 @@ def sync_one(
 
 
 def compute(store: Store, config: Config, sources: Sequence[str], as_of: datetime) -> list[Metric]:
-    """The domain families of `sources` at `as_of`, from what the store holds for the windows ending then.
+    """The domain families of `sources` at `as_of`, from what the store holds for the windows ending then and
+    the earlier periods they are compared with.
 
-    Only what a computation over the windows can see is loaded, so memory follows the windows, not the
-    history; the config is narrowed to `sources` (the daemon leaves stale ones out).
+    Only what a computation over those periods can see is loaded (`Config.lookback`), so memory follows the
+    windows, not the history; the config is narrowed to `sources` (the daemon leaves stale ones out).
     """
-    frames = store.load_frames(list(sources), since=as_of - timedelta(seconds=config.longest_window.seconds))
+    frames = store.load_frames(list(sources), since=as_of - config.lookback)
     serving = config.model_copy(update={"sources": [s for s in config.sources if s.name in sources]})
     return list(compute_metrics(frames, as_of, serving))
 

@@ -56,9 +56,13 @@ def fake() -> Iterator[FakeServiceNow]:
         yield instance
 
 
+WINDOWS_ONLY = {"previous_period": False}
+"""Trends off: the horizon is what the windows alone need (30d + 5m), which these fixtures are built around."""
+
+
 def config_of(fake: FakeServiceNow, page_size: int = 1000, **top: Any) -> Config:
     settings = source_settings(fake, max_retries=0, page_size=page_size)
-    return parse_config({"windows": ["7d", "30d"], **top, "sources": [settings]})
+    return parse_config({"windows": ["7d", "30d"], "trends": WINDOWS_ONLY, **top, "sources": [settings]})
 
 
 def sync(fake: FakeServiceNow, store: Store, config: Config, now: datetime = NOW) -> SyncResult:
@@ -164,7 +168,8 @@ def test_once_before_the_stored_horizon_exits_1_when_the_backfill_cannot_run(
 ) -> None:
     path = tmp_path / "config.yaml"
     settings = source_settings(fake, max_retries=0)
-    path.write_text(yaml.safe_dump({"store": {"path": str(tmp_path / "store.db")}, "sources": [settings]}))
+    document = {"store": {"path": str(tmp_path / "store.db")}, "trends": WINDOWS_ONLY, "sources": [settings]}
+    path.write_text(yaml.safe_dump(document))
     assert main(["once", "--config", str(path), "--as-of", "2026-03-10T12:00:00Z"]) == 0
     capsys.readouterr()
     fake.fail("incident", *[status(503)] * 3)  # the source is down for the widening run
@@ -181,7 +186,9 @@ def test_jsm_first_sync_reads_the_horizon_and_the_open_backlog(mode: str, tmp_pa
     since; HELP-2, HELP-4, HELP-7 and HELP-6 (skipped: unreadable `created`) are open and older."""
     store = Store(tmp_path / "store.db")
     with fake_jira(mode) as fake:
-        config = parse_config({"windows": ["2d"], "sources": [jira_settings(fake.url, mode)]}, check_files=False)
+        config = parse_config(
+            {"windows": ["2d"], "trends": WINDOWS_ONLY, "sources": [jira_settings(fake.url, mode)]}, check_files=False
+        )
         source = config.sources[0]
         conn = jira_connector(fake, mode)
         totals: list[int | None] = []
@@ -210,3 +217,86 @@ def test_a_history_shorter_than_the_longest_window_is_refused_naming_the_key() -
     with pytest.raises(ConfigError) as raised:
         parse_config({"windows": ["7d", "30d"], "history": "20d", "sources": [{"name": "d", "kind": "demo"}]})
     assert raised.value.problems == ["(top level): history: 20d is shorter than the longest window (30d)"]
+
+
+def test_trends_read_twice_the_longest_window_by_default(fake: FakeServiceNow, tmp_path: Path) -> None:
+    """The previous period (on by default) needs 60d + the overlap: SURVEYED (20 Jan) now comes with the horizon."""
+    store = Store(tmp_path / "store.db")
+    config = config_of(fake, trends={})
+    assert config.lookback == timedelta(days=60)
+    sync(fake, store, config)
+    queries = [r.params["sysparm_query"] for r in fake.table_requests("incident")]
+    assert queries[0] == "sys_updated_on>=2026-01-09 11:55:00^ORDERBYsys_updated_on^ORDERBYsys_id"
+    assert not [q for q in queries if "sys_idIN" in q]
+    assert numbers(store) == {*(f"RECENT{n}" for n in range(5)), "OLDOPEN", "SURVEYED"}
+    assert store.sync_state("sn")[(BACKFILL, HORIZON)].watermark == datetime(2026, 1, 9, 11, 55, tzinfo=UTC)
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("trends", "horizon"),
+    [
+        ({}, datetime(2026, 1, 9, 12, 0, tzinfo=UTC)),
+        ({"year_over_year": True}, datetime(2025, 2, 8, 12, 0, tzinfo=UTC)),
+    ],
+)
+def test_turning_trends_on_reads_the_extra_span_once(
+    fake: FakeServiceNow, tmp_path: Path, trends: dict[str, bool], horizon: datetime
+) -> None:
+    """A store filled for the windows alone (30d + 5m) widens once to what the trends compare with: from the new
+    horizon up to the old one plus the overlap, never the open backlog again; the next sync is incremental only."""
+    store = Store(tmp_path / "store.db")
+    sync(fake, store, config_of(fake))
+    incremental = store.sync_state("sn")[(INCREMENTAL, "ticket")]
+    fake.requests.clear()
+    later = NOW + timedelta(minutes=5)
+    sync(fake, store, config_of(fake, page_size=2, trends=trends), later)
+    queries = [r.params["sysparm_query"] for r in fake.table_requests("incident")]
+    since = horizon.strftime("%Y-%m-%d %H:%M:%S")
+    assert queries[0] == f"sys_updated_on>={since}^ORDERBYsys_updated_on^ORDERBYsys_id"
+    widening = [q for q in queries if q.startswith(f"sys_updated_on>={since}") or f"sys_updated_on>{since[:4]}" in q]
+    # Pages of 2 (a year back, the old pair first); then SURVEYED and RECENT0, past the old horizon plus the
+    # overlap (8 Feb 12:00): the widening stops there.
+    assert len(widening) == (1 if not trends else 2)
+    assert not [q for q in queries if "active=true" in q]
+    states = store.sync_state("sn")
+    assert states[(BACKFILL, HORIZON)].watermark == horizon
+    assert states[(INCREMENTAL, "ticket")].watermark == incremental.watermark
+    assert ("OLDCLOSED" in numbers(store)) == ("year_over_year" in trends)  # updated 1 Jun 2025
+    fake.requests.clear()
+    sync(fake, store, config_of(fake, trends=trends), later + timedelta(minutes=5))
+    assert [r.params["sysparm_query"] for r in fake.table_requests("incident")] == [
+        "sys_updated_on>=2026-03-05 09:55:00^ORDERBYsys_updated_on^ORDERBYsys_id"
+    ]
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("trends", "history", "message"),
+    [
+        (
+            {},
+            "45d",
+            "history: 45d is shorter than twice the longest window (60d), which trends.previous_period compares "
+            "with: raise it, or turn trends.previous_period off",
+        ),
+        (
+            {"year_over_year": True},
+            "60d",
+            "history: 60d is shorter than a year plus the longest window (395d), which trends.year_over_year "
+            "compares with: raise it, or turn trends.year_over_year off",
+        ),
+    ],
+)
+def test_a_history_shorter_than_the_trends_need_is_refused(trends: dict[str, bool], history: str, message: str) -> None:
+    document = {
+        "windows": ["7d", "30d"],
+        "trends": trends,
+        "history": history,
+        "sources": [{"name": "d", "kind": "demo"}],
+    }
+    with pytest.raises(ConfigError) as raised:
+        parse_config(document)
+    assert raised.value.problems == [f"(top level): {message}"]
+    enough = {**document, "history": "395d" if trends else "60d"}
+    assert parse_config(enough).history_for(parse_config(enough).sources[0]) == timedelta(days=395 if trends else 60)

@@ -356,6 +356,7 @@ def test_empty_frames_give_only_targets_the_source_s_drill_down_facts_and_zero_m
         ("itsm_target_ratio", {"source": "sn", "objective": "satisfaction"}, 0.8),
         ("itsm_target_seconds", {"source": "sn", "objective": "first_response"}, 300.0),
         ("itsm_target_seconds", {"source": "sn", "objective": "sla_warning"}, 3600.0),
+        ("itsm_target_improvement_ratio", {"source": "sn", "objective": "satisfaction"}, 0.03),
         ("itsm_source_info", {"source": "sn", "kind": "demo", "url": ""}, 1.0),
         ("itsm_source_label_info", {"source": "sn", "label": "group", "field": "assignment_group.name"}, 1.0),
         *(
@@ -467,7 +468,13 @@ def test_csv_survey_reports_under_its_ticket_source_joined_by_key_with_its_own_m
     assert value(metrics, "itsm_survey_score", **field, dimension="overall") == 1
     assert value(metrics, "itsm_survey_responses", **desk("7d")) == 1
     assert value(metrics, "itsm_survey_satisfied_ratio", **desk("7d")) is None
-    per_source = ("itsm_target_ratio", "itsm_target_seconds", "itsm_survey_mapping_answers", "itsm_source_info")
+    per_source = (
+        "itsm_target_ratio",
+        "itsm_target_seconds",
+        "itsm_target_improvement_ratio",
+        "itsm_survey_mapping_answers",
+        "itsm_source_info",
+    )
     assert {s.labels["source"] for f in metrics for s in f.samples if f.name not in per_source} == {"sn"}
     # The mapping that judged the answers is csv's: one of its answers is overall, the other unmapped.
     mapping = {r: value(metrics, "itsm_survey_mapping_answers", source="csv", role=r) for r in ("overall", "unmapped")}

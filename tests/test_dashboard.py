@@ -9,7 +9,7 @@ from typing import Any
 
 import jsonschema
 import yaml
-from test_rules import alerting_rules, known_metric_names, metric_names, recording_rules
+from test_rules import alerting_rules, known_metric_names, metric_names, recording_rules, viewless_selectors
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "dashboards" / "itsm-exporter.json"
@@ -246,6 +246,13 @@ def test_a_segment_rows_link_opens_the_documented_list_of_that_department() -> N
         "ServiceNow: tickets that breached their SLA", "ServiceNow: unhappy customers' comments",
         "Jira: tickets that breached their SLA", "Jira: unhappy customers' comments",
     ]  # fmt: skip
+
+
+def test_every_query_reads_one_view() -> None:
+    """The team panels select segment="" (else a department's series would be summed with its teams'), the segment
+    block the selected segment's view; per-source families (targets, source info) have no view."""
+    for title, expr in panel_exprs():
+        assert viewless_selectors(expr) == [], title
 
 
 def test_the_business_hours_row_shows_both_clocks() -> None:

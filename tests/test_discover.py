@@ -93,7 +93,7 @@ source sn (servicenow)
     table asmt_metric               readable
     table sys_audit_delete          readable
   tickets opened in the last 30d: 4
-  a first sync reads: 4 incidents updated since 2026-02-08 11:55:00 UTC (history 30d + overlap 5m) + 0 older \
+  a first sync reads: 4 incidents updated since 2026-01-09 11:55:00 UTC (history 60d + overlap 5m) + 0 older \
 open ones, of 5 in all (and the tickets of recent surveys by id)
   group (assignment_group)
     Service Desk  2

@@ -268,9 +268,8 @@ def test_prometheus_scrapes_the_exporter(prometheus: str, deadline: float) -> No
 def test_every_dashboard_query_returns_data(prometheus: str, deadline: float, window: str) -> None:
     values = {**VARIABLE_VALUES, "window": window}
     exprs = {f"{title} #{i}": expand(expr, values) for i, (title, expr) in enumerate(panel_exprs())}
-    assert (
-        len(exprs) == 64
-    )  # 52, 5 of the segment block and 7 of the business-hours row (the demo's desk and 24x7 group)
+    # 52, 5 of the segment block, 7 of the business-hours row (the demo's desk and 24x7 group), 21 of the trends row
+    assert len(exprs) == 85
     _until_all_answer(prometheus, exprs, deadline)
 
 
@@ -322,7 +321,7 @@ def test_every_alert_selector_matches_the_exporter(prometheus: str, deadline: fl
         for match in re.finditer(r"(?<![\w:])([A-Za-z_:][\w:]*)(\{[^}]*\})?", rule["expr"]):
             if match.group(1) in known:
                 exprs[f"{rule['alert']}: {match.group()}"] = f"count({match.group()})"
-    assert len(exprs) == 18
+    assert len(exprs) == 20
     _until_all_answer(prometheus, exprs, deadline)
 
 

@@ -61,7 +61,7 @@ source zd (zendesk)
     /api/v2/business_hours/schedules             readable
     /api/v2/business_hours/schedules/1/holidays  readable
   tickets updated since 2025-03-01 (search, to the day): 6
-  a first sync reads: 6 tickets updated since 2025-02-28 (history 7d + overlap 1m) + 1 older open ones, of 8 in \
+  a first sync reads: 6 tickets updated since 2025-02-21 (history 14d + overlap 1m) + 1 older open ones, of 8 in \
 all (and the tickets of recent surveys by id)
   values below counted over a sample of 6 of those issues (one page)
   group (group_id)

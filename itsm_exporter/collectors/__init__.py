@@ -13,7 +13,7 @@ from datetime import datetime
 import numpy as np
 from prometheus_client.core import Metric
 
-from itsm_exporter.collectors import calendars, drilldown, live, surveys, targets, tickets, watermelon
+from itsm_exporter.collectors import calendars, drilldown, impact, live, surveys, targets, tickets, watermelon
 from itsm_exporter.collectors.arrays import BoolArray, FloatArray
 from itsm_exporter.collectors.durations import WALL_CLOCK, Clock, Durations
 from itsm_exporter.collectors.facts import TicketFacts, ticket_facts
@@ -28,7 +28,7 @@ from itsm_exporter.collectors.tickets import (
     ticket_window_stats,
     window_durations,
 )
-from itsm_exporter.collectors.windows import Window, configured_windows, longest
+from itsm_exporter.collectors.windows import Window, configured_windows, earlier_periods, longest
 from itsm_exporter.config import Config
 from itsm_exporter.frames import Frames
 from itsm_exporter.records import utc
@@ -66,8 +66,17 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config, *, clock: C
         segments, _segment_sources(config, names),
     )  # fmt: skip
     durations = Durations(facts, clock, now)
-    ticket_windows, survey_windows = _window_loop(
-        facts, responses, groups, durations, [(w, now) for w in windows], bounds
+    periods = earlier_periods(config.trends)
+    # The published windows first, then each window over each earlier period (the same length, ending earlier).
+    pairs = [(w, now) for w in windows] + [(w, period.end(w, now)) for period in periods for w in windows]
+    ticket_stats, survey_stats = _window_loop(facts, responses, groups, durations, pairs, bounds)
+    n = len(windows)
+    ticket_windows, survey_windows = ticket_stats[:n], survey_stats[:n]
+    earlier_tickets = [ticket_stats[n * (i + 1) : n * (i + 2)] for i in range(len(periods))]
+    earlier_surveys = [survey_stats[n * (i + 1) : n * (i + 2)] for i in range(len(periods))]
+    # What to fix first, over the longest window's responses (collectors/impact.py).
+    priorities = (
+        impact.impact_stats(responses, groups, names, widest, now, config.impact) if config.impact.enabled else None
     )
     backlog = backlog_stats(facts, groups.ticket_groups, groups.size, durations, bounds)
     state = live.live_stats(
@@ -108,6 +117,12 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config, *, clock: C
         *([calendars.calendar_family(build, on_calendars, groups.ticket_groups, ticket_present)] if business else []),
         *drilldown.families(config, names, build.note),
         surveys.mapping_family(responses, names, widest, now, build.note),
+        *tickets.earlier_families(build, periods, earlier_tickets, ticket_present),
+        *surveys.earlier_families(build, periods, earlier_surveys, survey_present),
+        *watermelon.earlier_families(
+            build, periods, earlier_tickets, earlier_surveys, survey_present, config.targets, config.min_responses
+        ),
+        *(impact.families(priorities, groups.label_names, widest, build.note) if priorities is not None else []),
     ]
 
 

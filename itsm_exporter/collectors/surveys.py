@@ -3,6 +3,7 @@ metric families."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +27,7 @@ from itsm_exporter.collectors.facts import TicketFacts
 from itsm_exporter.collectors.families import FamilyBuilder, Part
 from itsm_exporter.collectors.roles import question_roles_by_source
 from itsm_exporter.collectors.tickets import TicketWindowStats
-from itsm_exporter.collectors.windows import Window
+from itsm_exporter.collectors.windows import Period, Window
 from itsm_exporter.config import DIMENSIONS, Config
 
 PERCEPTION_DIMENSIONS = ("overall", *DIMENSIONS)
@@ -352,6 +353,54 @@ def families(
                     [(t.resolved > 0) & surveyed for t in tickets],
                 )
             ],
+        ),
+    ]
+
+
+EARLIER = "in a period of the window's length ending earlier (period: previous = just before the window, year_ago = \
+365 days before it); from the store"
+
+
+def earlier_families(
+    build: FamilyBuilder, periods: Sequence[Period], earlier: Sequence[list[SurveyWindowStats]], present: BoolArray
+) -> list[Metric]:
+    """Responses, the satisfied ratio and the scores of each window over each earlier period, for the label sets
+    shown now."""
+    if not periods:
+        return []
+    names = [period.name for period in periods]
+    return [
+        build.gauge(
+            "itsm_earlier_survey_responses",
+            f"Survey responses submitted {EARLIER}.",
+            [
+                Part((name,), [s.responses for s in surveys], [present] * len(surveys))
+                for name, surveys in zip(names, earlier, strict=True)
+            ],
+            ("period",),
+        ),
+        build.gauge(
+            "itsm_earlier_survey_satisfied_ratio",
+            f"Satisfied / responses with an overall answer, {EARLIER}.",
+            [
+                Part((name,), [s.satisfied_ratio for s in surveys], [(s.rated > 0) & present for s in surveys])
+                for name, surveys in zip(names, earlier, strict=True)
+            ],
+            ("period",),
+        ),
+        build.gauge(
+            "itsm_earlier_survey_score",
+            f"Mean normalized (0..1) score of the responses, by dimension, {EARLIER}.",
+            [
+                Part(
+                    (dimension, name),
+                    [ratio(s.perception_sums[:, d], s.perception_counts[:, d]) for s in surveys],
+                    [(s.perception_counts[:, d] > 0) & present for s in surveys],
+                )
+                for d, dimension in enumerate(PERCEPTION_DIMENSIONS)
+                for name, surveys in zip(names, earlier, strict=True)
+            ],
+            ("dimension", "period"),
         ),
     ]
 

@@ -8,7 +8,7 @@ from itsm_exporter.config import Targets
 
 
 def families(names: tuple[str, ...], targets: Targets, note: str) -> list[Metric]:
-    """The ratio and the time targets per source."""
+    """The ratio and the time targets per source, and the yearly improvement target."""
     return [
         _targets(
             "itsm_target_ratio",
@@ -22,6 +22,14 @@ def families(names: tuple[str, ...], targets: Targets, note: str) -> list[Metric
             "Configured time targets by objective (first_response, sla_warning).",
             names,
             {"first_response": targets.first_response.seconds, "sla_warning": targets.sla_warning.seconds},
+            note,
+        ),
+        _targets(
+            "itsm_target_improvement_ratio",
+            "Configured rise a year by objective (satisfaction: targets.satisfaction_improvement), over the baseline "
+            'of the same window a year earlier (itsm_earlier_survey_satisfied_ratio{period="year_ago"}).',
+            names,
+            {"satisfaction": targets.satisfaction_improvement},
             note,
         ),
     ]

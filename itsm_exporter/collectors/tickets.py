@@ -3,6 +3,7 @@ their metric families."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,7 +16,7 @@ from itsm_exporter.collectors.durations import Durations
 from itsm_exporter.collectors.facts import OUTCOMES, SLAS, TicketFacts
 from itsm_exporter.collectors.families import FamilyBuilder, Part
 from itsm_exporter.collectors.histograms import GroupHistograms, histogram_by_group
-from itsm_exporter.collectors.windows import Window
+from itsm_exporter.collectors.windows import Period, Window
 
 
 @dataclass(frozen=True)
@@ -238,6 +239,34 @@ def families(
             if business
             else []
         ),
+    ]
+
+
+def _sla_met_ratio(tickets: TicketWindowStats, sla: str) -> tuple[FloatArray, BoolArray]:
+    """Met / (met + breached) of one SLA per label set, and where that sum is positive."""
+    judged = tickets.sla[(sla, "met")] + tickets.sla[(sla, "breached")]
+    return ratio(tickets.sla[(sla, "met")], judged), judged > 0
+
+
+def earlier_families(
+    build: FamilyBuilder, periods: Sequence[Period], earlier: Sequence[list[TicketWindowStats]], present: BoolArray
+) -> list[Metric]:
+    """The SLA met ratio of each window over each earlier period, for the label sets shown now."""
+    if not periods:
+        return []
+    parts = []
+    for period, tickets in zip(periods, earlier, strict=True):
+        for sla in SLAS:
+            met = [_sla_met_ratio(t, sla) for t in tickets]
+            parts.append(Part((sla, period.name), [m for m, _ in met], [judged & present for _, judged in met]))
+    return [
+        build.gauge(
+            "itsm_earlier_sla_met_ratio",
+            "Met / (met + breached) of the tickets resolved in a period of the window's length ending earlier "
+            "(period: previous = just before the window, year_ago = 365 days before it), by SLA; from the store.",
+            parts,
+            ("sla", "period"),
+        )
     ]
 
 

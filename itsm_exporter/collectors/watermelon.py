@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,6 +12,7 @@ from itsm_exporter.collectors.arrays import BoolArray, FloatArray, ratio
 from itsm_exporter.collectors.families import FamilyBuilder, Part
 from itsm_exporter.collectors.surveys import SurveyWindowStats
 from itsm_exporter.collectors.tickets import TicketWindowStats
+from itsm_exporter.collectors.windows import Period
 from itsm_exporter.config import Targets
 
 
@@ -60,4 +62,32 @@ def families(
             f"{enough}",
             [Part((), [m.flag for m in melons], [m.present for m in melons])],
         ),
+    ]
+
+
+def earlier_families(
+    build: FamilyBuilder,
+    periods: Sequence[Period],
+    tickets: Sequence[list[TicketWindowStats]],
+    surveys: Sequence[list[SurveyWindowStats]],
+    present: BoolArray,
+    targets: Targets,
+    min_responses: int,
+) -> list[Metric]:
+    """The watermelon gap of each window over each earlier period, for the label sets shown now."""
+    if not periods:
+        return []
+    parts = []
+    for period, period_tickets, period_surveys in zip(periods, tickets, surveys, strict=True):
+        melons = [watermelon(t, s, targets, min_responses) for t, s in zip(period_tickets, period_surveys, strict=True)]
+        parts.append(Part((period.name,), [m.gap for m in melons], [m.present & present for m in melons]))
+    return [
+        build.gauge(
+            "itsm_earlier_watermelon_gap_ratio",
+            "Resolution SLA met ratio - satisfied ratio in a period of the window's length ending earlier (period: "
+            "previous = just before the window, year_ago = 365 days before it), where the SLA has results and at "
+            "least min_responses responses have an overall score; from the store.",
+            parts,
+            ("period",),
+        )
     ]

@@ -99,8 +99,8 @@ class ProbeSettings:
     window_seconds: float
     history: timedelta
     """How far back a first sync of this source reads (Config.history_for)."""
-    history_setting: str | None
-    """`history` as written in the config; None when it defaults to the longest window plus the overlap."""
+    history_setting: str
+    """`history` as written in the config, or what its default is made of: `60d + overlap 5m`."""
     group_by: tuple[str, ...]
     max_label_values: int
 

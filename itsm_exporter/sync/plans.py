@@ -12,8 +12,8 @@ one transaction, so a crash at any point resumes from the last committed page.
 - ReconcilePlan: after the incremental plan, when the last reconciliation is older than the
   source's reconcile interval: the tickets deleted upstream leave the store (Batch.deleted_ticket_ids).
 - SegmentPlan: first, when the source's `segments` gained a field since its tickets were stored: the
-  tickets of the window are read again once, so the new segment has values for the window, not only
-  for the tickets that change from now on (the history is not re-read).
+  tickets of the look-back (the windows and their earlier periods) are read again once, so the new
+  segment has values there, not only for the tickets that change from now on (the history is not re-read).
 
 Which plans a source gets, and their overlap and intervals, come from its kind's capabilities
 (kinds.py): this module never names a kind.
@@ -291,14 +291,15 @@ class ReconcilePlan:
 
 @dataclass(frozen=True)
 class SegmentPlan:
-    """Reads the window's tickets again once when the source's segments gained a field: a bounded re-read.
+    """Reads the look-back's tickets again once when the source's segments gained a field: a bounded re-read.
 
     Its state (plan `segments`, phase `ticket`) holds in `token` the segment fields the stored tickets were read
     with. A first sync only records them (everything was just read with them); so does a change that adds no
     field (a segment removed: its stored values are no longer grouped by). Otherwise the stored tickets updated
-    within `span` (the longest window plus the overlap) and the stored open ones are read again by id
+    within `span` (what a computation looks back over, Config.lookback, plus the overlap: the windows and the
+    earlier periods they are compared with) and the stored open ones are read again by id
     (RecordLookup.get), LOOKUP_CHUNK at a time, resuming after the last id committed (phase `ticket@<fields>`,
-    `token` = that id); an upstream without lookups by id is scanned from the window's start instead. Then the
+    `token` = that id); an upstream without lookups by id is scanned from the span's start instead. Then the
     new fields are recorded.
     """
 
@@ -381,6 +382,8 @@ def plans_for(source: SourceBase, config: Config | None = None) -> list[Plan]:
         plans.insert(0, BackfillPlan(history=config.history_for(source), overlap=able.overlap))
     if able.reconcile_interval is not None:
         plans.append(ReconcilePlan(interval=able.reconcile_interval, span=span))
-    # First, on the states as the last sync left them: a first sync only records the segments it reads with.
-    plans.insert(0, SegmentPlan(fields=tuple(sorted(source.segments.items())), span=span))
+    # First, on the states as the last sync left them: a first sync only records the segments it reads with. It
+    # re-reads what a computation looks back over (the earlier periods of `trends` too), not only the window.
+    looked_back = config.lookback + able.overlap
+    plans.insert(0, SegmentPlan(fields=tuple(sorted(source.segments.items())), span=looked_back))
     return plans

@@ -43,9 +43,11 @@ KIND = register(
         config=DemoSource,
         build=_build,
         capabilities=_capabilities,
+        # 400 days: the 30-day window a year back too, for the year-over-year trend the demo turns on.
         demo_source={
             "name": "demo",
             "kind": "demo",
+            "days": 400,
             "surveys": DEMO_SURVEYS,
             "complaints": DEMO_COMPLAINTS,
             "segments": DEMO_SEGMENTS,

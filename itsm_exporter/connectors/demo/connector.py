@@ -10,7 +10,9 @@ a story: "Network Operations" closes fast and meets its SLA while its customers 
 watermelon); "Identity & Access" is red on both sides; the others are healthy. Customers belong to a
 department (the `department` field, a segment): the "Warehouse" staff's tickets go to healthy teams
 that meet their SLA, and the warehouse is unhappy all the same: a watermelon that no team view shows,
-only the department view (issue 28).
+only the department view (issue 28). The survey answers plant what the impact analysis finds
+(collectors/impact.py): reliability is a basic need, empathy a delighter, the other dimensions
+performance factors.
 
 Two clocks: "Network Operations" works around the clock; the other groups are a 9-to-5 desk
 (DEMO_CALENDARS), whose answers, resolutions and SLA due times fall in its working hours, so the
@@ -19,6 +21,7 @@ business-time families and the wall clock's tell apart a ticket that waited over
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections.abc import Callable, Iterator, Mapping
@@ -94,6 +97,16 @@ DEMO_CALENDAR_KEYS: Final[dict[str, Any]] = {
     "calendar": "desk",
     "calendar_by_group": {WATERMELON_GROUP: "around-the-clock"},
 }
+BASIC_NEED: Final = "reliability"
+"""Planted basic need: a low rating comes with a dissatisfied customer; a high one adds little to a middle one."""
+DELIGHTER: Final = "empathy"
+"""Planted delighter: a high rating comes with a delighted customer (5 of 5); a low one costs little."""
+PLANTED: Final[dict[str, Callable[[int], tuple[float, float, float]]]] = {
+    BASIC_NEED: lambda overall: (0.75, 0.15, 0.10) if overall <= 2 else (0.03, 0.37, 0.60),
+    DELIGHTER: lambda overall: (0.05, 0.25, 0.70) if overall == 5 else (0.16, 0.78, 0.06),
+}
+"""Chances of a low (1-2), middle (3) and high (4-5) rating of a planted dimension given the overall rating: the
+same whatever the overall rating on the side where the dimension makes no difference."""
 
 DAY: Final = 86400.0
 BATCH_SIZE: Final = 1000
@@ -122,7 +135,7 @@ class GroupProfile:
     reassign: float
     complaint: float
     dimension_bias: Mapping[str, float]
-    """Added to a respondent's dimension scores (points on the 1..5 scale)."""
+    """Added to a respondent's scores of the dimensions that are not PLANTED (points on the 1..5 scale)."""
 
     @property
     def around_the_clock(self) -> bool:
@@ -147,7 +160,7 @@ GROUPS: Final = (
         0.18,
         0.45,
         0.060,
-        {"reliability": -1.2, "empathy": -1.0, "responsiveness": -0.8, "tangibles": -0.3},
+        {"responsiveness": -0.8, "tangibles": -0.3, "assurance": -0.6},
     ),
     GroupProfile("Applications", 15, ("ERP", "CRM", "Intranet"), 0.55, 0.45, 0.94, 0.05, 0.20, 0.015, {}),
     GroupProfile(
@@ -244,7 +257,13 @@ def _survey(rng: random.Random, group: GroupProfile, satisfied_share: float | No
     overall = rng.choice((4, 5, 5)) if satisfied else rng.choice((1, 2, 2, 3))
     answers = [Answer(OVERALL_QUESTION, float(overall))]
     for dimension, question in PERCEPTION_QUESTIONS.items():
-        score = overall + group.dimension_bias.get(dimension, 0.0) + rng.gauss(0, 0.6)
+        if dimension in PLANTED:
+            level = rng.choices(range(3), weights=PLANTED[dimension](overall))[0]
+            answers.append(Answer(question, float(rng.choice(((1, 2), (3,), (4, 5))[level]))))
+            continue
+        # A fifth of a point up: overall ratings lean to 4 and 5, and without it these dimensions' low ratings
+        # would weigh more than their high ones; they are meant as performance factors.
+        score = overall + 0.2 + group.dimension_bias.get(dimension, 0.0) + rng.gauss(0, 0.6)
         answers.append(Answer(question, float(min(5, max(1, round(score))))))
     if rng.random() < EXPECTATION_RATE:
         for question in EXPECTATION_QUESTIONS.values():
@@ -252,8 +271,10 @@ def _survey(rng: random.Random, group: GroupProfile, satisfied_share: float | No
     return tuple(answers)
 
 
-def _day_tickets(seed: int, day: int, tickets_per_day: int) -> list[_Life]:
-    """The tickets opened on epoch day `day`: fixed by (seed, day) alone."""
+@functools.lru_cache(maxsize=1024)
+def _day_tickets(seed: int, day: int, tickets_per_day: int) -> tuple[_Life, ...]:
+    """The tickets opened on epoch day `day`: fixed by (seed, day) alone, so each day is generated once and every
+    later sync reuses it (400 days of a demo take seconds to generate)."""
     rng = random.Random(seed * 1_000_003 + day)
     # Departments and comments from a stream of their own: the tickets the other draws give stay as they were.
     customers = random.Random((seed * 1_000_003 + day) * 7 + 1)
@@ -316,7 +337,7 @@ def _day_tickets(seed: int, day: int, tickets_per_day: int) -> list[_Life]:
             )
         )
     lives += [_monitoring_alert(day, hour, profiles[WATERMELON_GROUP]) for hour in range(24)]
-    return lives
+    return tuple(lives)
 
 
 MONITORING_PRIORITY: Final = "p2"

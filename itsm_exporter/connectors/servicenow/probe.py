@@ -68,9 +68,8 @@ def discover(source: ServiceNowSource, probe: Probe) -> None:
         cut = (settings.as_of - settings.history).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
         recent = client.stats(table, wire.and_terms(source.filter, f"sys_updated_on>={cut}"))
         old_open = client.stats(table, wire.and_terms(source.filter, "active=true", f"sys_updated_on<{cut}"))
-        history = settings.history_setting or f"{settings.window} + overlap {source.overlap}"
         facts.first_sync = (
-            f"{_count(recent)} incidents updated since {cut} UTC (history {history}) "
+            f"{_count(recent)} incidents updated since {cut} UTC (history {settings.history_setting}) "
             f"+ {_count(old_open)} older open ones, of {_count(client.stats(table, source.filter))} in all"
         )
         _slas(source, client, probe, window)
