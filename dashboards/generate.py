@@ -88,7 +88,9 @@ def links(field: Placeholder, value: Placeholder) -> list[dict[str, Any]]:
         if kind.links is None:
             continue
         product = kind.links.product
-        found.setdefault(f"{product}: tickets that breached their SLA", kind.links.breached(URL, field, value, DAYS))
+        breached = kind.links.breached(URL, field, value, DAYS)
+        if breached is not None:
+            found.setdefault(f"{product}: tickets that breached their SLA", breached)
         found.setdefault(
             f"{product}: unhappy customers' comments", kind.links.dissatisfied_comments(URL, field, value, DAYS)
         )

@@ -245,6 +245,7 @@ def test_a_segment_rows_link_opens_the_documented_list_of_that_department() -> N
     assert titles == [
         "ServiceNow: tickets that breached their SLA", "ServiceNow: unhappy customers' comments",
         "Jira: tickets that breached their SLA", "Jira: unhappy customers' comments",
+        "Zendesk: unhappy customers' comments",  # Zendesk's search cannot select a breached SLA
     ]  # fmt: skip
 
 

@@ -15,12 +15,15 @@ from itsm_exporter.connectors.demo.links import DemoLinks
 from itsm_exporter.connectors.jira.links import JiraLinks, jql_field
 from itsm_exporter.connectors.links import Placeholder
 from itsm_exporter.connectors.servicenow.links import ServiceNowLinks
+from itsm_exporter.connectors.zendesk.config import ZendeskSource
+from itsm_exporter.connectors.zendesk.links import ZendeskLinks
 from itsm_exporter.frames import Frames
 from itsm_exporter.records import Segment, Ticket
 from itsm_exporter.source_config import public_url
 
 SN = "https://acme.service-now.com"
 JIRA = "https://acme.atlassian.net"
+ZENDESK = "https://acme.zendesk.com"
 
 
 def test_servicenow_lists_are_encoded_queries_on_the_list_view() -> None:
@@ -46,6 +49,26 @@ def test_jira_lists_are_the_issue_navigator_with_the_equivalent_jql() -> None:
         f"{JIRA}/issues/?jql=Organizations%20%3D%20%22Acme%22%20AND%20%22Satisfaction%20date%22%20%3E%3D%20-7d"
         "%20AND%20Satisfaction%20%3C%3D%202"
     )
+
+
+def test_zendesk_lists_are_the_agent_search_with_the_support_search_syntax() -> None:
+    """/agent/search/1?type=ticket&q=<search> (docs/api-notes.md, "Agent search"): the unhappy customers who wrote are
+    `satisfaction:badwithcomment`; no search keyword selects a breached SLA, so that list has no link."""
+    links = ZendeskLinks()
+    assert links.dissatisfied_comments(ZENDESK, "organization", "Acme Corp", "7") == (
+        f"{ZENDESK}/agent/search/1?type=ticket&q=organization%3A%22Acme%20Corp%22%20satisfaction%3Abadwithcomment"
+        "%20updated%3E7days"
+    )
+    assert links.breached(ZENDESK, "group", "Support", "30") is None
+    source = ZendeskSource.model_validate(
+        {"name": "zd", "kind": "zendesk", "url": ZENDESK, "email": "a@acme.example", "token": "t",
+         "segments": {"org": "organization", "tier": 360088, "line": "brand"}, "service_field": "360099"}
+    )  # fmt: skip
+    fields = {label: links.label_field(source, label) for label in ("group", "service", "priority", "channel")}
+    assert fields == {"group": "group", "service": "custom_field_360099", "priority": None, "channel": "via"}
+    assert [links.label_field(source, s) for s in ("org", "tier", "line")] == [
+        "organization", "custom_field_360088", "brand",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 A number on a dashboard (a group's breached SLAs, a department's unhappy customers who wrote) has its records
 in the ITSM tool. Each kind that has a list view with a query in its URL builds those URLs (ServiceNow's
-`<table>_list.do?sysparm_query=`, Jira's `/issues/?jql=`); the dashboard generator
+`<table>_list.do?sysparm_query=`, Jira's `/issues/?jql=`, Zendesk's `/agent/search/1?q=`); the dashboard generator
 (dashboards/generate.py) calls the builders with Grafana variables as the values, so no link is written
 by hand in the dashboard JSON. The exporter publishes what the links need per source: its base URL
 (`itsm_source_info`) and the list field of each grouping label (`itsm_source_label_info`).
@@ -49,8 +49,9 @@ class ListLinks(Protocol):
         """The field a list query filters `label` (a grouping label or a segment of `source`) on; None: none."""
         ...
 
-    def breached(self, base: Part, field: Part, value: Part, days: Part) -> str:
-        """The tickets of the row resolved in the window that breached their resolution SLA."""
+    def breached(self, base: Part, field: Part, value: Part, days: Part) -> str | None:
+        """The tickets of the row resolved in the window that breached their resolution SLA; None where the tool's
+        lists cannot select them (Zendesk's search has no SLA keyword): no link rather than a wrong list."""
         ...
 
     def dissatisfied_comments(self, base: Part, field: Part, value: Part, days: Part) -> str:
