@@ -235,6 +235,8 @@ def frames(
         questions=question_frame,
         sla_clocks=_clock_frame(columns["id"], clock_arrays(columns, seed)),
         ticket_segments=segment_frame(columns["id"], segments, segment_values, seed),
+        # Each segment row's ticket row, as the store gives it from the rowids of its load (store.load_frames).
+        parent_rows={"ticket_segments": np.repeat(np.argsort(columns["id"]), segments)},
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -719,3 +720,26 @@ def test_segment_values_do_not_depend_on_the_order_of_the_rows() -> None:
     shuffled = segment_values(frame.sample(frac=1, random_state=3), sources, ids, ("sn",), ["a", "b"])
     assert {k: list(v) for k, v in listed.items()} == {k: list(v) for k, v in shuffled.items()}
     assert list(listed["a"]) == [f"A{n}" for n in range(6)]
+
+
+def test_parent_rows_given_at_load_and_the_key_join_give_the_same_metrics() -> None:
+    """Frames.parent_rows (the store's, from_records') or none (a join by key): the same exposition, a source the
+    config leaves out included (its tickets are not among the facts' rows)."""
+    tickets = [
+        ticket(str(n), AS_OF - n * DAY, group=f"g{n % 3}", segments=(Segment("department", f"D{n % 4}"),))
+        for n in range(12)
+    ]
+    tickets.append(replace(tickets[0], source="other", id="x", key="X"))
+    surveys = [
+        survey(f"s{n}", AS_OF - HOUR, {"How satisfied are you?": n % 5 + 1}, ticket_id=str(n)) for n in range(12)
+    ]
+    given = Frames.from_records(tickets, surveys)
+    joined = Frames(**given.tables)
+    assert given.parent_rows and not joined.parent_rows
+    config = segmented_config()
+
+    def samples(frames: Frames) -> list[tuple[str, dict[str, str], float]]:
+        return [(s.name, s.labels, s.value) for f in compute_metrics(frames, AS_OF, config) for s in f.samples]
+
+    assert samples(given) == samples(joined)
+    assert any(s[1].get("segment") == "department" for s in samples(given))

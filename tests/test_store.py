@@ -483,6 +483,24 @@ def test_a_declared_child_table_is_loaded_with_the_tickets_of_the_window(tmp_pat
     store.close()
 
 
+def test_a_window_load_gives_each_child_row_its_parent_row(tmp_path: Path) -> None:
+    """The rowids the window's join reads anyway name each segment row's (and answer's) parent row: the collectors
+    need no join by key. Tickets stored out of key order, one edited later, one without segments."""
+    store = Store(tmp_path / "store.db")
+    tickets = [segmented(name, ("tier", f"t-{name}"), ("customer", "Acme")) for name in ("c", "a", "b")]
+    store.commit_batch("sn", Batch(kind="ticket", tickets=(*tickets, segmented("plain"))))
+    store.commit_batch("sn", Batch(kind="ticket", tickets=(replace(tickets[1], segments=(Segment("tier", "x"),)),)))
+    store.commit_batch("sn", Batch(kind="survey", surveys=(survey("s1", "a", 4.0), survey("s2", "c", 2.0))))
+    frames = store.load_frames(["sn"], since=T0 - timedelta(days=30))
+    for child, parent, key in (("ticket_segments", "tickets", "ticket_id"), ("answers", "surveys", "survey_id")):
+        rows = frames.parent_rows[child]
+        assert len(rows) == len(frames.tables[child]) > 0
+        assert list(frames.tables[parent]["id"].iloc[rows]) == list(frames.tables[child][key])
+    # A load without a window joins nothing: the collectors join by key.
+    assert store.load_frames(["sn"]).parent_rows == {}
+    store.close()
+
+
 def test_a_response_keeps_whether_it_was_commented_and_its_own_segments(tmp_path: Path) -> None:
     store = Store(tmp_path / "store.db")
     written = replace(survey("s1", "1", 1.0), commented=True, segments=(Segment("department", "Finance"),))

@@ -14,7 +14,7 @@ import numpy as np
 from prometheus_client.core import Metric
 
 from itsm_exporter.collectors import calendars, drilldown, impact, live, surveys, targets, tickets, watermelon
-from itsm_exporter.collectors.arrays import BoolArray, FloatArray
+from itsm_exporter.collectors.arrays import BoolArray, FloatArray, IntArray
 from itsm_exporter.collectors.durations import WALL_CLOCK, Clock, Durations
 from itsm_exporter.collectors.facts import TicketFacts, ticket_facts
 from itsm_exporter.collectors.families import FamilyBuilder
@@ -59,7 +59,7 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config, *, clock: C
     )
     segments = segment_values(
         frames.tables["ticket_segments"], facts.source, facts.frame["id"].to_numpy(dtype=object), names,
-        config.segment_labels,
+        config.segment_labels, _on_facts(frames.parent_rows.get("ticket_segments"), facts),
     )  # fmt: skip
     groups = grouping(
         facts, responses, names, config.group_by, widest.contains(facts.opened, now), config.max_label_values,
@@ -124,6 +124,14 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config, *, clock: C
         ),
         *(impact.families(priorities, groups.label_names, widest, build.note) if priorities is not None else []),
     ]
+
+
+def _on_facts(parent_rows: IntArray | None, facts: TicketFacts) -> IntArray | None:
+    """Child rows' parent rows in the tickets frame, as rows of the facts (which leave out unconfigured sources)."""
+    if parent_rows is None or facts.row_of_frame is None:
+        return parent_rows
+    on_facts: IntArray = np.where(parent_rows >= 0, facts.row_of_frame[parent_rows], -1)
+    return on_facts
 
 
 def _segment_sources(config: Config, names: tuple[str, ...]) -> dict[str, BoolArray]:

@@ -29,14 +29,19 @@ class TicketFacts:
     reassignments: IntArray
     sla: dict[str, SmallIntArray]
     """SLA name -> index into OUTCOMES per ticket, -1 when unknown (int8: a million tickets, two SLAs)."""
+    row_of_frame: IntArray | None = None
+    """Per row of the tickets frame given, its row here (-1: a source not configured); None: the same rows."""
 
 
 def ticket_facts(tickets: pd.DataFrame, names: tuple[str, ...], as_of: float) -> TicketFacts:
     """Derive what each ticket contributes; canceled tickets keep only their opening."""
     codes = source_codes(tickets["source"], names)
+    row_of_frame = None
     if (codes < 0).any():
-        tickets = tickets.loc[codes >= 0].reset_index(drop=True)
-        codes = codes[codes >= 0]
+        kept = codes >= 0
+        row_of_frame = np.where(kept, np.cumsum(kept) - 1, -1)
+        tickets = tickets.loc[kept].reset_index(drop=True)
+        codes = codes[kept]
     state = tickets["state"].to_numpy(dtype=object)
     canceled = state == "canceled"
     opened = tickets["opened_at"].to_numpy(dtype=np.float64)
@@ -63,6 +68,7 @@ def ticket_facts(tickets: pd.DataFrame, names: tuple[str, ...], as_of: float) ->
         first_contact=(reopens == 0) & (reassignments == 0),
         reassignments=reassignments,
         sla={sla: _outcome_codes(tickets[f"sla_{sla}"]) for sla in SLAS},
+        row_of_frame=row_of_frame,
     )
 
 

@@ -61,25 +61,24 @@ def grouping(
 
 
 def segment_values(
-    frame: pd.DataFrame, sources: IntArray, ids: ObjectArray, names: tuple[str, ...], wanted: Sequence[str]
+    frame: pd.DataFrame,
+    sources: IntArray,
+    ids: ObjectArray,
+    names: tuple[str, ...],
+    wanted: Sequence[str],
+    parent_rows: IntArray | None = None,
 ) -> dict[str, ObjectArray]:
     """Per parent row (tickets or responses, by `sources` and `ids`), the value of each `wanted` segment from its
     child table's frame (`source`, parent id, `name`, `value`); None where the record has none.
 
-    The store lists a record's segments together (the table's key starts with the parent's): each run of rows of
-    one parent is looked up once, a fifth of the rows for five segments. Any order is right, only slower.
+    `parent_rows` (Frames.parent_rows, mapped onto these rows) gives each child row its parent row: no join.
+    Without it the join is by key: the store lists a record's segments together (the table's key starts with the
+    parent's), so each run of rows of one parent is looked up once. Any order is right, only slower.
     """
     values = {name: np.full(len(ids), None, dtype=object) for name in wanted}
     if not wanted or frame.empty:
         return values
-    parent = frame.columns[1]  # the parent's id (Parent.key: source, then the id)
-    child_ids = frame[parent].to_numpy(dtype=object)
-    child_sources = frame["source"].to_numpy(dtype=object)
-    starts = np.ones(len(child_ids), dtype=bool)
-    starts[1:] = (child_ids[1:] != child_ids[:-1]) | (child_sources[1:] != child_sources[:-1])
-    heads = np.flatnonzero(starts)
-    head_rows = KeyIndex(sources, ids).find(source_codes(frame["source"].iloc[heads], names), child_ids[heads])
-    rows = head_rows[np.cumsum(starts) - 1]
+    rows = parent_rows if parent_rows is not None else _rows_by_key(frame, sources, ids, names)
     name_codes, named = pd.factorize(frame["name"].to_numpy(dtype=object), size_hint=FEW)
     value = frame["value"].to_numpy(dtype=object)
     for name in wanted:
@@ -88,6 +87,19 @@ def segment_values(
         mine = (name_codes == list(named).index(name)) & (rows >= 0)
         values[name][rows[mine]] = value[mine]
     return values
+
+
+def _rows_by_key(frame: pd.DataFrame, sources: IntArray, ids: ObjectArray, names: tuple[str, ...]) -> IntArray:
+    """The parent row of each child row, joined by (source, parent id) one run of a parent's rows at a time."""
+    parent = frame.columns[1]  # the parent's id (Parent.key: source, then the id)
+    child_ids = frame[parent].to_numpy(dtype=object)
+    child_sources = frame["source"].to_numpy(dtype=object)
+    starts = np.ones(len(child_ids), dtype=bool)
+    starts[1:] = (child_ids[1:] != child_ids[:-1]) | (child_sources[1:] != child_sources[:-1])
+    heads = np.flatnonzero(starts)
+    head_rows = KeyIndex(sources, ids).find(source_codes(frame["source"].iloc[heads], names), child_ids[heads])
+    rows: IntArray = head_rows[np.cumsum(starts) - 1]
+    return rows
 
 
 @dataclass(frozen=True)

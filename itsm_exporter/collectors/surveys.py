@@ -18,7 +18,7 @@ from itsm_exporter.collectors.arrays import (
     IntArray,
     KeyIndex,
     ObjectArray,
-    count_by_group,
+    count_by_group_and_category,
     lookup,
     ratio,
     source_codes,
@@ -240,26 +240,42 @@ def survey_window_stats(
     windows), and sum their per-dimension scores."""
     in_window = window.contains(responses.submitted, end)
     overall = responses.perception[:, 0]
-
-    def count(mask: BoolArray) -> IntArray:
-        return count_by_group(groups, mask, n_groups).astype(np.int64)
+    # One pass for the counts: each response's category is its overall answer (none, satisfied, dissatisfied, in
+    # between) and whether it carries a comment.
+    answer = np.where(
+        np.isnan(overall),
+        0,
+        np.where(overall >= SATISFIED_AT_LEAST, 1, np.where(overall <= DISSATISFIED_AT_MOST, 2, 3)),
+    )
+    categories = answer * 2 + responses.commented
+    counts = count_by_group_and_category(groups, in_window, n_groups, categories, 8).reshape(n_groups, 4, 2)
+    by_answer = counts.sum(axis=2)
+    rows = np.flatnonzero(in_window)
+    selected = groups[rows]
 
     def per_dimension(scores: FloatArray) -> tuple[FloatArray, IntArray]:
-        has = in_window[:, np.newaxis] & ~np.isnan(scores)
-        columns = range(scores.shape[1])
-        sums = [count_by_group(groups, has[:, d], n_groups, scores[has[:, d], d]) for d in columns]
-        counts = [count_by_group(groups, has[:, d], n_groups) for d in columns]
-        return np.stack(sums, axis=1).astype(np.float64), np.stack(counts, axis=1).astype(np.int64)
+        """Sums and counts per label set and dimension in one pass each: a key per (response, view, dimension)."""
+        n_dims = scores.shape[1]
+        mine = scores[rows]
+        has = ~np.isnan(mine)
+        keys = selected[..., np.newaxis] * n_dims + np.arange(n_dims)
+        if selected.ndim > 1:  # one column per view: the response's scores count in each
+            has = np.broadcast_to(has[:, np.newaxis, :], keys.shape)
+            mine = np.broadcast_to(mine[:, np.newaxis, :], keys.shape)
+        size = n_groups * n_dims
+        sums = np.bincount(keys[has], weights=mine[has], minlength=size).reshape(n_groups, n_dims)
+        found = np.bincount(keys[has], minlength=size).reshape(n_groups, n_dims)
+        return sums.astype(np.float64), found.astype(np.int64)
 
     perception_sums, perception_counts = per_dimension(responses.perception)
     expectation_sums, expectation_counts = per_dimension(responses.expectation)
     return SurveyWindowStats(
-        responses=count(in_window),
-        rated=count(in_window & ~np.isnan(overall)),
-        satisfied=count(in_window & (overall >= SATISFIED_AT_LEAST)),
-        dissatisfied=count(in_window & (overall <= DISSATISFIED_AT_MOST)),
-        satisfied_commented=count(in_window & responses.commented & (overall >= SATISFIED_AT_LEAST)),
-        dissatisfied_commented=count(in_window & responses.commented & (overall <= DISSATISFIED_AT_MOST)),
+        responses=by_answer.sum(axis=1),
+        rated=by_answer[:, 1:].sum(axis=1),
+        satisfied=by_answer[:, 1],
+        dissatisfied=by_answer[:, 2],
+        satisfied_commented=counts[:, 1, 1],
+        dissatisfied_commented=counts[:, 2, 1],
         perception_sums=perception_sums,
         perception_counts=perception_counts,
         expectation_sums=expectation_sums,

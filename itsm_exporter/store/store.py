@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from itsm_exporter.frames import Frames, frame_dtypes
@@ -265,19 +266,28 @@ class Store:
         declared to load whole). This keeps memory bounded by the window, not history.
         """
         cutoff = micros(since)
-        queries = [(table, *_load_query(table, sources, cutoff)) for table in self.schema.tables if table.framed]
+        framed = [table for table in self.schema.tables if table.framed]
+        queries = [(table, *_load_query(table, framed, sources, cutoff)) for table in framed]
         canonical: dict[str, str] = {}
+        frames: dict[str, pd.DataFrame] = {}
+        rowids: dict[str, IntArray] = {}
         with self.reading() as db:
             codes = db.execute("SELECT code, text FROM labels").fetchall()
             texts = np.full(max((code for code, _ in codes), default=0) + 1, None, dtype=object)
             for code, text in codes:
                 texts[code] = canonical.setdefault(text, text)
             # Parents before their children: a child's shared parent ids reference the parent's strings.
-            frames = {
-                table.name: _read_columns(db.execute(sql, params), table, canonical, texts)
-                for table, sql, params in queries
-            }
-        return Frames(**frames)
+            for table, sql, params, with_rowid in queries:
+                frames[table.name], rowid = _read_columns(db.execute(sql, params), table, canonical, texts, with_rowid)
+                if rowid is not None:
+                    rowids[table.name] = rowid
+        # A child row's parent row, from the rowids the window's join read anyway: no join by key in the collectors.
+        parent_rows = {
+            table.name: _positions(rowids[table.parent.table.name], rowids[table.name])
+            for table in framed
+            if table.parent is not None and table.name in rowids and table.parent.table.name in rowids
+        }
+        return Frames(parent_rows, **frames)
 
     def close(self) -> None:
         with self._read_lock:
@@ -396,8 +406,12 @@ _WINDOWS: Final[dict[str, Callable[[str, int], tuple[str, list[object]]]]] = {
 """What a window load keeps of a table of records (with its SQL alias prefix); other tables load whole."""
 
 
-def _load_query(table: Table, sources: Sequence[str] | None, cutoff: int | None) -> tuple[str, list[object]]:
-    """The SELECT of a table's frame: its rows of `sources`, and with a cutoff, the rows a window can see."""
+def _load_query(
+    table: Table, framed: Sequence[Table], sources: Sequence[str] | None, cutoff: int | None
+) -> tuple[str, list[object], bool]:
+    """The SELECT of a table's frame: its rows of `sources`, and with a cutoff, the rows a window can see. With a
+    cutoff, a parent of windowed children is read in rowid order with its rowid, and each child row with its
+    parent's rowid (the join reads it anyway): the third value says the rowid is the last column."""
     parent = table.parent
     coded_source = "source" in table.coded
     if parent is not None and parent.window == "parent" and cutoff is not None and parent.table.name in _WINDOWS:
@@ -409,20 +423,42 @@ def _load_query(table: Table, sources: Sequence[str] | None, cutoff: int | None)
             f"p.{p} = (SELECT code FROM labels WHERE text = c.{c})" if name in owner.coded else f"p.{p} = c.{c}"
             for name, p, c in zip(key, sql_columns(owner, key), sql_columns(table, parent.key), strict=True)
         )
-        sql = f"SELECT {_select_list(table, 'c.')} FROM {table.name} c JOIN {owner.name} p ON {join} WHERE ({window})"
+        select = f"{_select_list(table, 'c.')}, p.rowid"
+        sql = f"SELECT {select} FROM {table.name} c JOIN {owner.name} p ON {join} WHERE ({window})"
         if sources is not None:
             clause, source_params = _source_clause(sources, "c.source", coded=coded_source)
             sql += f" AND {clause}"
             params += source_params
-        return sql, params
+        return sql, params, True
     # `+source`: scan the tickets in storage order; through the key index each row would be a random seek.
     clause, params = _source_clause(sources, "+source" if coded_source else "source", coded=coded_source)
-    sql = f"SELECT {_select_list(table)} FROM {table.name} WHERE {clause}"
+    parent_of_windowed = any(
+        t.parent is not None and t.parent.table.name == table.name and t.parent.window == "parent" for t in framed
+    )
+    with_rowid = parent is None and cutoff is not None and table.name in _WINDOWS and parent_of_windowed
+    sql = f"SELECT {_select_list(table)}{', rowid' if with_rowid else ''} FROM {table.name} WHERE {clause}"
     if parent is None and cutoff is not None and table.name in _WINDOWS:
         window, window_params = _WINDOWS[table.name]("", cutoff)
         sql += f" AND ({window})"
         params += window_params
-    return sql, params
+    if with_rowid:
+        sql += " ORDER BY rowid"  # the scan's own order: no sort, and the rowids ascend for _positions
+    return sql, params, with_rowid
+
+
+def _positions(parent_rowids: IntArray, child_rowids: IntArray) -> IntArray:
+    """The row of each child's parent among the parent's rows (ascending rowids), -1 where not loaded. A parent's
+    children are adjacent (the child table's key starts with the parent's): one search per run of them."""
+    if not len(child_rowids):
+        return np.empty(0, dtype=np.int64)
+    starts = np.ones(len(child_rowids), dtype=bool)
+    starts[1:] = child_rowids[1:] != child_rowids[:-1]
+    heads = np.flatnonzero(starts)
+    wanted = child_rowids[heads]
+    found = np.minimum(np.searchsorted(parent_rowids, wanted), max(len(parent_rowids) - 1, 0))
+    known = parent_rowids[found] == wanted if len(parent_rowids) else np.zeros(len(heads), dtype=bool)
+    rows = np.where(known, found, -1).astype(np.int64)
+    return np.repeat(rows, np.diff(np.append(heads, len(child_rowids))))
 
 
 def _select_list(table: Table, alias: str = "") -> str:
@@ -433,12 +469,15 @@ def _select_list(table: Table, alias: str = "") -> str:
     )
 
 
+IntArray = npt.NDArray[np.int64]
 _LOAD_CHUNK: Final = 65536
+_ROWID: Final = "rowid"
+"""The extra last column of a query that reads rowids (_load_query): not a column of any table."""
 
 
 def _read_columns(
-    cursor: sqlite3.Cursor, table: Table, canonical: dict[str, str], label_texts: np.ndarray
-) -> pd.DataFrame:
+    cursor: sqlite3.Cursor, table: Table, canonical: dict[str, str], label_texts: np.ndarray, with_rowid: bool = False
+) -> tuple[pd.DataFrame, IntArray | None]:
     """A table's frame from its query, built column-wise in chunks.
 
     sqlite3 makes a new str object for every cell; for a million tickets that is millions of copies
@@ -450,8 +489,13 @@ def _read_columns(
     columns, dtypes = table.names, frame_dtypes(table)
     coded, shared, times = table.coded, table.shared, frozenset(table.kind_names("time"))
     parts: dict[str, list[np.ndarray]] = {column: [] for column in columns}
+    rowid_parts: list[IntArray] = []
+    read = (*columns, _ROWID) if with_rowid else columns
     while rows := cursor.fetchmany(_LOAD_CHUNK):
-        for column, values in zip(columns, zip(*rows, strict=True), strict=True):
+        for column, values in zip(read, zip(*rows, strict=True), strict=True):
+            if column == _ROWID:
+                rowid_parts.append(np.array(values, dtype=np.int64))
+                continue
             if column in coded:
                 parts[column].append(label_texts[np.array(values, dtype=np.intp)])
                 continue
@@ -462,7 +506,8 @@ def _read_columns(
         column: np.concatenate(chunks) if chunks else np.array([], dtype=dtypes[column])
         for column, chunks in parts.items()
     }
-    return pd.DataFrame(data, columns=list(columns)).astype(dtypes)
+    rowids = (np.concatenate(rowid_parts) if rowid_parts else np.empty(0, dtype=np.int64)) if with_rowid else None
+    return pd.DataFrame(data, columns=list(columns)).astype(dtypes), rowids
 
 
 def _column_array(
