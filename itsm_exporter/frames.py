@@ -40,7 +40,7 @@ FRAME_TABLES: Final = tuple(t for t in TABLES if t.framed)
 
 
 def frame_dtypes(table: Table) -> dict[str, str]:
-    return {c.name: _FRAME_DTYPE_OF_KIND[c.kind] for c in table.columns}
+    return {c.name: "category" if c.categorical else _FRAME_DTYPE_OF_KIND[c.kind] for c in table.columns}
 
 
 TICKET_DTYPES: Final = frame_dtypes(TICKETS)

@@ -339,8 +339,8 @@ TICKET_SEGMENTS: Final = Table(
         # A ticket's id is repeated on each of its segments: loaded once, referenced by all (5 segments of a
         # million tickets would otherwise hold 4 million extra copies, about 320 MB).
         Column("ticket_id", "text", shared=True),
-        Column("name", "label"),
-        Column("value", "label"),
+        Column("name", "label", categorical=True),
+        Column("value", "label", categorical=True),
     ),
     key=("source", "ticket_id", "name"),
     record=Segment,
@@ -351,8 +351,8 @@ SURVEY_SEGMENTS: Final = Table(
     columns=(
         Column("source", "label"),
         Column("survey_id", "text", shared=True),
-        Column("name", "label"),
-        Column("value", "label"),
+        Column("name", "label", categorical=True),
+        Column("value", "label", categorical=True),
     ),
     key=("source", "survey_id", "name"),
     record=Segment,

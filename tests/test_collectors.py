@@ -718,8 +718,8 @@ def test_segment_values_do_not_depend_on_the_order_of_the_rows() -> None:
     sources = np.zeros(len(ids), dtype=np.int64)
     listed = segment_values(frame, sources, ids, ("sn",), ["a", "b"])
     shuffled = segment_values(frame.sample(frac=1, random_state=3), sources, ids, ("sn",), ["a", "b"])
-    assert {k: list(v) for k, v in listed.items()} == {k: list(v) for k, v in shuffled.items()}
-    assert list(listed["a"]) == [f"A{n}" for n in range(6)]
+    assert {k: list(v.values()) for k, v in listed.items()} == {k: list(v.values()) for k, v in shuffled.items()}
+    assert list(listed["a"].values()) == [f"A{n}" for n in range(6)]
 
 
 def test_parent_rows_given_at_load_and_the_key_join_give_the_same_metrics() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily
@@ -48,8 +49,13 @@ class FamilyBuilder:
 
     def _labels(self, group: int, values: Sequence[str]) -> dict[str, str]:
         """The labels of a sample of label set `group` with the family's other label `values` appended."""
-        names = self.set_names[group] if self.set_names else self.label_names
-        return dict(zip((*names, *self._extra_names), (*self.label_values[group], *values), strict=True))
+        return {**self._set_labels[group], **dict(zip(self._extra_names, values, strict=True))}
+
+    @cached_property
+    def _set_labels(self) -> list[dict[str, str]]:
+        """Each label set's own labels, built once for all the families (a segment view's differ from the team's)."""
+        names = self.set_names or [tuple(self.label_names)] * len(self.label_values)
+        return [dict(zip(n, v, strict=True)) for n, v in zip(names, self.label_values, strict=True)]
 
     def gauge(self, name: str, doc: str, parts: Sequence[Part], extra_names: Sequence[str] = ()) -> GaugeMetricFamily:
         """A windowed gauge; samples ordered by label set, then window, then part."""

@@ -33,7 +33,7 @@ def grouping(
     group_by: Sequence[str],
     volume: BoolArray,
     cap: int,
-    segments: Mapping[str, ObjectArray] | None = None,
+    segments: Mapping[str, Coded] | None = None,
     segment_sources: Mapping[str, BoolArray] | None = None,
 ) -> Grouping:
     """The label sets every metric is counted by: the team view (the source, then each built-in `group_by` label
@@ -50,14 +50,28 @@ def grouping(
     views = [build_grouping(names, team, facts.source, responses.source, responses.ticket_rows)]
     for name in (name for name in group_by if name in segments):
         own = responses.segments.get(name)
-        label = capped_label(
-            name, pd.Series(segments[name]), facts.source, len(names), volume, cap, responses.source, own
-        )
+        label = capped_label(name, segments[name], facts.source, len(names), volume, cap, responses.source, own)
         view = build_grouping(names, [label], facts.source, responses.source, responses.ticket_rows, segment=name)
         if segment_sources is not None and name in segment_sources:
             view = replace(view, visible=segment_sources[name][view.sources])
         views.append(view)
     return views[0] if len(views) == 1 else combined(views)
+
+
+@dataclass(frozen=True)
+class Coded:
+    """A label's value per row as codes into `uniques` (-1: none): what a factorization gives, for free where the
+    frame's column is categorical (a segment's name and value: tables.Column.categorical)."""
+
+    codes: IntArray
+    uniques: ObjectArray
+
+    def values(self) -> ObjectArray:
+        """The values themselves, None where a row has none."""
+        with_none = np.empty(len(self.uniques) + 1, dtype=object)  # code -1 takes the trailing None
+        with_none[:-1] = self.uniques
+        values: ObjectArray = with_none[self.codes]
+        return values
 
 
 def segment_values(
@@ -67,26 +81,35 @@ def segment_values(
     names: tuple[str, ...],
     wanted: Sequence[str],
     parent_rows: IntArray | None = None,
-) -> dict[str, ObjectArray]:
+) -> dict[str, Coded]:
     """Per parent row (tickets or responses, by `sources` and `ids`), the value of each `wanted` segment from its
-    child table's frame (`source`, parent id, `name`, `value`); None where the record has none.
+    child table's frame (`source`, parent id, `name`, `value`), coded; -1 where the record has none.
 
     `parent_rows` (Frames.parent_rows, mapped onto these rows) gives each child row its parent row: no join.
     Without it the join is by key: the store lists a record's segments together (the table's key starts with the
     parent's), so each run of rows of one parent is looked up once. Any order is right, only slower.
     """
-    values = {name: np.full(len(ids), None, dtype=object) for name in wanted}
+    name_codes, named = _codes(frame["name"])
+    value_codes, uniques = _codes(frame["value"])
+    values = {name: Coded(np.full(len(ids), -1, dtype=np.int64), uniques) for name in wanted}
     if not wanted or frame.empty:
         return values
     rows = parent_rows if parent_rows is not None else _rows_by_key(frame, sources, ids, names)
-    name_codes, named = pd.factorize(frame["name"].to_numpy(dtype=object), size_hint=FEW)
-    value = frame["value"].to_numpy(dtype=object)
     for name in wanted:
         if name not in named:
             continue
         mine = (name_codes == list(named).index(name)) & (rows >= 0)
-        values[name][rows[mine]] = value[mine]
+        values[name].codes[rows[mine]] = value_codes[mine]
     return values
+
+
+def _codes(column: pd.Series) -> tuple[IntArray, ObjectArray]:
+    """A column's codes and values: a categorical's own, or a factorization."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = column.cat.codes.to_numpy().astype(np.int64)
+        return codes, column.cat.categories.to_numpy(dtype=object)
+    factorized, uniques = pd.factorize(column.to_numpy(dtype=object), size_hint=FEW)
+    return factorized.astype(np.int64), np.asarray(uniques, dtype=object)
 
 
 def _rows_by_key(frame: pd.DataFrame, sources: IntArray, ids: ObjectArray, names: tuple[str, ...]) -> IntArray:
@@ -120,7 +143,7 @@ class CappedLabel:
 
 def capped_label(
     label_name: str,
-    values: pd.Series,
+    values: pd.Series | Coded,
     sources: IntArray,
     n_sources: int,
     volume: BoolArray,
@@ -130,17 +153,21 @@ def capped_label(
 ) -> CappedLabel:
     """Keep per source the `max_values` values with most `volume` tickets (ties by name); the rest is `other`.
 
-    Values that responses carry themselves (`own_values`, None where a response has none) are capped with the
-    tickets' and rank after every value that has volume."""
-    ticket_values = values.to_numpy(dtype=object)
-    n_tickets = len(ticket_values)
+    `values` per ticket, or already coded (a segment's). Values that responses carry themselves (`own_values`,
+    None where a response has none) are capped with the tickets' and rank after every value that has volume."""
     has_own = own_values is not None and own_sources is not None
-    if has_own:
-        assert own_values is not None and own_sources is not None
-        ticket_values = np.concatenate([ticket_values, own_values])
-        sources = np.concatenate([sources, own_sources])
-        volume = np.concatenate([volume, np.zeros(len(own_values), dtype=bool)])
-    raw_codes, uniques = pd.factorize(ticket_values, size_hint=FEW)
+    if isinstance(values, Coded) and not has_own:
+        n_tickets = len(values.codes)
+        raw_codes, uniques = values.codes.copy(), values.uniques  # a copy: the codes are set in place below
+    else:
+        ticket_values = values.values() if isinstance(values, Coded) else values.to_numpy(dtype=object)
+        n_tickets = len(ticket_values)
+        if has_own:
+            assert own_values is not None and own_sources is not None
+            ticket_values = np.concatenate([ticket_values, own_values])
+            sources = np.concatenate([sources, own_sources])
+            volume = np.concatenate([volume, np.zeros(len(own_values), dtype=bool)])
+        raw_codes, uniques = pd.factorize(ticket_values, size_hint=FEW)
     names = [str(value) for value in uniques]
     if UNASSIGNED not in names:
         names.append(UNASSIGNED)

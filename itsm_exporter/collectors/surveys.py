@@ -254,18 +254,21 @@ def survey_window_stats(
     selected = groups[rows]
 
     def per_dimension(scores: FloatArray) -> tuple[FloatArray, IntArray]:
-        """Sums and counts per label set and dimension in one pass each: a key per (response, view, dimension)."""
-        n_dims = scores.shape[1]
+        """Sums and counts per label set and dimension, over the window's label sets gathered once."""
         mine = scores[rows]
-        has = ~np.isnan(mine)
-        keys = selected[..., np.newaxis] * n_dims + np.arange(n_dims)
-        if selected.ndim > 1:  # one column per view: the response's scores count in each
-            has = np.broadcast_to(has[:, np.newaxis, :], keys.shape)
-            mine = np.broadcast_to(mine[:, np.newaxis, :], keys.shape)
-        size = n_groups * n_dims
-        sums = np.bincount(keys[has], weights=mine[has], minlength=size).reshape(n_groups, n_dims)
-        found = np.bincount(keys[has], minlength=size).reshape(n_groups, n_dims)
-        return sums.astype(np.float64), found.astype(np.int64)
+        sums, found = [], []
+        for column in mine.T:
+            has = np.flatnonzero(~np.isnan(column))
+            keys = selected[has]
+            weights = column[has]
+            if keys.ndim > 1:  # one column per view: the score counts in each
+                weights = np.repeat(weights, keys.shape[1])
+            sums.append(np.bincount(keys.ravel(), weights=weights, minlength=n_groups))
+            found.append(np.bincount(keys.ravel(), minlength=n_groups))
+        shape = (n_groups, mine.shape[1])
+        if not sums:
+            return np.zeros(shape), np.zeros(shape, dtype=np.int64)
+        return np.stack(sums, axis=1).astype(np.float64), np.stack(found, axis=1).astype(np.int64)
 
     perception_sums, perception_counts = per_dimension(responses.perception)
     expectation_sums, expectation_counts = per_dimension(responses.expectation)

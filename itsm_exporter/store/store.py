@@ -488,6 +488,7 @@ def _read_columns(
     """
     columns, dtypes = table.names, frame_dtypes(table)
     coded, shared, times = table.coded, table.shared, frozenset(table.kind_names("time"))
+    categorical = {c.name: _Categories() for c in table.columns if c.categorical}
     parts: dict[str, list[np.ndarray]] = {column: [] for column in columns}
     rowid_parts: list[IntArray] = []
     read = (*columns, _ROWID) if with_rowid else columns
@@ -499,15 +500,43 @@ def _read_columns(
             if column in coded:
                 parts[column].append(label_texts[np.array(values, dtype=np.intp)])
                 continue
+            if column in categorical:
+                parts[column].append(categorical[column].codes(values, canonical))
+                continue
             parts[column].append(
                 _column_array(values, dtypes[column], canonical if column in shared else None, column in times)
             )
     data = {
         column: np.concatenate(chunks) if chunks else np.array([], dtype=dtypes[column])
         for column, chunks in parts.items()
+        if column not in categorical
     }
+    for column, categories in categorical.items():
+        data[column] = categories.categorical(parts[column])
     rowids = (np.concatenate(rowid_parts) if rowid_parts else np.empty(0, dtype=np.int64)) if with_rowid else None
     return pd.DataFrame(data, columns=list(columns)).astype(dtypes), rowids
+
+
+class _Categories:
+    """A categorical column read chunk by chunk: its distinct texts numbered as they come, sorted at the end."""
+
+    def __init__(self) -> None:
+        self.code_of: dict[str, int] = {}
+
+    def codes(self, values: tuple[object, ...], canonical: dict[str, str]) -> IntArray:
+        chunk_codes, uniques = pd.factorize(np.array(values, dtype=object))
+        known = [self.code_of.setdefault(canonical.setdefault(text, text), len(self.code_of)) for text in uniques]
+        to_code = np.array([*known, -1], dtype=np.int64)  # the extra last slot answers -1 (NULL)
+        codes: IntArray = to_code[chunk_codes]
+        return codes
+
+    def categorical(self, chunks: list[IntArray]) -> pd.Categorical:
+        """The column with sorted categories, as `astype("category")` gives them (Frames.from_records)."""
+        names = sorted(self.code_of)
+        to_sorted = np.full(len(names) + 1, -1, dtype=np.int64)  # the last slot keeps -1 (NULL) as it is
+        to_sorted[[self.code_of[name] for name in names]] = np.arange(len(names))
+        codes = np.concatenate(chunks) if chunks else np.empty(0, dtype=np.int64)
+        return pd.Categorical.from_codes(to_sorted[codes], categories=pd.Index(names))
 
 
 def _column_array(
