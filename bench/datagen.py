@@ -208,9 +208,14 @@ def frames(
     parts = []
     for question in QUESTIONS.values():
         parts.append((survey_ids, question, rng.integers(1, 6, surveys).astype(np.float64)))
-    with_expectations = survey_ids[rng.random(surveys) < 1 / 3]
+    expecting = np.flatnonzero(rng.random(surveys) < 1 / 3)
+    with_expectations = survey_ids[expecting]
     for question in EXPECTATIONS.values():
         parts.append((with_expectations, question, rng.integers(3, 6, len(with_expectations)).astype(np.float64)))
+    # Each answer's survey row, as the store gives it (Frames.parent_rows).
+    answer_rows = np.concatenate([np.arange(surveys)] * len(QUESTIONS) + [expecting] * len(EXPECTATIONS)).astype(
+        np.int64
+    )
     answer_frame = pd.DataFrame(
         {
             "source": SOURCE,
@@ -222,7 +227,9 @@ def frames(
         }
     ).astype(ANSWER_DTYPES)
     # In the store's order (its primary key): the answers of one survey together.
-    answer_frame = answer_frame.sort_values(["survey_id", "question_id"], kind="stable", ignore_index=True)
+    order = answer_frame.sort_values(["survey_id", "question_id"], kind="stable").index.to_numpy()
+    answer_frame = answer_frame.iloc[order].reset_index(drop=True)
+    answer_rows = answer_rows[order]
     # The questions table: each question's id is its text here (as a CSV export's column headers).
     question_ids = [*QUESTIONS.values(), *EXPECTATIONS.values()]
     question_frame = pd.DataFrame(
@@ -236,7 +243,7 @@ def frames(
         sla_clocks=_clock_frame(columns["id"], clock_arrays(columns, seed)),
         ticket_segments=segment_frame(columns["id"], segments, segment_values, seed),
         # Each segment row's ticket row, as the store gives it from the rowids of its load (store.load_frames).
-        parent_rows={"ticket_segments": np.repeat(np.argsort(columns["id"]), segments)},
+        parent_rows={"ticket_segments": np.repeat(np.argsort(columns["id"]), segments), "answers": answer_rows},
     )
 
 

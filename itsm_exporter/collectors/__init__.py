@@ -55,8 +55,9 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config, *, clock: C
     bounds = np.asarray(config.buckets, dtype=np.float64)
     facts = ticket_facts(frames.tickets, names, now)
     responses = load_responses(
-        frames.surveys, frames.answers, frames.questions, facts, names, config, frames.tables["survey_segments"]
-    )
+        frames.surveys, frames.answers, frames.questions, facts, names, config, frames.tables["survey_segments"],
+        frames.parent_rows.get("answers"),
+    )  # fmt: skip
     segments = segment_values(
         frames.tables["ticket_segments"], facts.source, facts.frame["id"].to_numpy(dtype=object), names,
         config.segment_labels, _on_facts(frames.parent_rows.get("ticket_segments"), facts),

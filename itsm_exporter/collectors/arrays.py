@@ -126,18 +126,29 @@ def count_by_group(
 
 
 def count_by_group_and_category(
-    groups: IntArray, rows: BoolArray, n_groups: int, categories: IntArray, n_categories: int
-) -> IntArray:
+    groups: IntArray,
+    rows: BoolArray,
+    n_groups: int,
+    categories: IntArray,
+    n_categories: int,
+    weights: FloatArray | IntArray | None = None,
+) -> tuple[IntArray, FloatArray | None]:
     """Counts per label set and category of the selected rows, (n_groups, n_categories), in one pass: `categories`
     says what each row is (a combination of flags, say), so the counts of several masks over the same rows come
-    from one gather of their label sets and one bincount instead of one each. Counted once per view, as
-    count_by_group counts."""
+    from one gather of their label sets and one bincount instead of one each; with `weights` (one per row of
+    `groups`), their sums per label set too, from the same gather. Counted once per view, as count_by_group
+    counts."""
     selected_rows = np.flatnonzero(rows)
     selected, category = groups[selected_rows], categories[selected_rows]
     keys = selected * n_categories
     keys += category[:, np.newaxis] if keys.ndim > 1 else category
     counts: IntArray = np.bincount(keys.ravel(), minlength=n_groups * n_categories).reshape(n_groups, n_categories)
-    return counts
+    if weights is None:
+        return counts, None
+    mine = weights[selected_rows]
+    per_view = np.repeat(mine, selected.shape[1]) if selected.ndim > 1 else mine
+    sums: FloatArray = np.bincount(selected.ravel(), weights=per_view, minlength=n_groups).astype(np.float64)
+    return counts, sums
 
 
 def ratio(numerator: FloatArray | IntArray, denominator: FloatArray | IntArray) -> FloatArray:

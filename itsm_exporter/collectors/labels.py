@@ -11,6 +11,7 @@ rules and the team panels sum over it without counting a ticket once per view).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -95,18 +96,23 @@ def segment_values(
     if not wanted or frame.empty:
         return values
     rows = parent_rows if parent_rows is not None else _rows_by_key(frame, sources, ids, names)
-    for name in wanted:
-        if name not in named:
-            continue
-        mine = (name_codes == list(named).index(name)) & (rows >= 0)
-        values[name].codes[rows[mine]] = value_codes[mine]
-    return values
+    # One scatter for every wanted segment: each child row's slot (its name's place in `wanted`, -1: not wanted).
+    slot_of_name = np.full(len(named) + 1, -1, dtype=np.int64)  # the extra last slot answers name code -1
+    known = list(named)
+    for slot, name in enumerate(wanted):
+        if name in known:
+            slot_of_name[known.index(name)] = slot
+    slots = slot_of_name[name_codes]
+    kept = (slots >= 0) & (rows >= 0)
+    table = np.full((len(wanted), len(ids)), -1, dtype=np.int64)
+    table[slots[kept], rows[kept]] = value_codes[kept]
+    return {name: Coded(table[slot], uniques) for slot, name in enumerate(wanted)}
 
 
 def _codes(column: pd.Series) -> tuple[IntArray, ObjectArray]:
     """A column's codes and values: a categorical's own, or a factorization."""
     if isinstance(column.dtype, pd.CategoricalDtype):
-        codes = column.cat.codes.to_numpy().astype(np.int64)
+        codes = column.cat.codes.to_numpy()  # int8 or int16: used as indexes, no need to widen
         return codes, column.cat.categories.to_numpy(dtype=object)
     factorized, uniques = pd.factorize(column.to_numpy(dtype=object), size_hint=FEW)
     return factorized.astype(np.int64), np.asarray(uniques, dtype=object)
@@ -253,13 +259,25 @@ def build_grouping(
         all_keys *= radix
         ticket_keys += label.codes
         survey_keys += survey_codes
-    inverse, distinct = pd.factorize(all_keys, size_hint=FEW)
-    del all_keys, ticket_keys, survey_keys
+    space = len(source_names) * math.prod(len(label.vocabulary) for label in labels)
+    if space <= max(len(all_keys), 1 << 16):
+        # Few possible keys (a label or two): the distinct ones from a bincount, numbered by a lookup table,
+        # instead of hashing every ticket's key.
+        distinct = np.flatnonzero(np.bincount(all_keys, minlength=space))
+        inverse = None
+    else:
+        inverse, distinct = pd.factorize(all_keys, size_hint=FEW)
     decoded = [_decode(int(key), source_names, labels) for key in distinct]
     order = sorted(range(len(decoded)), key=decoded.__getitem__)
     renumber = np.empty(len(order), dtype=np.int64)
     renumber[order] = np.arange(len(order))
-    groups = renumber[inverse]
+    if inverse is None:
+        number_of_key = np.empty(space, dtype=np.int64)
+        number_of_key[distinct] = renumber
+        groups = number_of_key[all_keys]
+    else:
+        groups = renumber[inverse]
+    del all_keys, ticket_keys, survey_keys
     label_values = tuple(decoded[i] for i in order)
     names = ("source", *(label.name for label in labels))
     if segment is not None:

@@ -79,9 +79,12 @@ def load_responses(
     names: tuple[str, ...],
     config: Config,
     own_segments: pd.DataFrame | None = None,
+    answer_rows: IntArray | None = None,
 ) -> Responses:
     """Responses of configured sources about tickets of configured sources, with their per-dimension scores and
-    the values of the grouping segments they carry themselves (`own_segments`, the survey_segments frame)."""
+    the values of the grouping segments they carry themselves (`own_segments`, the survey_segments frame).
+    `answer_rows` (Frames.parent_rows of the answers) gives each answer its row in `frames_surveys`: no join by
+    survey id."""
     own_source = source_codes(frames_surveys["source"], names)
     ticket_source = source_codes(frames_surveys["ticket_source"], names)
     keep = (own_source >= 0) & (ticket_source >= 0)
@@ -90,7 +93,11 @@ def load_responses(
     ticket_rows = _join_tickets(surveys, ticket_source, tickets)
     survey_ids = surveys["id"].to_numpy(dtype=object)
     surveys_by_id = KeyIndex(own_source, survey_ids)
-    perception, expectation, by_role = _scores(answers, questions, surveys_by_id, len(surveys), names, config)
+    if answer_rows is not None and not keep.all():
+        answer_rows = np.where(answer_rows >= 0, np.where(keep, np.cumsum(keep) - 1, -1)[answer_rows], -1)
+    perception, expectation, by_role = _scores(
+        answers, questions, surveys_by_id, len(surveys), names, config, answer_rows
+    )
     wanted = [name for name in config.segment_labels if own_segments is not None and not own_segments.empty]
     segments = {name: np.full(len(surveys), None, dtype=object) for name in wanted}
     if wanted and own_segments is not None:
@@ -142,6 +149,7 @@ def _scores(
     n_responses: int,
     names: tuple[str, ...],
     config: Config,
+    answer_rows: IntArray | None = None,
 ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int32]]:
     """Mean normalized answer per response and role (see ROLES), with each source's own question mapping,
     and the count of answers per response and MAPPING_ROLES (every answer, scorable or not).
@@ -158,12 +166,15 @@ def _scores(
     for start in range(0, len(answers), ANSWER_CHUNK):
         chunk = answers.iloc[start : start + ANSWER_CHUNK]
         answer_sources = source_codes(chunk["source"], names)
-        answer_rows = surveys_by_id.find(answer_sources, chunk["survey_id"].to_numpy(dtype=object))
+        if answer_rows is not None:
+            chunk_rows = answer_rows[start : start + ANSWER_CHUNK]
+        else:
+            chunk_rows = surveys_by_id.find(answer_sources, chunk["survey_id"].to_numpy(dtype=object))
         role_of_answer = _roles(chunk["question_id"], answer_sources, roles_by_source)
-        of_response = answer_rows >= 0
+        of_response = chunk_rows >= 0
         if of_response.any():
             mapping_role = _MAPPING_ROLE_OF[role_of_answer[of_response] + 1]
-            _add_counts(by_role, answer_rows[of_response] * len(MAPPING_ROLES) + mapping_role)
+            _add_counts(by_role, chunk_rows[of_response] * len(MAPPING_ROLES) + mapping_role)
         rows = np.flatnonzero(of_response & (role_of_answer >= 0))
         low = chunk["scale_min"].to_numpy(dtype=np.float64)[rows]
         span = chunk["scale_max"].to_numpy(dtype=np.float64)[rows] - low
@@ -172,7 +183,7 @@ def _scores(
         normalized[~(span > 0)] = np.nan
         np.clip(normalized, 0.0, 1.0, out=normalized)
         valid = np.isfinite(normalized)
-        cells = answer_rows[rows[valid]] * len(ROLES) + role_of_answer[rows[valid]]
+        cells = chunk_rows[rows[valid]] * len(ROLES) + role_of_answer[rows[valid]]
         if not len(cells):
             continue
         first = int(cells.min())
@@ -248,7 +259,8 @@ def survey_window_stats(
         np.where(overall >= SATISFIED_AT_LEAST, 1, np.where(overall <= DISSATISFIED_AT_MOST, 2, 3)),
     )
     categories = answer * 2 + responses.commented
-    counts = count_by_group_and_category(groups, in_window, n_groups, categories, 8).reshape(n_groups, 4, 2)
+    by_category, _ = count_by_group_and_category(groups, in_window, n_groups, categories, 8)
+    counts = by_category.reshape(n_groups, 4, 2)
     by_answer = counts.sum(axis=2)
     rows = np.flatnonzero(in_window)
     selected = groups[rows]

@@ -98,10 +98,12 @@ def ticket_window_stats(
     resolved_in = window.contains(facts.resolved, end)
     answered_in = window.contains(facts.first_response, end)
     # One pass per event: each ticket's category says which of the counts over the same tickets it adds to.
-    opened = count_by_group_and_category(groups, opened_in, n_groups, facts.complaint.astype(np.int64), 2)
-    resolved = count_by_group_and_category(groups, resolved_in, n_groups, _resolved_categories(facts), 36).reshape(
-        n_groups, 2, 2, 3, 3
-    )  # reopened, first contact, response SLA outcome + 1, resolution SLA outcome + 1
+    opened, _ = count_by_group_and_category(groups, opened_in, n_groups, facts.complaint.astype(np.int64), 2)
+    by_category, reassignments = count_by_group_and_category(
+        groups, resolved_in, n_groups, _resolved_categories(facts), 36, facts.reassignments
+    )
+    # Reopened, first contact, response SLA outcome + 1, resolution SLA outcome + 1.
+    resolved = by_category.reshape(n_groups, 2, 2, 3, 3)
     by_sla = {"response": resolved.sum(axis=(1, 2, 4)), "resolution": resolved.sum(axis=(1, 2, 3))}
     return TicketWindowStats(
         opened=opened.sum(axis=1),
@@ -109,9 +111,7 @@ def ticket_window_stats(
         first_responded=count_by_group(groups, answered_in, n_groups).astype(np.int64),
         reopened=resolved[:, 1].sum(axis=(1, 2, 3)),
         first_contact=resolved[:, :, 1].sum(axis=(1, 2, 3)),
-        reassignments=count_by_group(groups, resolved_in, n_groups, facts.reassignments[resolved_in]).astype(
-            np.float64
-        ),
+        reassignments=reassignments if reassignments is not None else np.zeros(n_groups),
         complaints_opened=opened[:, 1],
         sla={(sla, outcome): by_sla[sla][:, index + 1] for sla in SLAS for index, outcome in enumerate(OUTCOMES)},
         durations=_window_durations(facts, groups, n_groups, resolved_in, answered_in, durations, bounds),
