@@ -18,7 +18,7 @@ from itsm_exporter.frames import (
     TICKET_DTYPES,
     Frames,
 )
-from itsm_exporter.records import TICKET_COLUMNS, SlaClock, Ticket
+from itsm_exporter.records import TICKET_COLUMNS, Segment, SlaClock, Ticket
 
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 DAY = 86400.0
@@ -279,10 +279,16 @@ def ticket_records(
     chunk: int = 10_000,
     history_days: float = HISTORY_DAYS,
     complaint_share: float = 0.02,
+    segments: int = 0,
+    segment_values: int = 200,
 ) -> Iterator[list[Ticket]]:
-    """The same tickets as canonical records, in chunks (a million records at once would dominate memory)."""
+    """The same tickets as canonical records, in chunks (a million records at once would dominate memory); each
+    with a value of each of `segments` segments (`segment_values` values each, drawn as segment_frame draws)."""
     columns = ticket_arrays(n, groups, seed, history_days, complaint_share)
     clocks = clock_arrays(columns, seed)
+    drawn = np.random.default_rng(seed + 4).integers(0, segment_values, (n, segments))
+    names = [f"segment_{s}" for s in range(segments)]
+    vocabulary = [f"Value {v:03d}" for v in range(segment_values)]
     for start in range(0, n, chunk):
         rows = range(start, min(n, start + chunk))
         yield [
@@ -306,6 +312,7 @@ def ticket_records(
                 sla_resolution=columns["sla_resolution"][i],
                 complaint=bool(columns["complaint"][i]),
                 sla_clocks=_clocks(clocks, i),
+                segments=tuple(Segment(name, vocabulary[v]) for name, v in zip(names, drawn[i], strict=True)),
             )
             for i in rows
         ]

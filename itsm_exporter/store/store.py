@@ -277,16 +277,23 @@ class Store:
             for code, text in codes:
                 texts[code] = canonical.setdefault(text, text)
             # Parents before their children: a child's shared parent ids reference the parent's strings.
-            for table, sql, params, with_rowid in queries:
-                frames[table.name], rowid = _read_columns(db.execute(sql, params), table, canonical, texts, with_rowid)
+            parent_rows: dict[str, IntArray] = {}
+            for table, sql, params, mode in queries:
+                read = table.names if mode != "child" or table.parent is None else _own_columns(table)
+                frame, rowid = _read_columns(db.execute(sql, params), table, canonical, texts, read, mode != "plain")
                 if rowid is not None:
                     rowids[table.name] = rowid
-        # A child row's parent row, from the rowids the window's join read anyway: no join by key in the collectors.
-        parent_rows = {
-            table.name: _positions(rowids[table.parent.table.name], rowids[table.name])
-            for table in framed
-            if table.parent is not None and table.name in rowids and table.parent.table.name in rowids
-        }
+                if mode == "child" and table.parent is not None and rowid is not None:
+                    # Read from each parent of the window, in its order: the parent's key columns are its own.
+                    owner = table.parent.table
+                    rows = _positions(rowids[owner.name], rowid)
+                    dtypes = frame_dtypes(table)
+                    for column, owner_column in zip(table.parent.key, owner.key, strict=False):
+                        values = frames[owner.name][owner_column].to_numpy()[rows]
+                        frame[column] = pd.Series(values, index=frame.index, dtype=dtypes[column])
+                    frame = frame[list(table.names)]
+                    parent_rows[table.name] = rows
+                frames[table.name] = frame
         return Frames(parent_rows, **frames)
 
     def close(self) -> None:
@@ -408,28 +415,38 @@ _WINDOWS: Final[dict[str, Callable[[str, int], tuple[str, list[object]]]]] = {
 
 def _load_query(
     table: Table, framed: Sequence[Table], sources: Sequence[str] | None, cutoff: int | None
-) -> tuple[str, list[object], bool]:
-    """The SELECT of a table's frame: its rows of `sources`, and with a cutoff, the rows a window can see. With a
-    cutoff, a parent of windowed children is read in rowid order with its rowid, and each child row with its
-    parent's rowid (the join reads it anyway): the third value says the rowid is the last column."""
+) -> tuple[str, list[object], str]:
+    """The SELECT of a table's frame: its rows of `sources`, and with a cutoff, the rows a window can see.
+
+    The third value says what the rows hold: `plain`, its columns; `rowid`, its columns and last its rowid (a
+    parent of windowed children, read in rowid order); `child`, a windowed child's own columns and last its
+    parent's rowid (load_frames gives it the parent's key columns and row). A windowed child is read from each
+    parent of the window in turn, one search of its key per parent: a search per child row by the parent's key
+    cost twice as much (5 segments of a million tickets), and its rows come grouped by parent.
+    """
     parent = table.parent
     coded_source = "source" in table.coded
     if parent is not None and parent.window == "parent" and cutoff is not None and parent.table.name in _WINDOWS:
-        # The rows of the parents in the window.
         owner = parent.table
         window, params = _WINDOWS[owner.name]("p.", cutoff)
+        joins, conditions = [], []
         key = owner.key[: len(parent.key)]
-        join = " AND ".join(
-            f"p.{p} = (SELECT code FROM labels WHERE text = c.{c})" if name in owner.coded else f"p.{p} = c.{c}"
-            for name, p, c in zip(key, sql_columns(owner, key), sql_columns(table, parent.key), strict=True)
-        )
-        select = f"{_select_list(table, 'c.')}, p.rowid"
-        sql = f"SELECT {select} FROM {table.name} c JOIN {owner.name} p ON {join} WHERE ({window})"
+        for n, (name, p, c) in enumerate(
+            zip(key, sql_columns(owner, key), sql_columns(table, parent.key), strict=True)
+        ):
+            if name in owner.coded:  # the parent holds the label's code, the child its text
+                joins.append(f"labels l{n}")
+                conditions += [f"l{n}.code = p.{p}", f"c.{c} = l{n}.text"]
+            else:
+                conditions.append(f"c.{c} = p.{p}")
+        own = _select_list(table, "c.", _own_columns(table))
+        tables = " CROSS JOIN ".join([f"{owner.name} p", *joins, f"{table.name} c"])  # CROSS JOIN: in this order
+        sql = f"SELECT {own}, p.rowid FROM {tables} ON {' AND '.join(conditions)} WHERE ({window})"
         if sources is not None:
-            clause, source_params = _source_clause(sources, "c.source", coded=coded_source)
+            clause, source_params = _source_clause(sources, "+p.source", coded="source" in owner.coded)
             sql += f" AND {clause}"
             params += source_params
-        return sql, params, True
+        return sql, params, "child"
     # `+source`: scan the tickets in storage order; through the key index each row would be a random seek.
     clause, params = _source_clause(sources, "+source" if coded_source else "source", coded=coded_source)
     parent_of_windowed = any(
@@ -443,7 +460,13 @@ def _load_query(
         params += window_params
     if with_rowid:
         sql += " ORDER BY rowid"  # the scan's own order: no sort, and the rowids ascend for _positions
-    return sql, params, with_rowid
+    return sql, params, "rowid" if with_rowid else "plain"
+
+
+def _own_columns(table: Table) -> tuple[str, ...]:
+    """A child table's columns that are not its parent's key."""
+    parent_key = table.parent.key if table.parent is not None else ()
+    return tuple(name for name in table.names if name not in parent_key)
 
 
 def _positions(parent_rowids: IntArray, child_rowids: IntArray) -> IntArray:
@@ -461,11 +484,12 @@ def _positions(parent_rowids: IntArray, child_rowids: IntArray) -> IntArray:
     return np.repeat(rows, np.diff(np.append(heads, len(child_rowids))))
 
 
-def _select_list(table: Table, alias: str = "") -> str:
+def _select_list(table: Table, alias: str = "", names: Sequence[str] | None = None) -> str:
     # Unset coded labels read as code 0, which no label has: the column stays an integer column.
+    names = table.names if names is None else tuple(names)
     return ", ".join(
         f"ifnull({alias}{column}, 0)" if name in table.coded else f"{alias}{column}"
-        for name, column in zip(table.names, sql_columns(table), strict=True)
+        for name, column in zip(names, sql_columns(table, names), strict=True)
     )
 
 
@@ -476,7 +500,12 @@ _ROWID: Final = "rowid"
 
 
 def _read_columns(
-    cursor: sqlite3.Cursor, table: Table, canonical: dict[str, str], label_texts: np.ndarray, with_rowid: bool = False
+    cursor: sqlite3.Cursor,
+    table: Table,
+    canonical: dict[str, str],
+    label_texts: np.ndarray,
+    columns: Sequence[str] | None = None,
+    with_rowid: bool = False,
 ) -> tuple[pd.DataFrame, IntArray | None]:
     """A table's frame from its query, built column-wise in chunks.
 
@@ -486,9 +515,10 @@ def _read_columns(
     `canonical` across the frames of one load), so memory follows the data, not the cell count. Coded
     label columns arrive as codes and are looked up in `label_texts` (code 0 is None).
     """
-    columns, dtypes = table.names, frame_dtypes(table)
+    columns = table.names if columns is None else tuple(columns)
+    dtypes = {name: dtype for name, dtype in frame_dtypes(table).items() if name in columns}
     coded, shared, times = table.coded, table.shared, frozenset(table.kind_names("time"))
-    categorical = {c.name: _Categories() for c in table.columns if c.categorical}
+    categorical = {c.name: _Categories() for c in table.columns if c.categorical and c.name in columns}
     parts: dict[str, list[np.ndarray]] = {column: [] for column in columns}
     rowid_parts: list[IntArray] = []
     read = (*columns, _ROWID) if with_rowid else columns
