@@ -105,7 +105,11 @@ def segment_values(
     slots = slot_of_name[name_codes]
     kept = (slots >= 0) & (rows >= 0)
     table = np.full((len(wanted), len(ids)), -1, dtype=np.int64)
-    table[slots[kept], rows[kept]] = value_codes[kept]
+    cells = slots * len(ids) + rows  # flat indexes into the table: a 1-D scatter is the fast one
+    if kept.all():  # every row named and placed: no selection to copy
+        table.ravel()[cells] = value_codes
+    else:
+        table.ravel()[cells[kept]] = value_codes[kept]
     return {name: Coded(table[slot], uniques) for slot, name in enumerate(wanted)}
 
 
@@ -299,7 +303,10 @@ def combined(views: Sequence[Grouping]) -> Grouping:
         label_names=views[0].label_names,
         label_values=tuple(values for view in views for values in view.label_values),
         sources=np.concatenate([view.sources for view in views]),
-        ticket_groups=np.stack([view.ticket_groups + offset for view, offset in zip(views, offsets, strict=True)], 1),
+        # int32: every count gathers these rows (a column per view), and half the bytes is a third less time.
+        ticket_groups=np.stack(
+            [(view.ticket_groups + offset).astype(np.int32) for view, offset in zip(views, offsets, strict=True)], 1
+        ),
         survey_groups=np.stack([view.survey_groups + offset for view, offset in zip(views, offsets, strict=True)], 1),
         set_names=tuple(view.label_names for view in views for _ in range(view.size)),
         visible=np.concatenate(
