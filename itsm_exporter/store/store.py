@@ -267,11 +267,18 @@ class Store:
         """
         cutoff = micros(since)
         framed = [table for table in self.schema.tables if table.framed]
-        queries = [(table, *_load_query(table, framed, sources, cutoff)) for table in framed]
         canonical: dict[str, str] = {}
         frames: dict[str, pd.DataFrame] = {}
         rowids: dict[str, IntArray] = {}
         with self.reading() as db:
+            # An empty child table is read plainly (nothing): its parent then needs no rowids, and the window's
+            # parents are not walked a second time for no rows (a store without segments loads as before them).
+            empty = frozenset(
+                table.name
+                for table in framed
+                if table.parent is not None and db.execute(f"SELECT 1 FROM {table.name} LIMIT 1").fetchone() is None
+            )
+            queries = [(table, *_load_query(table, framed, sources, cutoff, empty)) for table in framed]
             codes = db.execute("SELECT code, text FROM labels").fetchall()
             texts = np.full(max((code for code, _ in codes), default=0) + 1, None, dtype=object)
             for code, text in codes:
@@ -414,7 +421,11 @@ _WINDOWS: Final[dict[str, Callable[[str, int], tuple[str, list[object]]]]] = {
 
 
 def _load_query(
-    table: Table, framed: Sequence[Table], sources: Sequence[str] | None, cutoff: int | None
+    table: Table,
+    framed: Sequence[Table],
+    sources: Sequence[str] | None,
+    cutoff: int | None,
+    empty: frozenset[str] = frozenset(),
 ) -> tuple[str, list[object], str]:
     """The SELECT of a table's frame: its rows of `sources`, and with a cutoff, the rows a window can see.
 
@@ -426,7 +437,13 @@ def _load_query(
     """
     parent = table.parent
     coded_source = "source" in table.coded
-    if parent is not None and parent.window == "parent" and cutoff is not None and parent.table.name in _WINDOWS:
+    if (
+        parent is not None
+        and parent.window == "parent"
+        and cutoff is not None
+        and parent.table.name in _WINDOWS
+        and table.name not in empty
+    ):
         owner = parent.table
         window, params = _WINDOWS[owner.name]("p.", cutoff)
         joins, conditions = [], []
@@ -450,7 +467,11 @@ def _load_query(
     # `+source`: scan the tickets in storage order; through the key index each row would be a random seek.
     clause, params = _source_clause(sources, "+source" if coded_source else "source", coded=coded_source)
     parent_of_windowed = any(
-        t.parent is not None and t.parent.table.name == table.name and t.parent.window == "parent" for t in framed
+        t.parent is not None
+        and t.parent.table.name == table.name
+        and t.parent.window == "parent"
+        and t.name not in empty
+        for t in framed
     )
     with_rowid = parent is None and cutoff is not None and table.name in _WINDOWS and parent_of_windowed
     sql = f"SELECT {_select_list(table)}{', rowid' if with_rowid else ''} FROM {table.name} WHERE {clause}"
