@@ -36,6 +36,9 @@ def main() -> int:
     parser.add_argument("--tickets", type=int, default=1_000_000)
     parser.add_argument("--surveys", type=int, default=200_000)
     parser.add_argument("--groups", type=int, default=50)
+    parser.add_argument("--segments", type=int, default=0, help="segments of every ticket, all in group_by")
+    parser.add_argument("--segment-values", type=int, default=200, help="distinct values of each segment")
+    parser.add_argument("--cap", type=int, help="max_label_values (default: --groups)")
     parser.add_argument("--repeat", type=int, default=3, help="vectorized runs; the best is reported")
     parser.add_argument("--vectorized-only", action="store_true", help="skip the loop (for memory measurement)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes for CI: checks it runs and agrees")
@@ -54,13 +57,15 @@ def main() -> int:
     if args.smoke:
         args.tickets, args.surveys, args.groups, args.repeat = 3_000, 600, 5, 1
 
-    config = bench_config(args.groups, args.trends)
+    config = bench_config(args.groups, args.trends, segments=args.segments, cap=args.cap)
     started = time.perf_counter()
     if args.load:
         with args.load.open("rb") as file:  # streamed: no second copy of the data as bytes
             data = pickle.load(file)
     else:
-        data = frames(args.tickets, args.surveys, args.groups)
+        data = frames(
+            args.tickets, args.surveys, args.groups, segments=args.segments, segment_values=args.segment_values
+        )
     if args.save:
         args.save.write_bytes(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
         return 0
@@ -79,10 +84,12 @@ def main() -> int:
         timings.append(time.perf_counter() - started)
     vectorized = min(timings)
     series = sum(len(f.samples) for f in families)
+    label_sets = len({(s.labels.get("source"), tuple(sorted(s.labels.items()))) for f in families if f.name ==
+                      "itsm_tickets_opened" for s in f.samples if s.labels.get("window") == "30d"})  # fmt: skip
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     computing = f"peak RSS while computing {peak_rss_mb():.0f} MB" if peak_reset else "peak RSS could not be reset"
     print(
-        f"vectorized snapshot: best {vectorized:.3f} s of {args.repeat} ({series} samples); "
+        f"vectorized snapshot: best {vectorized:.3f} s of {args.repeat} ({series} samples, {label_sets} label sets); "
         f"RSS {resident:.0f} MB holding the data; {computing}; "
         f"process peak RSS {rss_before:.0f} MB before computing, {rss_after:.0f} MB after"
     )

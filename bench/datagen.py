@@ -9,8 +9,16 @@ import numpy as np
 import pandas as pd
 
 from itsm_exporter.config import Config, parse_config
-from itsm_exporter.frames import ANSWER_DTYPES, QUESTION_DTYPES, SLA_CLOCK_DTYPES, SURVEY_DTYPES, TICKET_DTYPES, Frames
-from itsm_exporter.records import TICKET_COLUMNS, SlaClock, Ticket
+from itsm_exporter.frames import (
+    ANSWER_DTYPES,
+    QUESTION_DTYPES,
+    SEGMENT_DTYPES,
+    SLA_CLOCK_DTYPES,
+    SURVEY_DTYPES,
+    TICKET_DTYPES,
+    Frames,
+)
+from itsm_exporter.records import TICKET_COLUMNS, Segment, SlaClock, Ticket
 
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 DAY = 86400.0
@@ -48,19 +56,22 @@ TRENDS = {
 impact analysis); and the year-over-year period too."""
 
 
-def bench_config(groups: int = 50, trends: str = "default", *, calendars: bool = False) -> Config:
-    """Windows 7d and 30d, group_by [group], a label cap that keeps every one of `groups` groups; the trends and
-    the impact analysis as TRENDS[trends] says; with `calendars`, the source on the desk's calendar and two of its
-    groups on the 24x7 one."""
+def bench_config(
+    groups: int = 50, trends: str = "default", *, segments: int = 0, cap: int | None = None, calendars: bool = False
+) -> Config:
+    """Windows 7d and 30d, group_by [group] and `segments` segments (`segment_0`...), a label cap that keeps every
+    one of `groups` groups (or `cap`); the trends and the impact analysis as TRENDS[trends] says; with `calendars`,
+    the source on the desk's calendar and two of its groups on the 24x7 one."""
     periods, impact = TRENDS[trends]
+    names = [f"segment_{n}" for n in range(segments)]
     on_calendars = {"calendar": "desk", "calendar_by_group": {"Group 00": "noc", "Group 01": "noc"}}
     return parse_config(
         {
             "windows": ["7d", "30d"],
             "trends": periods,
             "impact": impact,
-            "group_by": ["group"],
-            "max_label_values": groups,
+            "group_by": ["group", *names],
+            "max_label_values": cap or groups,
             **({"calendars": CALENDARS} if calendars else {}),
             "sources": [
                 {
@@ -72,6 +83,7 @@ def bench_config(groups: int = 50, trends: str = "default", *, calendars: bool =
                         "dimensions": {d: [q] for d, q in QUESTIONS.items() if d != "overall"},
                         "expectations": {d: [q] for d, q in EXPECTATIONS.items()},
                     },
+                    "segments": {name: f"field_{n}" for n, name in enumerate(names)},
                 }
             ],
         }
@@ -164,8 +176,11 @@ def _shared(values: np.ndarray) -> np.ndarray:
     return np.array([str(u) for u in uniques], dtype=object)[codes]
 
 
-def frames(tickets: int, surveys: int, groups: int = 50, seed: int = 7) -> Frames:
-    """Frames with `tickets` tickets and `surveys` responses (each about a resolved ticket)."""
+def frames(
+    tickets: int, surveys: int, groups: int = 50, seed: int = 7, segments: int = 0, segment_values: int = 200
+) -> Frames:
+    """Frames with `tickets` tickets and `surveys` responses (each about a resolved ticket), every ticket with a value
+    of each of `segments` segments (`segment_values` values each)."""
     rng = np.random.default_rng(seed + 1)
     columns = ticket_arrays(tickets, groups, seed)
     columns["key"] = np.array([f"INC{i:08d}" for i in range(tickets)], dtype=object)
@@ -185,15 +200,22 @@ def frames(tickets: int, surveys: int, groups: int = 50, seed: int = 7) -> Frame
             "ticket_id": np.array([ticket_id.encode().decode() for ticket_id in columns["id"][about]], dtype=object),
             "ticket_key": None,
             "submitted_at": np.floor(submitted),
+            # A third of the respondents write a comment (its own generator: the other columns stay as they were).
+            "commented": np.random.default_rng(seed + 3).random(surveys) < 1 / 3,
         }
     ).astype(SURVEY_DTYPES)
     # Every response answers the perception items; one in three also the expectation items.
     parts = []
     for question in QUESTIONS.values():
         parts.append((survey_ids, question, rng.integers(1, 6, surveys).astype(np.float64)))
-    with_expectations = survey_ids[rng.random(surveys) < 1 / 3]
+    expecting = np.flatnonzero(rng.random(surveys) < 1 / 3)
+    with_expectations = survey_ids[expecting]
     for question in EXPECTATIONS.values():
         parts.append((with_expectations, question, rng.integers(3, 6, len(with_expectations)).astype(np.float64)))
+    # Each answer's survey row, as the store gives it (Frames.parent_rows).
+    answer_rows = np.concatenate([np.arange(surveys)] * len(QUESTIONS) + [expecting] * len(EXPECTATIONS)).astype(
+        np.int64
+    )
     answer_frame = pd.DataFrame(
         {
             "source": SOURCE,
@@ -205,7 +227,9 @@ def frames(tickets: int, surveys: int, groups: int = 50, seed: int = 7) -> Frame
         }
     ).astype(ANSWER_DTYPES)
     # In the store's order (its primary key): the answers of one survey together.
-    answer_frame = answer_frame.sort_values(["survey_id", "question_id"], kind="stable", ignore_index=True)
+    order = answer_frame.sort_values(["survey_id", "question_id"], kind="stable").index.to_numpy()
+    answer_frame = answer_frame.iloc[order].reset_index(drop=True)
+    answer_rows = answer_rows[order]
     # The questions table: each question's id is its text here (as a CSV export's column headers).
     question_ids = [*QUESTIONS.values(), *EXPECTATIONS.values()]
     question_frame = pd.DataFrame(
@@ -217,7 +241,28 @@ def frames(tickets: int, surveys: int, groups: int = 50, seed: int = 7) -> Frame
         answers=answer_frame,
         questions=question_frame,
         sla_clocks=_clock_frame(columns["id"], clock_arrays(columns, seed)),
+        ticket_segments=segment_frame(columns["id"], segments, segment_values, seed),
+        # Each segment row's ticket row, as the store gives it from the rowids of its load (store.load_frames).
+        parent_rows={"ticket_segments": np.repeat(np.argsort(columns["id"]), segments), "answers": answer_rows},
     )
+
+
+def segment_frame(ids: np.ndarray, segments: int, values: int, seed: int) -> pd.DataFrame:
+    """Every ticket's value of each segment, as the store loads ticket_segments: in key order (ticket, name), one
+    string per ticket id (not the tickets frame's own: the store reads the child table on its own) and per value."""
+    rng = np.random.default_rng(seed + 4)
+    order = np.argsort(ids)
+    own_ids = np.array([i.encode().decode() for i in ids[order]], dtype=object)
+    names = np.array([f"segment_{n}" for n in range(segments)], dtype=object)
+    vocabulary = np.array([f"Value {v:03d}" for v in range(values)], dtype=object)
+    return pd.DataFrame(
+        {
+            "source": _repeated(SOURCE, len(ids) * segments),
+            "ticket_id": np.repeat(own_ids, segments),
+            "name": np.tile(names, len(ids)),
+            "value": vocabulary[rng.integers(0, values, len(ids) * segments)],
+        }
+    ).astype(SEGMENT_DTYPES)
 
 
 def _repeated(value: str, n: int) -> np.ndarray:
@@ -234,10 +279,16 @@ def ticket_records(
     chunk: int = 10_000,
     history_days: float = HISTORY_DAYS,
     complaint_share: float = 0.02,
+    segments: int = 0,
+    segment_values: int = 200,
 ) -> Iterator[list[Ticket]]:
-    """The same tickets as canonical records, in chunks (a million records at once would dominate memory)."""
+    """The same tickets as canonical records, in chunks (a million records at once would dominate memory); each
+    with a value of each of `segments` segments (`segment_values` values each, drawn as segment_frame draws)."""
     columns = ticket_arrays(n, groups, seed, history_days, complaint_share)
     clocks = clock_arrays(columns, seed)
+    drawn = np.random.default_rng(seed + 4).integers(0, segment_values, (n, segments))
+    names = [f"segment_{s}" for s in range(segments)]
+    vocabulary = [f"Value {v:03d}" for v in range(segment_values)]
     for start in range(0, n, chunk):
         rows = range(start, min(n, start + chunk))
         yield [
@@ -261,6 +312,7 @@ def ticket_records(
                 sla_resolution=columns["sla_resolution"][i],
                 complaint=bool(columns["complaint"][i]),
                 sla_clocks=_clocks(clocks, i),
+                segments=tuple(Segment(name, vocabulary[v]) for name, v in zip(names, drawn[i], strict=True)),
             )
             for i in rows
         ]

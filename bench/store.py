@@ -1,6 +1,7 @@
 """Store: upsert throughput and loading the window frames back, on a million tickets.
 
     python -m bench.store                 # 1,000,000 tickets
+    python -m bench.store --segments 5    # each with a value of 5 segments (200 values each)
     python -m bench.store --smoke         # tiny sizes, what CI runs
 
 Side by side in the same run: a bare executemany of the same rows into a table without an index
@@ -26,13 +27,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tickets", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=1000, help="records per committed batch, as a sync pages")
+    parser.add_argument("--segments", type=int, default=0, help="segments of every ticket (ticket_segments rows)")
+    parser.add_argument("--segment-values", type=int, default=200, help="distinct values of each segment")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
     if args.smoke:
         args.tickets = 5_000
 
     with tempfile.TemporaryDirectory() as tmp:
-        chunks = list(ticket_records(args.tickets, chunk=args.batch))
+        chunks = list(
+            ticket_records(args.tickets, chunk=args.batch, segments=args.segments, segment_values=args.segment_values)
+        )
         store = Store(Path(tmp) / "store.db")
         started = time.perf_counter()
         for chunk in chunks:

@@ -58,7 +58,7 @@ DEFAULT_BUCKETS: Final = (
     432000.0, 604800.0, 1209600.0, 2592000.0,
 )  # fmt: skip
 GROUP_LABELS: Final = ("group", "service", "priority", "channel")
-GroupLabel = Literal["group", "service", "priority", "channel"]
+"""The built-in grouping labels; `group_by` may also name the sources' segments."""
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PORT = re.compile(r"[0-9]{1,5}")
@@ -173,7 +173,8 @@ class Config(Strict):
     """How long a failed source keeps its last values; default 3 x refresh_interval."""
     store: StoreConfig = Field(default_factory=StoreConfig)
     windows: list[Duration] = Field(default_factory=lambda: [Duration("7d"), Duration("30d")], min_length=1)
-    group_by: list[GroupLabel] = Field(default_factory=lambda: list[GroupLabel](["group"]))
+    group_by: list[str] = Field(default_factory=lambda: ["group"])
+    """Grouping labels: built-in ones (GROUP_LABELS) and segments that sources define (`segments:`)."""
     max_label_values: int = Field(50, ge=1, le=10_000)
     min_responses: int = Field(10, ge=1)
     targets: Targets = Field(default_factory=lambda: Targets.model_validate({}))
@@ -259,6 +260,33 @@ class Config(Strict):
         return self
 
     @model_validator(mode="after")
+    def _group_by(self) -> Config:
+        """Each `group_by` label is built in or a segment of some source (a source without it has no series in its
+        view)."""
+        segments = {name for source in self.sources for name in source.segments}
+        errors = [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "group_by",
+                    "'{name}' is neither a built-in label ({built_in}) nor a segment of a source ({segments})",
+                    {
+                        "name": name,
+                        "built_in": ", ".join(GROUP_LABELS),
+                        "segments": f"segments: {', '.join(sorted(segments))}" if segments else "none has segments:",
+                    },
+                ),
+                loc=("group_by", index),
+                input=name,
+            )
+            for index, name in enumerate(self.group_by)
+            if name not in GROUP_LABELS and name not in segments
+        ]
+        if errors:
+            # Raised as a ValidationError so that each problem keeps its path (`group_by[1]`), not the top level.
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
+
+    @model_validator(mode="after")
     def _calendar_names(self) -> Config:
         """Every `calendar:` names a calendar of `calendars:`; each mistake at its own path."""
         references: list[tuple[tuple[str | int, ...], str]] = []
@@ -293,6 +321,11 @@ class Config(Strict):
     def calendar_of(self, source: SourceBase) -> str | None:
         """The calendar of a source's tickets outside its `calendar_by_group`: its own, else the top-level one."""
         return source.calendar if source.calendar is not None else self.calendar
+
+    @property
+    def segment_labels(self) -> tuple[str, ...]:
+        """The `group_by` labels that are segments, in configured order."""
+        return tuple(name for name in self.group_by if name not in GROUP_LABELS)
 
     @property
     def staleness_seconds(self) -> float:
@@ -594,6 +627,8 @@ def demo_config(store_path: Path) -> Config:
             "refresh_interval": "1m",
             "calendars": {name: dict(c) for kind in kinds() for name, c in (kind.demo_calendars or {}).items()},
             "trends": {"year_over_year": True},
+            # The team view and the demo's customer departments (a segment: docs/metrics.md).
+            "group_by": ["group", "department"],
             "sources": [dict(kind.demo_source) for kind in kinds() if kind.demo_source is not None],
         }
     )

@@ -191,6 +191,12 @@ def _suggestion(source: SourceBase, report: SourceReport) -> list[str]:
                 f"      # unmapped, {question.answers} answers: {_quoted(_label(question))}"
                 " (add it under a RATER dimension or an expectation, or leave it out)"
             )
+    if report.facts.segment_suggestions:
+        lines.append("    segments:   # customer-side labels: add the ones to group by to group_by")
+        lines += [
+            f"      {s.label}: {s.field}   # {s.values} value{'' if s.values == 1 else 's'} in the window"
+            for s in report.facts.segment_suggestions
+        ]
     complaints = _complaint_suggestion(report)
     if complaints:
         lines.append("    complaints:")
@@ -258,6 +264,9 @@ def render_report(reports: Sequence[SourceReport], *, colour: bool = False) -> s
             out += _table([(v.value, str(v.count)) for v in values], indent=4, right=frozenset({1})) or ["    (none)"]
         if facts.unassigned is not None:
             out.append(f"  unassigned share: {facts.unassigned:.1%}")
+        for name, values in facts.segments.items():
+            out.append(f"  segment {name}")
+            out += _table([(v.value, str(v.count)) for v in values], indent=4, right=frozenset({1})) or ["    (none)"]
         if report.questions or report.survey_notes:
             out.append("  surveys")
             out += [f"    {note}" for note in report.survey_notes]
@@ -298,7 +307,7 @@ def render_report(reports: Sequence[SourceReport], *, colour: bool = False) -> s
     elif reports and all(r.error is not None for r in reports):
         out.append("# No mapping to suggest: no source could be read.")
     else:
-        out.append("# No mapping to suggest: no survey question or complaint value was found.")
+        out.append("# No mapping to suggest: no survey question, complaint value or customer field was found.")
     return "\n".join(out) + "\n"
 
 

@@ -12,6 +12,7 @@ from functools import cache
 from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from itsm_exporter.records import (
@@ -20,6 +21,7 @@ from itsm_exporter.records import (
     SLA_CLOCKS,
     SURVEYS,
     TABLES,
+    TICKET_SEGMENTS,
     TICKETS,
     SurveyResponse,
     Ticket,
@@ -38,7 +40,7 @@ FRAME_TABLES: Final = tuple(t for t in TABLES if t.framed)
 
 
 def frame_dtypes(table: Table) -> dict[str, str]:
-    return {c.name: _FRAME_DTYPE_OF_KIND[c.kind] for c in table.columns}
+    return {c.name: "category" if c.categorical else _FRAME_DTYPE_OF_KIND[c.kind] for c in table.columns}
 
 
 TICKET_DTYPES: Final = frame_dtypes(TICKETS)
@@ -46,6 +48,7 @@ SURVEY_DTYPES: Final = frame_dtypes(SURVEYS)
 ANSWER_DTYPES: Final = frame_dtypes(ANSWERS)
 QUESTION_DTYPES: Final = frame_dtypes(QUESTIONS)
 SLA_CLOCK_DTYPES: Final = frame_dtypes(SLA_CLOCKS)
+SEGMENT_DTYPES: Final = frame_dtypes(TICKET_SEGMENTS)
 
 
 @dataclass(frozen=True, init=False, eq=False)
@@ -64,11 +67,16 @@ class Frames:
     """
 
     tables: Mapping[str, pd.DataFrame]
+    parent_rows: Mapping[str, npt.NDArray[np.int64]]
+    """For a child table, its rows' parent rows: row i of the child's frame belongs to row parent_rows[i] of its
+    parent's frame (-1: a parent not in it). Given by whoever builds the frames and knows it for free (the store
+    from the rowids of its join, Frames.from_records by construction); a table without it is joined by key."""
 
-    def __init__(self, **tables: pd.DataFrame) -> None:
+    def __init__(self, parent_rows: Mapping[str, npt.NDArray[np.int64]] | None = None, **tables: pd.DataFrame) -> None:
         """Frames by table name; a table of FRAME_TABLES left out is empty."""
         frames = {table.name: empty_frame(table) for table in FRAME_TABLES if table.name not in tables}
         object.__setattr__(self, "tables", {**frames, **tables})
+        object.__setattr__(self, "parent_rows", dict(parent_rows or {}))
 
     @property
     def tickets(self) -> pd.DataFrame:
@@ -104,18 +112,23 @@ class Frames:
         """Build the frames of `tables` from canonical records (tests, the demo, benchmarks)."""
         records: dict[str, list[Any]] = {"tickets": list(tickets), "surveys": list(surveys)}
         frames: dict[str, pd.DataFrame] = {}
+        parent_rows: dict[str, npt.NDArray[np.int64]] = {}
         for table in tables:
             build = _frame_rows(table)
             if table.parent is None:
                 rows = [build(record, None) for record in records[table.name]]
             else:
-                rows = [row for parent in records[table.parent.table.name] for row in build(parent, None)]
+                per_parent = [build(parent, None) for parent in records[table.parent.table.name]]
+                rows = [row for owned in per_parent for row in owned]
                 if not table.parent.owned:
                     # One row per key, the last one given: what the store's upserts leave.
                     key = [table.names.index(name) for name in table.key]
                     rows = list({tuple(row[i] for i in key): row for row in rows}.values())
+                else:
+                    counts = np.fromiter(map(len, per_parent), dtype=np.int64, count=len(per_parent))
+                    parent_rows[table.name] = np.repeat(np.arange(len(per_parent), dtype=np.int64), counts)
             frames[table.name] = _typed(pd.DataFrame(rows, columns=list(table.names)), table)
-        return cls(**frames)
+        return cls(parent_rows, **frames)
 
 
 def empty_frame(table: Table) -> pd.DataFrame:

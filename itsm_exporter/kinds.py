@@ -20,6 +20,7 @@ from itsm_exporter.source_config import SourceBase
 
 if TYPE_CHECKING:
     from itsm_exporter.connectors.base import Connector, RequestObserver
+    from itsm_exporter.connectors.links import ListLinks
     from itsm_exporter.connectors.probe import Probe
 
 
@@ -78,6 +79,9 @@ class SourceKind:
     """The business-hours calendars (`calendars:` entries) that its demo source names."""
     page: str = ""
     """Its page under docs/, for messages that send the user there."""
+    links: ListLinks | None = None
+    """The URLs of its list views behind a number (connectors/links.py): the dashboard's drill-down links, and
+    the list field of each grouping label (`itsm_source_label_info`). None: no list view to open."""
 
 
 _KINDS: dict[str, SourceKind] = {}

@@ -65,6 +65,30 @@ class SlaClock:
 
 
 @dataclass(frozen=True, slots=True)
+class Segment:
+    """The value of one customer-side segment (`segments:` in the config) of a ticket or a survey response.
+
+    `name` is the configured label name (`department`), `value` what the upstream field holds for the
+    record (`Finance`); a record without a value has no Segment of that name (it counts as `unassigned`).
+    """
+
+    name: str
+    value: str
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.value:
+            raise ValueError(f"segment {self.name!r}: a segment needs a name and a value")
+
+
+def _segments(owner: str, segments: tuple[Segment, ...]) -> tuple[Segment, ...]:
+    """Segments sorted by name, as the store lists them; a name twice is refused."""
+    ordered = tuple(sorted(segments, key=lambda segment: segment.name))
+    if len({segment.name for segment in ordered}) < len(ordered):
+        raise ValueError(f"{owner}: a segment is given twice")
+    return ordered
+
+
+@dataclass(frozen=True, slots=True)
 class Ticket:
     """One incident or request, normalized from any upstream."""
 
@@ -88,6 +112,8 @@ class Ticket:
     complaint: bool = False
     sla_clocks: tuple[SlaClock, ...] = ()
     """Running SLA clocks at the sync, at most one per SLA, in SLA_NAMES order (a child table in the store)."""
+    segments: tuple[Segment, ...] = ()
+    """The values of the source's configured segments that the ticket has, by name (a child table in the store)."""
 
     def __post_init__(self) -> None:
         for name in TICKET_TIME_COLUMNS:
@@ -104,6 +130,8 @@ class Ticket:
                 raise ValueError(f"ticket {self.key}: {name} {getattr(self, name)!r} is not met|breached|unknown")
         if self.reassignments < 0 or self.reopens < 0:
             raise ValueError(f"ticket {self.key}: negative reassignment or reopen count")
+        if len(self.segments) > 1:
+            object.__setattr__(self, "segments", _segments(f"ticket {self.key}", self.segments))
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,9 +171,16 @@ class SurveyResponse:
     ticket_key: str | None = None
     ticket_source: str | None = None
     """Source whose tickets this survey is about; None means `source` itself (csv imports differ)."""
+    commented: bool = False
+    """The respondent wrote a comment (a text answer, JSM's CSAT comment, a CSV comment cell). Only that it
+    exists is kept: the text stays upstream, where the drill-down links read it."""
+    segments: tuple[Segment, ...] = ()
+    """Segment values the response itself carries (a CSV export's columns); they win over its ticket's."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "submitted_at", utc(self.submitted_at))
+        if len(self.segments) > 1:
+            object.__setattr__(self, "segments", _segments(f"survey {self.id}", self.segments))
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +307,9 @@ SURVEYS: Final = Table(
         Column("ticket_id", "text", nullable=True),
         Column("ticket_key", "text", nullable=True),
         Column("submitted_at", "time"),
+        # Added by schema 6 to the existing rows (ALTER TABLE ADD COLUMN needs a default): a response stored
+        # before it has no comment counted until it is read again.
+        Column("commented", "flag", default=0),
     ),
     key=("source", "id"),
     record=SurveyResponse,
@@ -293,6 +331,32 @@ ANSWERS: Final = Table(
     key=("source", "survey_id", "question_id"),
     record=Answer,
     parent=Parent(SURVEYS, "answers", key=("source", "survey_id")),
+)
+TICKET_SEGMENTS: Final = Table(
+    "ticket_segments",
+    columns=(
+        Column("source", "label"),
+        # A ticket's id is repeated on each of its segments: loaded once, referenced by all (5 segments of a
+        # million tickets would otherwise hold 4 million extra copies, about 320 MB).
+        Column("ticket_id", "text", shared=True),
+        Column("name", "label", categorical=True),
+        Column("value", "label", categorical=True),
+    ),
+    key=("source", "ticket_id", "name"),
+    record=Segment,
+    parent=Parent(TICKETS, "segments", key=("source", "ticket_id")),
+)
+SURVEY_SEGMENTS: Final = Table(
+    "survey_segments",
+    columns=(
+        Column("source", "label"),
+        Column("survey_id", "text", shared=True),
+        Column("name", "label", categorical=True),
+        Column("value", "label", categorical=True),
+    ),
+    key=("source", "survey_id", "name"),
+    record=Segment,
+    parent=Parent(SURVEYS, "segments", key=("source", "survey_id")),
 )
 QUESTIONS: Final = Table(
     "questions",
@@ -324,7 +388,7 @@ SYNC_STATE: Final = Table(
     scope=("source",),
     framed=False,
 )
-TABLES: Final = (TICKETS, SURVEYS, ANSWERS, SLA_CLOCKS, QUESTIONS, SYNC_STATE)
+TABLES: Final = (TICKETS, SURVEYS, ANSWERS, SLA_CLOCKS, TICKET_SEGMENTS, SURVEY_SEGMENTS, QUESTIONS, SYNC_STATE)
 """Every table of the store (labels aside: store/schema.py), parents before their children."""
 
 TICKET_COLUMNS: Final = TICKETS.names
@@ -335,3 +399,4 @@ SURVEY_COLUMNS: Final = SURVEYS.names
 ANSWER_COLUMNS: Final = ANSWERS.names
 QUESTION_COLUMNS: Final = QUESTIONS.names
 SLA_CLOCK_COLUMNS: Final = SLA_CLOCKS.names
+SEGMENT_COLUMNS: Final = TICKET_SEGMENTS.names

@@ -117,6 +117,15 @@ class SurveyMapping(Strict):
         return roles
 
 
+BUILT_IN_LABELS: Final = (
+    "source", "group", "service", "priority", "channel", "window", "sla", "outcome", "state", "dimension",
+    "objective", "role", "le", "segment",
+)  # fmt: skip
+"""Label names the exporter's families use already (`segment` names a segment's view, collectors/labels.py):
+a segment named like one would make two labels one."""
+_LABEL_NAME: Final = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
 class SourceBase(Strict):
     """The keys of every source. A kind's model adds `kind: Literal["<its name>"]` and its own keys."""
 
@@ -126,6 +135,31 @@ class SourceBase(Strict):
     surveys: SurveyMapping = Field(default_factory=SurveyMapping)
     complaints: dict[str, list[str]] = Field(default_factory=dict)
     """Which tickets are complaints: upstream field -> values (category, contact_type, label, ...)."""
+    segments: dict[str, str] = Field(default_factory=dict)
+    """Customer-side grouping labels: label name -> the upstream field its value comes from (a ServiceNow
+    dot-walked reference, a JSM field, a CSV column); usable in `group_by` like `group`."""
+
+    @field_validator("segments")
+    @classmethod
+    def _segments(cls, value: dict[str, str]) -> dict[str, str]:
+        readers: dict[str, str] = {}
+        for name, upstream in value.items():
+            if not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
+                raise ValueError(
+                    f"segment {name!r} is not a Prometheus label name: letters, digits and _, not starting "
+                    "with a digit or __"
+                )
+            if name in BUILT_IN_LABELS:
+                raise ValueError(f"segment {name!r} clashes with the built-in label {name}: choose another name")
+            if not upstream.strip():
+                raise ValueError(f"segment {name!r} names no upstream field")
+            # Config errors never quote a value (a secret pasted into the wrong key must not reach a log).
+            key = upstream.strip().casefold()
+            if key in readers:
+                raise ValueError(f"segments {readers[key]} and {name} read the same upstream field: keep one")
+            readers[key] = name
+        return value
+
     calendar: str | None = None
     """The business-hours calendar (a name in the top-level `calendars:`) of this source's tickets; default:
     the top-level `calendar`."""
@@ -136,6 +170,10 @@ class SourceBase(Strict):
         """Key -> name of another source this one reads through (a CSV export's `ticket_source`): each must
         name another configured source."""
         return {}
+
+    def public_url(self) -> str:
+        """The upstream's base URL fit to publish (`itsm_source_info`); "" for a source without one."""
+        return ""
 
 
 class TlsMixin(Strict):
@@ -159,6 +197,9 @@ class TlsMixin(Strict):
     @classmethod
     def _url(cls, value: str) -> str:
         return upstream_url(value, cls.url_example, cls.url_credentials)
+
+    def public_url(self) -> str:
+        return public_url(self.url)
 
 
 class ReconcileMixin(Strict):
@@ -197,6 +238,17 @@ def redact_urls(text: str) -> str:
         return f"{match.group(1)}{user if colon else ''}{colon}xxxxx@"
 
     return _URL_USERINFO.sub(hide, text)
+
+
+def public_url(url: str) -> str:
+    """A base URL fit to publish in a label: scheme, host, port and path only. No user or password (refused by
+    the config, but never trusted), no query string or fragment (a token may hide there)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    port = f":{parts.port}" if parts.port is not None else ""
+    return redacted_url(f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}")
 
 
 def redacted_url(url: str) -> str:

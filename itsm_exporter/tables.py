@@ -35,6 +35,9 @@ class Column:
     """Load as one string object per distinct value, as labels are: an id that child rows repeat."""
     fallback: str = ""
     """Stored as this other column's value when unset, and read back as unset when the two are equal."""
+    categorical: bool = False
+    """A label framed as a pandas Categorical (sorted categories): the collectors read its codes instead of
+    factorizing millions of strings (a segment's name and value: five per ticket)."""
 
     @property
     def sql_name(self) -> str:

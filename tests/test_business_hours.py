@@ -15,7 +15,7 @@ from prometheus_client.core import Metric
 from itsm_exporter.collectors import compute_metrics
 from itsm_exporter.config import Config, parse_config
 from itsm_exporter.frames import Frames
-from itsm_exporter.records import Ticket
+from itsm_exporter.records import Segment, Ticket
 
 BERLIN_SUMMER = timedelta(hours=2)
 MINUTE = timedelta(minutes=1)
@@ -143,3 +143,28 @@ def test_without_calendars_no_business_family_is_published() -> None:
     cfg = parse_config({"sources": [{"name": "sn", "kind": "demo"}], "calendars": CALENDARS}, check_files=False)
     metrics = compute([ticket("t", FRIDAY_1800)], berlin(10, 12), cfg)
     assert [f.name for f in metrics if "business" in f.name or "calendar" in f.name] == []
+
+
+def test_a_segment_view_gets_its_business_time_series_and_its_calendars() -> None:
+    """A department whose tickets go to the desk and to the 24x7 centre: its business-time histograms hold the same
+    durations as the teams' together (each on its own calendar), and itsm_calendar_info names both calendars."""
+    segmented = config({**DESK_SOURCE, "segments": {"department": "department"}}, group_by=["group", "department"])
+    answered = {"first_response_at": MONDAY_0910, "segments": (Segment("department", "Warehouse"),)}
+    tickets = [
+        ticket("1", FRIDAY_1800, **answered),
+        ticket("2", FRIDAY_1800, group="Network Operations", **answered),
+    ]
+    metrics = compute(tickets, MONDAY_0910 + MINUTE, segmented)
+    family = "itsm_first_response_business_time_seconds_gsum"
+    warehouse = {"source": "sn", "segment": "department", "department": "Warehouse", "window": "7d"}
+    teams = [value(metrics, family, group=g, window="7d") for g in ("desk", "Network Operations")]
+    assert teams == [600.0, (MONDAY_0910 - FRIDAY_1800).total_seconds()]
+    found = [s.value for f in metrics for s in f.samples if s.name == family and s.labels == warehouse]
+    assert found == [sum(t for t in teams if t is not None)]
+    calendars = {
+        s.labels["calendar"]
+        for f in metrics
+        for s in f.samples
+        if s.name == "itsm_calendar_info" and s.labels.get("department") == "Warehouse"
+    }
+    assert calendars == {"desk", "noc"}

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 from prometheus_client.core import Metric
 
 from itsm_exporter.collectors import compute_metrics
+from itsm_exporter.collectors.labels import segment_values
 from itsm_exporter.config import Config, parse_config
 from itsm_exporter.frames import Frames
-from itsm_exporter.records import Answer, SurveyResponse, Ticket
+from itsm_exporter.records import Answer, Segment, SurveyResponse, Ticket
 
 AS_OF = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -346,7 +349,7 @@ def test_unconfigured_and_disabled_sources_are_ignored_but_targets_follow_enable
     assert value(metrics, "itsm_target_ratio", source="sn", objective="satisfaction") == 0.7
 
 
-def test_empty_frames_give_only_targets_and_zero_mapping_counts() -> None:
+def test_empty_frames_give_only_targets_the_source_s_drill_down_facts_and_zero_mapping_counts() -> None:
     metrics = compute_metrics(Frames.empty(), AS_OF, make_config())
     samples = [(s.name, s.labels, s.value) for f in metrics for s in f.samples]
     assert samples == [
@@ -355,6 +358,8 @@ def test_empty_frames_give_only_targets_and_zero_mapping_counts() -> None:
         ("itsm_target_seconds", {"source": "sn", "objective": "first_response"}, 300.0),
         ("itsm_target_seconds", {"source": "sn", "objective": "sla_warning"}, 3600.0),
         ("itsm_target_improvement_ratio", {"source": "sn", "objective": "satisfaction"}, 0.03),
+        ("itsm_source_info", {"source": "sn", "kind": "demo", "url": ""}, 1.0),
+        ("itsm_source_label_info", {"source": "sn", "label": "group", "field": "assignment_group.name"}, 1.0),
         *(
             ("itsm_survey_mapping_answers", {"source": "sn", "role": role}, 0.0)
             for role in ("overall", "dimension", "expectation", "unmapped")
@@ -469,6 +474,7 @@ def test_csv_survey_reports_under_its_ticket_source_joined_by_key_with_its_own_m
         "itsm_target_seconds",
         "itsm_target_improvement_ratio",
         "itsm_survey_mapping_answers",
+        "itsm_source_info",
     )
     assert {s.labels["source"] for f in metrics for s in f.samples if f.name not in per_source} == {"sn"}
     # The mapping that judged the answers is csv's: one of its answers is overall, the other unmapped.
@@ -601,3 +607,139 @@ def test_no_nan_or_infinite_value_is_ever_emitted() -> None:
     for family in metrics:
         for sample in family.samples:
             assert math.isfinite(sample.value), (sample.name, sample.labels)
+
+
+# Customer segments (issue 28): each segment of group_by is a view of its own, crossed with nothing but the source.
+
+
+def segmented_config(**overrides: Any) -> Config:
+    source = {"name": "sn", "kind": "demo", "surveys": SERVQUAL, "segments": {"department": "department"}}
+    raw: dict[str, Any] = {"sources": [source], "group_by": ["group", "department"], "min_responses": 4}
+    raw.update(overrides)
+    return parse_config(raw, check_files=False)
+
+
+def dept(name: str) -> tuple[Segment, ...]:
+    return (Segment("department", name),)
+
+
+def finance(window: str | None = None, **extra: str) -> dict[str, str]:
+    labels = {"source": "sn", "segment": "department", "department": "Finance", **extra}
+    return {**labels, "window": window} if window else labels
+
+
+def test_a_segment_is_a_view_of_its_own_beside_the_team_view() -> None:
+    tickets = [
+        ticket("1", AS_OF - DAY, group="desk", segments=dept("Finance")),
+        ticket("2", AS_OF - DAY, group="network", segments=dept("Finance")),
+        ticket("3", AS_OF - DAY, group="network", segments=dept("Sales")),
+        ticket("4", AS_OF - DAY, group="network"),
+    ]
+    metrics = compute(tickets, config=segmented_config())
+    # The team view is as without segments: no `segment` or `department` label, each ticket once.
+    assert value(metrics, "itsm_tickets_opened", **desk("7d")) == 1
+    assert value(metrics, "itsm_tickets_opened", source="sn", group="network", window="7d") == 3
+    assert value(metrics, "itsm_tickets_opened", **finance("7d")) == 2
+    assert value(metrics, "itsm_tickets_opened", source="sn", segment="department", department="Sales",
+                 window="7d") == 1  # fmt: skip
+    assert value(metrics, "itsm_backlog_tickets", source="sn", segment="department", department="unassigned") == 1
+    # Summed over the team view alone (segment=""), every ticket counts once.
+    team = [s for f in metrics for s in f.samples if s.name == "itsm_tickets_opened" and "segment" not in s.labels]
+    assert sum(s.value for s in team if s.labels["window"] == "7d") == 4
+
+
+def test_a_department_spread_over_teams_is_a_watermelon_no_team_shows() -> None:
+    """Finance's tickets meet their SLA in every team; its customers are unhappy, the teams' others are not."""
+    tickets, surveys = [], []
+    for n in range(12):
+        group = ("desk", "network", "apps")[n % 3]
+        tickets.append(ticket(f"f{n}", AS_OF - 2 * DAY, "resolved", group=group, resolved_at=AS_OF - DAY,
+                              sla_resolution="met", segments=dept("Finance")))  # fmt: skip
+        surveys.append(survey(f"sf{n}", AS_OF - HOUR, {"How satisfied are you?": 1 if n % 4 else 5}, ticket_id=f"f{n}"))
+        for m in range(4):
+            tickets.append(ticket(f"o{n}{m}", AS_OF - 2 * DAY, "resolved", group=group, resolved_at=AS_OF - DAY,
+                                  sla_resolution="met", segments=dept("Sales")))  # fmt: skip
+            surveys.append(survey(f"so{n}{m}", AS_OF - HOUR, {"How satisfied are you?": 5}, ticket_id=f"o{n}{m}"))
+    metrics = compute(tickets, surveys, segmented_config())
+    assert value(metrics, "itsm_watermelon", **finance("30d")) == 1
+    assert value(metrics, "itsm_survey_dissatisfied_responses", **finance("30d")) == 9
+    for group in ("desk", "network", "apps"):
+        assert value(metrics, "itsm_watermelon", source="sn", group=group, window="30d") == 0
+    assert value(metrics, "itsm_watermelon", source="sn", segment="department", department="Sales", window="30d") == 0
+
+
+def test_a_response_that_carries_its_own_segment_counts_under_it() -> None:
+    tickets = [ticket("1", AS_OF - DAY, "resolved", resolved_at=AS_OF - HOUR, segments=dept("Finance"))]
+    surveys = [
+        survey("a", AS_OF - HOUR, {"How satisfied are you?": 5}, ticket_id="1"),
+        survey("b", AS_OF - HOUR, {"How satisfied are you?": 1}, ticket_id="1", segments=dept("Legal")),
+        survey("c", AS_OF - HOUR, {"How satisfied are you?": 1}, ticket_id="nowhere"),
+    ]
+    metrics = compute(tickets, surveys, segmented_config())
+    assert value(metrics, "itsm_survey_responses", **finance("7d")) == 1
+    assert value(metrics, "itsm_survey_responses", **{**finance("7d"), "department": "Legal"}) == 1
+    assert value(metrics, "itsm_survey_responses", **{**finance("7d"), "department": "unknown"}) == 1
+    assert value(metrics, "itsm_survey_responses", **desk("7d")) == 2
+
+
+def test_segments_are_capped_like_any_label_and_no_segment_series_exist_without_group_by() -> None:
+    tickets = [ticket(str(n), AS_OF - DAY, segments=dept(f"D{n % 3}")) for n in range(3 + 2 + 1)]
+    metrics = compute(tickets, config=segmented_config(max_label_values=2))
+    departments = {s["department"] for s in series(metrics, "itsm_backlog_tickets") if "department" in s}
+    assert departments == {"D0", "D1", "other"}
+    assert value(metrics, "itsm_backlog_tickets", source="sn", segment="department", department="other") == 2
+    plain = compute(tickets, config=segmented_config(group_by=["group"]))
+    assert not [s for s in series(plain, "itsm_backlog_tickets") if "segment" in s]
+
+
+def test_commented_responses_are_counted_by_satisfied_and_dissatisfied_without_their_text() -> None:
+    tickets = [ticket("1", AS_OF - DAY, "resolved", resolved_at=AS_OF - HOUR, segments=dept("Finance"))]
+    surveys = [
+        survey("a", AS_OF - HOUR, {"How satisfied are you?": 1}, ticket_id="1", commented=True),
+        survey("b", AS_OF - HOUR, {"How satisfied are you?": 2}, ticket_id="1", commented=True),
+        survey("c", AS_OF - HOUR, {"How satisfied are you?": 1}, ticket_id="1"),
+        survey("d", AS_OF - HOUR, {"How satisfied are you?": 5}, ticket_id="1", commented=True),
+        survey("e", AS_OF - HOUR, {"How satisfied are you?": 3}, ticket_id="1", commented=True),
+        survey("f", AS_OF - 8 * DAY, {"How satisfied are you?": 1}, ticket_id="1", commented=True),
+    ]
+    metrics = compute(tickets, surveys, segmented_config())
+    assert value(metrics, "itsm_survey_dissatisfied_commented_responses", **desk("7d")) == 2
+    assert value(metrics, "itsm_survey_dissatisfied_commented_responses", **desk("30d")) == 3
+    assert value(metrics, "itsm_survey_satisfied_commented_responses", **desk("7d")) == 1
+    assert value(metrics, "itsm_survey_dissatisfied_commented_responses", **finance("7d")) == 2
+
+
+def test_segment_values_do_not_depend_on_the_order_of_the_rows() -> None:
+    tickets = [
+        ticket(str(n), AS_OF - DAY, segments=(Segment("a", f"A{n}"), Segment("b", f"B{n % 2}"))) for n in range(6)
+    ]
+    frame = Frames.from_records(tickets).tables["ticket_segments"]
+    ids = Frames.from_records(tickets).tickets["id"].to_numpy(dtype=object)
+    sources = np.zeros(len(ids), dtype=np.int64)
+    listed = segment_values(frame, sources, ids, ("sn",), ["a", "b"])
+    shuffled = segment_values(frame.sample(frac=1, random_state=3), sources, ids, ("sn",), ["a", "b"])
+    assert {k: list(v.values()) for k, v in listed.items()} == {k: list(v.values()) for k, v in shuffled.items()}
+    assert list(listed["a"].values()) == [f"A{n}" for n in range(6)]
+
+
+def test_parent_rows_given_at_load_and_the_key_join_give_the_same_metrics() -> None:
+    """Frames.parent_rows (the store's, from_records') or none (a join by key): the same exposition, a source the
+    config leaves out included (its tickets are not among the facts' rows)."""
+    tickets = [
+        ticket(str(n), AS_OF - n * DAY, group=f"g{n % 3}", segments=(Segment("department", f"D{n % 4}"),))
+        for n in range(12)
+    ]
+    tickets.append(replace(tickets[0], source="other", id="x", key="X"))
+    surveys = [
+        survey(f"s{n}", AS_OF - HOUR, {"How satisfied are you?": n % 5 + 1}, ticket_id=str(n)) for n in range(12)
+    ]
+    given = Frames.from_records(tickets, surveys)
+    joined = Frames(**given.tables)
+    assert given.parent_rows and not joined.parent_rows
+    config = segmented_config()
+
+    def samples(frames: Frames) -> list[tuple[str, dict[str, str], float]]:
+        return [(s.name, s.labels, s.value) for f in compute_metrics(frames, AS_OF, config) for s in f.samples]
+
+    assert samples(given) == samples(joined)
+    assert any(s[1].get("segment") == "department" for s in samples(given))

@@ -16,12 +16,13 @@ from prometheus_client.core import Metric
 from itsm_exporter.collectors import compute_metrics
 from itsm_exporter.config import parse_config
 from itsm_exporter.frames import Frames
-from itsm_exporter.records import Answer, SlaClock, SurveyResponse, Ticket
+from itsm_exporter.records import Answer, Segment, SlaClock, SurveyResponse, Ticket
 from tests.tools import tool
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden" / "collectors.prom"
 BUSINESS_GOLDEN = ROOT / "tests" / "golden" / "business_hours.prom"
+SEGMENTS_GOLDEN = ROOT / "tests" / "golden" / "segments.prom"
 DOCS = ROOT / "docs" / "metrics.md"
 PROMTOOL = "/usr/bin/promtool"
 HEALTH_METRICS = (
@@ -39,12 +40,13 @@ DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
 
 
-def fixture_metrics() -> list[Metric]:
-    """A small fixture touching every metric: two ticket sources, a csv survey source, two windows."""
+def fixture_metrics(group_by: tuple[str, ...] = ("group", "priority")) -> list[Metric]:
+    """A small fixture touching every metric: two ticket sources, a csv survey source, two windows. The tickets of
+    `sn` carry a department segment, which only a `group_by` naming it shows (segment_metrics)."""
     config = parse_config(
         {
             "windows": ["1d", "7d"],
-            "group_by": ["group", "priority"],
+            "group_by": list(group_by),
             "buckets": [3600, 86400],
             "min_responses": 2,
             "trends": {"year_over_year": True},
@@ -57,6 +59,7 @@ def fixture_metrics() -> list[Metric]:
                         "dimensions": {"empathy": ["Care"], "reliability": ["Fixed"]},
                         "expectations": {"empathy": ["Expected care"]},
                     },
+                    "segments": {"department": "caller_id.department.name"},
                 },
                 {"name": "jsm", "kind": "demo"},
                 {
@@ -89,6 +92,7 @@ def fixture_metrics() -> list[Metric]:
             first_response_at=AS_OF - 4 * HOUR,
             sla_response="met",
             sla_resolution="met",
+            segments=(Segment("department", "Finance"),),
             **resolved,
         ),
         ticket(
@@ -101,6 +105,7 @@ def fixture_metrics() -> list[Metric]:
             reopens=1,
             sla_resolution="breached",
             complaint=True,
+            segments=(Segment("department", "Finance"),),
             **resolved,
         ),
         ticket(
@@ -111,6 +116,7 @@ def fixture_metrics() -> list[Metric]:
             group="network",
             priority="p1",
             sla_clocks=(SlaClock("response", AS_OF + 2 * HOUR), SlaClock("resolution", AS_OF + HOUR / 2)),
+            segments=(Segment("department", "Sales"),),
         ),
         ticket(
             "sn",
@@ -145,9 +151,9 @@ def fixture_metrics() -> list[Metric]:
     ]
     surveys = [
         survey("sn", "s1", {"Overall": 5, "Care": 4, "Fixed": 5, "Expected care": 5}, ticket_id="1"),
-        survey("sn", "s2", {"Overall": 2, "Care": 2}, ticket_id="2"),
+        survey("sn", "s2", {"Overall": 2, "Care": 2}, ticket_id="2", commented=True),
         survey("sn", "s3", {"Overall": 1}, ticket_id="404"),
-        survey("csat", "c1", {"CSAT": 4}, ticket_source="jsm", ticket_key="JSM-10"),
+        survey("csat", "c1", {"CSAT": 4}, ticket_source="jsm", ticket_key="JSM-10", commented=True),
         *(
             SurveyResponse("sn", f"s{number}", AS_OF - 9 * DAY, tuple(Answer(q, a) for q, a in answers.items()), number)
             for number, answers in (("6", {"Overall": 5, "Care": 5, "Fixed": 4}), ("7", {"Overall": 2, "Care": 3}))
@@ -155,6 +161,11 @@ def fixture_metrics() -> list[Metric]:
         SurveyResponse("sn", "s8", AS_OF - 366 * DAY, (Answer("Overall", 4),), "8"),
     ]
     return compute_metrics(Frames.from_records(tickets, surveys), AS_OF, config)
+
+
+def segment_metrics() -> list[Metric]:
+    """The fixture with its department segment in group_by: the team view as without it, and a department view."""
+    return fixture_metrics(("group", "priority", "department"))
 
 
 def business_hours_metrics() -> list[Metric]:
@@ -202,11 +213,12 @@ def exposition(metrics: Callable[[], list[Metric]] = fixture_metrics) -> bytes:
     return generate_latest(registry)
 
 
-# The golden file of a config without calendars is the wall clock's contract: business hours leave it unchanged.
+# The golden file of a config without calendars is the wall clock's contract: business hours leave it unchanged;
+# without a segment in group_by it is the team view's, which segments leave unchanged.
 @pytest.mark.parametrize(
     ("golden", "metrics"),
-    [(GOLDEN, fixture_metrics), (BUSINESS_GOLDEN, business_hours_metrics)],
-    ids=["wall-clock", "business-hours"],
+    [(GOLDEN, fixture_metrics), (BUSINESS_GOLDEN, business_hours_metrics), (SEGMENTS_GOLDEN, segment_metrics)],
+    ids=["wall-clock", "business-hours", "segments"],
 )
 def test_exposition_matches_the_golden_file(
     request: pytest.FixtureRequest, golden: Path, metrics: Callable[[], list[Metric]]
@@ -229,7 +241,7 @@ def test_fixture_covers_every_family() -> None:
 
 @pytest.mark.integration
 def test_promtool_finds_the_exposition_clean() -> None:
-    for metrics in (fixture_metrics, business_hours_metrics):
+    for metrics in (fixture_metrics, business_hours_metrics, segment_metrics):
         result = subprocess.run(
             [tool(PROMTOOL), "check", "metrics"],
             input=exposition(metrics),

@@ -53,7 +53,8 @@ def test_example_config_is_valid_and_keeps_the_contract_keys() -> None:
     config = load_config(ROOT / "config.example.yaml")
     assert config.listen == "0.0.0.0:8837"
     assert [w.seconds for w in config.windows] == [7 * 86400, 30 * 86400]
-    assert config.group_by == ["group"]
+    assert config.group_by == ["group", "department"]
+    assert config.segment_labels == ("department",)
     assert (config.max_label_values, config.min_responses) == (50, 10)
     assert (config.targets.sla, config.targets.satisfaction) == (0.90, 0.80)
     assert [(s.name, s.kind, s.enabled) for s in config.sources] == [
@@ -119,7 +120,46 @@ BAD_CONFIGS: list[tuple[str, Any, str]] = [
     (
         "bad group_by",
         config_with({"name": "d", "kind": "demo"}, group_by=["assignee"]),
-        "group_by[0]: Input should be 'group', 'service', 'priority' or 'channel'",
+        "group_by[0]: 'assignee' is neither a built-in label (group, service, priority, channel) nor a segment of a "
+        "source (none has segments:)",
+    ),
+    (
+        "group_by names a segment no source has",
+        config_with(
+            {"name": "d", "kind": "demo", "segments": {"department": "department"}},
+            group_by=["group", "department", "region"],
+        ),
+        "group_by[2]: 'region' is neither a built-in label (group, service, priority, channel) nor a segment of a "
+        "source (segments: department)",
+    ),
+    (
+        "segment not a label name",
+        config_with({"name": "d", "kind": "demo", "segments": {"cost-center": "x"}}),
+        "sources[0].segments: segment 'cost-center' is not a Prometheus label name: letters, digits and _, not "
+        "starting with a digit or __",
+    ),
+    (
+        "segment reserved by Prometheus",
+        config_with({"name": "d", "kind": "demo", "segments": {"__name__": "x"}}),
+        "sources[0].segments: segment '__name__' is not a Prometheus label name: letters, digits and _, not "
+        "starting with a digit or __",
+    ),
+    (
+        "segment clashes with a built-in label",
+        config_with({"name": "d", "kind": "demo", "segments": {"window": "x"}}),
+        "sources[0].segments: segment 'window' clashes with the built-in label window: choose another name",
+    ),
+    (
+        "segment without a field",
+        config_with({"name": "d", "kind": "demo", "segments": {"department": " "}}),
+        "sources[0].segments: segment 'department' names no upstream field",
+    ),
+    (
+        "two segments read one field",
+        config_with(
+            servicenow(segments={"department": "caller_id.department.name", "dept": "caller_id.department.NAME"})
+        ),
+        "sources[0].segments: segments department and dept read the same upstream field: keep one",
     ),
     (
         "wrong type",
@@ -628,6 +668,31 @@ def test_urls_are_printed_without_their_password(text: str, shown: str) -> None:
     from itsm_exporter.config import redact_urls
 
     assert redact_urls(text) == shown
+
+
+@pytest.mark.parametrize("built_in", ["source", "group", "service", "priority", "channel", "window", "sla", "outcome",
+                                      "state", "dimension", "objective", "role", "le", "segment"])  # fmt: skip
+def test_no_segment_takes_the_name_of_a_built_in_label(built_in: str) -> None:
+    [problem] = problems_of(config_with({"name": "d", "kind": "demo", "segments": {built_in: "x"}}))
+    assert (
+        problem == f"sources[0].segments: segment {built_in!r} clashes with the built-in label {built_in}: choose "
+        "another name"
+    )
+
+
+def test_segments_are_grouping_labels_every_source_may_define() -> None:
+    config = parse_config(
+        config_with(
+            servicenow(segments={"department": "caller_id.department.name", "company": "company.name"}),
+            {"name": "d", "kind": "demo", "segments": {"department": "department"}},
+            group_by=["group", "department", "company"],
+        ),
+        check_files=False,
+    )
+    assert config.group_by == ["group", "department", "company"]
+    assert config.segment_labels == ("department", "company")
+    assert config.sources[0].segments == {"department": "caller_id.department.name", "company": "company.name"}
+    assert parse_config(config_with({"name": "d", "kind": "demo"}), check_files=False).sources[0].segments == {}
 
 
 def test_calendars_per_config_source_and_group() -> None:

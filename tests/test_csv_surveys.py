@@ -11,7 +11,7 @@ from itsm_exporter.config import parse_config
 from itsm_exporter.connectors.base import SchemaError, UpstreamUnavailable
 from itsm_exporter.connectors.csv.config import CsvSource
 from itsm_exporter.connectors.csv.connector import CsvSurveyConnector
-from itsm_exporter.records import Answer, Batch, SkippedRecord, SurveyResponse
+from itsm_exporter.records import Answer, Batch, Segment, SkippedRecord, SurveyResponse
 from itsm_exporter.store import Store
 from tests.plans import run_plan, synced, token
 from tests.storeread import stored_surveys
@@ -135,3 +135,28 @@ def test_sync_into_the_store_replaces_a_reexported_response(tmp_path: Path) -> N
     (stored,) = stored_surveys(store, "servqual")
     assert {a.question_id: a.value for a in stored.answers} == {"Overall": 2.0, "Cared": 4.0, "Expect care": 4.0}
     assert stored.ticket_source == "sn"
+
+
+def test_segment_columns_and_a_comment_column_are_read_and_the_comment_is_not_kept(tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    path.write_text(
+        "ticket,submitted_at,Overall,Cared,Expect care,Department,Comment\n"
+        "INC001,2026-11-02 10:00:00,1,1,5,Warehouse,Nobody called back\n"
+        "INC002,2026-11-02 11:00:00,5,5,5,, \n",
+        encoding="utf-8",
+    )
+    (batch,) = fetch(source(path, segments={"department": "Department"}, comment_column="Comment"))
+    assert [(s.ticket_key, s.segments, s.commented) for s in batch.surveys] == [
+        ("INC001", (Segment("department", "Warehouse"),), True),
+        ("INC002", (), False),
+    ]
+    assert "Nobody" not in repr(batch.surveys)
+
+
+def test_a_missing_segment_or_comment_column_fails_the_sync_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    path.write_text(
+        "ticket,submitted_at,Overall,Cared,Expect care\nINC001,2026-11-02 10:00:00,1,1,5\n", encoding="utf-8"
+    )
+    with pytest.raises(SchemaError, match="has no column 'Department', 'Comment'"):
+        fetch(source(path, segments={"department": "Department"}, comment_column="Comment"))

@@ -9,7 +9,7 @@ from typing import Any
 
 import jsonschema
 import yaml
-from test_rules import alerting_rules, known_metric_names, metric_names, recording_rules
+from test_rules import alerting_rules, known_metric_names, metric_names, recording_rules, viewless_selectors
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "dashboards" / "itsm-exporter.json"
@@ -23,6 +23,7 @@ VARIABLE_VALUES = {
     "source": "demo",
     "window": "7d",
     "group": ".*",
+    "segment": "department",
     "__rate_interval": "1m",
     "__interval": "15s",
     "__range": "1h",
@@ -81,7 +82,10 @@ def test_dashboard_identity_and_schema_version() -> None:
 
 def test_template_variables() -> None:
     variables = {variable["name"]: variable for variable in dashboard()["templating"]["list"]}
-    assert list(variables) == ["datasource", "source", "window", "group"]
+    assert list(variables) == [
+        "datasource", "source", "window", "group", "segment", "source_url", "group_field", "segment_field",
+        "window_days",
+    ]  # fmt: skip
     assert (variables["datasource"]["type"], variables["datasource"]["query"]) == ("datasource", "prometheus")
     assert variables["source"]["query"] == "label_values(itsm_source_up, source)"
     assert variables["window"]["query"] == 'label_values(itsm_tickets_opened{source=~"$source"}, window)'
@@ -210,6 +214,48 @@ def test_the_now_row_comes_first_with_the_live_state_next_to_the_backlog() -> No
     }
 
 
+def test_the_committed_dashboard_is_what_its_generator_writes() -> None:
+    """dashboards/generate.py owns the segment block and every drill-down link: none is written by hand."""
+    generate = _generator()
+    assert generate.render(generate.generated(dashboard())) == DASHBOARD.read_text(encoding="utf-8")
+
+
+def test_a_segment_rows_link_opens_the_documented_list_of_that_department() -> None:
+    """Issue 28's demo: the Warehouse row's link, its variables filled as Grafana fills them, is the ServiceNow
+    list view of the department's breached incidents (the form tests/test_links.py checks)."""
+    panel = next(p for p in data_panels() if p["title"] == "SLA met vs satisfied, per segment value")
+    [link] = [
+        k
+        for k in panel["fieldConfig"]["defaults"]["links"]
+        if k["title"] == "ServiceNow: tickets that breached their SLA"
+    ]
+    filled = {
+        "source_url": "https://itsm-demo.example",
+        "segment_field:percentencode": "caller_id.department.name",
+        "__data.fields.value:percentencode": "Warehouse",
+        "window_days": "30",
+    }
+    url = re.sub(r"\$\{([^}]+)\}", lambda m: filled[m.group(1)], link["url"])
+    assert url == (
+        "https://itsm-demo.example/incident_list.do?sysparm_query=caller_id.department.name=Warehouse"
+        "^resolved_at>=javascript:gs.daysAgoStart(30)^made_sla=false"
+    )
+    team = next(p for p in data_panels() if p["title"] == "SLA met vs satisfied, per group")
+    titles = [k["title"] for k in team["fieldConfig"]["defaults"]["links"]]
+    assert titles == [
+        "ServiceNow: tickets that breached their SLA", "ServiceNow: unhappy customers' comments",
+        "Jira: tickets that breached their SLA", "Jira: unhappy customers' comments",
+        "Zendesk: unhappy customers' comments",  # Zendesk's search cannot select a breached SLA
+    ]  # fmt: skip
+
+
+def test_every_query_reads_one_view() -> None:
+    """The team panels select segment="" (else a department's series would be summed with its teams'), the segment
+    block the selected segment's view; per-source families (targets, source info) have no view."""
+    for title, expr in panel_exprs():
+        assert viewless_selectors(expr) == [], title
+
+
 def test_the_business_hours_row_shows_both_clocks() -> None:
     """One contiguous block: which calendar each group uses, the live wait the overdue alert reads there, and each
     business-time duration next to its wall-clock twin."""
@@ -229,3 +275,13 @@ def test_the_business_hours_row_shows_both_clocks() -> None:
         {"source_group_window:itsm_resolution_business_time_seconds:histogram_quantile"},
         {"itsm_backlog_business_age_seconds_bucket", "source_group:itsm_backlog_age_seconds:histogram_quantile"},
     ]
+
+
+def _generator() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dashboard_generator", ROOT / "dashboards" / "generate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -15,7 +15,7 @@ from prometheus_client.core import Metric
 from itsm_exporter.collectors import compute_metrics, surveys
 from itsm_exporter.collectors.calendars import BusinessClock, working_time
 from itsm_exporter.config import demo_config
-from itsm_exporter.connectors.demo.connector import WATERMELON_GROUP, DemoConnector, desk_time
+from itsm_exporter.connectors.demo.connector import WATERMELON_DEPARTMENT, WATERMELON_GROUP, DemoConnector, desk_time
 from itsm_exporter.frames import Frames
 from itsm_exporter.records import Batch, SurveyResponse, Ticket
 from itsm_exporter.store import Store
@@ -127,6 +127,28 @@ def test_the_demo_shows_every_live_state_at_any_hour(tmp_path: Path, as_of: date
         assert totals.get(key, 0) > 0, key
 
 
+def test_the_warehouse_is_a_watermelon_that_no_team_view_shows(tmp_path: Path) -> None:
+    """Issue 28's demo: the department's tickets spread over teams that are not flagged, and it is."""
+    config = demo_config(tmp_path / "unused.db")
+    tickets = [t for page in connector(tmp_path, AS_OF).scan("ticket", None) for t in page.tickets]
+    responses = [s for page in connector(tmp_path, AS_OF).scan("survey", None) for s in page.surveys]
+    metrics = compute_metrics(Frames.from_records(tickets, responses), AS_OF, config)
+    flags = {
+        tuple(sorted((k, v) for k, v in s.labels.items() if k not in ("source", "window"))): s.value
+        for family in metrics
+        for s in family.samples
+        if s.name == "itsm_watermelon" and s.labels["window"] == "30d"
+    }
+    warehouse = [t for t in tickets if t.segments and t.segments[0].value == WATERMELON_DEPARTMENT]
+    teams = {t.group for t in warehouse}
+    assert len(teams) >= 3 and WATERMELON_GROUP not in teams
+    assert flags[(("department", WATERMELON_DEPARTMENT), ("segment", "department"))] == 1
+    assert all(flags[(("group", team),)] == 0 for team in teams)
+    assert sum(flags.values()) == 2  # the team watermelon and the planted department, nothing else
+    commented = [s for s in responses if s.commented]
+    assert 0 < len(commented) < len(responses)
+
+
 @given(st.floats(0, 3 * 365 * 86400.0), st.floats(0, 90 * 86400.0))
 def test_the_desk_s_working_time_is_what_its_calendar_measures(start: float, seconds: float) -> None:
     """The generator's desk hours and the calendar the demo config gives them agree: a delay of `seconds` of
@@ -146,7 +168,9 @@ def test_the_demo_shows_both_clocks(tmp_path: Path) -> None:
     metrics = compute_metrics(Frames.from_records(*everything(run_plan(connector(tmp_path, AS_OF)))), AS_OF, config)
     values = sample_values(metrics)
     info = {
-        dict(labels)["group"]: dict(labels)["calendar"] for (name, labels) in values if name == "itsm_calendar_info"
+        dict(labels)["group"]: dict(labels)["calendar"]
+        for (name, labels) in values
+        if name == "itsm_calendar_info" and "segment" not in dict(labels)  # the team view
     }
     assert info[WATERMELON_GROUP] == "around-the-clock"
     assert set(info.values()) == {"desk", "around-the-clock"}

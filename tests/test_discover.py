@@ -117,7 +117,7 @@ read the SLA definitions below.
     inquiry    2
     complaint  1  matches
     network    1
-  12 requests; ok
+  15 requests; ok
 
 # Suggested mapping: merge into the matching entries of `sources:`.
 sources:
@@ -131,7 +131,7 @@ or leave it out)
 """
     )
     # Counted by the exporter and by the instance alike.
-    assert reports[0].requests == len(fake.requests) == 12
+    assert reports[0].requests == len(fake.requests) == 15  # 12, and one count per likely segment (3)
 
 
 def test_a_pasted_suggestion_maps_every_answer_and_the_report_says_so(fake: FakeServiceNow) -> None:
@@ -179,7 +179,7 @@ def test_an_unreachable_source_fails_alone_and_the_cli_exits_1(
     assert ": connection refused by 127.0.0.1:" in out
     assert "source sn (servicenow)\n  access\n" in out  # the reachable source is still reported
     assert "  - name: dead" not in out  # nothing read, nothing to suggest
-    assert out.endswith("# No mapping to suggest: no survey question or complaint value was found.\n")
+    assert out.endswith("# No mapping to suggest: no survey question, complaint value or customer field was found.\n")
     assert main(["discover", "--config", str(config), "--source", "sn"]) == 0
     assert main(["discover", "--config", str(config), "--source", "nope"]) == 2
     assert "error: --source nope: no enabled source of that name (enabled: dead, sn)" in capsys.readouterr().err
@@ -229,7 +229,7 @@ def test_the_request_budget_does_not_grow_with_the_instance() -> None:
             counts.append((report.requests, len(instance.requests)))
     # Four label group-bys, two complaint fields, SLA and survey reads: the same few requests for 4 or 3000
     # incidents, however small the page size.
-    assert counts[0] == counts[1] == (16, 16)
+    assert counts[0] == counts[1] == (19, 19)
 
 
 @pytest.mark.parametrize("mode", ["cloud", "datacenter"])
@@ -266,6 +266,21 @@ def test_colour_only_when_asked() -> None:
     assert "\033[32mok\033[0m" in coloured
     out = io.StringIO()  # not a TTY
     assert run(config, None, out) == 0 and "\033[" not in out.getvalue()
+
+
+def test_configured_segments_are_counted_and_likely_ones_suggested(fake: FakeServiceNow) -> None:
+    finance = fake.add("cmn_department", name="Finance")
+    acme = fake.add("core_company", name="ACME")
+    ann = fake.add("sys_user", name="Ann", department=finance)
+    for number, record in enumerate(list(fake.tables["incident"])[:3]):
+        fake.update("incident", record, caller_id=ann if number < 2 else "", company=acme)
+    config = servicenow_config(fake, segments={"department": "caller_id.department.name"})
+    text = render_report(discover(config, now=NOW))
+    assert "  segment department (caller_id.department.name)\n    (empty)  2\n    Finance  2\n" in text
+    # Company has values, location none: only company is suggested, with its count of values.
+    assert "    segments:   # customer-side labels: add the ones to group by to group_by\n" in text
+    assert "      company: company.name   # 1 value in the window\n" in text
+    assert "location" not in text
 
 
 def seed_schedules(fake: FakeServiceNow) -> None:

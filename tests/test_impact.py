@@ -3,6 +3,7 @@ impact-asymmetry classification of planted asymmetries, the guards, and the demo
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from itsm_exporter.collectors import compute_metrics
 from itsm_exporter.config import Config, ConfigError, demo_config, parse_config
 from itsm_exporter.connectors.demo.connector import BASIC_NEED, DELIGHTER, DemoConnector
 from itsm_exporter.frames import Frames
-from itsm_exporter.records import Answer, SurveyResponse, Ticket
+from itsm_exporter.records import Answer, Segment, SurveyResponse, Ticket
 from tests.plans import run_plan
 
 AS_OF = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
@@ -84,7 +85,10 @@ def impact(metrics: list[Metric], name: str, group: str = "", **labels: str) -> 
         s.labels["dimension"]: s.value
         for f in metrics
         for s in f.samples
-        if s.name == name and s.labels["group"] == group and all(s.labels.get(k) == v for k, v in labels.items())
+        if s.name == name
+        and s.labels.get("group") == group
+        and "segment" not in s.labels
+        and all(s.labels.get(k) == v for k, v in labels.items())
     }
 
 
@@ -93,7 +97,11 @@ def categories(metrics: list[Metric], group: str = "") -> dict[str, str]:
         s.labels["dimension"]: s.labels["category"]
         for f in metrics
         for s in f.samples
-        if s.name == "itsm_impact_category" and s.labels["group"] == group and s.value == 1
+        # The team view's label sets and the source's regression (no `segment` label): the demo has departments too.
+        if s.name == "itsm_impact_category"
+        and s.labels.get("group") == group
+        and "segment" not in s.labels
+        and s.value == 1
     }
 
 
@@ -214,3 +222,41 @@ def test_bad_impact_settings_are_refused_by_path(impact: dict[str, Any], problem
     with pytest.raises(ConfigError) as raised:
         config(**impact)
     assert raised.value.problems == [problem]
+
+
+def test_each_segment_value_gets_its_own_regression_and_the_team_view_is_unchanged() -> None:
+    """A department spans teams: its regression runs over its own responses, whatever team served them (its
+    stakeholders' priorities); the teams' and the source's regressions count each response once, as without it."""
+    tickets, surveys = planted()
+    north = {t.id for t in tickets if t.group == "desk" or (t.group == "network" and int(t.id.split("-")[1]) < 250)}
+    with_department = [
+        replace(t, segments=(Segment("department", "north" if t.id in north else "south"),)) for t in tickets
+    ]
+    segmented = parse_config(
+        {
+            "sources": [{**config().sources[0].model_dump(mode="json"), "segments": {"department": "department"}}],
+            "group_by": ["group", "department"],
+        },
+        check_files=False,
+    )
+    metrics = compute_metrics(Frames.from_records(with_department, surveys), AS_OF, segmented)
+    plain = compute_metrics(Frames.from_records(tickets, surveys), AS_OF, config())
+    for name in ("itsm_impact_penalty", "itsm_impact_reward", "itsm_impact_cost"):
+        for group in ("desk", "network", ""):
+            assert impact(metrics, name, group) == impact(plain, name, group), (name, group)
+    of_north = {
+        s.labels["dimension"]: s.value
+        for f in metrics
+        for s in f.samples
+        if s.name == "itsm_impact_penalty" and s.labels.get("department") == "north"
+    }
+    expected = independent_ols([s for s in surveys if s.ticket_id in north], None)
+    assert of_north == pytest.approx({d: p for d, (p, _r) in expected.items()}, abs=1e-9, rel=0)
+    responses = {
+        (s.labels.get("group"), s.labels.get("department")): s.value
+        for f in metrics
+        for s in f.samples
+        if s.name == "itsm_impact_responses"
+    }
+    assert responses == {("desk", None): 700, ("network", None): 500, ("", None): 1260, (None, "north"): 950,
+                         (None, "south"): 310}  # fmt: skip

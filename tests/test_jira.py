@@ -8,6 +8,7 @@ UTC instants, not derived by the connector's mapping code.
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from itsm_exporter.connectors.base import AuthError, BadRequest, RateLimited, Sc
 from itsm_exporter.connectors.jira.config import JiraSource
 from itsm_exporter.connectors.jira.connector import JiraConnector
 from itsm_exporter.connectors.jira.mapping import CSAT_QUESTION_TEXT
-from itsm_exporter.records import Answer, Batch, SkippedRecord, SlaClock, SurveyResponse, Ticket
+from itsm_exporter.records import Answer, Batch, Segment, SkippedRecord, SlaClock, SurveyResponse, Ticket
 from itsm_exporter.store import Store
 from tests.fakes.jira import (
     EMAIL,
@@ -339,8 +340,8 @@ def test_feedback_endpoint_when_the_satisfaction_field_is_not_visible() -> None:
         fake.feedback = {"HELP-1": 4}
         batches = fetch_all(connector(fake, "cloud", csat_feedback_endpoint=True))
     surveys = [s for b in batches for s in b.surveys]
-    # No date on the endpoint: the resolution date stands in for the submission time.
-    assert surveys == [csat("10001", "HELP-1", 4.0, at(3, 12))]
+    # No date on the endpoint: the resolution date stands in for the submission time. Its comment counts, unread.
+    assert surveys == [replace(csat("10001", "HELP-1", 4.0, at(3, 12)), commented=True)]
     asked = [r for r in fake.requests if r.path.startswith("/rest/servicedeskapi/")]
     assert [r.path for r in asked] == [  # resolved or closed ones only, by updated
         "/rest/servicedeskapi/request/HELP-8/feedback",
@@ -704,3 +705,26 @@ def test_ids_sweeps_issue_ids_without_fields_or_changelogs(mode: Mode) -> None:
     assert sorted(i for p in pages for i in p) == sorted(fake.issues)
     assert all("changelog" not in ",".join(r.query.get("expand", [])) for r in searches)
     assert {",".join(r.query.get("fields", [])) for r in searches} == {"updated"}
+
+
+def test_organizations_request_type_and_custom_fields_are_segments_from_the_same_search() -> None:
+    segments = {"organization": "Organizations", "request_type": "requesttype", "team": "customfield_10040"}
+    with fake_jira("cloud") as fake:
+        help1 = fake.issues["10001"]
+        help1.organizations, help1.team, help1.comment = ["Warehouse", "ACME"], "Blue", "Nobody called back"
+        plain = fetch_all(connector(fake, "cloud"))
+        asked = len(fake.requests)
+        fake.requests.clear()
+        batches = fetch_all(connector(fake, "cloud", segments=segments))
+    # The same requests with segments configured: their fields ride along in each search.
+    assert len(fake.requests) == asked
+    searches = [r for r in fake.requests if r.path.endswith("/search/jql")]
+    assert all({"customfield_10002", "customfield_10010", "customfield_10040"} <= set(r.query["fields"])
+               for r in searches)  # fmt: skip
+    tickets = {t.key: t.segments for b in batches for t in b.tickets}
+    assert tickets["HELP-1"] == (
+        Segment("organization", "Warehouse"), Segment("request_type", "Get IT help"), Segment("team", "Blue"),
+    )  # fmt: skip
+    assert all(not t.segments for b in plain for t in b.tickets)
+    rated = {s.ticket_key: s.commented for b in batches for s in b.surveys}
+    assert rated["HELP-1"] is True and not any(v for k, v in rated.items() if k != "HELP-1")

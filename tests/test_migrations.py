@@ -111,7 +111,17 @@ CREATE TABLE sync_state (
 ) WITHOUT ROWID;
 """
 )
-PAST_VERSIONS = {1: V1, 2: V2, 3: V3, 4: V4}
+V5 = (
+    V4
+    + """
+CREATE TABLE sla_clocks (
+    source TEXT NOT NULL, ticket_id TEXT NOT NULL, sla TEXT NOT NULL,
+    breach_at INTEGER, paused INTEGER NOT NULL, goal_seconds REAL, breached INTEGER NOT NULL,
+    PRIMARY KEY (source, ticket_id, sla)
+) WITHOUT ROWID;
+"""
+)
+PAST_VERSIONS = {1: V1, 2: V2, 3: V3, 4: V4, 5: V5}
 
 OPENED = 1_762_000_000_000_000
 """2025-11-01 12:26:40 UTC in microseconds."""
@@ -140,6 +150,8 @@ def make_store(path: Path, version: int) -> None:
              code["unknown"]),
         )  # fmt: skip
     raw.execute("INSERT INTO surveys VALUES ('sn', 's1', 'sn', 'a1', 'INC1', ?)", (OPENED + 7,))
+    if version >= 5:
+        raw.execute("INSERT INTO sla_clocks VALUES ('sn', 'a1', 'resolution', ?, 0, 28800.0, 0)", (OPENED + 3600,))
     raw.execute("INSERT INTO answers VALUES ('sn', 's1', 'Overall satisfaction', 4, 1, 5)")
     raw.execute("INSERT INTO answers VALUES ('sn', 's1', 'Speed', 7, 0, 10)")
     if version >= 4:
@@ -197,7 +209,11 @@ def test_every_past_version_upgrades_to_the_tables_of_a_new_store_with_its_data(
     assert (ticket.id, ticket.key, ticket.group, ticket.priority, ticket.channel, ticket.reopens) == (
         "a1", "INC1", "Desk", "p3", "phone", 1,
     )  # fmt: skip
+    # Segments (version 6) come with each ticket's next read: none yet, and the clocks a version 5 store held stay.
+    assert ticket.segments == ()
+    assert [clock.sla for clock in ticket.sla_clocks] == (["resolution"] if version >= 5 else [])
     [survey] = stored_surveys(upgraded, "sn")
+    assert (survey.commented, survey.segments) == (False, ())
     # Before version 4 an answer's question was its display text: it becomes the id and the text.
     assert survey.answers == (
         Answer("Overall satisfaction", 4.0, 1.0, 5.0, text="Overall satisfaction"),

@@ -107,6 +107,9 @@ def test_the_planted_watermelon_is_flagged_and_only_it(exposition: str) -> None:
     assert flagged == {
         '{group="Network Operations",source="demo",window="30d"}',
         '{group="Network Operations",source="demo",window="7d"}',
+        # The planted department: a watermelon that no team view shows (tests/test_demo.py).
+        '{department="Warehouse",segment="department",source="demo",window="30d"}',
+        '{department="Warehouse",segment="department",source="demo",window="7d"}',
     }
     sla = samples(exposition, "itsm_sla_met_ratio")[
         '{group="Network Operations",sla="resolution",source="demo",window="30d"}'

@@ -268,7 +268,8 @@ def test_prometheus_scrapes_the_exporter(prometheus: str, deadline: float) -> No
 def test_every_dashboard_query_returns_data(prometheus: str, deadline: float, window: str) -> None:
     values = {**VARIABLE_VALUES, "window": window}
     exprs = {f"{title} #{i}": expand(expr, values) for i, (title, expr) in enumerate(panel_exprs())}
-    assert len(exprs) == 80  # 52, 7 of the business-hours row (the demo's desk and 24x7 group), 21 of the trends row
+    # 52, 5 of the segment block, 7 of the business-hours row (the demo's desk and 24x7 group), 21 of the trends row
+    assert len(exprs) == 85
     _until_all_answer(prometheus, exprs, deadline)
 
 
@@ -280,12 +281,18 @@ def test_template_variables_list_the_demo(prometheus: str, deadline: float) -> N
     found = {}
     for variable in dashboard()["templating"]["list"][1:]:
         selector, label = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"]).groups()  # type: ignore[union-attr]
-        values = functools.partial(_label_values, prometheus, label, expand(selector, {"source": "demo"}))
+        filled = expand(selector, {"source": "demo", "window": "30d", "segment": "department"})
+        values = functools.partial(_label_values, prometheus, label, filled)
         found[variable["name"]] = _poll(values, f"values of ${variable['name']}", deadline)
     assert found["source"] == ["demo"]
     assert found["window"] == ["30d", "7d"]
     assert "Network Operations" in found["group"]
     assert len(found["group"]) == 6
+    # The drill-down links' variables (Grafana's regex turns window_days' 30d into 30).
+    assert (found["segment"], found["segment_field"], found["group_field"]) == (
+        ["department"], ["caller_id.department.name"], ["assignment_group.name"],
+    )  # fmt: skip
+    assert (found["source_url"], found["window_days"]) == (["https://itsm-demo.example"], ["30d"])
 
 
 def test_every_recording_rule_returns_data(prometheus: str, deadline: float) -> None:

@@ -54,6 +54,24 @@ def metric_names(expr: str) -> set[str]:
     return names
 
 
+PER_SOURCE = re.compile(r"itsm_(target_|source_|build_info|survey_mapping_answers)")
+"""Families without grouping labels: no view to choose (docs/metrics.md)."""
+
+
+def viewless_selectors(expr: str) -> list[str]:
+    """The selectors of grouped itsm_ families in `expr` that choose no view: with a customer segment in group_by
+    every family also has a segment's series (docs/metrics.md, "Segments"), so a sum over them counts a ticket once
+    per view unless it selects `segment=""` (the team view) or a segment's."""
+    found = re.finditer(r"(?<![\w:])(itsm_\w+)(?![\w:])(\{[^}]*\})?", expr)
+    return [m.group(0) for m in found if not PER_SOURCE.match(m.group(1)) and "segment=" not in (m.group(2) or "")]
+
+
+def test_every_rule_reads_one_view() -> None:
+    """Rules and alerts read the team view (segment=""): a department's series would count its tickets twice."""
+    for rule in [*recording_rules(), *alerting_rules()]:
+        assert viewless_selectors(rule["expr"]) == [], rule.get("record") or rule.get("alert")
+
+
 def _documented_metrics() -> Iterator[str]:
     for name, kind in re.findall(r"^\| `(itsm_\w+)` \| ([a-z ]+) \|", METRICS_DOC.read_text(), re.MULTILINE):
         if kind == "gauge histogram":
@@ -118,29 +136,31 @@ def test_promtool_unit_tests_pass() -> None:
 MUTATIONS = {
     "watermelon not sustained": ("for: 6h", "for: 4h", "ITSMWatermelon"),
     "satisfaction without the fall against the previous period": (
-        "          and\n          (\n              itsm_survey_satisfied_ratio\n            < ignoring (period)\n"
-        '              itsm_earlier_survey_satisfied_ratio{period="previous"} - 0.05\n          )\n',
+        '          and\n          (\n              itsm_survey_satisfied_ratio{segment=""}\n'
+        "            < ignoring (period)\n"
+        '              itsm_earlier_survey_satisfied_ratio{segment="", period="previous"} - 0.05\n          )\n',
         "",
         "ITSMSatisfactionBelowPreviousPeriod",
     ),
     "satisfaction against the year before": (
-        '{period="previous"} - 0.05',
-        '{period="year_ago"} - 0.05',
+        'period="previous"} - 0.05',
+        'period="year_ago"} - 0.05',
         ("ITSMSatisfactionBelowPreviousPeriod"),
     ),
     "satisfaction without the response guard": (
-        "          and\n            itsm_survey_responses >= 10\n",
+        '          and\n            itsm_survey_responses{segment=""} >= 10\n',
         "",
         "ITSMSatisfactionBelowPreviousPeriod",
     ),
     "satisfaction without the previous period's response guard": (
-        '          and ignoring (period)\n            itsm_earlier_survey_responses{period="previous"} >= 10\n',
+        "          and ignoring (period)\n"
+        '            itsm_earlier_survey_responses{segment="", period="previous"} >= 10\n',
         "",
         "ITSMSatisfactionBelowPreviousPeriod",
     ),
     "satisfaction drop not sustained": (
-        '{period="previous"} >= 10\n        for: 30m',
-        '{period="previous"} >= 10\n        for: 20m',
+        'period="previous"} >= 10\n        for: 30m',
+        'period="previous"} >= 10\n        for: 20m',
         "ITSMSatisfactionBelowPreviousPeriod",
     ),
     "first response overdue on the wall clock where a calendar applies": (
@@ -150,7 +170,7 @@ MUTATIONS = {
     ),
     "first response overdue only where a calendar applies": (
         "            or\n              histogram_quantile(1, sum by (le, source, group) "
-        "(itsm_awaiting_first_response_age_seconds_bucket))\n",
+        '(itsm_awaiting_first_response_age_seconds_bucket{segment=""}))\n',
         "",
         "ITSMFirstResponseOverdue",
     ),
@@ -190,7 +210,7 @@ def test_unit_tests_fail_when_an_alert_breaks(mutation: str, tmp_path: Path) -> 
 def test_unit_tests_fail_when_a_ratio_yields_nan(tmp_path: Path) -> None:
     copy = shutil.copytree(ALERTS_DIR, tmp_path / "alerts")
     rules = copy / RECORDING_RULES.name
-    guard = "/ (sum by (source, window, sla) (itsm_sla_tickets) > 0)"
+    guard = '/ (sum by (source, window, sla) (itsm_sla_tickets{segment=""}) > 0)'
     assert rules.read_text().count(guard) == 1
     rules.write_text(rules.read_text().replace(guard, "/ sum by (source, window, sla) (itsm_sla_tickets)"))
     result = run_promtool("test", "rules", copy / "tests" / "itsm-exporter.test.yaml")

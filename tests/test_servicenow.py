@@ -20,8 +20,8 @@ from itsm_exporter.connectors.servicenow.wire import (
     parse_time,
     value,
 )
-from itsm_exporter.records import Answer, Batch, SkippedRecord, SlaClock, SurveyResponse, Ticket
-from tests.fakes.servicenow import FakeServiceNow, source_settings
+from itsm_exporter.records import Answer, Batch, Segment, SkippedRecord, SlaClock, SurveyResponse, Ticket
+from tests.fakes.servicenow import FakeServiceNow, add_incident, source_settings
 from tests.plans import glide, run_plan
 
 pytestmark = pytest.mark.integration  # starts fake upstreams, servers or subprocesses on loopback
@@ -634,3 +634,65 @@ def test_ids_sweeps_sys_ids_alone_in_keyset_pages(fake: FakeServiceNow) -> None:
     assert requests[0].params["sysparm_query"] == (
         "sys_updated_on>=2026-03-01 00:00:00^ORDERBYsys_updated_on^ORDERBYsys_id"
     )
+
+
+# ----- customer segments and comments (issue 28) -----
+
+
+def seed_customers(fake: FakeServiceNow) -> None:
+    """Two incidents called in by users of two departments, companies and sites; one without a caller."""
+    finance = fake.add("cmn_department", name="Finance")
+    warehouse = fake.add("cmn_department", name="Warehouse")
+    acme = fake.add("core_company", name="ACME Retail")
+    lyon = fake.add("cmn_location", name="Lyon DC")
+    ann = fake.add("sys_user", name="Ann", user_name="ann", department=finance)
+    bob = fake.add("sys_user", name="Bob", user_name="bob", department=warehouse)
+    for n, (caller, company, location) in enumerate(((ann, acme, ""), (bob, acme, lyon), ("", "", ""))):
+        add_incident(fake, f"INC00300{n}", f"2026-03-0{n + 1} 10:00:00", caller_id=caller, company=company,
+                     location=location)  # fmt: skip
+
+
+SEGMENTS = {"department": "caller_id.department.name", "company": "company.name", "site": "location.name"}
+
+
+def test_segments_are_dot_walked_in_the_incidents_own_request(fake: FakeServiceNow) -> None:
+    seed_customers(fake)
+    tickets = [t for b in fetch(fake, segments=SEGMENTS) if b.kind == "ticket" for t in b.tickets]
+    assert {t.key: t.segments for t in tickets} == {
+        "INC003000": (Segment("company", "ACME Retail"), Segment("department", "Finance")),
+        "INC003001": (
+            Segment("company", "ACME Retail"), Segment("department", "Warehouse"), Segment("site", "Lyon DC"),
+        ),
+        "INC003002": (),
+    }  # fmt: skip
+    [request] = fake.table_requests("incident")
+    fields = request.params["sysparm_fields"].split(",")
+    assert fields[-3:] == ["caller_id.department.name", "company.name", "location.name"]
+    assert request.params["sysparm_display_value"] == "all"
+
+
+def test_segments_cost_no_request(fake: FakeServiceNow) -> None:
+    seed_customers(fake)
+    seed_survey(fake)
+    fetch(fake, sla_source="task_sla")
+    without = [(r.table, r.params.get("sysparm_query")) for r in fake.requests]
+    fake.requests.clear()
+    fetch(fake, sla_source="task_sla", segments=SEGMENTS)
+    assert [(r.table, r.params.get("sysparm_query")) for r in fake.requests] == without
+    # incident, task_sla, asmt_assessment_instance, asmt_metric_result, asmt_metric: the same five with segments
+    assert [table for table, _query in without] == [
+        "incident", "task_sla", "asmt_assessment_instance", "asmt_metric_result", "asmt_metric",
+    ]  # fmt: skip
+
+
+def test_a_survey_with_a_written_answer_is_commented_and_its_text_is_not_kept(fake: FakeServiceNow) -> None:
+    ids = seed_survey(fake)
+    text = next(k for k, r in fake.tables["asmt_metric_result"].items() if r["metric"] == ids["text"])
+    fake.update("asmt_metric_result", text, string_value="The VPN drops every hour. Nobody called back.")
+    [survey] = [s for b in fetch(fake) if b.kind == "survey" for s in b.surveys]
+    assert survey.commented
+    assert "VPN" not in repr(survey)
+    assert fake.table_requests("asmt_metric_result")[0].params["sysparm_fields"].endswith("string_value")
+    fake.update("asmt_metric_result", text, string_value="  ")
+    [survey] = [s for b in fetch(fake) if b.kind == "survey" for s in b.surveys]
+    assert not survey.commented

@@ -8,6 +8,7 @@ advance it): nothing sleeps.
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,13 @@ from itsm_exporter.connectors.base import AuthError, BadRequest, RateLimited
 from itsm_exporter.connectors.zendesk.config import ZendeskSource
 from itsm_exporter.connectors.zendesk.connector import ZendeskConnector
 from itsm_exporter.connectors.zendesk.mapping import CSAT_QUESTION_TEXT
-from itsm_exporter.records import Answer, SlaClock, SurveyResponse, Ticket
+from itsm_exporter.records import Answer, Segment, SlaClock, SurveyResponse, Ticket
 from itsm_exporter.store import Store
 from tests.fakes.zendesk import (
     COMPLAINT_FIELD,
     EMAIL,
     OAUTH_TOKEN,
+    TIER_FIELD,
     TOKEN,
     FakeRating,
     FakeTicket,
@@ -119,13 +121,20 @@ def expected_tickets() -> list[Ticket]:
     ]  # fmt: skip
 
 
-def csat(rating: int, ticket: int, score: float, submitted: datetime) -> SurveyResponse:
+def csat(rating: int, ticket: int, score: float, submitted: datetime, *, commented: bool = False) -> SurveyResponse:
     answer = Answer("csat", score, 0.0, 1.0, name="Satisfaction", text=CSAT_QUESTION_TEXT)
-    return SurveyResponse("zd", str(rating), submitted, (answer,), ticket_id=str(ticket), ticket_key=str(ticket))
+    return SurveyResponse(
+        "zd", str(rating), submitted, (answer,), ticket_id=str(ticket), ticket_key=str(ticket), commented=commented
+    )
 
 
 def expected_surveys() -> list[SurveyResponse]:
-    return [csat(501, 1, 1.0, at(3, 15)), csat(502, 2, 0.0, at(4, 20)), csat(503, 9, 1.0, at(2, 8))]
+    """Rating 501 carries a comment (marked, its text not kept); 502 a reason only."""
+    return [
+        csat(501, 1, 1.0, at(3, 15), commented=True),
+        csat(502, 2, 0.0, at(4, 20)),
+        csat(503, 9, 1.0, at(2, 8)),
+    ]
 
 
 def sync(fake: FakeZendesk, clock: Clock, store: Store, **extra: Any) -> None:
@@ -341,6 +350,48 @@ def test_a_404_asks_whether_url_is_the_account() -> None:
         f"source zd: the incremental ticket export at {fake.url}: HTTP 404, the request was rejected: "
         "RecordNotFound: Not found. Is url the account's address (https://SUBDOMAIN.zendesk.com)?"
     )
+
+
+# -- segments and comments ------------------------------------------------------------------------
+
+SEGMENTS = {"customer": "organization", "line": "brand", "tier": str(TIER_FIELD)}
+
+
+def test_segments_come_from_the_same_requests_as_the_tickets(tmp_path: Path) -> None:
+    """Organization and brand names are sideloads of the export (and of show_many), a custom field is on the ticket:
+    a sync with segments sends the same requests as one without, the export asking for one more sideload."""
+    sent: dict[bool, list[tuple[str, str, str | None]]] = {}
+    stored: dict[bool, list[Ticket]] = {}
+    for segmented in (False, True):
+        clock = Clock(at(8))
+        store = Store(tmp_path / f"store-{segmented}.db")
+        extra = {"segments": SEGMENTS} if segmented else {}
+        with fake_zendesk(now=clock) as fake:
+            sync(fake, clock, store, **extra)
+            connector(fake, clock, **extra).get("ticket", ["1", "3"])
+            sent[segmented] = [(r.method, r.path, r.param("cursor")) for r in fake.requests]
+            includes = {r.param("include") for r in [*fake.exports(), *fake.served("/api/v2/tickets/show_many")]}
+        stored[segmented] = stored_tickets(store, "zd")
+        store.close()
+    assert sent[True] == sent[False]
+    assert includes == {"metric_sets,slas,groups,brands,organizations"}
+    segments = {t.id: t.segments for t in stored[True]}
+    assert segments["1"] == (Segment("customer", "Warehouse"), Segment("line", "Acme"), Segment("tier", "gold"))
+    assert segments["3"] == (Segment("customer", "Finance"), Segment("line", "Acme"))
+    assert segments["6"] == ()  # no organization, no brand, no tier
+    assert [replace(t, segments=()) for t in stored[True]] == stored[False] == expected_tickets()
+
+
+def test_a_rating_s_comment_marks_the_response_and_its_text_stays_in_zendesk(tmp_path: Path) -> None:
+    clock = Clock(at(8))
+    path = tmp_path / "store.db"
+    store = Store(path)
+    with fake_zendesk(now=clock) as fake:
+        fake.ratings[502].comment = "   "  # blank: no comment
+        sync(fake, clock, store)
+    assert {s.id: s.commented for s in stored_surveys(store, "zd")} == {"501": True, "502": False, "503": False}
+    store.close()
+    assert not [p for p in tmp_path.iterdir() if b"Quick!" in p.read_bytes()]
 
 
 # -- lookups of a bounded first sync ---------------------------------------------------------------

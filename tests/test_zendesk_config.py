@@ -154,3 +154,15 @@ def test_a_bad_file_names_its_problem(case: str, tmp_path: Path, capsys: pytest.
     assert main(["check-config", "--config", str(path)]) == 1
     err = capsys.readouterr().err
     assert err.splitlines() == [f"{path}: invalid configuration", f"  {expected}"]
+
+
+def test_segments_read_the_organization_the_brand_or_a_custom_field() -> None:
+    """A custom field's id may be written bare in YAML (a number there); any other field is refused, unquoted."""
+    source = ZendeskSource.model_validate(
+        zendesk(segments={"customer": "organization", "line": "brand", "tier": 360088})
+    )
+    assert source.segments == {"customer": "organization", "line": "brand", "tier": "360088"}
+    assert problems(zendesk(segments={"team": "requester-secret-xyz"})) == [
+        "segments: Value error, segment team: its field is not organization, brand or the numeric id of a custom "
+        "ticket field"
+    ]

@@ -11,7 +11,7 @@ import yaml
 
 from itsm_exporter.config import Config, parse_config
 from itsm_exporter.discover import discover, render_report
-from tests.fakes.zendesk import COMPLAINT_FIELD, EMAIL, TOKEN, FakeTicket, FakeZendesk, at, fake_zendesk
+from tests.fakes.zendesk import COMPLAINT_FIELD, EMAIL, TIER_FIELD, TOKEN, FakeTicket, FakeZendesk, at, fake_zendesk
 
 pytestmark = pytest.mark.integration
 
@@ -104,6 +104,8 @@ sources:
   - name: zd
     surveys:
       overall: ["How would you rate the support you received?"]
+    segments:   # customer-side labels: add the ones to group by to group_by
+      organization: organization   # 2 values in the window
     complaints:
       tags: ["complaint"]
       {COMPLAINT_FIELD}: ["formal_complaint"]
@@ -117,6 +119,22 @@ sources:
     }
     assert reports[0].requests == served == 12
     assert TOKEN not in text
+
+
+def test_configured_segments_are_counted_from_the_sample_in_its_own_request() -> None:
+    """Organization names come as a sideload of the one sample page, a custom field on its tickets: no request more.
+    The brand is the service label already, so it is not suggested."""
+    segments = {"customer": "organization", "tier": str(TIER_FIELD)}
+    with fake_zendesk(now=lambda: AS_OF.timestamp()) as fake:
+        (report,) = discover(config(fake, segments=segments), now=AS_OF)
+        served = len(fake.requests)
+        includes = {r.param("include") for r in fake.exports()}
+    text = render_report([report])
+    assert "  segment customer (organization)\n    (empty)    3\n    Warehouse  2\n    Finance    1\n" in text
+    assert f"  segment tier (custom field {TIER_FIELD})\n    (empty)  5\n    gold     1\n" in text
+    assert "segments:" not in text  # nothing left to suggest
+    assert includes == {"metric_sets,slas,groups,brands,organizations"}
+    assert report.requests == served == 12
 
 
 def test_the_request_budget_does_not_grow_with_the_account() -> None:

@@ -13,12 +13,12 @@ from datetime import datetime
 import numpy as np
 from prometheus_client.core import Metric
 
-from itsm_exporter.collectors import calendars, impact, live, surveys, targets, tickets, watermelon
-from itsm_exporter.collectors.arrays import FloatArray
+from itsm_exporter.collectors import calendars, drilldown, impact, live, surveys, targets, tickets, watermelon
+from itsm_exporter.collectors.arrays import BoolArray, FloatArray, IntArray
 from itsm_exporter.collectors.durations import WALL_CLOCK, Clock, Durations
 from itsm_exporter.collectors.facts import TicketFacts, ticket_facts
 from itsm_exporter.collectors.families import FamilyBuilder
-from itsm_exporter.collectors.labels import Grouping, grouping
+from itsm_exporter.collectors.labels import Grouping, grouping, segment_values
 from itsm_exporter.collectors.surveys import Responses, SurveyWindowStats, load_responses, survey_window_stats
 from itsm_exporter.collectors.tickets import (
     BusinessDurations,
@@ -54,10 +54,18 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config, *, clock: C
     widest = longest(windows)
     bounds = np.asarray(config.buckets, dtype=np.float64)
     facts = ticket_facts(frames.tickets, names, now)
-    responses = load_responses(frames.surveys, frames.answers, frames.questions, facts, names, config)
+    responses = load_responses(
+        frames.surveys, frames.answers, frames.questions, facts, names, config, frames.tables["survey_segments"],
+        frames.parent_rows.get("answers"),
+    )  # fmt: skip
+    segments = segment_values(
+        frames.tables["ticket_segments"], facts.source, facts.frame["id"].to_numpy(dtype=object), names,
+        config.segment_labels, _on_facts(frames.parent_rows.get("ticket_segments"), facts),
+    )  # fmt: skip
     groups = grouping(
-        facts, responses, names, config.group_by, widest.contains(facts.opened, now), config.max_label_values
-    )
+        facts, responses, names, config.group_by, widest.contains(facts.opened, now), config.max_label_values,
+        segments, _segment_sources(config, names),
+    )  # fmt: skip
     durations = Durations(facts, clock, now)
     periods = earlier_periods(config.trends)
     # The published windows first, then each window over each earlier period (the same length, ending earlier).
@@ -94,7 +102,9 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config, *, clock: C
     ticket_present = (active.opened + active.resolved + active.first_responded + backlog.tickets) > 0
     survey_present = ticket_present | (survey_windows[windows.index(widest)].responses > 0)
     sources_surveyed = np.bincount(responses.source[responses.submitted <= now], minlength=len(names)) > 0
-    build = FamilyBuilder(groups.label_names, groups.label_values, windows, refresh_note(config))
+    build = FamilyBuilder(
+        groups.label_names, groups.label_values, windows, refresh_note(config), groups.set_names, groups.visible
+    )
     return [
         *tickets.families(build, ticket_windows, backlog, ticket_present, bounds, business),
         *live.families(
@@ -106,6 +116,7 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config, *, clock: C
         *watermelon.families(build, ticket_windows, survey_windows, config.targets, config.min_responses),
         *targets.families(names, config.targets, build.note),
         *([calendars.calendar_family(build, on_calendars, groups.ticket_groups, ticket_present)] if business else []),
+        *drilldown.families(config, names, build.note),
         surveys.mapping_family(responses, names, widest, now, build.note),
         *tickets.earlier_families(build, periods, earlier_tickets, ticket_present),
         *surveys.earlier_families(build, periods, earlier_surveys, survey_present),
@@ -114,6 +125,25 @@ def compute_metrics(frames: Frames, as_of: datetime, config: Config, *, clock: C
         ),
         *(impact.families(priorities, groups.label_names, widest, build.note) if priorities is not None else []),
     ]
+
+
+def _on_facts(parent_rows: IntArray | None, facts: TicketFacts) -> IntArray | None:
+    """Child rows' parent rows in the tickets frame, as rows of the facts (which leave out unconfigured sources)."""
+    if parent_rows is None or facts.row_of_frame is None:
+        return parent_rows
+    on_facts: IntArray = np.where(parent_rows >= 0, facts.row_of_frame[parent_rows], -1)
+    return on_facts
+
+
+def _segment_sources(config: Config, names: tuple[str, ...]) -> dict[str, BoolArray]:
+    """For each segment of group_by, the sources (by index) that define it, or whose responses a source that
+    defines it reports (a CSV export's `ticket_source`): the others have no series in its view."""
+    defined: dict[str, BoolArray] = {}
+    for segment in config.segment_labels:
+        mine = {s.name for s in config.enabled_sources if segment in s.segments}
+        mine |= {other for s in config.enabled_sources if s.name in mine for other in s.referenced_sources().values()}
+        defined[segment] = np.array([name in mine for name in names], dtype=bool)
+    return defined
 
 
 def _window_loop(

@@ -228,9 +228,10 @@ def calendar_family(build: FamilyBuilder, calendars: TicketCalendars, groups: In
     (several only where a label set mixes groups of different calendars: `group` is not in group_by)."""
     on_calendar = calendars.of_ticket >= 0
     width, n_groups = len(calendars.names), len(present)
-    used = np.bincount(
-        groups[on_calendar] * width + calendars.of_ticket[on_calendar], minlength=n_groups * width
-    ).reshape(n_groups, width)
+    # A (label set, calendar) pair per ticket and view: with segment views (labels.py) one column per view.
+    selected, codes = groups[on_calendar], calendars.of_ticket[on_calendar]
+    keys = selected * width + (codes[:, np.newaxis] if selected.ndim > 1 else codes)
+    used = np.bincount(keys.ravel(), minlength=n_groups * width).reshape(n_groups, width)
     shown = (used > 0) & present[:, np.newaxis]
     ones = np.ones(n_groups)
     parts = [Part((name,), [ones], [shown[:, index]]) for index, name in enumerate(calendars.names)]

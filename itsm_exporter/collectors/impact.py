@@ -9,13 +9,15 @@ dummy's the reward (what a high one adds). The impact-asymmetry index (Mikulić 
 score its penalty times the share of responses that rate it low: the ranking of what to fix first.
 
 One regression per label set with enough responses, and one per source over all of them; each is one
-numpy.linalg.lstsq call on the rating patterns of its responses (impact_stats says why that is the same fit).
+numpy.linalg.lstsq call on the rating patterns of its responses (impact_stats says why that is the same fit). A
+segment's view (collectors/labels.py) has a regression per value, as the team view has per group: each
+stakeholder group values different things, and a department's basic needs need not be a team's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 import numpy as np
@@ -49,6 +51,10 @@ class ImpactStats:
     """Index into CATEGORIES, -1 where not published."""
     cost: FloatArray
     rank: FloatArray
+    set_names: tuple[tuple[str, ...], ...] = ()
+    """Each regression's label names where views differ in them (labels.Grouping.set_names); empty: all alike."""
+    visible: BoolArray | None = None
+    """Regressions that may have series (a segment's view shows only the sources that define it); None: all."""
 
     @property
     def published(self) -> BoolArray:
@@ -94,7 +100,10 @@ def impact_stats(
     """
     overall, scores = responses.perception[:, 0], responses.perception[:, 1:]
     in_window = window.contains(responses.submitted, as_of) & ~np.isnan(overall)
-    sources = groups.sources[groups.survey_groups]
+    # With segment views (labels.py) a response has a label set in each view (a column each): it is in the
+    # regression of each, so a department gets its own priorities. Every view's first column is the team view.
+    by_view = groups.survey_groups if groups.survey_groups.ndim > 1 else groups.survey_groups[:, np.newaxis]
+    sources = groups.sources[by_view[:, 0]]
     # A dimension a source asks (some response of its window rates it) must be rated by each response it uses.
     asked = np.stack(
         [np.bincount(sources[in_window], weights=~np.isnan(scores[in_window, d]), minlength=len(names)) > 0
@@ -107,14 +116,19 @@ def impact_stats(
     n_groups = groups.size
     # Label sets first, then sources (numbered after them): one regression unit each.
     n_units = n_groups + len(names)
-    cells = np.concatenate([groups.survey_groups[rows], n_groups + sources[rows]]) * PATTERNS
-    cells += np.concatenate([patterns, patterns])
+    views = by_view.shape[1]
+    cells = np.concatenate([by_view[rows].ravel(), n_groups + sources[rows]]) * PATTERNS
+    cells += np.concatenate([np.repeat(patterns, views), patterns])
     n = np.bincount(cells, minlength=n_units * PATTERNS).reshape(n_units, PATTERNS)
-    sums = np.bincount(cells, weights=np.concatenate([y, y]), minlength=n_units * PATTERNS).reshape(n.shape)
+    weights = np.concatenate([np.repeat(y, views), y])
+    sums = np.bincount(cells, weights=weights, minlength=n_units * PATTERNS).reshape(n.shape)
     used = n.sum(axis=1)
     unit_asked = asked[np.concatenate([groups.sources, np.arange(len(names))])]
     empty = ("",) * (len(groups.label_names) - 1)
     label_values = (*groups.label_values, *((name, *empty) for name in names))
+    # A source's regression carries the team view's label names, every grouping label empty.
+    set_names = (*groups.set_names, *((groups.label_names,) * len(names))) if groups.set_names else ()
+    visible = None if groups.visible is None else np.concatenate([groups.visible, np.ones(len(names), dtype=bool)])
     coefficients = np.full((n_units, PATTERN_DESIGN.shape[1]), np.nan)
     counts = n @ PATTERN_DESIGN  # responses per unit with each dummy set (the intercept: all of them)
     for unit in np.flatnonzero(used >= settings.min_responses):
@@ -127,7 +141,8 @@ def impact_stats(
         if fitted is not None:
             coefficients[unit, columns] = fitted
     used = np.where(np.isnan(coefficients[:, 0]), 0, used)
-    return _classify(label_values, used, coefficients, counts.astype(np.int64), settings)
+    stats = _classify(label_values, used, coefficients, counts.astype(np.int64), settings)
+    return replace(stats, set_names=set_names, visible=visible)
 
 
 def _ols(x: FloatArray, y: FloatArray) -> FloatArray | None:
@@ -180,7 +195,7 @@ def _classify(
 
 def families(stats: ImpactStats, label_names: Sequence[str], window: Window, note: str) -> list[Metric]:
     """Per regression and dimension: penalty, reward, index, category, cost and rank; and the responses used."""
-    build = FamilyBuilder(label_names, stats.label_values, (), note)
+    build = FamilyBuilder(label_names, stats.label_values, (), note, stats.set_names, stats.visible)
     shown = stats.published
     scope = (
         f"Over the responses of the longest window ({window.name}) with an overall score: one regression per label "

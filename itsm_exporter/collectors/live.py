@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from prometheus_client.core import Metric
 
-from itsm_exporter.collectors.arrays import BoolArray, FloatArray, IntArray, lookup, source_codes
+from itsm_exporter.collectors.arrays import BoolArray, FloatArray, IntArray, count_by_group, lookup, source_codes
 from itsm_exporter.collectors.calendars import BUSINESS_NOTE
 from itsm_exporter.collectors.durations import Durations
 from itsm_exporter.collectors.facts import SLAS, TicketFacts
@@ -105,7 +105,8 @@ def live_stats(
         as_of,
         warning,
     )
-    clock_groups = np.where(of_backlog, groups[np.maximum(rows, 0)], 0)
+    picked = groups[np.maximum(rows, 0)]
+    clock_groups = np.where(of_backlog[:, np.newaxis] if picked.ndim > 1 else of_backlog, picked, 0)
     sla = clocks["sla"].to_numpy(dtype=object)
     counts: dict[tuple[str, str], IntArray] = {}
     to_breach: dict[str, GroupHistograms] = {}
@@ -113,7 +114,7 @@ def live_stats(
         mine = of_backlog & (sla == name)
         for index, state in enumerate(CLOCK_STATES):
             selected = mine & (states == index)
-            counts[(name, state)] = np.bincount(clock_groups[selected], minlength=n_groups).astype(np.int64)
+            counts[(name, state)] = count_by_group(clock_groups, selected, n_groups).astype(np.int64)
         running = mine & ((states == _WITHIN) | (states == _AT_RISK))
         to_breach[name] = histogram_by_group(
             clock_groups, durations.time_to_breach(breach_at, rows, running), n_groups, breach_bounds

@@ -17,6 +17,8 @@ from itsm_exporter.collectors.arrays import (
     FloatArray,
     IntArray,
     KeyIndex,
+    ObjectArray,
+    count_by_group_and_category,
     lookup,
     ratio,
     source_codes,
@@ -63,6 +65,10 @@ class Responses:
     """The source that stored the response, whose survey mapping applies to its answers."""
     answers_by_role: npt.NDArray[np.int32]
     """(responses, MAPPING_ROLES) answers of each response by the role their question plays."""
+    commented: BoolArray
+    """The respondent wrote a comment (only that it exists is stored; the text stays upstream)."""
+    segments: dict[str, ObjectArray]
+    """Segment values a response carries itself (a CSV export's columns), per wanted segment; None where none."""
 
 
 def load_responses(
@@ -72,16 +78,37 @@ def load_responses(
     tickets: TicketFacts,
     names: tuple[str, ...],
     config: Config,
+    own_segments: pd.DataFrame | None = None,
+    answer_rows: IntArray | None = None,
 ) -> Responses:
-    """Responses of configured sources about tickets of configured sources, with their per-dimension scores."""
+    """Responses of configured sources about tickets of configured sources, with their per-dimension scores and
+    the values of the grouping segments they carry themselves (`own_segments`, the survey_segments frame).
+    `answer_rows` (Frames.parent_rows of the answers) gives each answer its row in `frames_surveys`: no join by
+    survey id."""
     own_source = source_codes(frames_surveys["source"], names)
     ticket_source = source_codes(frames_surveys["ticket_source"], names)
     keep = (own_source >= 0) & (ticket_source >= 0)
     surveys = frames_surveys.loc[keep] if not keep.all() else frames_surveys
     own_source, ticket_source = own_source[keep], ticket_source[keep]
     ticket_rows = _join_tickets(surveys, ticket_source, tickets)
-    surveys_by_id = KeyIndex(own_source, surveys["id"].to_numpy(dtype=object))
-    perception, expectation, by_role = _scores(answers, questions, surveys_by_id, len(surveys), names, config)
+    survey_ids = surveys["id"].to_numpy(dtype=object)
+    surveys_by_id = KeyIndex(own_source, survey_ids)
+    if answer_rows is not None and not keep.all():
+        answer_rows = np.where(answer_rows >= 0, np.where(keep, np.cumsum(keep) - 1, -1)[answer_rows], -1)
+    perception, expectation, by_role = _scores(
+        answers, questions, surveys_by_id, len(surveys), names, config, answer_rows
+    )
+    wanted = [name for name in config.segment_labels if own_segments is not None and not own_segments.empty]
+    segments = {name: np.full(len(surveys), None, dtype=object) for name in wanted}
+    if wanted and own_segments is not None:
+        named = own_segments["name"].to_numpy(dtype=object)
+        found = surveys_by_id.find(
+            source_codes(own_segments["source"], names), own_segments["survey_id"].to_numpy(dtype=object)
+        )
+        value = own_segments["value"].to_numpy(dtype=object)
+        for name in wanted:
+            mine = (named == name) & (found >= 0)
+            segments[name][found[mine]] = value[mine]
     return Responses(
         submitted=surveys["submitted_at"].to_numpy(dtype=np.float64),
         source=ticket_source,
@@ -90,6 +117,8 @@ def load_responses(
         expectation=expectation,
         own_source=own_source,
         answers_by_role=by_role,
+        commented=surveys["commented"].to_numpy(dtype=bool),
+        segments=segments,
     )
 
 
@@ -120,6 +149,7 @@ def _scores(
     n_responses: int,
     names: tuple[str, ...],
     config: Config,
+    answer_rows: IntArray | None = None,
 ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int32]]:
     """Mean normalized answer per response and role (see ROLES), with each source's own question mapping,
     and the count of answers per response and MAPPING_ROLES (every answer, scorable or not).
@@ -136,12 +166,15 @@ def _scores(
     for start in range(0, len(answers), ANSWER_CHUNK):
         chunk = answers.iloc[start : start + ANSWER_CHUNK]
         answer_sources = source_codes(chunk["source"], names)
-        answer_rows = surveys_by_id.find(answer_sources, chunk["survey_id"].to_numpy(dtype=object))
+        if answer_rows is not None:
+            chunk_rows = answer_rows[start : start + ANSWER_CHUNK]
+        else:
+            chunk_rows = surveys_by_id.find(answer_sources, chunk["survey_id"].to_numpy(dtype=object))
         role_of_answer = _roles(chunk["question_id"], answer_sources, roles_by_source)
-        of_response = answer_rows >= 0
+        of_response = chunk_rows >= 0
         if of_response.any():
             mapping_role = _MAPPING_ROLE_OF[role_of_answer[of_response] + 1]
-            _add_counts(by_role, answer_rows[of_response] * len(MAPPING_ROLES) + mapping_role)
+            _add_counts(by_role, chunk_rows[of_response] * len(MAPPING_ROLES) + mapping_role)
         rows = np.flatnonzero(of_response & (role_of_answer >= 0))
         low = chunk["scale_min"].to_numpy(dtype=np.float64)[rows]
         span = chunk["scale_max"].to_numpy(dtype=np.float64)[rows] - low
@@ -150,7 +183,7 @@ def _scores(
         normalized[~(span > 0)] = np.nan
         np.clip(normalized, 0.0, 1.0, out=normalized)
         valid = np.isfinite(normalized)
-        cells = answer_rows[rows[valid]] * len(ROLES) + role_of_answer[rows[valid]]
+        cells = chunk_rows[rows[valid]] * len(ROLES) + role_of_answer[rows[valid]]
         if not len(cells):
             continue
         first = int(cells.min())
@@ -197,6 +230,10 @@ class SurveyWindowStats:
     """Responses with an overall answer: the denominator of the satisfied ratio."""
     satisfied: IntArray
     dissatisfied: IntArray
+    satisfied_commented: IntArray
+    """Satisfied responses that carry a comment: the ones to celebrate, read upstream."""
+    dissatisfied_commented: IntArray
+    """Dissatisfied responses that carry a comment: the unhappy customers who wrote, read upstream."""
     perception_sums: FloatArray
     perception_counts: IntArray
     expectation_sums: FloatArray
@@ -214,24 +251,46 @@ def survey_window_stats(
     windows), and sum their per-dimension scores."""
     in_window = window.contains(responses.submitted, end)
     overall = responses.perception[:, 0]
-
-    def count(mask: BoolArray) -> IntArray:
-        return np.bincount(groups[mask], minlength=n_groups).astype(np.int64)
+    # One pass for the counts: each response's category is its overall answer (none, satisfied, dissatisfied, in
+    # between) and whether it carries a comment.
+    answer = np.where(
+        np.isnan(overall),
+        0,
+        np.where(overall >= SATISFIED_AT_LEAST, 1, np.where(overall <= DISSATISFIED_AT_MOST, 2, 3)),
+    )
+    categories = answer * 2 + responses.commented
+    by_category, _ = count_by_group_and_category(groups, in_window, n_groups, categories, 8)
+    counts = by_category.reshape(n_groups, 4, 2)
+    by_answer = counts.sum(axis=2)
+    rows = np.flatnonzero(in_window)
+    selected = groups[rows]
 
     def per_dimension(scores: FloatArray) -> tuple[FloatArray, IntArray]:
-        has = in_window[:, np.newaxis] & ~np.isnan(scores)
-        columns = range(scores.shape[1])
-        sums = [np.bincount(groups[has[:, d]], weights=scores[has[:, d], d], minlength=n_groups) for d in columns]
-        counts = [np.bincount(groups[has[:, d]], minlength=n_groups) for d in columns]
-        return np.stack(sums, axis=1).astype(np.float64), np.stack(counts, axis=1).astype(np.int64)
+        """Sums and counts per label set and dimension, over the window's label sets gathered once."""
+        mine = scores[rows]
+        sums, found = [], []
+        for column in mine.T:
+            has = np.flatnonzero(~np.isnan(column))
+            keys = selected[has]
+            weights = column[has]
+            if keys.ndim > 1:  # one column per view: the score counts in each
+                weights = np.repeat(weights, keys.shape[1])
+            sums.append(np.bincount(keys.ravel(), weights=weights, minlength=n_groups))
+            found.append(np.bincount(keys.ravel(), minlength=n_groups))
+        shape = (n_groups, mine.shape[1])
+        if not sums:
+            return np.zeros(shape), np.zeros(shape, dtype=np.int64)
+        return np.stack(sums, axis=1).astype(np.float64), np.stack(found, axis=1).astype(np.int64)
 
     perception_sums, perception_counts = per_dimension(responses.perception)
     expectation_sums, expectation_counts = per_dimension(responses.expectation)
     return SurveyWindowStats(
-        responses=count(in_window),
-        rated=count(in_window & ~np.isnan(overall)),
-        satisfied=count(in_window & (overall >= SATISFIED_AT_LEAST)),
-        dissatisfied=count(in_window & (overall <= DISSATISFIED_AT_MOST)),
+        responses=by_answer.sum(axis=1),
+        rated=by_answer[:, 1:].sum(axis=1),
+        satisfied=by_answer[:, 1],
+        dissatisfied=by_answer[:, 2],
+        satisfied_commented=counts[:, 1, 1],
+        dissatisfied_commented=counts[:, 2, 1],
         perception_sums=perception_sums,
         perception_counts=perception_counts,
         expectation_sums=expectation_sums,
@@ -282,6 +341,16 @@ def families(
             "itsm_survey_dissatisfied_responses",
             "Responses of the window whose normalized overall score is <= 0.25.",
             [Part((), [s.dissatisfied for s in surveys], shown)],
+        ),
+        build.gauge(
+            "itsm_survey_satisfied_commented_responses",
+            "Satisfied responses of the window that carry a comment (the text stays in the ITSM tool).",
+            [Part((), [s.satisfied_commented for s in surveys], shown)],
+        ),
+        build.gauge(
+            "itsm_survey_dissatisfied_commented_responses",
+            "Dissatisfied responses of the window that carry a comment (the text stays in the ITSM tool).",
+            [Part((), [s.dissatisfied_commented for s in surveys], shown)],
         ),
         build.gauge(
             "itsm_survey_satisfied_ratio",

@@ -10,7 +10,14 @@ from typing import Literal
 import numpy as np
 from prometheus_client.core import Metric
 
-from itsm_exporter.collectors.arrays import BoolArray, FloatArray, IntArray, ratio
+from itsm_exporter.collectors.arrays import (
+    BoolArray,
+    FloatArray,
+    IntArray,
+    count_by_group,
+    count_by_group_and_category,
+    ratio,
+)
 from itsm_exporter.collectors.calendars import BUSINESS_NOTE
 from itsm_exporter.collectors.durations import Durations
 from itsm_exporter.collectors.facts import OUTCOMES, SLAS, TicketFacts
@@ -90,27 +97,36 @@ def ticket_window_stats(
     opened_in = window.contains(facts.opened, end)
     resolved_in = window.contains(facts.resolved, end)
     answered_in = window.contains(facts.first_response, end)
-
-    def count(mask: BoolArray) -> IntArray:
-        return np.bincount(groups[mask], minlength=n_groups).astype(np.int64)
-
+    # One pass per event: each ticket's category says which of the counts over the same tickets it adds to.
+    opened, _ = count_by_group_and_category(groups, opened_in, n_groups, facts.complaint.astype(np.int64), 2)
+    by_category, reassignments = count_by_group_and_category(
+        groups, resolved_in, n_groups, _resolved_categories(facts), 36, facts.reassignments
+    )
+    # Reopened, first contact, response SLA outcome + 1, resolution SLA outcome + 1.
+    resolved = by_category.reshape(n_groups, 2, 2, 3, 3)
+    by_sla = {"response": resolved.sum(axis=(1, 2, 4)), "resolution": resolved.sum(axis=(1, 2, 3))}
     return TicketWindowStats(
-        opened=count(opened_in),
-        resolved=count(resolved_in),
-        first_responded=count(answered_in),
-        reopened=count(resolved_in & facts.reopened),
-        first_contact=count(resolved_in & facts.first_contact),
-        reassignments=np.bincount(
-            groups[resolved_in], weights=facts.reassignments[resolved_in], minlength=n_groups
-        ).astype(np.float64),
-        complaints_opened=count(opened_in & facts.complaint),
-        sla={
-            (sla, outcome): count(resolved_in & (facts.sla[sla] == index))
-            for sla in SLAS
-            for index, outcome in enumerate(OUTCOMES)
-        },
+        opened=opened.sum(axis=1),
+        resolved=resolved.sum(axis=(1, 2, 3, 4)),
+        first_responded=count_by_group(groups, answered_in, n_groups).astype(np.int64),
+        reopened=resolved[:, 1].sum(axis=(1, 2, 3)),
+        first_contact=resolved[:, :, 1].sum(axis=(1, 2, 3)),
+        reassignments=reassignments if reassignments is not None else np.zeros(n_groups),
+        complaints_opened=opened[:, 1],
+        sla={(sla, outcome): by_sla[sla][:, index + 1] for sla in SLAS for index, outcome in enumerate(OUTCOMES)},
         durations=_window_durations(facts, groups, n_groups, resolved_in, answered_in, durations, bounds),
     )
+
+
+def _resolved_categories(facts: TicketFacts) -> IntArray:
+    """Per ticket, what it adds to the counts of the resolved: reopened, first contact and each SLA's outcome
+    (unknown, met, breached), as one number in 0..35 (a C-ordered index into 2 x 2 x 3 x 3)."""
+    response, resolution = (facts.sla[sla].astype(np.int64) + 1 for sla in SLAS)
+    categories: IntArray = facts.reopened.astype(np.int64) * 18
+    categories += facts.first_contact * 9
+    categories += response * 3
+    categories += resolution
+    return categories
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,15 @@ class QuestionFacts:
     """The text the report shows when it differs from the one the mapping matches (JSM shows none)."""
 
 
+@dataclass(frozen=True)
+class SegmentSuggestion:
+    """A likely segment (department, company, location, organization): its label, its field, its distinct values."""
+
+    label: str
+    field: str
+    values: int
+
+
 @dataclass
 class SourceFacts:
     """Everything a probe found about one source."""
@@ -64,6 +73,10 @@ class SourceFacts:
     """The values below are counted over this many tickets of the window (one page), not all of them."""
     groupings: dict[str, list[ValueCount]] = field(default_factory=dict)
     unassigned: float | None = None
+    segments: dict[str, list[ValueCount]] = field(default_factory=dict)
+    """The values of each configured segment, by `label (upstream field)`."""
+    segment_suggestions: list[SegmentSuggestion] = field(default_factory=list)
+    """Customer fields of the upstream that are not configured segments yet and hold values in the window."""
     questions: list[QuestionFacts] = field(default_factory=list)
     survey_notes: list[str] = field(default_factory=list)
     slas: list[ValueCount] = field(default_factory=list)

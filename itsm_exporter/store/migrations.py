@@ -108,4 +108,17 @@ CREATE TABLE sla_clocks (
     PRIMARY KEY (source, ticket_id, sla)
 ) WITHOUT ROWID;
 """,
+    # 5 -> 6: customer-side segments of tickets and of survey responses (child tables), and whether a response
+    # carries a comment. Stored records have none until re-read (the segment plan re-reads a window's tickets).
+    5: """
+CREATE TABLE ticket_segments (
+    source TEXT NOT NULL, ticket_id TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (source, ticket_id, name)
+) WITHOUT ROWID;
+CREATE TABLE survey_segments (
+    source TEXT NOT NULL, survey_id TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (source, survey_id, name)
+) WITHOUT ROWID;
+ALTER TABLE surveys ADD COLUMN commented INTEGER NOT NULL DEFAULT 0;
+""",
 }

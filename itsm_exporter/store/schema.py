@@ -19,7 +19,7 @@ from itsm_exporter.tables import Column, Table, compile_rows
 
 APPLICATION_ID: Final = 0x49544D58
 """'ITMX' in SQLite's header: tells our store apart from any other SQLite file."""
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 """Bumped with a migration in migrations.MIGRATIONS whenever the tables change."""
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)

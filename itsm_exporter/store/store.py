@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from itsm_exporter.frames import Frames, frame_dtypes
@@ -265,19 +266,42 @@ class Store:
         declared to load whole). This keeps memory bounded by the window, not history.
         """
         cutoff = micros(since)
-        queries = [(table, *_load_query(table, sources, cutoff)) for table in self.schema.tables if table.framed]
+        framed = [table for table in self.schema.tables if table.framed]
         canonical: dict[str, str] = {}
+        frames: dict[str, pd.DataFrame] = {}
+        rowids: dict[str, IntArray] = {}
         with self.reading() as db:
+            # An empty child table is read plainly (nothing): its parent then needs no rowids, and the window's
+            # parents are not walked a second time for no rows (a store without segments loads as before them).
+            empty = frozenset(
+                table.name
+                for table in framed
+                if table.parent is not None and db.execute(f"SELECT 1 FROM {table.name} LIMIT 1").fetchone() is None
+            )
+            queries = [(table, *_load_query(table, framed, sources, cutoff, empty)) for table in framed]
             codes = db.execute("SELECT code, text FROM labels").fetchall()
             texts = np.full(max((code for code, _ in codes), default=0) + 1, None, dtype=object)
             for code, text in codes:
                 texts[code] = canonical.setdefault(text, text)
             # Parents before their children: a child's shared parent ids reference the parent's strings.
-            frames = {
-                table.name: _read_columns(db.execute(sql, params), table, canonical, texts)
-                for table, sql, params in queries
-            }
-        return Frames(**frames)
+            parent_rows: dict[str, IntArray] = {}
+            for table, sql, params, mode in queries:
+                read = table.names if mode != "child" or table.parent is None else _own_columns(table)
+                frame, rowid = _read_columns(db.execute(sql, params), table, canonical, texts, read, mode != "plain")
+                if rowid is not None:
+                    rowids[table.name] = rowid
+                if mode == "child" and table.parent is not None and rowid is not None:
+                    # Read from each parent of the window, in its order: the parent's key columns are its own.
+                    owner = table.parent.table
+                    rows = _positions(rowids[owner.name], rowid)
+                    dtypes = frame_dtypes(table)
+                    for column, owner_column in zip(table.parent.key, owner.key, strict=False):
+                        values = frames[owner.name][owner_column].to_numpy()[rows]
+                        frame[column] = pd.Series(values, index=frame.index, dtype=dtypes[column])
+                    frame = frame[list(table.names)]
+                    parent_rows[table.name] = rows
+                frames[table.name] = frame
+        return Frames(parent_rows, **frames)
 
     def close(self) -> None:
         with self._read_lock:
@@ -396,49 +420,114 @@ _WINDOWS: Final[dict[str, Callable[[str, int], tuple[str, list[object]]]]] = {
 """What a window load keeps of a table of records (with its SQL alias prefix); other tables load whole."""
 
 
-def _load_query(table: Table, sources: Sequence[str] | None, cutoff: int | None) -> tuple[str, list[object]]:
-    """The SELECT of a table's frame: its rows of `sources`, and with a cutoff, the rows a window can see."""
+def _load_query(
+    table: Table,
+    framed: Sequence[Table],
+    sources: Sequence[str] | None,
+    cutoff: int | None,
+    empty: frozenset[str] = frozenset(),
+) -> tuple[str, list[object], str]:
+    """The SELECT of a table's frame: its rows of `sources`, and with a cutoff, the rows a window can see.
+
+    The third value says what the rows hold: `plain`, its columns; `rowid`, its columns and last its rowid (a
+    parent of windowed children, read in rowid order); `child`, a windowed child's own columns and last its
+    parent's rowid (load_frames gives it the parent's key columns and row). A windowed child is read from each
+    parent of the window in turn, one search of its key per parent: a search per child row by the parent's key
+    cost twice as much (5 segments of a million tickets), and its rows come grouped by parent.
+    """
     parent = table.parent
     coded_source = "source" in table.coded
-    if parent is not None and parent.window == "parent" and cutoff is not None and parent.table.name in _WINDOWS:
-        # The rows of the parents in the window.
+    if (
+        parent is not None
+        and parent.window == "parent"
+        and cutoff is not None
+        and parent.table.name in _WINDOWS
+        and table.name not in empty
+    ):
         owner = parent.table
         window, params = _WINDOWS[owner.name]("p.", cutoff)
+        joins, conditions = [], []
         key = owner.key[: len(parent.key)]
-        join = " AND ".join(
-            f"p.{p} = (SELECT code FROM labels WHERE text = c.{c})" if name in owner.coded else f"p.{p} = c.{c}"
-            for name, p, c in zip(key, sql_columns(owner, key), sql_columns(table, parent.key), strict=True)
-        )
-        sql = f"SELECT {_select_list(table, 'c.')} FROM {table.name} c JOIN {owner.name} p ON {join} WHERE ({window})"
+        for n, (name, p, c) in enumerate(
+            zip(key, sql_columns(owner, key), sql_columns(table, parent.key), strict=True)
+        ):
+            if name in owner.coded:  # the parent holds the label's code, the child its text
+                joins.append(f"labels l{n}")
+                conditions += [f"l{n}.code = p.{p}", f"c.{c} = l{n}.text"]
+            else:
+                conditions.append(f"c.{c} = p.{p}")
+        own = _select_list(table, "c.", _own_columns(table))
+        tables = " CROSS JOIN ".join([f"{owner.name} p", *joins, f"{table.name} c"])  # CROSS JOIN: in this order
+        sql = f"SELECT {own}, p.rowid FROM {tables} ON {' AND '.join(conditions)} WHERE ({window})"
         if sources is not None:
-            clause, source_params = _source_clause(sources, "c.source", coded=coded_source)
+            clause, source_params = _source_clause(sources, "+p.source", coded="source" in owner.coded)
             sql += f" AND {clause}"
             params += source_params
-        return sql, params
+        return sql, params, "child"
     # `+source`: scan the tickets in storage order; through the key index each row would be a random seek.
     clause, params = _source_clause(sources, "+source" if coded_source else "source", coded=coded_source)
-    sql = f"SELECT {_select_list(table)} FROM {table.name} WHERE {clause}"
+    parent_of_windowed = any(
+        t.parent is not None
+        and t.parent.table.name == table.name
+        and t.parent.window == "parent"
+        and t.name not in empty
+        for t in framed
+    )
+    with_rowid = parent is None and cutoff is not None and table.name in _WINDOWS and parent_of_windowed
+    sql = f"SELECT {_select_list(table)}{', rowid' if with_rowid else ''} FROM {table.name} WHERE {clause}"
     if parent is None and cutoff is not None and table.name in _WINDOWS:
         window, window_params = _WINDOWS[table.name]("", cutoff)
         sql += f" AND ({window})"
         params += window_params
-    return sql, params
+    if with_rowid:
+        sql += " ORDER BY rowid"  # the scan's own order: no sort, and the rowids ascend for _positions
+    return sql, params, "rowid" if with_rowid else "plain"
 
 
-def _select_list(table: Table, alias: str = "") -> str:
+def _own_columns(table: Table) -> tuple[str, ...]:
+    """A child table's columns that are not its parent's key."""
+    parent_key = table.parent.key if table.parent is not None else ()
+    return tuple(name for name in table.names if name not in parent_key)
+
+
+def _positions(parent_rowids: IntArray, child_rowids: IntArray) -> IntArray:
+    """The row of each child's parent among the parent's rows (ascending rowids), -1 where not loaded. A parent's
+    children are adjacent (the child table's key starts with the parent's): one search per run of them."""
+    if not len(child_rowids):
+        return np.empty(0, dtype=np.int64)
+    starts = np.ones(len(child_rowids), dtype=bool)
+    starts[1:] = child_rowids[1:] != child_rowids[:-1]
+    heads = np.flatnonzero(starts)
+    wanted = child_rowids[heads]
+    found = np.minimum(np.searchsorted(parent_rowids, wanted), max(len(parent_rowids) - 1, 0))
+    known = parent_rowids[found] == wanted if len(parent_rowids) else np.zeros(len(heads), dtype=bool)
+    rows = np.where(known, found, -1).astype(np.int64)
+    return np.repeat(rows, np.diff(np.append(heads, len(child_rowids))))
+
+
+def _select_list(table: Table, alias: str = "", names: Sequence[str] | None = None) -> str:
     # Unset coded labels read as code 0, which no label has: the column stays an integer column.
+    names = table.names if names is None else tuple(names)
     return ", ".join(
         f"ifnull({alias}{column}, 0)" if name in table.coded else f"{alias}{column}"
-        for name, column in zip(table.names, sql_columns(table), strict=True)
+        for name, column in zip(names, sql_columns(table, names), strict=True)
     )
 
 
+IntArray = npt.NDArray[np.int64]
 _LOAD_CHUNK: Final = 65536
+_ROWID: Final = "rowid"
+"""The extra last column of a query that reads rowids (_load_query): not a column of any table."""
 
 
 def _read_columns(
-    cursor: sqlite3.Cursor, table: Table, canonical: dict[str, str], label_texts: np.ndarray
-) -> pd.DataFrame:
+    cursor: sqlite3.Cursor,
+    table: Table,
+    canonical: dict[str, str],
+    label_texts: np.ndarray,
+    columns: Sequence[str] | None = None,
+    with_rowid: bool = False,
+) -> tuple[pd.DataFrame, IntArray | None]:
     """A table's frame from its query, built column-wise in chunks.
 
     sqlite3 makes a new str object for every cell; for a million tickets that is millions of copies
@@ -447,13 +536,23 @@ def _read_columns(
     `canonical` across the frames of one load), so memory follows the data, not the cell count. Coded
     label columns arrive as codes and are looked up in `label_texts` (code 0 is None).
     """
-    columns, dtypes = table.names, frame_dtypes(table)
+    columns = table.names if columns is None else tuple(columns)
+    dtypes = {name: dtype for name, dtype in frame_dtypes(table).items() if name in columns}
     coded, shared, times = table.coded, table.shared, frozenset(table.kind_names("time"))
+    categorical = {c.name: _Categories() for c in table.columns if c.categorical and c.name in columns}
     parts: dict[str, list[np.ndarray]] = {column: [] for column in columns}
+    rowid_parts: list[IntArray] = []
+    read = (*columns, _ROWID) if with_rowid else columns
     while rows := cursor.fetchmany(_LOAD_CHUNK):
-        for column, values in zip(columns, zip(*rows, strict=True), strict=True):
+        for column, values in zip(read, zip(*rows, strict=True), strict=True):
+            if column == _ROWID:
+                rowid_parts.append(np.array(values, dtype=np.int64))
+                continue
             if column in coded:
                 parts[column].append(label_texts[np.array(values, dtype=np.intp)])
+                continue
+            if column in categorical:
+                parts[column].append(categorical[column].codes(values, canonical))
                 continue
             parts[column].append(
                 _column_array(values, dtypes[column], canonical if column in shared else None, column in times)
@@ -461,8 +560,34 @@ def _read_columns(
     data = {
         column: np.concatenate(chunks) if chunks else np.array([], dtype=dtypes[column])
         for column, chunks in parts.items()
+        if column not in categorical
     }
-    return pd.DataFrame(data, columns=list(columns)).astype(dtypes)
+    for column, categories in categorical.items():
+        data[column] = categories.categorical(parts[column])
+    rowids = (np.concatenate(rowid_parts) if rowid_parts else np.empty(0, dtype=np.int64)) if with_rowid else None
+    return pd.DataFrame(data, columns=list(columns)).astype(dtypes), rowids
+
+
+class _Categories:
+    """A categorical column read chunk by chunk: its distinct texts numbered as they come, sorted at the end."""
+
+    def __init__(self) -> None:
+        self.code_of: dict[str, int] = {}
+
+    def codes(self, values: tuple[object, ...], canonical: dict[str, str]) -> IntArray:
+        chunk_codes, uniques = pd.factorize(np.array(values, dtype=object))
+        known = [self.code_of.setdefault(canonical.setdefault(text, text), len(self.code_of)) for text in uniques]
+        to_code = np.array([*known, -1], dtype=np.int64)  # the extra last slot answers -1 (NULL)
+        codes: IntArray = to_code[chunk_codes]
+        return codes
+
+    def categorical(self, chunks: list[IntArray]) -> pd.Categorical:
+        """The column with sorted categories, as `astype("category")` gives them (Frames.from_records)."""
+        names = sorted(self.code_of)
+        to_sorted = np.full(len(names) + 1, -1, dtype=np.int64)  # the last slot keeps -1 (NULL) as it is
+        to_sorted[[self.code_of[name] for name in names]] = np.arange(len(names))
+        codes = np.concatenate(chunks) if chunks else np.empty(0, dtype=np.int64)
+        return pd.Categorical.from_codes(to_sorted[codes], categories=pd.Index(names))
 
 
 def _column_array(

@@ -11,6 +11,9 @@ one transaction, so a crash at any point resumes from the last committed page.
   source without a bounded backfill reads everything: the connector's own lower bound).
 - ReconcilePlan: after the incremental plan, when the last reconciliation is older than the
   source's reconcile interval: the tickets deleted upstream leave the store (Batch.deleted_ticket_ids).
+- SegmentPlan: first, when the source's `segments` gained a field since its tickets were stored: the
+  tickets of the look-back (the windows and their earlier periods) are read again once, so the new
+  segment has values there, not only for the tickets that change from now on (the history is not re-read).
 
 Which plans a source gets, and their overlap and intervals, come from its kind's capabilities
 (kinds.py): this module never names a kind.
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Final, Protocol
 
@@ -42,6 +45,7 @@ from itsm_exporter.sync.state import States, advanced, completed, starting
 log = logging.getLogger(__name__)
 
 INCREMENTAL: Final = "incremental"
+SEGMENTS: Final = "segments"
 RECONCILE: Final = "reconcile"
 BACKFILL: Final = "backfill"
 HORIZON: Final = "horizon"
@@ -285,6 +289,65 @@ class ReconcilePlan:
         return gone
 
 
+@dataclass(frozen=True)
+class SegmentPlan:
+    """Reads the look-back's tickets again once when the source's segments gained a field: a bounded re-read.
+
+    Its state (plan `segments`, phase `ticket`) holds in `token` the segment fields the stored tickets were read
+    with. A first sync only records them (everything was just read with them); so does a change that adds no
+    field (a segment removed: its stored values are no longer grouped by). Otherwise the stored tickets updated
+    within `span` (what a computation looks back over, Config.lookback, plus the overlap: the windows and the
+    earlier periods they are compared with) and the stored open ones are read again by id
+    (RecordLookup.get), LOOKUP_CHUNK at a time, resuming after the last id committed (phase `ticket@<fields>`,
+    `token` = that id); an upstream without lookups by id is scanned from the span's start instead. Then the
+    new fields are recorded.
+    """
+
+    fields: tuple[tuple[str, str], ...]
+    """The configured segments as (label, upstream field), sorted."""
+    span: timedelta
+    name: str = SEGMENTS
+
+    @property
+    def token(self) -> str:
+        return ";".join(f"{label}={field}" for label, field in self.fields)
+
+    def batches(
+        self, connector: Connector, states: States, now: datetime, stored: StoredTickets | None = None
+    ) -> Iterator[Batch]:
+        if "ticket" not in connector.phases:
+            return  # survey responses carry their own segments, read whole each time (a CSV export)
+        before = states.get((self.name, "ticket"))
+        done = completed(PhaseState(self.name, "ticket", token=self.token), now)
+        read_with = set() if before is None or not before.token else set(before.token.split(";"))
+        if before is not None and before.token == self.token:
+            return
+        first = states.get((INCREMENTAL, "ticket")) is None
+        if first or not self.fields or set(self.token.split(";")) <= read_with:
+            yield Batch(kind="ticket", state=done)
+            return
+        progress = starting(states, self.name, f"ticket@{self.token}")
+        if isinstance(connector, RecordLookup) and stored is not None:
+            start = now - self.span
+            ids = sorted(
+                {*stored.ticket_ids(connector.name, updated_since=start),
+                 *stored.ticket_ids(connector.name, open_updated_before=start)}
+            )  # fmt: skip
+            ids = [i for i in ids if progress.token is None or i > progress.token]
+            for offset in range(0, len(ids), LOOKUP_CHUNK):
+                chunk = ids[offset : offset + LOOKUP_CHUNK]
+                page = connector.get("ticket", chunk)
+                progress = replace(progress, token=chunk[-1], done=progress.done + len(page.tickets))
+                yield Batch(
+                    kind="ticket", tickets=page.tickets, skipped=page.skipped, state=progress,
+                    fetched_so_far=offset + len(chunk), total_expected=len(ids),
+                )  # fmt: skip
+        else:
+            for page in connector.scan("ticket", now - self.span, None):
+                yield page_batch("ticket", page, advanced(progress, page))
+        yield Batch(kind="ticket", state=done)
+
+
 def page_batch(kind: RecordKind, page: ScanPage, state: PhaseState) -> Batch:
     """The batch of one scanned page: its records, the tickets it saw deleted, skips and progress, committed
     with the state it moves to."""
@@ -314,9 +377,13 @@ def plans_for(source: SourceBase, config: Config | None = None) -> list[Plan]:
     plans: list[Plan] = [IncrementalPlan(overlap=able.overlap)]
     if config is None:
         return plans
+    span = timedelta(seconds=config.longest_window.seconds) + able.overlap
     if able.bounded_backfill:
         plans.insert(0, BackfillPlan(history=config.history_for(source), overlap=able.overlap))
     if able.reconcile_interval is not None:
-        span = timedelta(seconds=config.longest_window.seconds) + able.overlap
         plans.append(ReconcilePlan(interval=able.reconcile_interval, span=span))
+    # First, on the states as the last sync left them: a first sync only records the segments it reads with. It
+    # re-reads what a computation looks back over (the earlier periods of `trends` too), not only the window.
+    looked_back = config.lookback + able.overlap
+    plans.insert(0, SegmentPlan(fields=tuple(sorted(source.segments.items())), span=looked_back))
     return plans

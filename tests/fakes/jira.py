@@ -54,6 +54,7 @@ SLA_RESOLUTION = "customfield_10021"
 SATISFACTION = "customfield_10030"
 SATISFACTION_DATE = "customfield_10031"
 TEAM = "customfield_10040"
+ORGANIZATIONS = "customfield_10002"
 SLA_PLUGIN = "com.atlassian.servicedesk:sd-sla-field"
 FEEDBACK_PLUGIN = "com.atlassian.servicedesk:sd-request-feedback"
 
@@ -133,6 +134,9 @@ class FakeIssue:
     sla_resolution: list[SlaCycle] | None = None
     rating: int | None = None
     rated_at: datetime | None = None
+    comment: str | None = None
+    """The CSAT comment: in the Satisfaction field's value (`comment.body`) [U], and from the feedback endpoint."""
+    organizations: list[str] = field(default_factory=list)
     histories: list[dict[str, Any]] = field(default_factory=list)
     overrides: dict[str, Any] = field(default_factory=dict)
     """Raw field values that replace the rendered ones: broken records for skip tests."""
@@ -393,6 +397,7 @@ class FakeJira:
             custom(SLA_RESPONSE, "Time to first response", "sd-servicelevelagreement", SLA_PLUGIN),
             custom(SLA_RESOLUTION, "Time to resolution", "sd-servicelevelagreement", SLA_PLUGIN),
             custom(TEAM, "Team", "option", "com.atlassian.jira.plugin.system.customfieldtypes:select"),
+            custom(ORGANIZATIONS, "Organizations", "array", "com.atlassian.servicedesk:sd-customer-organizations"),
         ]
         if self.satisfaction_field:
             fields += [
@@ -490,6 +495,10 @@ class FakeJira:
                 },
             },
             TEAM: None if issue.team is None else {"self": "", "value": issue.team, "id": "10050"},
+            ORGANIZATIONS: [
+                {"id": str(i), "name": name, "_links": {"self": f"{self.url}/rest/servicedeskapi/organization/{i}"}}
+                for i, name in enumerate(issue.organizations, start=1)
+            ],
             SLA_RESPONSE: self._sla("Time to first response", issue.sla_response),
             SLA_RESOLUTION: self._sla("Time to resolution", issue.sla_resolution),
         }  # fmt: skip
@@ -498,6 +507,7 @@ class FakeJira:
                 None
                 if issue.rating is None
                 else {"self": f"{self.url}/rest/servicedeskapi/request/{issue.id}/feedback", "rating": issue.rating}
+                | ({"comment": {"body": issue.comment}} if issue.comment else {})
             )
             fields[SATISFACTION_DATE] = jira_time(issue.rated_at, zone) if issue.rated_at else None
         return fields | issue.overrides

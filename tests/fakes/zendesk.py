@@ -2,9 +2,9 @@
 
 It serves what the connector and `discover` call: the cursor-based incremental ticket export
 (`start_time` then `cursor`, `after_cursor`/`after_url`/`end_of_stream`, the `metric_sets`, `slas`,
-`groups` and `brands` sideloads, deleted tickets unless `exclude_deleted`, the last minute held back,
-10 requests a minute on `/api/v2/incremental/` answered 429 with Retry-After), the ticket metric
-events export, show_many, the search export and search count, satisfaction ratings with cursor
+`groups`, `brands` and `organizations` sideloads, deleted tickets unless `exclude_deleted`, the last
+minute held back, 10 requests a minute on `/api/v2/incremental/` answered 429 with Retry-After), the
+ticket metric events export, show_many, the search export and search count, satisfaction ratings with cursor
 pagination, groups, brands, ticket fields, SLA policies, business-hours schedules and holidays, and
 Zendesk's error bodies. Its clock is injectable (`now`), so the hold-back and the rate limit are
 tested without waiting. The `after_url` and `links.next` it returns name the account's public host
@@ -76,6 +76,8 @@ class FakeTicket:
     priority: str | None = "normal"
     group_id: int | None = None
     brand_id: int | None = None
+    organization_id: int | None = None
+    """The requester's organization."""
     channel: str = "web"
     tags: list[str] = field(default_factory=list)
     type: str | None = "incident"
@@ -191,6 +193,7 @@ class FakeZendesk:
         self.ratings: dict[int, FakeRating] = {}
         self.groups: dict[int, str] = {}
         self.brands: dict[int, str] = {}
+        self.organizations: dict[int, str] = {}
         self.ticket_fields: dict[int, tuple[str, list[str]]] = {}
         """id -> (title, option values)."""
         self.sla_policies: list[dict[str, Any]] = []
@@ -426,6 +429,9 @@ class FakeZendesk:
         if "brands" in include:
             ids = sorted({t.brand_id for t in live if t.brand_id in self.brands})
             loaded["brands"] = [{"id": i, "name": self.brands[i]} for i in ids if i is not None]
+        if "organizations" in include:
+            ids = sorted({t.organization_id for t in live if t.organization_id in self.organizations})
+            loaded["organizations"] = [{"id": i, "name": self.organizations[i]} for i in ids if i is not None]
         return loaded
 
     def render(self, ticket: FakeTicket, slas: bool) -> dict[str, Any]:
@@ -441,6 +447,7 @@ class FakeZendesk:
             "status": ticket.status,
             "group_id": ticket.group_id,
             "brand_id": ticket.brand_id,
+            "organization_id": ticket.organization_id,
             "tags": list(ticket.tags),
             "via": {"channel": ticket.channel, "source": {"from": {}, "to": {}, "rel": None}},
             "custom_fields": [{"id": i, "value": v} for i, v in sorted(ticket.custom_fields.items())],
@@ -646,6 +653,10 @@ SUPPORT, BILLING = 360001, 360002
 """Group ids."""
 BRAND = 9001
 COMPLAINT_FIELD = 360077
+TIER_FIELD = 360088
+"""A custom field holding the customer's support tier (a segment)."""
+WAREHOUSE, FINANCE = 7001, 7002
+"""Organization ids."""
 
 
 def standard_tickets() -> list[FakeTicket]:
@@ -668,10 +679,12 @@ def standard_tickets() -> list[FakeTicket]:
     return [
         FakeTicket(
             1, at(2, 9), at(3, 12), status="solved", priority="urgent", group_id=SUPPORT, brand_id=BRAND,
-            channel="email", reply_seconds=1800, solved_at=at(3, 12), reopens=1, replies=3, policy=sla_met,
+            organization_id=WAREHOUSE, custom_fields={TIER_FIELD: "gold"}, channel="email", reply_seconds=1800,
+            solved_at=at(3, 12), reopens=1, replies=3, policy=sla_met,
         ),
         FakeTicket(
             2, at(2, 9), at(4, 8), status="solved", priority="high", group_id=SUPPORT, brand_id=BRAND,
+            organization_id=WAREHOUSE,
             reply_seconds=7200, solved_at=at(4, 8), replies=2,
             policy=[
                 PolicyMetric("first_reply_time", "achieved", at(2, 10)),
@@ -680,6 +693,7 @@ def standard_tickets() -> list[FakeTicket]:
         ),
         FakeTicket(
             3, at(3, 9), at(5, 9), status="closed", priority="normal", group_id=BILLING, brand_id=BRAND,
+            organization_id=FINANCE,
             tags=["billing", "complaint"], reply_seconds=600, solved_at=at(4, 9), status_updated_at=at(5, 9),
             group_stations=2, assignee_stations=2, replies=1,
         ),
@@ -725,7 +739,9 @@ def standard_ratings() -> list[FakeRating]:
 def standard_account(fake: FakeZendesk) -> FakeZendesk:
     fake.groups.update({SUPPORT: "Support", BILLING: "Billing"})
     fake.brands[BRAND] = "Acme"
+    fake.organizations.update({WAREHOUSE: "Warehouse", FINANCE: "Finance"})
     fake.ticket_fields[COMPLAINT_FIELD] = ("Complaint type", ["formal_complaint", "none"])
+    fake.ticket_fields[TIER_FIELD] = ("Support tier", ["gold", "silver"])
     fake.add(*standard_tickets())
     fake.rate(*standard_ratings())
     fake.sla_policies.append(

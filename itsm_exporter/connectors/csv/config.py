@@ -19,6 +19,8 @@ class CsvSource(SourceBase):
     ticket_column: str = "ticket"
     submitted_column: str = "submitted_at"
     id_column: str | None = None
+    comment_column: str | None = None
+    """The column of the respondent's free-text comment: only whether a cell is filled is kept (never its text)."""
     timezone: str = "UTC"
     """Zone of submitted times that carry no offset."""
     scale_min: float = 1

@@ -3,7 +3,9 @@
 Many organizations run their SERVQUAL questionnaire outside the ITSM tool. The export has a
 ticket column, a submitted-time column and one column per question; the source's `surveys`
 mapping says which columns are questions (everything else, comments included, is ignored).
-A bad row is skipped and reported with its line number, never silently dropped.
+A bad row is skipped and reported with its line number, never silently dropped. Segment columns
+(`segments:`) give the respondent's own segment values; a filled `comment_column` cell marks the
+response commented, its text left in the file.
 
 The file is re-read whole when its content changes (its hash is the watermark): survey exports
 are small, and a re-read response replaces the stored one.
@@ -20,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from itsm_exporter.connectors.base import ScanPage, SchemaError, UpstreamUnavailable
 from itsm_exporter.connectors.csv.config import CsvSource
-from itsm_exporter.records import Answer, RecordKind, SkippedRecord, SurveyResponse
+from itsm_exporter.records import Answer, RecordKind, Segment, SkippedRecord, SurveyResponse
 
 BATCH_SIZE = 1000
 _DELIMITERS = ",;\t"
@@ -70,6 +72,7 @@ class CsvSurveyConnector:
         header = [name.strip() for name in reader.fieldnames or []]
         reader.fieldnames = header
         required = [source.ticket_column, source.submitted_column, *([source.id_column] if source.id_column else [])]
+        required += [*source.segments.values(), *([source.comment_column] if source.comment_column else [])]
         missing = [column for column in [*required, *self._questions] if column not in header]
         if missing:
             raise SchemaError(
@@ -121,6 +124,7 @@ class CsvSurveyConnector:
             answers.append(Answer(question, value, source.scale_min, source.scale_max))
         if not answers:
             raise _BadRow("no_answers", "no mapped question is answered")
+        comment = (row.get(source.comment_column) or "").strip() if source.comment_column else ""
         return SurveyResponse(
             source=self.name,
             id=record_id or f"{ticket}@{submitted.isoformat()}",
@@ -128,6 +132,12 @@ class CsvSurveyConnector:
             answers=tuple(answers),
             ticket_key=ticket,
             ticket_source=source.ticket_source,
+            commented=bool(comment),
+            segments=tuple(
+                Segment(label, cell)
+                for label, column in source.segments.items()
+                if (cell := (row.get(column) or "").strip())
+            ),
         )
 
     def _time(self, text: str) -> datetime:

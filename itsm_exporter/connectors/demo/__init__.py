@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING
 
 from itsm_exporter.connectors.base import RequestObserver
 from itsm_exporter.connectors.demo.config import DemoSource
-from itsm_exporter.connectors.demo.connector import DEMO_CALENDAR_KEYS, DEMO_CALENDARS, DEMO_COMPLAINTS, DEMO_SURVEYS
+from itsm_exporter.connectors.demo.connector import (
+    DEMO_CALENDAR_KEYS,
+    DEMO_CALENDARS,
+    DEMO_COMPLAINTS,
+    DEMO_SEGMENTS,
+    DEMO_SURVEYS,
+    DEMO_URL,
+)
+from itsm_exporter.connectors.demo.links import DemoLinks
 from itsm_exporter.kinds import Capabilities, SourceKind, register
 
 if TYPE_CHECKING:
@@ -30,6 +38,7 @@ def _capabilities(_source: DemoSource) -> Capabilities:
 
 KIND = register(
     SourceKind(
+        links=DemoLinks(),
         name="demo",
         config=DemoSource,
         build=_build,
@@ -41,6 +50,9 @@ KIND = register(
             "days": 400,
             "surveys": DEMO_SURVEYS,
             "complaints": DEMO_COMPLAINTS,
+            "segments": DEMO_SEGMENTS,
+            # No upstream: a reserved name (RFC 2606) stands for the instance, so the drill-down links show their form.
+            "url": DEMO_URL,
             **DEMO_CALENDAR_KEYS,
         },
         demo_calendars=DEMO_CALENDARS,

@@ -7,9 +7,12 @@ one-shot run at a fixed `--as-of` is reproducible.
 
 Group profiles (resolution SLA met share, satisfied share) are chosen so that the dashboards tell
 a story: "Network Operations" closes fast and meets its SLA while its customers are unhappy (the
-watermelon); "Identity & Access" is red on both sides; the others are healthy. The survey answers plant
-what the impact analysis finds (collectors/impact.py): reliability is a basic need, empathy a delighter,
-the other dimensions performance factors.
+watermelon); "Identity & Access" is red on both sides; the others are healthy. Customers belong to a
+department (the `department` field, a segment): the "Warehouse" staff's tickets go to healthy teams
+that meet their SLA, and the warehouse is unhappy all the same: a watermelon that no team view shows,
+only the department view (issue 28). The survey answers plant what the impact analysis finds
+(collectors/impact.py): reliability is a basic need, empathy a delighter, the other dimensions
+performance factors.
 
 Two clocks: "Network Operations" works around the clock; the other groups are a 9-to-5 desk
 (DEMO_CALENDARS), whose answers, resolutions and SLA due times fall in its working hours, so the
@@ -28,7 +31,16 @@ from typing import Any, Final
 
 from itsm_exporter.connectors.base import RequestObserver, ScanPage, ignore_request
 from itsm_exporter.connectors.demo.config import DemoSource
-from itsm_exporter.records import Answer, RecordKind, SlaClock, SlaOutcome, SurveyResponse, Ticket, TicketState
+from itsm_exporter.records import (
+    Answer,
+    RecordKind,
+    Segment,
+    SlaClock,
+    SlaOutcome,
+    SurveyResponse,
+    Ticket,
+    TicketState,
+)
 
 OVERALL_QUESTION: Final = "Overall satisfaction"
 PERCEPTION_QUESTIONS: Final = {
@@ -51,7 +63,29 @@ DEMO_SURVEYS: Final[dict[str, Any]] = {
     "expectations": {dimension: [question] for dimension, question in EXPECTATION_QUESTIONS.items()},
 }
 DEMO_COMPLAINTS: Final[dict[str, list[str]]] = {"category": ["complaint"]}
+DEMO_SEGMENTS: Final[dict[str, str]] = {"department": "caller_id.department.name"}
+DEPARTMENT_FIELD: Final = "caller_id.department.name"
+"""The demo desk names its fields as ServiceNow does: the caller's department, dot-walked."""
+DEMO_URL: Final = "https://itsm-demo.example"
+"""Where the demo's drill-down links point (`url` of `itsm-exporter demo`): nothing answers there."""
 WATERMELON_GROUP: Final = "Network Operations"
+WATERMELON_DEPARTMENT: Final = "Warehouse"
+"""The department whose customers are unhappy while every team that serves it looks healthy."""
+DEPARTMENT_WEIGHTS: Final = {"Finance": 35, "Sales": 30, "Engineering": 10, "Human Resources": 25}
+ENGINEERING_TEAMS: Final = ("Network Operations", "Identity & Access")
+"""Teams whose callers are mostly engineers (VPN, access rights): Engineering is red on both sides, and the
+other departments, seldom served by the two weak teams, stay clear of either verdict."""
+ENGINEERING_WEIGHTS: Final = {"Finance": 5, "Sales": 5, "Engineering": 85, "Human Resources": 5}
+WAREHOUSE_TEAMS: Final = ("Service Desk", "Desktop Support", "Facilities", "Applications")
+"""The teams warehouse staff call, none of them flagged: the healthy ones and Applications, whose SLA misses its
+target (not Network Operations, the team watermelon, nor Identity & Access, whose SLA would turn the
+warehouse's red too). Spread thin over four, the warehouse pulls no team under its satisfaction target."""
+WAREHOUSE_SHARE: Final = 0.12
+"""Of those teams' tickets: enough for the department to be judged in a week, too few (and not unhappy
+enough) to pull a team under target."""
+WAREHOUSE_SATISFIED: Final = 0.35
+COMMENT_RATE: Final = {True: 0.15, False: 0.35}
+"""Share of satisfied (True) and other respondents who write a comment (unhappy customers write more)."""
 DESK_OPENS: Final = 9 * 3600.0
 DESK_CLOSES: Final = 17 * 3600.0
 DEMO_CALENDARS: Final[dict[str, Any]] = {
@@ -174,6 +208,8 @@ class _Life:
     response_due: float
     resolution_due: float
     """When its response and resolution SLAs breach, in its group's working time."""
+    department: str | None = None
+    commented: bool = False
 
     def last_event(self, now: float) -> float:
         """Time of the latest event that has happened by `now`."""
@@ -216,8 +252,8 @@ def _weighted(rng: random.Random, weights: Mapping[str, float]) -> str:
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 
-def _survey(rng: random.Random, group: GroupProfile) -> tuple[Answer, ...]:
-    satisfied = rng.random() < group.satisfied
+def _survey(rng: random.Random, group: GroupProfile, satisfied_share: float | None = None) -> tuple[Answer, ...]:
+    satisfied = rng.random() < (group.satisfied if satisfied_share is None else satisfied_share)
     overall = rng.choice((4, 5, 5)) if satisfied else rng.choice((1, 2, 2, 3))
     answers = [Answer(OVERALL_QUESTION, float(overall))]
     for dimension, question in PERCEPTION_QUESTIONS.items():
@@ -240,6 +276,8 @@ def _day_tickets(seed: int, day: int, tickets_per_day: int) -> tuple[_Life, ...]
     """The tickets opened on epoch day `day`: fixed by (seed, day) alone, so each day is generated once and every
     later sync reuses it (400 days of a demo take seconds to generate)."""
     rng = random.Random(seed * 1_000_003 + day)
+    # Departments and comments from a stream of their own: the tickets the other draws give stay as they were.
+    customers = random.Random((seed * 1_000_003 + day) * 7 + 1)
     weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday
     volume = tickets_per_day * (1.2 if weekday < 5 else 0.5)
     count = max(0, round(rng.gauss(volume, math.sqrt(volume))))
@@ -262,9 +300,15 @@ def _day_tickets(seed: int, day: int, tickets_per_day: int) -> tuple[_Life, ...]
         reassignments = sum(rng.random() < group.reassign for _ in range(3))
         resolved = None if canceled else group.after(opened, resolution)
         closed = opened + min(resolution, 2 * 3600) if canceled else group.after(opened, resolution) + AUTO_CLOSE
+        warehouse = group.name in WAREHOUSE_TEAMS and customers.random() < WAREHOUSE_SHARE
+        weights = ENGINEERING_WEIGHTS if group.name in ENGINEERING_TEAMS else DEPARTMENT_WEIGHTS
+        department = WATERMELON_DEPARTMENT if warehouse else _weighted(customers, weights)
         survey = None
+        commented = False
         if resolved is not None and rng.random() < SURVEY_RATE:
-            survey = (resolved + round(rng.uniform(3600, 3 * DAY)), _survey(rng, group))
+            answers = _survey(rng, group, WAREHOUSE_SATISFIED if warehouse else None)
+            survey = (resolved + round(rng.uniform(3600, 3 * DAY)), answers)
+            commented = customers.random() < COMMENT_RATE[answers[0].value >= 4]
         number = day * 1000 + n
         lives.append(
             _Life(
@@ -286,6 +330,8 @@ def _day_tickets(seed: int, day: int, tickets_per_day: int) -> tuple[_Life, ...]
                 resolution_met=resolution <= RESOLUTION_TARGET[priority],
                 category="complaint" if rng.random() < group.complaint else "request",
                 survey=survey,
+                department=department,
+                commented=commented,
                 response_due=group.after(opened, RESPONSE_TARGET[priority]),
                 resolution_due=group.after(opened, RESOLUTION_TARGET[priority]),
             )
@@ -347,6 +393,8 @@ class DemoConnector:
         self._observe_request = observe_request
         complaint_values = {value.lower() for value in source.complaints.get("category", [])}
         self._is_complaint: Callable[[str], bool] = lambda category: category.lower() in complaint_values
+        # The demo's customer field: the department only (a monitoring alert has none); another field has no value.
+        self._segments = {label: field for label, field in source.segments.items() if field == DEPARTMENT_FIELD}
 
     phases: tuple[RecordKind, ...] = ("ticket", "survey")
 
@@ -385,6 +433,7 @@ class DemoConnector:
                 answers=life.survey[1],
                 ticket_id=life.id,
                 ticket_key=life.key,
+                commented=life.commented,
             )
             for life in lives
             if life.survey is not None and since < life.survey[0] <= now
@@ -427,6 +476,7 @@ class DemoConnector:
             sla_resolution=resolution_sla,
             complaint=self._is_complaint(life.category),
             sla_clocks=_clocks(life, state, responded),
+            segments=tuple(Segment(label, life.department) for label in self._segments if life.department),
         )
 
     def close(self) -> None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from itsm_exporter.connectors.base import RequestObserver
 from itsm_exporter.connectors.jira.config import JiraSource
+from itsm_exporter.connectors.jira.links import JiraLinks
 from itsm_exporter.connectors.jira.mapping import CSAT_QUESTION_ID
 from itsm_exporter.kinds import Capabilities, SourceKind, register
 
@@ -45,6 +46,7 @@ def _probe(source: JiraSource, probe: Probe) -> None:
 
 KIND = register(
     SourceKind(
+        links=JiraLinks(),
         name="jira",
         config=JiraSource,
         build=_build,

@@ -38,6 +38,7 @@ from itsm_exporter.connectors.jira.mapping import (
     StatusCatalog,
     embedded_histories,
     embedded_length,
+    has_comment,
     parse_jira_time,
     skipped,
 )
@@ -343,7 +344,8 @@ class JiraConnector:
         if not isinstance(body, dict) or body.get("rating") is None:
             return None
         issue_fields = issue.get("fields") or {}
-        return mapper.survey(issue, body["rating"], issue_fields.get("resolutiondate") or issue_fields.get("updated"))
+        when = issue_fields.get("resolutiondate") or issue_fields.get("updated")
+        return mapper.survey(issue, body["rating"], when, commented=has_comment(body))
 
     phases: tuple[RecordKind, ...] = ("ticket",)
     """One phase: each issue's CSAT rating comes with the issue, so a ticket scan reads the surveys too."""

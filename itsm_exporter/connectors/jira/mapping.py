@@ -15,6 +15,7 @@ from itsm_exporter.records import (
 from itsm_exporter.records import (
     Answer,
     RecordKind,
+    Segment,
     SkippedRecord,
     SlaClock,
     SlaName,
@@ -365,7 +366,14 @@ class IssueMapper:
         wanted = list(BASE_FIELDS)
         wanted += list(self.fields.sla.values())
         wanted += [f for f in (self.fields.satisfaction, self.fields.satisfaction_date) if f]
-        for name in (self.source.group_field, self.source.service_field, *self.source.complaints):
+        # Segments (organizations, request type, any custom field) come with the issue in the same search.
+        names = (
+            self.source.group_field,
+            self.source.service_field,
+            *self.source.complaints,
+            *self.source.segments.values(),
+        )
+        for name in names:
             resolved = self.fields.resolve(name)
             if resolved:
                 wanted.append(resolved)
@@ -375,6 +383,11 @@ class IssueMapper:
         """A group or service label value: the first value of the configured field."""
         field_id = self.fields.resolve(spec)
         return _first(issue_fields.get(field_id)) if field_id else None
+
+    def segments(self, issue_fields: Mapping[str, Any]) -> tuple[Segment, ...]:
+        """The configured segments' values: the first value of each field (an issue's first organization)."""
+        found = ((label, self.label(issue_fields, spec)) for label, spec in self.source.segments.items())
+        return tuple(Segment(label, value) for label, value in found if value)
 
     def is_complaint(self, issue_fields: Mapping[str, Any]) -> bool:
         for spec, values in self.source.complaints.items():
@@ -436,6 +449,7 @@ class IssueMapper:
                 complaint=self.is_complaint(issue_fields),
                 # A done issue has no running clock, whatever cycle JSM left open on it.
                 sla_clocks=self.clocks(issue_fields) if state in ("open", "on_hold") else (),
+                segments=self.segments(issue_fields),
             )
         except ValueError as error:
             raise MappingError("invalid_ticket", str(error)) from error
@@ -453,9 +467,12 @@ class IssueMapper:
             return None
         value = rating.get("rating") if isinstance(rating, dict) else rating
         submitted = issue_fields.get(self.fields.satisfaction_date) if self.fields.satisfaction_date else None
-        return self.survey(issue, value, submitted or issue_fields.get("resolutiondate") or issue_fields.get("updated"))
+        when = submitted or issue_fields.get("resolutiondate") or issue_fields.get("updated")
+        return self.survey(issue, value, when, commented=isinstance(rating, dict) and has_comment(rating))
 
-    def survey(self, issue: Mapping[str, Any], rating: object, submitted: object) -> SurveyResponse:
+    def survey(
+        self, issue: Mapping[str, Any], rating: object, submitted: object, *, commented: bool = False
+    ) -> SurveyResponse:
         """A CSAT response: one answer on the 1..5 scale under the CSAT question's fixed id (collectors/roles.py)."""
         if not isinstance(rating, int | float) or isinstance(rating, bool):
             raise MappingError("bad_rating", f"rating {rating!r} is not a number")
@@ -478,7 +495,16 @@ class IssueMapper:
             answers=(answer,),
             ticket_id=issue_id,
             ticket_key=key,
+            commented=commented,
         )
+
+
+def has_comment(feedback: Mapping[str, Any]) -> bool:
+    """Whether a CSAT rating carries the customer's comment: `comment.body` as the feedback endpoint gives it, or a
+    bare string. Only that it exists is kept; the text stays in JSM."""
+    comment = feedback.get("comment")
+    text = comment.get("body") if isinstance(comment, dict) else comment
+    return isinstance(text, str) and bool(text.strip())
 
 
 def _ids(issue: Mapping[str, Any]) -> tuple[str, str]:

@@ -22,9 +22,11 @@ from itsm_exporter.connectors.jira.mapping import (
     StatusCatalog,
     render,
 )
-from itsm_exporter.connectors.probe import Probe, QuestionFacts, ValueCount
+from itsm_exporter.connectors.probe import Probe, QuestionFacts, SegmentSuggestion, ValueCount
 from itsm_exporter.records import QuestionUse
 
+LIKELY_SEGMENTS: Final = {"organization": "organizations", "request_type": "requesttype"}
+"""JSM's customer fields, suggested as segments when the sample holds values (read in the same sample page)."""
 SAMPLE: Final = 100
 """Issues read to show the values of Jira fields (Jira has no group-by): one page, Cloud's page size."""
 
@@ -42,10 +44,13 @@ def discover(source: JiraSource, probe: Probe) -> None:
         jql = search_jql(source.jql, jql_since(settings.since, site.zone))
         facts.tickets = probe.read("issue search", "Browse projects", lambda: _count(client, jql))
         facts.tickets_basis = f"updated in the last {settings.window}"
-        page = client.search(jql, mapper.requested_fields(), start=0, token=None, expand="", limit=SAMPLE)
+        likely = {label: catalog.resolve(spec) for label, spec in LIKELY_SEGMENTS.items()}
+        fields = list(dict.fromkeys([*mapper.requested_fields(), *(f for f in likely.values() if f)]))
+        page = client.search(jql, fields, start=0, token=None, expand="", limit=SAMPLE)
         issues = [issue.get("fields") or {} for issue in page["issues"]]
         facts.sample = len(issues)
         _labels(source, probe, mapper, issues)
+        _segments(source, probe, mapper, issues)
         for spec, wanted in source.complaints.items():
             field_id = catalog.resolve(spec)
             seen = Counter(text for fields in issues for text in render(fields.get(field_id)) if field_id)
@@ -98,6 +103,21 @@ def _labels(source: JiraSource, probe: Probe, mapper: IssueMapper, issues: Seque
         facts.groupings[f"{label} ({upstream})"] = probe.top(Counter(v or "(empty)" for v in values).items())
         if label == "group" and issues:
             facts.unassigned = sum(1 for v in values if not v) / len(issues)
+
+
+def _segments(source: JiraSource, probe: Probe, mapper: IssueMapper, issues: Sequence[Mapping[str, Any]]) -> None:
+    """Each configured segment's values in the sample, and JSM's customer fields not configured yet that hold some."""
+    facts = probe.facts
+    for label, spec in source.segments.items():
+        values = [mapper.label(fields, spec) for fields in issues]
+        facts.segments[f"{label} ({spec})"] = probe.top(Counter(v or "(empty)" for v in values).items())
+    configured = {spec.casefold() for spec in source.segments.values()}
+    for label, spec in LIKELY_SEGMENTS.items():
+        if spec in configured or label in source.segments:
+            continue
+        distinct = {v for fields in issues if (v := mapper.label(fields, spec))}
+        if distinct:
+            facts.segment_suggestions.append(SegmentSuggestion(label, spec, len(distinct)))
 
 
 def _priority(mapper: IssueMapper, fields: Mapping[str, Any]) -> str | None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from itsm_exporter.connectors.base import RequestObserver
 from itsm_exporter.connectors.servicenow.config import ServiceNowSource
+from itsm_exporter.connectors.servicenow.links import ServiceNowLinks
 from itsm_exporter.kinds import Capabilities, SourceKind, register
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ def _probe(source: ServiceNowSource, probe: Probe) -> None:
 
 KIND = register(
     SourceKind(
+        links=ServiceNowLinks(),
         name="servicenow",
         config=ServiceNowSource,
         build=_build,

@@ -39,6 +39,7 @@ from itsm_exporter.records import (
     SLA_NAMES,
     Answer,
     RecordKind,
+    Segment,
     SkippedRecord,
     SlaClock,
     SlaOutcome,
@@ -65,7 +66,7 @@ LABEL_FIELDS: Final = {
 RUNNING_STAGES: Final = frozenset({"in_progress", "paused"})
 _OPEN: Final = frozenset({"open", "on_hold"})
 SURVEY_FIELDS: Final = ("sys_id", "trigger_id", "taken_on", "state")
-RESULT_FIELDS: Final = ("sys_id", "instance", "metric", "actual_value")
+RESULT_FIELDS: Final = ("sys_id", "instance", "metric", "actual_value", "string_value")
 AUDIT_DELETE_TABLE: Final = "sys_audit_delete"
 AUDIT_FIELDS: Final = ("sys_id", "documentkey", "sys_created_on")
 METRIC_FIELDS: Final = ("sys_id", "name", "question", "datatype", "min", "max")
@@ -74,6 +75,8 @@ ID_CHUNK: Final = 100
 TEXT_DATATYPES: Final = frozenset({"string", "date", "datetime", "attachment", "reference"})
 """Metric types whose answers are text (their actual_value is -1): not scores."""
 BINARY_DATATYPES: Final = frozenset({"boolean", "yesno"})
+COMMENT_DATATYPES: Final = frozenset({"string"})
+"""Metric types whose answer is free text: a non-empty `string_value` is a comment (only its presence is kept)."""
 """Check box and Yes/No metrics answer 0 or 1."""
 DEFAULT_SCALE: Final = (1.0, 5.0)
 
@@ -123,7 +126,9 @@ class ServiceNowConnector:
         """The configuration this connector reads (the sync plans get theirs from its kind's capabilities)."""
         self._client = TableClient(source, observe_request, sleep=sleep, jitter=jitter, clock=clock)
         self._complaints = {field: {v.casefold() for v in values} for field, values in source.complaints.items()}
-        self._fields = list(dict.fromkeys([*TICKET_FIELDS, *source.complaints]))
+        # Segments are dot-walked references (`caller_id.department.name`): their values come with the incident, in
+        # the same request (unknown names are ignored by the Table API and leave the segment unset).
+        self._fields = list(dict.fromkeys([*TICKET_FIELDS, *source.complaints, *source.segments.values()]))
         self._metrics: dict[str, _Metric | None] = {}
 
     @property
@@ -294,6 +299,11 @@ class ServiceNowConnector:
             sla_clocks=tuple(sla.clocks[n] for n in SLA_NAMES if n in sla.clocks)
             if state in ("open", "on_hold")
             else (),
+            segments=tuple(
+                Segment(label, shown)
+                for label, field in self.source.segments.items()
+                if (shown := display(record, field).strip())
+            ),
         )
 
     def _task_slas(self, ids: Sequence[str], skipped: list[SkippedRecord]) -> dict[str, _Sla]:
@@ -349,12 +359,15 @@ class ServiceNowConnector:
         if submitted_at is None:
             raise _Skip("missing_time", "taken_on is empty")
         answers: dict[str, Answer] = {}
+        commented = False
         for result in results:
             metric = metrics.get(value(result, "metric"))
             result_id = f"{sys_id}/{value(result, 'sys_id')}"
             if metric is None:
                 skipped.append(SkippedRecord("survey", result_id, "unknown_metric", value(result, "metric")))
                 continue
+            if metric.datatype in COMMENT_DATATYPES and value(result, "string_value").strip():
+                commented = True
             if metric.datatype in TEXT_DATATYPES or metric.id in answers:
                 continue
             try:
@@ -376,6 +389,7 @@ class ServiceNowConnector:
             answers=tuple(sorted(answers.values(), key=lambda answer: answer.question_id)),
             ticket_id=value(record, "trigger_id") or None,
             ticket_key=display(record, "trigger_id") or None,
+            commented=commented,
         )
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC
 from typing import Any, Final
 
-from itsm_exporter.connectors.probe import Probe, QuestionFacts, ValueCount
+from itsm_exporter.connectors.probe import Probe, QuestionFacts, SegmentSuggestion, ValueCount
 from itsm_exporter.connectors.servicenow import wire
 from itsm_exporter.connectors.servicenow.client import TableClient
 from itsm_exporter.connectors.servicenow.config import ServiceNowSource
@@ -19,6 +19,12 @@ from itsm_exporter.connectors.servicenow.connector import LABEL_FIELDS
 from itsm_exporter.connectors.servicenow.schedules import schedule_notes
 from itsm_exporter.records import QuestionUse
 
+LIKELY_SEGMENTS: Final = {
+    "department": "caller_id.department.name",
+    "company": "company.name",
+    "location": "location.name",
+}
+"""Customer fields every incident table has, suggested as segments when they hold values (one count each)."""
 TOP_QUESTIONS: Final = 100
 """Questions listed: ServiceNow instances hold every survey's questions, most never answered here."""
 ROLES: Final = {
@@ -55,6 +61,7 @@ def discover(source: ServiceNowSource, probe: Probe) -> None:
             if label == "group" and facts.tickets:
                 empty = sum(count for raw, _display, count in groups if not raw)
                 facts.unassigned = empty / facts.tickets
+        _segments(source, client, probe, window)
         for complaint_field, wanted in source.complaints.items():
             groups = client.stats(table, window, complaint_field)
             facts.complaints[complaint_field] = probe.complaint_values(groups, wanted)
@@ -79,6 +86,24 @@ def discover(source: ServiceNowSource, probe: Probe) -> None:
             )
     finally:
         client.close()
+
+
+def _segments(source: ServiceNowSource, client: TableClient, probe: Probe, window: str) -> None:
+    """Each configured segment's values in the window, and the likely ones not configured: one count per field,
+    grouped by the dot-walked field as the Aggregate API allows."""
+    facts = probe.facts
+    for label, upstream in source.segments.items():
+        groups = client.stats(source.table, window, upstream)
+        facts.segments[f"{label} ({upstream})"] = probe.top(
+            (display or raw or "(empty)", count) for raw, display, count in groups
+        )
+    configured = set(source.segments.values())
+    for label, upstream in LIKELY_SEGMENTS.items():
+        if upstream in configured or label in source.segments:
+            continue
+        values = [raw for raw, _display, _count in client.stats(source.table, window, upstream) if raw]
+        if values:
+            facts.segment_suggestions.append(SegmentSuggestion(label, upstream, len(values)))
 
 
 def _count(counts: Sequence[tuple[str, str, int]]) -> int:

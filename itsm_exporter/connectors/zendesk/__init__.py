@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Final
 
 from itsm_exporter.connectors.base import RequestObserver
 from itsm_exporter.connectors.zendesk.config import ZendeskSource
+from itsm_exporter.connectors.zendesk.links import ZendeskLinks
 from itsm_exporter.connectors.zendesk.mapping import CSAT_QUESTION_ID
 from itsm_exporter.kinds import Capabilities, SourceKind, register
 
@@ -56,5 +57,6 @@ KIND = register(
         secret_files=("token_file", "oauth_token_file"),
         probe=_probe,
         page="docs/zendesk.md",
+        links=ZendeskLinks(),
     )
 )

@@ -34,6 +34,9 @@ def default_sla_metrics() -> dict[SlaGoal, list[SlaMetric]]:
 
 COMPLAINT_FIELDS: Final = ("tags", "type")
 """Ticket fields a complaint can be read from besides a custom field (given by its numeric id)."""
+SEGMENT_FIELDS: Final = ("organization", "brand")
+"""Ticket fields a segment can be read from besides a custom field (its numeric id): the requester's organization
+and the brand, both named through the export's sideloads, in the same request as the tickets."""
 
 
 class ZendeskSource(TlsMixin, SourceBase):
@@ -75,6 +78,25 @@ class ZendeskSource(TlsMixin, SourceBase):
         """A custom field's id written bare in YAML (`360077: [...]`, as discover suggests it) is a number there."""
         if isinstance(value, dict):
             return {str(k) if isinstance(k, int) and not isinstance(k, bool) else k: v for k, v in value.items()}
+        return value
+
+    @field_validator("segments", mode="before")
+    @classmethod
+    def _segment_ids_as_text(cls, value: Any) -> Any:
+        """A segment's custom field id written bare in YAML (`tier: 360088`) is a number there."""
+        if isinstance(value, dict):
+            return {k: str(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in value.items()}
+        return value
+
+    @field_validator("segments")
+    @classmethod
+    def _segment_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        for label, field in value.items():
+            if field not in SEGMENT_FIELDS and not field.isdigit():
+                # The value is not quoted: a secret pasted into the wrong key must not reach a log.
+                raise ValueError(
+                    f"segment {label}: its field is not organization, brand or the numeric id of a custom ticket field"
+                )
         return value
 
     @field_validator("complaints")

@@ -1,12 +1,13 @@
 """Zendesk Support: tickets through the cursor-based incremental export, CSAT ratings through their list.
 
 Tickets come from `/api/v2/incremental/tickets/cursor` with the `metric_sets`, `slas`, `groups` and
-`brands` sideloads: a first read from `start_time`, then `cursor` until `end_of_stream`. Each page's
-`after_cursor` is its token, so the next sync (or a restart after a crash) goes on from the stored
-cursor, and its position is the newest `generated_timestamp` read (the export compares `start_time`
-with it, not with `updated_at`). Deleted tickets come in the export as status `deleted`: their ids
-leave the store with the page (ScanPage.deleted_ids). Ratings are one more phase. A bounded first
-sync reads the open backlog through the search export and tickets by id through show_many.
+`brands` sideloads (and `organizations` for a segment that reads them): a first read from
+`start_time`, then `cursor` until `end_of_stream`. Each page's `after_cursor` is its token, so the
+next sync (or a restart after a crash) goes on from the stored cursor, and its position is the newest
+`generated_timestamp` read (the export compares `start_time` with it, not with `updated_at`). Deleted
+tickets come in the export as status `deleted`: their ids leave the store with the page
+(ScanPage.deleted_ids). Ratings are one more phase. A bounded first sync reads the open backlog
+through the search export and tickets by id through show_many.
 """
 
 from __future__ import annotations
@@ -52,8 +53,14 @@ OPEN_STATUSES: Final = "status<solved"
 
 
 def sideloads(source: ZendeskSource) -> str:
-    """The sideloads every ticket read asks for: metrics, SLA states, and the names of groups (and brands)."""
-    return ",".join(["metric_sets", "slas", "groups", *(["brands"] if source.service_field == "brand" else [])])
+    """The sideloads every ticket read asks for: metrics, SLA states, and the names of groups (and of brands and
+    organizations, where the service label or a segment reads them): segments come in the tickets' own request."""
+    fields = set(source.segments.values())
+    brands = source.service_field == "brand" or "brand" in fields
+    return ",".join(
+        ["metric_sets", "slas", "groups", *(["brands"] if brands else []),
+         *(["organizations"] if "organization" in fields else [])]
+    )  # fmt: skip
 
 
 class ZendeskConnector:
@@ -76,7 +83,8 @@ class ZendeskConnector:
         self._client = ZendeskClient(source, observe_request, sleep=sleep, jitter=jitter, now=now, clock=clock)
         self._groups: dict[str, str] = {}
         self._brands: dict[str, str] = {}
-        self._mapper = TicketMapper(source, self._groups, self._brands)
+        self._organizations: dict[str, str] = {}
+        self._mapper = TicketMapper(source, self._groups, self._brands, self._organizations)
 
     @property
     def phases(self) -> tuple[RecordKind, ...]:
@@ -189,8 +197,8 @@ class ZendeskConnector:
         return ScanPage(tickets=tuple(tickets), skipped=tuple(skips), deleted_ids=tuple(deleted), position=newest)
 
     def _learn_names(self, body: Mapping[str, Any]) -> None:
-        """Group and brand names from the sideloads: the ticket carries only their ids."""
-        for key, names in (("groups", self._groups), ("brands", self._brands)):
+        """Group, brand and organization names from the sideloads: the ticket carries only their ids."""
+        for key, names in (("groups", self._groups), ("brands", self._brands), ("organizations", self._organizations)):
             for entry in body.get(key) or []:
                 if isinstance(entry, dict) and entry.get("id") is not None and isinstance(entry.get("name"), str):
                     names[str(entry["id"])] = entry["name"]

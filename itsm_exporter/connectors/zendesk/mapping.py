@@ -21,6 +21,7 @@ from itsm_exporter.records import (
     SLA_NAMES,
     Answer,
     RecordKind,
+    Segment,
     SkippedRecord,
     SlaClock,
     SlaOutcome,
@@ -166,11 +167,13 @@ def policy_metrics(ticket: Mapping[str, Any]) -> list[PolicyMetric]:
 
 @dataclass
 class TicketMapper:
-    """Turns a ticket of the export (with its metric set) into a Ticket; knows the account's group and brand names."""
+    """Turns a ticket of the export (with its metric set) into a Ticket; knows the account's group, brand and
+    organization names (the sideloads of the same request)."""
 
     source: ZendeskSource
     groups: Mapping[str, str] = field(default_factory=dict)
     brands: Mapping[str, str] = field(default_factory=dict)
+    organizations: Mapping[str, str] = field(default_factory=dict)
     priorities: dict[str, str] = field(init=False)
     complaints: dict[str, frozenset[str]] = field(init=False)
 
@@ -218,9 +221,24 @@ class TicketMapper:
                 complaint=self.is_complaint(ticket),
                 # A solved ticket has no running clock, whatever stage a metric still shows.
                 sla_clocks=self._clocks(slas) if state in ("open", "on_hold") else (),
+                segments=self.segments(ticket),
             )
         except ValueError as error:
             raise MappingError("invalid_ticket", str(error)) from error
+
+    def segments(self, ticket: Mapping[str, Any]) -> tuple[Segment, ...]:
+        """The configured segments' values: the organization's or brand's name (its id while the account has not
+        named it), or a custom field's first value."""
+        found = ((label, self.segment_value(ticket, spec)) for label, spec in self.source.segments.items())
+        return tuple(Segment(label, value) for label, value in found if value)
+
+    def segment_value(self, ticket: Mapping[str, Any], spec: str) -> str | None:
+        if spec == "organization":
+            return self._named(ticket.get("organization_id"), self.organizations)
+        if spec == "brand":
+            return self._named(ticket.get("brand_id"), self.brands)
+        values = custom_field_values(ticket, spec)
+        return values[0] if values else None
 
     def _priority(self, value: object) -> str | None:
         return self.priorities.get(value.casefold()) if isinstance(value, str) else None
@@ -316,6 +334,7 @@ def survey(source: str, rating: Mapping[str, Any]) -> SurveyResponse | None:
     if raw_ticket is None or isinstance(raw_ticket, bool):
         raise MappingError("missing_ticket", f"rating {raw_id} names no ticket")
     ticket = _text(str(raw_ticket))
+    comment = rating.get("comment")
     return SurveyResponse(
         source=source,
         id=_text(str(raw_id)),
@@ -332,6 +351,8 @@ def survey(source: str, rating: Mapping[str, Any]) -> SurveyResponse | None:
         ),
         ticket_id=ticket,
         ticket_key=ticket,
+        # Whether the requester wrote a comment, never what: the text stays in Zendesk (the dashboard links to it).
+        commented=isinstance(comment, str) and bool(comment.strip()),
     )
 
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from itsm_exporter.connectors.probe import Probe, QuestionFacts, ValueCount
+from itsm_exporter.connectors.probe import Probe, QuestionFacts, SegmentSuggestion, ValueCount
 from itsm_exporter.connectors.zendesk.client import ZendeskClient
 from itsm_exporter.connectors.zendesk.config import ZendeskSource
 from itsm_exporter.connectors.zendesk.connector import EXPORT_PATH, OPEN_STATUSES, RATINGS_PATH, sideloads
@@ -38,6 +38,9 @@ ADMIN: Final = "an admin role (the incremental exports, ratings and SLA policies
 AGENT: Final = "an agent role"
 DAYS: Final = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
 LABELS: Final = {"group": "group_id", "priority": "priority", "channel": "via.channel"}
+LIKELY_SEGMENTS: Final = {"organization": "organization", "brand": "brand"}
+"""Zendesk's customer fields, suggested as segments when the sample holds values (the requester's organization, and
+the brand where it is not the service label already)."""
 
 
 def discover(source: ZendeskSource, probe: Probe) -> None:
@@ -76,7 +79,9 @@ def discover(source: ZendeskSource, probe: Probe) -> None:
         tickets = [t for t in (page or {}).get("tickets") or [] if isinstance(t, dict) and not is_deleted(t)]
         if page is not None:
             facts.sample = len(tickets)
-            _labels(source, probe, page, tickets)
+            mapper = _mapper(source, page)
+            _labels(source, probe, page, tickets, mapper)
+            _segments(source, probe, tickets, mapper)
             _complaints(source, client, probe, tickets)
         _slas(source, client, probe, tickets)
         if source.satisfaction:
@@ -101,11 +106,23 @@ def _sample_params(source: ZendeskSource, since: datetime) -> dict[str, Any]:
     return {"start_time": int(since.timestamp()), "per_page": SAMPLE, "include": sideloads(source)}
 
 
-def _labels(source: ZendeskSource, probe: Probe, page: Mapping[str, Any], tickets: Sequence[Mapping[str, Any]]) -> None:
+def _mapper(source: ZendeskSource, page: Mapping[str, Any]) -> TicketMapper:
+    """The connector's mapping with the names of the page's sideloads."""
+
+    def names(key: str) -> dict[str, str]:
+        return {str(e["id"]): str(e["name"]) for e in page.get(key) or [] if isinstance(e, dict) and "id" in e}
+
+    return TicketMapper(source, names("groups"), names("brands"), names("organizations"))
+
+
+def _labels(
+    source: ZendeskSource,
+    probe: Probe,
+    page: Mapping[str, Any],
+    tickets: Sequence[Mapping[str, Any]],
+    mapper: TicketMapper,
+) -> None:
     """The grouping labels of the sample, as the connector gives them (names from the page's sideloads)."""
-    groups = {str(g["id"]): str(g["name"]) for g in page.get("groups") or [] if isinstance(g, dict) and "id" in g}
-    brands = {str(b["id"]): str(b["name"]) for b in page.get("brands") or [] if isinstance(b, dict) and "id" in b}
-    mapper = TicketMapper(source, groups, brands)
     metric_sets = {str(m.get("ticket_id")): m for m in page.get("metric_sets") or [] if isinstance(m, dict)}
     mapped = []
     for raw in tickets:
@@ -121,6 +138,23 @@ def _labels(source: ZendeskSource, probe: Probe, page: Mapping[str, Any], ticket
         probe.facts.groupings[f"{label} ({upstream})"] = probe.top(Counter(v or "(empty)" for v in values).items())
         if label == "group" and mapped:
             probe.facts.unassigned = sum(1 for v in values if not v) / len(mapped)
+
+
+def _segments(source: ZendeskSource, probe: Probe, tickets: Sequence[Mapping[str, Any]], mapper: TicketMapper) -> None:
+    """Each configured segment's values in the sample (named by the sideloads the export asks for them), and the
+    customer fields not configured yet that hold values, by their distinct ids: no request of their own."""
+    facts = probe.facts
+    for label, spec in source.segments.items():
+        values = [mapper.segment_value(raw, spec) for raw in tickets]
+        upstream = spec if spec in LIKELY_SEGMENTS else f"custom field {spec}"
+        facts.segments[f"{label} ({upstream})"] = probe.top(Counter(v or "(empty)" for v in values).items())
+    configured = set(source.segments.values())
+    for label, spec in LIKELY_SEGMENTS.items():
+        if spec in configured or label in source.segments or (spec == "brand" and source.service_field == "brand"):
+            continue
+        distinct = {raw.get(f"{spec}_id") for raw in tickets} - {None}
+        if distinct:
+            facts.segment_suggestions.append(SegmentSuggestion(label, spec, len(distinct)))
 
 
 def _complaints(
