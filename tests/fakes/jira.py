@@ -15,16 +15,13 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
-from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
-from tests.fakes.loopback import LoopbackServer
+from tests.fakes.recording import Answer, Fault, JsonApiFake, RecordedRequest
 
 Mode = Literal["cloud", "datacenter"]
 ChangelogOrder = Literal["oldest-first", "most-recent-first"]
@@ -165,30 +162,10 @@ def assignee_change(before: str | None, after: str | None) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    """Lower-case names."""
-    body: bytes
-
-
-@dataclass
-class Fault:
-    """A canned answer for the next `times` requests whose path contains `path`."""
-
-    status: int
-    body: Any
-    path: str = ""
-    headers: dict[str, str] = field(default_factory=dict)
-    times: int = 1
-    content_type: str = "application/json;charset=UTF-8"
-
-
-class FakeJira:
+class FakeJira(JsonApiFake):
     """The fake site; use as a context manager, then point the connector at `url`."""
+
+    methods = ("GET", "POST")
 
     def __init__(
         self,
@@ -201,6 +178,7 @@ class FakeJira:
         embedded_changelog_limit: int | None = None,
         embedded_changelog_order: ChangelogOrder = "oldest-first",
     ) -> None:
+        super().__init__()
         self.mode = mode
         self.zone = ZoneInfo(time_zone)
         self.time_zone = time_zone
@@ -212,39 +190,9 @@ class FakeJira:
         self.changelog_page_limit = 2
         self.issues: dict[str, FakeIssue] = {}
         self.feedback: dict[str, int] = {}
-        self.requests: list[RecordedRequest] = []
-        self.faults: list[Fault] = []
-        self.on_request: Callable[[FakeJira, RecordedRequest], None] | None = None
         self._search_callbacks: list[Callable[[int], None]] = []
-        self._lock = threading.Lock()
-        self._server: LoopbackServer | None = None
 
-    # -- lifecycle ------------------------------------------------------------------------------
-
-    def __enter__(self) -> FakeJira:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                fake._handle(self, "GET")
-
-            def do_POST(self) -> None:
-                fake._handle(self, "POST")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet: tests read `requests` instead."""
-
-        self._server = LoopbackServer(Handler)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        assert self._server is not None
-        self._server.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return self._server.url()
+    # -- scenario -------------------------------------------------------------------------------
 
     def add(self, *issues: FakeIssue) -> None:
         for issue in issues:
@@ -275,41 +223,19 @@ class FakeJira:
 
     # -- dispatch -------------------------------------------------------------------------------
 
-    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
-        split = urlsplit(handler.path)
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in handler.headers.items()}
-        request = RecordedRequest(method, split.path, parse_qs(split.query), headers, body)
-        with self._lock:
-            self.requests.append(request)
-            if self.on_request is not None:
-                self.on_request(self, request)
-            if "/search" in request.path:
-                number = len(self.searches()) - 1
-                for callback in self._search_callbacks:
-                    callback(number)
-            status, payload, headers, content_type = self._answer(request)
-        data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", content_type)
-        handler.send_header("Content-Length", str(len(data)))
-        for name, value in headers.items():
-            handler.send_header(name, value)
-        handler.end_headers()
-        handler.wfile.write(data)
+    def _received(self, request: RecordedRequest) -> None:
+        super()._received(request)
+        if "/search" in request.path:
+            number = len(self.searches()) - 1
+            for callback in self._search_callbacks:
+                callback(number)
 
-    def _answer(self, request: RecordedRequest) -> tuple[int, Any, dict[str, str], str]:
-        json_type = "application/json;charset=UTF-8"
-        for fault in self.faults:
-            if fault.path in request.path and fault.times > 0:
-                fault.times -= 1
-                return fault.status, fault.body, fault.headers, fault.content_type
+    def _answer(self, request: RecordedRequest) -> Answer:
         if not self._authorized(request.headers.get("authorization", "")):
             envelope = errors("Client must be authenticated to access this resource.")
-            return 401, envelope, {"WWW-Authenticate": 'Basic realm="protected-area"'}, json_type
+            return 401, envelope, {"WWW-Authenticate": 'Basic realm="protected-area"'}, self.json_type
         status, payload = self._route(request)
-        return status, payload, {}, json_type
+        return status, payload, {}, self.json_type
 
     def _authorized(self, header: str) -> bool:
         if self.username is None:

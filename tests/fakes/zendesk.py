@@ -14,18 +14,14 @@ tested without waiting. The `after_url` and `links.next` it returns name the acc
 from __future__ import annotations
 
 import base64
-import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes.loopback import LoopbackServer
+from tests.fakes.recording import Answer, Fault, JsonApiFake, RecordedRequest
 
 EMAIL = "bot@acme.com"
 TOKEN = "zd-api-token-123"
@@ -130,31 +126,6 @@ class Schedule:
     """(name, start_date, end_date)."""
 
 
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    """Lower-case names."""
-
-    def param(self, name: str) -> str | None:
-        values = self.query.get(name)
-        return values[0] if values else None
-
-
-@dataclass
-class Fault:
-    """A canned answer for the next `times` requests whose path contains `path`."""
-
-    status: int
-    body: Any
-    path: str = ""
-    headers: dict[str, str] = field(default_factory=dict)
-    times: int = 1
-    content_type: str = JSON_TYPE
-
-
 def encode_cursor(ts: int, ticket: int) -> str:
     """An export cursor as Zendesk's look: base64 of `<generated_timestamp>.0||<id>|`."""
     return base64.b64encode(f"{ts}.0||{ticket}|".encode()).decode().rstrip("=")
@@ -169,8 +140,10 @@ def decode_cursor(cursor: str) -> tuple[int, int] | None:
         return None
 
 
-class FakeZendesk:
+class FakeZendesk(JsonApiFake):
     """The fake account; use as a context manager, then point the connector at `url`."""
+
+    json_type = JSON_TYPE
 
     def __init__(
         self,
@@ -182,6 +155,7 @@ class FakeZendesk:
         export_limit: int = EXPORT_LIMIT,
         ratings_start_on: str = "updated_at",
     ) -> None:
+        super().__init__()
         self.now = now
         self.email = email
         self.token = token
@@ -201,36 +175,9 @@ class FakeZendesk:
         self.metric_events: list[dict[str, Any]] = []
         self.admin = True
         """Exports, ratings and policies are for admins: False answers them 403."""
-        self.requests: list[RecordedRequest] = []
-        self.faults: list[Fault] = []
-        self.on_request: Callable[[FakeZendesk, RecordedRequest], None] | None = None
         self._export_times: list[float] = []
-        self._lock = threading.Lock()
-        self._server: LoopbackServer | None = None
 
-    # -- lifecycle ------------------------------------------------------------------------------
-
-    def __enter__(self) -> FakeZendesk:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                fake._handle(self)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet: tests read `requests` instead."""
-
-        self._server = LoopbackServer(Handler)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        assert self._server is not None
-        self._server.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return self._server.url()
+    # -- scenario -------------------------------------------------------------------------------
 
     def add(self, *tickets: FakeTicket) -> None:
         for ticket in tickets:
@@ -266,29 +213,10 @@ class FakeZendesk:
 
     # -- dispatch -------------------------------------------------------------------------------
 
-    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
-        split = urlsplit(handler.path)
-        headers = {k.lower(): v for k, v in handler.headers.items()}
-        request = RecordedRequest("GET", split.path.removesuffix(".json"), parse_qs(split.query), headers)
-        with self._lock:
-            self.requests.append(request)
-            if self.on_request is not None:
-                self.on_request(self, request)
-            status, payload, extra, content_type = self._answer(request)
-        data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", content_type)
-        handler.send_header("Content-Length", str(len(data)))
-        for name, value in extra.items():
-            handler.send_header(name, value)
-        handler.end_headers()
-        handler.wfile.write(data)
+    def _path(self, path: str) -> str:
+        return path.removesuffix(".json")
 
-    def _answer(self, request: RecordedRequest) -> tuple[int, Any, dict[str, str], str]:
-        for fault in self.faults:
-            if fault.path in request.path and fault.times > 0:
-                fault.times -= 1
-                return fault.status, fault.body, fault.headers, fault.content_type
+    def _answer(self, request: RecordedRequest) -> Answer:
         if not self._authorized(request.headers.get("authorization", "")):
             return 401, error("Couldn't authenticate you"), {}, JSON_TYPE
         if request.path.startswith("/api/v2/incremental/"):
