@@ -237,14 +237,14 @@ class Config(Strict):
     def lookback(self) -> timedelta:
         """How far before `as_of` a computation reads: the longest window, and the earlier periods of `trends`
         (twice the window with the previous period, a year plus the window year over year)."""
-        longest = timedelta(seconds=self.longest_window.seconds)
+        longest = self.longest_window.delta
         span = 2 * longest if self.trends.previous_period else longest
         return max(span, YEAR + longest) if self.trends.year_over_year else span
 
     def history_for(self, source: SourceBase) -> timedelta:
         """How far back the first sync of `source` reads: `history`, else the lookback plus its overlap."""
         if self.history is not None:
-            return timedelta(seconds=self.history.seconds)
+            return self.history.delta
         return self.lookback + capabilities(source).overlap
 
     @model_validator(mode="after")

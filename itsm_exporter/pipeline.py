@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from prometheus_client.core import Metric
 
@@ -59,7 +59,7 @@ def warn_survey_mapping(store: Store, source: SourceBase, config: Config, now: d
     that no configured one names: a misnamed question must not pass as a quiet survey."""
     longest = config.longest_window
     index = next(i for i, s in enumerate(config.sources) if s.name == source.name)
-    questions = store.question_use(source.name, submitted_since=now - timedelta(seconds=longest.seconds))
+    questions = store.question_use(source.name, submitted_since=now - longest.delta)
     check = check_mapping(
         questions,
         source.surveys,

@@ -8,6 +8,7 @@ a connector can use it without importing the configuration above it.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Final, Literal
 from urllib.parse import urlsplit
@@ -48,6 +49,11 @@ class Duration(str):
         instance = super().__new__(cls, text)
         instance.seconds = parse_duration(text)
         return instance
+
+    @property
+    def delta(self) -> timedelta:
+        """The length, to add to a time."""
+        return timedelta(seconds=self.seconds)
 
     @classmethod
     def __get_pydantic_core_schema__(cls, _source: Any, _handler: Any) -> Any:

@@ -377,7 +377,7 @@ def plans_for(source: SourceBase, config: Config | None = None) -> list[Plan]:
     plans: list[Plan] = [IncrementalPlan(overlap=able.overlap)]
     if config is None:
         return plans
-    span = timedelta(seconds=config.longest_window.seconds) + able.overlap
+    span = config.longest_window.delta + able.overlap
     if able.bounded_backfill:
         plans.insert(0, BackfillPlan(history=config.history_for(source), overlap=able.overlap))
     if able.reconcile_interval is not None:

@@ -6,7 +6,7 @@ Registers the `jira` source kind. The `jira` library is imported only when a con
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from itsm_exporter.connectors.base import RequestObserver
@@ -28,11 +28,9 @@ def _build(source: JiraSource, *, observe_request: RequestObserver, now: Callabl
 
 def _capabilities(source: JiraSource) -> Capabilities:
     return Capabilities(
-        overlap=timedelta(seconds=source.overlap.seconds),
+        overlap=source.overlap.delta,
         bounded_backfill=True,
-        reconcile_interval=None
-        if source.reconcile_interval is None
-        else timedelta(seconds=source.reconcile_interval.seconds),
+        reconcile_interval=None if source.reconcile_interval is None else source.reconcile_interval.delta,
         live_state=True,
         implicit_overall=CSAT_QUESTION_ID,
     )

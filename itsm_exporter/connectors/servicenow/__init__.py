@@ -6,7 +6,7 @@ Registers the `servicenow` source kind. The client (pysnow) is imported only whe
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from itsm_exporter.connectors.base import RequestObserver
@@ -29,11 +29,9 @@ def _build(
 
 def _capabilities(source: ServiceNowSource) -> Capabilities:
     return Capabilities(
-        overlap=timedelta(seconds=source.overlap.seconds),
+        overlap=source.overlap.delta,
         bounded_backfill=True,
-        reconcile_interval=None
-        if source.reconcile_interval is None
-        else timedelta(seconds=source.reconcile_interval.seconds),
+        reconcile_interval=None if source.reconcile_interval is None else source.reconcile_interval.delta,
         # made_sla is one outcome per incident: no first response and no running clock to show.
         live_state=source.sla_source == "task_sla",
     )
