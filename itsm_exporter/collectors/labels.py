@@ -234,9 +234,6 @@ class Grouping:
     def size(self) -> int:
         return len(self.label_values)
 
-    def names_of(self, group: int) -> tuple[str, ...]:
-        return self.set_names[group] if self.set_names else self.label_names
-
 
 def build_grouping(
     source_names: tuple[str, ...],
