@@ -56,14 +56,16 @@ class Frames:
     """One frame per table, by table name; times are float UTC epoch seconds, NaN if unset.
 
     tickets: one row per ticket, columns TICKET_COLUMNS; label columns hold None when unset.
-    surveys: one row per response, columns SURVEY_COLUMNS; `ticket_source` is always filled.
-    answers: one row per answered question, columns ANSWER_COLUMNS; `survey_id` joins surveys.id
+    surveys: one row per response, columns SURVEYS.names; `ticket_source` is always filled.
+    answers: one row per answered question, columns ANSWERS.names; `survey_id` joins surveys.id
     within the same `source`.
-    questions: one row per question of a source, columns QUESTION_COLUMNS; `question_id` joins
+    questions: one row per question of a source, columns QUESTIONS.names; `question_id` joins
     answers.question_id within the same `source`. Roles come from the config at compute time.
-    sla_clocks: one row per running SLA clock, columns SLA_CLOCK_COLUMNS; `ticket_id` joins tickets.id
+    sla_clocks: one row per running SLA clock, columns SLA_CLOCKS.names; `ticket_id` joins tickets.id
     within the same `source`; `breach_at` NaN when the upstream gave no breach time.
-    Every child table's frame starts with its parent's key, as declared (`Parent.key`).
+    ticket_segments, survey_segments: one row per segment value of a ticket or response.
+    Every child table's frame starts with its parent's key, as declared (`Parent.key`). The column lists are
+    the tables' declarations in records.py.
     """
 
     tables: Mapping[str, pd.DataFrame]

@@ -393,10 +393,3 @@ TABLES: Final = (TICKETS, SURVEYS, ANSWERS, SLA_CLOCKS, TICKET_SEGMENTS, SURVEY_
 
 TICKET_COLUMNS: Final = TICKETS.names
 TICKET_TIME_COLUMNS: Final = TICKETS.kind_names("time")
-TICKET_LABEL_COLUMNS: Final = ("group", "service", "priority", "channel")
-"""The grouping labels of the metrics (a subset of the `label` fields)."""
-SURVEY_COLUMNS: Final = SURVEYS.names
-ANSWER_COLUMNS: Final = ANSWERS.names
-QUESTION_COLUMNS: Final = QUESTIONS.names
-SLA_CLOCK_COLUMNS: Final = SLA_CLOCKS.names
-SEGMENT_COLUMNS: Final = TICKET_SEGMENTS.names
