@@ -18,8 +18,9 @@ FEW = 1024
 """Hash table size hint for label values, label sets and questions: few; pandas grows the table when not."""
 
 
-def source_codes(values: pd.Series, names: tuple[str, ...]) -> IntArray:
-    """Index of each row's source in `names`, -1 for a source that is not configured."""
+def positions_in(values: pd.Series, names: tuple[str, ...]) -> IntArray:
+    """Index of each row's value in `names` (a source among the configured ones, a state, an SLA outcome), -1
+    for any other: one factorization of the few distinct values, then a lookup."""
     codes, uniques = pd.factorize(values.to_numpy(dtype=object), size_hint=FEW)
     position = {name: index for index, name in enumerate(names)}
     # The extra last slot answers code -1 (no source).

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from itsm_exporter.collectors.arrays import FEW, BoolArray, IntArray, KeyIndex, ObjectArray, source_codes
+from itsm_exporter.collectors.arrays import FEW, BoolArray, IntArray, KeyIndex, ObjectArray, positions_in
 from itsm_exporter.collectors.facts import TicketFacts
 from itsm_exporter.collectors.surveys import Responses
 from itsm_exporter.records import OTHER, UNASSIGNED, UNKNOWN_TICKET
@@ -130,7 +130,7 @@ def _rows_by_key(frame: pd.DataFrame, sources: IntArray, ids: ObjectArray, names
     starts = np.ones(len(child_ids), dtype=bool)
     starts[1:] = (child_ids[1:] != child_ids[:-1]) | (child_sources[1:] != child_sources[:-1])
     heads = np.flatnonzero(starts)
-    head_rows = KeyIndex(sources, ids).find(source_codes(frame["source"].iloc[heads], names), child_ids[heads])
+    head_rows = KeyIndex(sources, ids).find(positions_in(frame["source"].iloc[heads], names), child_ids[heads])
     rows: IntArray = head_rows[np.cumsum(starts) - 1]
     return rows
 

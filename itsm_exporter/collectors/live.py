@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from prometheus_client.core import Metric
 
-from itsm_exporter.collectors.arrays import BoolArray, FloatArray, IntArray, count_by_group, lookup, source_codes
+from itsm_exporter.collectors.arrays import BoolArray, FloatArray, IntArray, count_by_group, lookup, positions_in
 from itsm_exporter.collectors.calendars import BUSINESS_NOTE
 from itsm_exporter.collectors.durations import Durations
 from itsm_exporter.collectors.facts import SLAS, TicketFacts
@@ -92,7 +92,7 @@ def live_stats(
     found = lookup(
         facts.source[backlog_rows],
         facts.frame["id"].to_numpy(dtype=object)[backlog_rows],
-        source_codes(clocks["source"], names),
+        positions_in(clocks["source"], names),
         clocks["ticket_id"].to_numpy(dtype=object),
     )
     of_backlog = found >= 0

@@ -20,8 +20,8 @@ from itsm_exporter.collectors.arrays import (
     ObjectArray,
     count_by_group_and_category,
     lookup,
+    positions_in,
     ratio,
-    source_codes,
 )
 from itsm_exporter.collectors.facts import TicketFacts
 from itsm_exporter.collectors.families import FamilyBuilder, Part
@@ -85,8 +85,8 @@ def load_responses(
     the values of the grouping segments they carry themselves (`own_segments`, the survey_segments frame).
     `answer_rows` (Frames.parent_rows of the answers) gives each answer its row in `frames_surveys`: no join by
     survey id."""
-    own_source = source_codes(frames_surveys["source"], names)
-    ticket_source = source_codes(frames_surveys["ticket_source"], names)
+    own_source = positions_in(frames_surveys["source"], names)
+    ticket_source = positions_in(frames_surveys["ticket_source"], names)
     keep = (own_source >= 0) & (ticket_source >= 0)
     surveys = frames_surveys.loc[keep] if not keep.all() else frames_surveys
     own_source, ticket_source = own_source[keep], ticket_source[keep]
@@ -103,7 +103,7 @@ def load_responses(
     if wanted and own_segments is not None:
         named = own_segments["name"].to_numpy(dtype=object)
         found = surveys_by_id.find(
-            source_codes(own_segments["source"], names), own_segments["survey_id"].to_numpy(dtype=object)
+            positions_in(own_segments["source"], names), own_segments["survey_id"].to_numpy(dtype=object)
         )
         value = own_segments["value"].to_numpy(dtype=object)
         for name in wanted:
@@ -165,7 +165,7 @@ def _scores(
     by_role = np.zeros(n_responses * len(MAPPING_ROLES), dtype=np.int32)
     for start in range(0, len(answers), ANSWER_CHUNK):
         chunk = answers.iloc[start : start + ANSWER_CHUNK]
-        answer_sources = source_codes(chunk["source"], names)
+        answer_sources = positions_in(chunk["source"], names)
         if answer_rows is not None:
             chunk_rows = answer_rows[start : start + ANSWER_CHUNK]
         else:
