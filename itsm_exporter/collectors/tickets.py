@@ -102,6 +102,7 @@ def ticket_window_stats(
     by_category, reassignments = count_by_group_and_category(
         groups, resolved_in, n_groups, _resolved_categories(facts), 36, facts.reassignments
     )
+    assert reassignments is not None  # weights given: their sums come back
     # Reopened, first contact, response SLA outcome + 1, resolution SLA outcome + 1.
     resolved = by_category.reshape(n_groups, 2, 2, 3, 3)
     by_sla = {"response": resolved.sum(axis=(1, 2, 4)), "resolution": resolved.sum(axis=(1, 2, 3))}
@@ -111,7 +112,7 @@ def ticket_window_stats(
         first_responded=count_by_group(groups, answered_in, n_groups).astype(np.int64),
         reopened=resolved[:, 1].sum(axis=(1, 2, 3)),
         first_contact=resolved[:, :, 1].sum(axis=(1, 2, 3)),
-        reassignments=reassignments if reassignments is not None else np.zeros(n_groups),
+        reassignments=reassignments,
         complaints_opened=opened[:, 1],
         sla={(sla, outcome): by_sla[sla][:, index + 1] for sla in SLAS for index, outcome in enumerate(OUTCOMES)},
         durations=_window_durations(facts, groups, n_groups, resolved_in, answered_in, durations, bounds),
